@@ -1,0 +1,52 @@
+"""Run a typer app as ``main(argv) -> int`` so every command can be called in-process.
+
+Each command module builds its own ``typer.Typer`` and exposes ``main(argv)`` through
+:func:`run_app`; the top-level ``artsim`` CLI mounts them as sub-commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.console import Console
+
+from artsim.errors import UserError
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    """Print a one-line error for the user (no traceback)."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def run_app(app: typer.Typer, argv: Sequence[str] | None = None, prog_name: str = "artsim") -> int:
+    """Invoke ``app`` with ``argv`` and return an exit code instead of raising ``SystemExit``.
+
+    User mistakes (``UserError``, bad options) print one line; other exceptions propagate,
+    because they are bugs and their traceback is what a developer needs.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name=prog_name, standalone_mode=False)
+    except UserError as error:
+        fail(str(error))
+        return error.exit_code
+    except click.exceptions.Abort:
+        fail("aborted")
+        return 130
+    except click.exceptions.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Exit as error:
+        return error.exit_code
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return 130
+    if isinstance(result, int):
+        return result
+    return 0

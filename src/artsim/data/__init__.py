@@ -1,0 +1,1 @@
+"""Data layer: manifests, images, splits, generated stand-ins and the demo corpus."""

@@ -1,0 +1,62 @@
+"""The item: one row of a manifest, i.e. one artwork (original or generated)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROLES = ("original", "generated")
+CORE_COLUMNS = ("id", "group", "role", "image", "text", "lang", "artist", "title", "source")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One artwork.
+
+    ``group`` names the original work: an original and all its generated derivatives share it.
+    ``image`` is an absolute path (the manifest stores it relative to its own folder).
+    ``text`` is the original's caption or the generated item's prompt; empty means the item has
+    no text modality.
+    """
+
+    id: str
+    group: str
+    role: str
+    image: Path
+    text: str = ""
+    lang: str = ""
+    artist: str = ""
+    title: str = ""
+    source: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_text(self) -> bool:
+        return bool(self.text.strip())
+
+    @property
+    def is_original(self) -> bool:
+        return self.role == "original"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one row (or the whole file) cannot be used, in words a user understands.
+
+    ``row`` is the 1-based data row number (the header is row 0) or ``None`` for the file.
+    """
+
+    reason: str
+    row: int | None = None
+    item_id: str = ""
+    severity: str = "error"  # "error": the row is skipped; "warning": kept, but worth a look
+
+    def format(self, source: str = "") -> str:
+        where = source
+        if self.row is not None:
+            where = f"{where}: row {self.row}" if where else f"row {self.row}"
+        if self.item_id:
+            where = f"{where} (id {self.item_id})"
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}{self.severity}: {self.reason}"
