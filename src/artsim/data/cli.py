@@ -1,0 +1,177 @@
+"""``artsim data``: validate a manifest, split it by group, derive stand-ins, build the demo corpus.
+
+Every command is callable in-process: ``main(["validate", "manifest.csv"]) -> int``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artsim.commands import run_app
+from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.manifest import Manifest, load_manifest, validate_manifest
+from artsim.data.split import group_split, split_sizes, write_split
+
+app = typer.Typer(
+    name="data",
+    help="Check, split and build data sets (manifests of original and generated artworks).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# Problem texts quote user data (paths, ids) that may contain [brackets]: no markup there.
+console = Console(highlight=False, soft_wrap=True)
+
+ManifestArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="MANIFEST", help="Manifest file (.csv, .jsonl or .parquet).", show_default=False
+    ),
+]
+MaxPixels = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels", min=1, help="Refuse images with more pixels (decompression bombs)."
+    ),
+]
+
+
+def _langs(manifest: Manifest) -> str:
+    counts = Counter(item.lang or "?" for item in manifest.items)
+    return ", ".join(f"{lang} {count}" for lang, count in sorted(counts.items())) or "-"
+
+
+def _print_counts(title: str, manifest: Manifest) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("rows", manifest.n_rows),
+        ("usable", len(manifest.items)),
+        ("errors", len(manifest.errors)),
+        ("warnings", len(manifest.warnings)),
+        ("groups", len(manifest.groups())),
+        ("originals", len(manifest.originals())),
+        ("generated", len(manifest.generated())),
+        ("langs", _langs(manifest)),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+
+
+@app.command()
+def validate(manifest_path: ManifestArgument, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS) -> int:
+    """Check every row and image; print one line per problem and a summary.
+
+    Exit code 0 when every row is usable, 1 otherwise (warnings do not count).
+    """
+    manifest = validate_manifest(manifest_path, max_pixels=max_pixels)
+    for problem in manifest.problems:
+        console.print(problem.format(manifest.path.name), markup=False)
+    _print_counts(str(manifest.path), manifest)
+    if manifest.errors:
+        console.print(f"{len(manifest.errors)} row(s) cannot be used.", markup=False)
+        return 1
+    console.print("Every row is usable.")
+    return 0
+
+
+@app.command()
+def split(
+    manifest_path: ManifestArgument,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the id,split CSV.")],
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Share of items for validation.")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    stratify: Annotated[
+        str | None,
+        typer.Option("--stratify", help="Split each value of this column (e.g. lang) apart."),
+    ] = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+) -> int:
+    """Split usable items into train and val by group and write id,split to --out."""
+    # Images are checked so the split holds exactly the items a training run will load.
+    manifest = load_manifest(manifest_path, max_pixels=max_pixels)
+    if manifest.errors:
+        console.print(
+            f"note: {len(manifest.errors)} unusable row(s) left out "
+            f"(see: artsim data validate {manifest_path})",
+            markup=False,
+        )
+    assignment = group_split(manifest.items, val_fraction, seed=seed, stratify=stratify)
+    write_split(assignment, out)
+    sizes = split_sizes(assignment, manifest.items)
+    table = Table(title=f"wrote {out}", title_justify="left")
+    table.add_column("side")
+    table.add_column("items", justify="right")
+    table.add_column("groups", justify="right")
+    for side, counts in sizes.items():
+        table.add_row(side, str(counts["items"]), str(counts["groups"]))
+    console.print(table)
+    return 0
+
+
+@app.command()
+def derive(
+    manifest_path: ManifestArgument,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new images and manifest.")],
+    per_original: Annotated[
+        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
+    ] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+) -> int:
+    """Make generated stand-ins for each original and write a new manifest under --out."""
+    from artsim.data.derive import derive_manifest
+
+    manifest = load_manifest(manifest_path)
+    written = derive_manifest(manifest, out, per_original=per_original, seed=seed)
+    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    return 0
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo corpus.")] = Path(
+        "data/demo"
+    ),
+    max_originals: Annotated[
+        int | None, typer.Option("--max-originals", min=1, help="Keep at most this many originals.")
+    ] = None,
+    per_original: Annotated[
+        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
+    ] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
+    ] = None,
+) -> int:
+    """Build the demo corpus (originals plus generated stand-ins) under --out."""
+    from artsim.data.demo import build_demo_corpus
+
+    written = build_demo_corpus(
+        out,
+        max_originals=max_originals,
+        per_original=per_original,
+        seed=seed,
+        cache_dir=cache_dir,
+    )
+    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``artsim data`` with ``argv`` (default: the process arguments); return the exit code."""
+    return run_app(app, argv, prog_name="artsim data")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,547 @@
+"""Read, check and write manifests: a data set's table of original and generated works.
+
+A manifest is a CSV (with a header), JSONL (one object per line) or Parquet file, chosen by its
+suffix. Columns: ``id`` (unique), ``group`` (the original work), ``role`` (``original`` or
+``generated``), ``image`` (path relative to the manifest's folder), ``text`` (may be empty),
+``lang``, ``artist``, ``title``, ``source`` (optional). Extra columns become ``Item.metadata``
+(empty values are dropped).
+
+Problems with the whole file raise :class:`~artsim.errors.DataError`. Problems with one row are
+recorded as a :class:`~artsim.data.items.Problem` and the row is skipped, so one bad row never stops
+the rest from loading. Row numbers are 1-based data rows: in a CSV the header is not counted (row 1
+is the line after the header; blank lines count as rows so numbers follow the file), in JSONL row N
+is line N, in Parquet the N-th row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artsim.data.images import DEFAULT_MAX_PIXELS, check_image
+from artsim.data.items import CORE_COLUMNS, ROLES, Item, Problem
+from artsim.errors import DataError, ImageError
+
+REQUIRED_COLUMNS = ("id", "group", "role", "image")
+FORMATS = (".csv", ".jsonl", ".parquet")
+
+# Below this many images a thread pool costs more than it saves.
+_POOL_THRESHOLD = 16
+_WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|[\\/]{2})")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass
+class Manifest:
+    """A loaded manifest: usable items in file order, and the problems found on the way."""
+
+    path: Path
+    items: list[Item]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        """The folder that image paths are relative to."""
+        return Path(os.path.abspath(self.path)).parent
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that made a row unusable (the row was skipped)."""
+        return [problem for problem in self.problems if problem.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Problems worth a look that did not stop a row from being used."""
+        return [problem for problem in self.problems if problem.severity != "error"]
+
+    @property
+    def n_rows(self) -> int:
+        """Data rows read: the usable ones plus the skipped ones."""
+        skipped = {problem.row for problem in self.errors if problem.row is not None}
+        return len(self.items) + len(skipped)
+
+    def by_id(self) -> dict[str, Item]:
+        """Items keyed by id."""
+        return {item.id: item for item in self.items}
+
+    def originals(self) -> list[Item]:
+        """Items whose role is ``original``."""
+        return [item for item in self.items if item.is_original]
+
+    def generated(self) -> list[Item]:
+        """Items whose role is ``generated``."""
+        return [item for item in self.items if not item.is_original]
+
+    def groups(self) -> dict[str, list[Item]]:
+        """Items by group, groups in order of first appearance."""
+        groups: dict[str, list[Item]] = {}
+        for item in self.items:
+            groups.setdefault(item.group, []).append(item)
+        return groups
+
+    def subset(self, ids: Iterable[str]) -> Manifest:
+        """A manifest with only the items in ``ids`` (file order kept) and their problems.
+
+        Raises :class:`DataError` if an id is not in this manifest.
+        """
+        wanted = set(ids)
+        unknown = sorted(wanted - {item.id for item in self.items})
+        if unknown:
+            raise DataError(
+                f"{self.path}: {len(unknown)} id(s) are not in the manifest, e.g. {unknown[0]!r}"
+            )
+        items = [item for item in self.items if item.id in wanted]
+        problems = [problem for problem in self.problems if problem.item_id in wanted]
+        return Manifest(path=self.path, items=items, problems=problems)
+
+    def fingerprint(self) -> str:
+        """A short hex digest of the data: ids, groups, roles, texts and image file contents.
+
+        Independent of row order and of where the files lie, so two copies of one data set agree
+        and any edit to a text or an image changes it.
+        """
+        digest = hashlib.sha256()
+        for item in sorted(self.items, key=lambda item: item.id):
+            record = [item.id, item.group, item.role, item.text, _file_sha256(item.image)]
+            digest.update(json.dumps(record, ensure_ascii=False).encode("utf-8"))
+            digest.update(b"\n")
+        return digest.hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        with Path(path).open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read the file ({error.strerror or error})") from None
+
+
+# ---------------------------------------------------------------------------- reading rows
+
+
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        shown = suffix or "(none)"
+        raise DataError(
+            f"{path}: unknown manifest format {shown!r}: use a .csv, .jsonl or .parquet file"
+        )
+    return suffix
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM from spreadsheet exports; not part of the header
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start]
+        raise DataError(
+            f"{path}: not UTF-8 text: line {line} has the invalid byte 0x{byte:02x} "
+            "(save the file as UTF-8)"
+        ) from None
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
+    if not missing:
+        return
+    found = ", ".join(columns) if columns else "none"
+    hint = ""
+    if len(columns) == 1 and any(sep in columns[0] for sep in (";", "\t", "|")):
+        hint = " (is the file separated by something other than commas?)"
+    raise DataError(
+        f"{path}: missing required column(s): {', '.join(missing)} (found: {found}){hint}"
+    )
+
+
+# Each reader yields (row number, cells, reason): a non-empty reason means the row cannot be read,
+# and the cells are then a best effort (for naming the id).
+RowSource = Iterator[tuple[int, dict[str, str], str]]
+
+
+def _csv_rows(path: Path) -> tuple[list[str], RowSource]:
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise DataError(f"{path}: cannot read the CSV header ({error})") from None
+    if header is None or not any(cell.strip() for cell in header):
+        raise DataError(f"{path}: empty manifest (no header)")
+    columns = [cell.strip() for cell in header]
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise DataError(f"{path}: column {column!r} appears twice in the header")
+        seen.add(column)
+    _check_columns(path, columns)
+
+    def rows() -> RowSource:
+        number = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:
+                raise DataError(
+                    f"{path}: line {reader.line_num}: cannot read CSV ({error})"
+                ) from None
+            number += 1
+            if not cells or not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(columns):
+                yield (
+                    number,
+                    dict(zip(columns, cells, strict=False)),
+                    f"row has {len(cells)} fields but the header has {len(columns)} "
+                    "(a missing or extra comma, or an unquoted comma in a text?)",
+                )
+                continue
+            yield number, dict(zip(columns, cells, strict=True)), ""
+
+    return columns, rows()
+
+
+def _jsonl_rows(path: Path) -> tuple[list[str], RowSource]:
+    text = _read_text(path)
+    parsed: list[tuple[int, dict[str, str], str]] = []
+    columns: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            parsed.append((number, {}, f"not valid JSON ({error.msg} at column {error.colno})"))
+            continue
+        if not isinstance(value, dict):
+            parsed.append((number, {}, f"expected a JSON object, got {type(value).__name__}"))
+            continue
+        cells = {str(key): _cell(cell) for key, cell in value.items()}
+        columns.extend(key for key in cells if key not in columns)
+        parsed.append((number, cells, ""))
+    if not parsed:
+        raise DataError(f"{path}: empty manifest (no rows)")
+    # JSONL has no header: a column is "present" if any row has it.
+    _check_columns(path, columns)
+    return columns, iter(parsed)
+
+
+def _parquet_rows(path: Path) -> tuple[list[str], RowSource]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(f"{path}: cannot read the Parquet file ({error})") from None
+    columns = list(table.column_names)
+    if table.num_rows == 0:
+        raise DataError(f"{path}: empty manifest (no rows)")
+    _check_columns(path, columns)
+    records = table.to_pylist()
+
+    def rows() -> RowSource:
+        for number, record in enumerate(records, start=1):
+            yield number, {key: _cell(value) for key, value in record.items()}, ""
+
+    return columns, rows()
+
+
+_READERS = {".csv": _csv_rows, ".jsonl": _jsonl_rows, ".parquet": _parquet_rows}
+
+
+# ---------------------------------------------------------------------------- checking rows
+
+
+def _image_path_problem(raw: str) -> str | None:
+    """Why a manifest's image path is refused, or ``None``: it must stay inside the folder."""
+    if _URL.match(raw):
+        return f"image must be a file path relative to the manifest's folder, not a URL: {raw}"
+    if os.path.isabs(raw) or raw.startswith(("/", "\\")) or _WINDOWS_ABSOLUTE.match(raw):
+        return f"image path must be relative to the manifest's folder, not absolute: {raw}"
+    # Lexical check, so symlinked image folders placed inside the data set keep working.
+    normal = os.path.normpath(raw.replace("\\", "/"))
+    if normal == ".." or normal.startswith("../"):
+        return f"image path escapes the manifest's folder: {raw}"
+    return None
+
+
+def _row_to_item(
+    cells: dict[str, str], root: Path, columns: list[str]
+) -> tuple[Item | None, str, str]:
+    """Build an item from one row, or say why not: (item, id, reason)."""
+    item_id = cells.get("id", "").strip()
+    if not item_id:
+        return None, "", "empty id"
+    group = cells.get("group", "").strip()
+    if not group:
+        return None, item_id, "empty group"
+    raw_role = cells.get("role", "").strip()
+    role = raw_role.lower()
+    if role not in ROLES:
+        shown = repr(raw_role) if raw_role else "(empty)"
+        return None, item_id, f"unknown role {shown} (expected one of: {', '.join(ROLES)})"
+    raw_image = cells.get("image", "").strip()
+    if not raw_image:
+        return None, item_id, "empty image path"
+    reason = _image_path_problem(raw_image)
+    if reason:
+        return None, item_id, reason
+    relative = os.path.normpath(raw_image.replace("\\", "/"))
+    metadata = {
+        column: cells[column]
+        for column in columns
+        if column not in CORE_COLUMNS and cells.get(column, "") != ""
+    }
+    item = Item(
+        id=item_id,
+        group=group,
+        role=role,
+        image=root / relative,
+        text=cells.get("text", "").strip(),
+        lang=cells.get("lang", "").strip(),
+        artist=cells.get("artist", "").strip(),
+        title=cells.get("title", "").strip(),
+        source=cells.get("source", "").strip(),
+        metadata=metadata,
+    )
+    return item, item_id, ""
+
+
+def _image_reasons(items: list[tuple[int, Item, str]], max_pixels: int) -> list[str | None]:
+    """Check every image (in parallel: PIL decodes without the GIL); ``None`` means usable."""
+
+    def check(entry: tuple[int, Item, str]) -> str | None:
+        _, item, name = entry
+        try:
+            check_image(item.image, max_pixels, name=name)
+        except ImageError as error:
+            return str(error)
+        return None
+
+    if len(items) < _POOL_THRESHOLD:
+        return [check(entry) for entry in items]
+    workers = min(16, 2 * (os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="image-check") as pool:
+        return list(pool.map(check, items))
+
+
+def _group_warnings(items: list[Item], rows: dict[str, int]) -> list[Problem]:
+    by_group: dict[str, list[Item]] = {}
+    for item in items:
+        by_group.setdefault(item.group, []).append(item)
+    problems = []
+    for group, members in by_group.items():
+        if any(item.is_original for item in members):
+            continue
+        first = members[0]
+        problems.append(
+            Problem(
+                reason=(
+                    f"group {group!r} has {len(members)} generated item(s) but no original "
+                    "(kept, but they cannot be matched to their source)"
+                ),
+                row=rows[first.id],
+                item_id=first.id,
+                severity="warning",
+            )
+        )
+    return problems
+
+
+def load_manifest(
+    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check_images: bool = True
+) -> Manifest:
+    """Read a manifest; rows that cannot be used are skipped and recorded as problems.
+
+    Raises :class:`DataError` for problems with the whole file (missing, not UTF-8, empty, missing
+    required columns, unknown suffix). With ``check_images`` every image is opened and decoded
+    (see :func:`artsim.data.images.check_image`); without it only the paths are checked.
+
+    >>> manifest = load_manifest("data/demo/manifest.csv")  # doctest: +SKIP
+    >>> [problem.format() for problem in manifest.errors]  # doctest: +SKIP
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"manifest not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give the manifest file inside it")
+    suffix = _suffix(path)
+    try:
+        columns, rows = _READERS[suffix](path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the manifest ({error.strerror or error})") from None
+    root = Path(os.path.abspath(path)).parent
+
+    problems: list[Problem] = []
+    candidates: list[tuple[int, Item, str]] = []
+    first_row: dict[str, int] = {}
+    n_rows = 0
+    for number, cells, unreadable in rows:
+        n_rows += 1
+        if unreadable:
+            item_id = cells.get("id", "").strip()
+            problems.append(Problem(reason=unreadable, row=number, item_id=item_id))
+            continue
+        item, item_id, reason = _row_to_item(cells, root, columns)
+        if item is None:
+            problems.append(Problem(reason=reason, row=number, item_id=item_id))
+            continue
+        if item.id in first_row:
+            problems.append(
+                Problem(
+                    reason=(
+                        f"duplicate id {item.id!r} (first used in row {first_row[item.id]}); "
+                        "this row is skipped"
+                    ),
+                    row=number,
+                    item_id=item.id,
+                )
+            )
+            continue
+        first_row[item.id] = number
+        candidates.append((number, item, cells.get("image", "").strip()))
+    if n_rows == 0:
+        raise DataError(f"{path}: empty manifest (a header but no rows)")
+
+    unchecked: list[str | None] = [None] * len(candidates)
+    reasons = _image_reasons(candidates, max_pixels) if check_images else unchecked
+    items: list[Item] = []
+    for (number, item, _), reason in zip(candidates, reasons, strict=True):
+        if reason is None:
+            items.append(item)
+        else:
+            problems.append(Problem(reason=reason, row=number, item_id=item.id))
+    problems.extend(_group_warnings(items, first_row))
+    problems.sort(key=lambda problem: (problem.row or 0, problem.severity != "error"))
+    return Manifest(path=path, items=items, problems=problems)
+
+
+def validate_manifest(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Manifest:
+    """Load a manifest with every image opened and decoded; see :func:`load_manifest`."""
+    return load_manifest(path, max_pixels=max_pixels, check_images=True)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _relative_image(image: Path, folder: Path) -> str:
+    """The image path relative to ``folder``; refuse images outside it (the manifest could not
+    refer to them)."""
+    image_abs = Path(os.path.abspath(image))
+    for candidate, base in ((image_abs, folder), (image_abs.resolve(), folder.resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    raise DataError(
+        f"image {image} lies outside the manifest's folder {folder}; "
+        "copy it inside or write the manifest higher up"
+    )
+
+
+def _item_rows(items: list[Item], folder: Path) -> tuple[list[str], list[dict[str, str]]]:
+    extra: list[str] = []
+    for item in items:
+        for key in item.metadata:
+            if key in CORE_COLUMNS:
+                raise DataError(f"item {item.id}: metadata key {key!r} clashes with a column")
+            if key not in extra:
+                extra.append(key)
+    columns = [*CORE_COLUMNS, *extra]
+    records = []
+    for item in items:
+        record = {
+            "id": item.id,
+            "group": item.group,
+            "role": item.role,
+            "image": _relative_image(item.image, folder),
+            "text": item.text,
+            "lang": item.lang,
+            "artist": item.artist,
+            "title": item.title,
+            "source": item.source,
+        }
+        record.update({key: str(item.metadata.get(key, "")) for key in extra})
+        records.append(record)
+    return columns, records
+
+
+def write_manifest(items: Iterable[Item], path: str | Path) -> Path:
+    """Write items as CSV, JSONL or Parquet (by suffix); image paths relative to the file's folder.
+
+    Metadata keys become extra columns after the core ones. Written to a temporary file first, so
+    a failure never leaves half a manifest. Returns the path.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    folder = Path(os.path.abspath(path)).parent
+    columns, records = _item_rows(list(items), folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        _write_records(temporary, suffix, columns, records)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    os.replace(temporary, path)
+    return path
+
+
+def _write_records(
+    path: Path, suffix: str, columns: list[str], records: list[dict[str, str]]
+) -> None:
+    """Write the records in the format ``suffix`` names."""
+    if suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(records)
+    elif suffix == ".jsonl":
+        with path.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {column: pa.array([r[column] for r in records], pa.string()) for column in columns}
+        )
+        pq.write_table(table, path)
+
+
+def write_problems(manifest: Manifest, path: str | Path) -> Path:
+    """Write one line per problem (``Problem.format``) to ``path``, or to ``problems.txt`` inside
+    it when ``path`` is a folder (a run folder). Returns the file written."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "problems.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = manifest.path.name
+    lines = [problem.format(source) for problem in manifest.problems]
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
