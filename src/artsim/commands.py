@@ -15,6 +15,14 @@ from rich.console import Console
 
 from artsim.errors import UserError
 
+# typer >= 0.2x vendors its own copy of click, whose exceptions are not click's: catch both kinds.
+_typer_exceptions = getattr(typer, "exceptions", None)
+_ABORTS = (click.exceptions.Abort, typer.Abort)
+_EXITS = (click.exceptions.Exit, typer.Exit)
+_CLICK_ERRORS: tuple[type[Exception], ...] = (click.exceptions.ClickException,)
+if _typer_exceptions is not None and hasattr(_typer_exceptions, "TyperException"):
+    _CLICK_ERRORS += (_typer_exceptions.TyperException,)
+
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -36,13 +44,16 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None, prog_name: str 
     except UserError as error:
         fail(str(error))
         return error.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         fail("aborted")
         return 130
-    except click.exceptions.ClickException as error:
-        error.show()
+    except _CLICK_ERRORS as error:
+        if hasattr(error, "show"):
+            error.show()
+        else:
+            fail(str(error))
         return error.exit_code
-    except click.exceptions.Exit as error:
+    except _EXITS as error:
         return error.exit_code
     except KeyboardInterrupt:
         fail("interrupted")
