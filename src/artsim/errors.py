@@ -13,7 +13,9 @@ class UserError(Exception):
     exit_code = 2
     status_code = 400
 
-    def __init__(self, message: str, *, exit_code: int | None = None, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, exit_code: int | None = None, status_code: int | None = None
+    ):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code

@@ -1,0 +1,1 @@
+"""Model layer: pretrained towers, the feature cache, projection heads and the embedder."""

@@ -1,0 +1,138 @@
+"""Inference: images and texts in, L2-normalised vectors of the shared space out.
+
+Every user of a trained model (evaluation, the index, the service, ``artsim score``) goes through
+:class:`Embedder`, so they all embed the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
+from artsim.model.heads import ArtSimModel, load_model
+from artsim.model.towers import ImageTower, TextTower, create_image_tower, create_text_tower
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def fuse_embeddings(
+    image: np.ndarray, text: np.ndarray, has_text: np.ndarray | None = None
+) -> np.ndarray:
+    """Image and text vectors of the same items averaged and renormalised; image alone where no text."""
+    if has_text is None:
+        has_text = np.linalg.norm(text, axis=1) > 0
+    fused = image + np.where(has_text[:, None], text, 0.0)
+    return _normalise(fused)
+
+
+class Embedder:
+    """A trained model with its towers, ready to embed.
+
+    >>> embedder = Embedder.from_run("runs/demo")  # doctest: +SKIP
+    >>> embedder.embed_texts(["a red fox"]).shape  # doctest: +SKIP
+    (1, 256)
+    """
+
+    def __init__(
+        self,
+        model: ArtSimModel,
+        image_tower: ImageTower,
+        text_tower: TextTower,
+        model_id: str,
+        cache_dir: str | Path | None = None,
+        device: str | None = None,
+        card: dict | None = None,
+    ):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device).eval()
+        self.image_tower = image_tower.to(self.device).eval()
+        self.text_tower = text_tower
+        self.model_id = model_id
+        self.card = card or {}
+        self.finetuned = bool(self.card.get("has_finetuned_image_tower"))
+        # A fine-tuned tower has other features than the packaged one: never share its cache.
+        image_version = image_tower.version + (f"+ft-{model_id}" if self.finetuned else "")
+        self.image_cache = (
+            FeatureCache(cache_dir, image_version) if cache_dir is not False else None
+        )
+        self.text_cache = (
+            FeatureCache(cache_dir, text_tower.version) if cache_dir is not False else None
+        )
+
+    @classmethod
+    def from_run(
+        cls, run_dir: str | Path, cache_dir: str | Path | None = None, device: str | None = None
+    ) -> Embedder:
+        """Load ``model.safetensors`` + ``model.json`` from a run folder and build its towers."""
+        model, card, tower_state = load_model(run_dir)
+        image_tower = create_image_tower(model.config.image_tower)
+        if tower_state:
+            image_tower.load_state_dict(tower_state, strict=False)
+        text_tower = create_text_tower(model.config.text_tower)
+        return cls(model, image_tower, text_tower, card["model_id"], cache_dir, device, card)
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.embed_dim
+
+    def image_features(
+        self, paths: Sequence[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS, progress=None
+    ) -> np.ndarray:
+        """Raw (frozen) tower features, cached."""
+        return compute_image_features(
+            self.image_tower,
+            paths,
+            self.image_cache,
+            max_pixels=max_pixels,
+            progress=progress,
+            device=self.device,
+        )
+
+    def text_features(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """Raw (frozen) tower features, cached; empty texts give zero rows."""
+        return compute_text_features(self.text_tower, texts, self.text_cache, progress=progress)
+
+    @torch.no_grad()
+    def project_image_features(self, features: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
+        return self.model.embed_image(tensor).cpu().numpy()
+
+    @torch.no_grad()
+    def project_text_features(
+        self, features: np.ndarray, texts: Sequence[str] | None = None
+    ) -> np.ndarray:
+        tensor = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
+        embedded = self.model.embed_text(tensor).cpu().numpy()
+        if texts is not None:
+            # no text, no text vector: a zero row says so to every consumer
+            embedded[[not text.strip() for text in texts]] = 0.0
+        return embedded
+
+    def embed_images(
+        self, paths: Sequence[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS, progress=None
+    ) -> np.ndarray:
+        """Shared-space vectors for image files (N x dim, unit length)."""
+        return self.project_image_features(self.image_features(paths, max_pixels, progress))
+
+    @torch.no_grad()
+    def embed_pil(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Shared-space vectors for images already in memory (uploads); not cached."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        pixels = torch.stack([self.image_tower.preprocess(image) for image in images]).to(
+            self.device
+        )
+        return self.project_image_features(self.image_tower(pixels).float().cpu().numpy())
+
+    def embed_texts(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """Shared-space vectors for texts; an empty text gives a zero row."""
+        return self.project_text_features(self.text_features(texts, progress), texts)

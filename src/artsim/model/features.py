@@ -1,0 +1,180 @@
+"""Tower features computed once and cached on disk, keyed by content hash and tower version.
+
+An epoch of head training then reads a few megabytes instead of running the towers again. The
+cache is a folder per tower version holding ``safetensors`` shards (a ``features`` matrix and the
+row keys in the file's metadata), each written to a temporary name and renamed, so an interrupted
+run leaves either a whole shard or none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.model.towers import ImageTower, TextTower
+
+ProgressCallback = Callable[[int], None]
+
+
+def default_cache_dir() -> Path:
+    """``$ARTSIM_CACHE/features`` or ``~/.cache/artsim/features``."""
+    root = os.environ.get("ARTSIM_CACHE") or os.path.join(Path.home(), ".cache", "artsim")
+    return Path(root) / "features"
+
+
+def file_key(path: str | Path) -> str:
+    """sha256 of a file's bytes: the same picture under two names is computed once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def text_key(text: str) -> str:
+    """sha256 of a text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class FeatureCache:
+    """Feature vectors on disk for one tower version.
+
+    >>> cache = FeatureCache(tmp_path, "tiny-image-32")  # doctest: +SKIP
+    >>> cache.put(["k1"], np.ones((1, 32), np.float32)); cache.get(["k1"]).shape  # doctest: +SKIP
+    (1, 32)
+    """
+
+    def __init__(self, root: str | Path | None, tower_version: str):
+        self.folder = Path(root or default_cache_dir()) / tower_version.replace("/", "_")
+        self._rows: dict[str, np.ndarray] = {}
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.folder.is_dir():
+            return
+        for shard in sorted(self.folder.glob("*.safetensors")):
+            try:
+                with safe_open(str(shard), framework="numpy") as handle:
+                    keys = json.loads(handle.metadata()["keys"])
+                    matrix = handle.get_tensor("features")
+            except Exception:
+                continue
+            for key, row in zip(keys, matrix, strict=False):
+                self._rows[key] = row
+
+    def __contains__(self, key: str) -> bool:
+        self._load()
+        return key in self._rows
+
+    def get(self, keys: Sequence[str]) -> np.ndarray:
+        self._load()
+        return np.stack([self._rows[key] for key in keys]).astype(np.float32)
+
+    def put(self, keys: Sequence[str], matrix: np.ndarray) -> None:
+        if len(keys) == 0:
+            return
+        self._load()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.safetensors"
+        temporary = self.folder / f".{name}.tmp"
+        save_file(
+            {"features": np.ascontiguousarray(matrix, dtype=np.float32)},
+            str(temporary),
+            metadata={"keys": json.dumps(list(keys))},
+        )
+        os.replace(temporary, self.folder / name)
+        for key, row in zip(keys, matrix, strict=True):
+            self._rows[key] = np.asarray(row, dtype=np.float32)
+
+
+def _batched(sequence: Sequence, size: int):
+    for start in range(0, len(sequence), size):
+        yield sequence[start : start + size]
+
+
+@torch.no_grad()
+def compute_image_features(
+    tower: ImageTower,
+    paths: Sequence[str | Path],
+    cache: FeatureCache | None = None,
+    batch_size: int = 32,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: ProgressCallback | None = None,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Tower features for each image path, reading cached rows and computing only the missing."""
+    keys = [file_key(path) for path in paths]
+    missing = sorted(
+        {key: index for index, key in enumerate(keys) if not (cache and key in cache)}.items()
+    )
+    computed: dict[str, np.ndarray] = {}
+    if missing:
+        tower.to(device).eval()
+
+        def load(index: int) -> torch.Tensor:
+            return tower.preprocess(load_rgb(paths[index], max_pixels=max_pixels))
+
+        # Decoding and resizing release the GIL in PIL: two threads keep the tower fed.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for batch in _batched(missing, batch_size):
+                pixels = torch.stack(list(pool.map(load, [index for _, index in batch])))
+                features = tower(pixels.to(device)).float().cpu().numpy()
+                batch_keys = [key for key, _ in batch]
+                if cache is not None:
+                    cache.put(batch_keys, features)
+                computed.update(zip(batch_keys, features, strict=True))
+                if progress:
+                    progress(len(batch))
+    if progress and len(keys) > len(missing):
+        progress(len(keys) - len(missing))
+    rows = [computed.get(key) for key in keys]
+    cached_keys = [key for key, row in zip(keys, rows, strict=True) if row is None]
+    if cached_keys:
+        cached = dict(zip(cached_keys, cache.get(cached_keys), strict=True))
+        rows = [cached[key] if row is None else row for key, row in zip(keys, rows, strict=True)]
+    if not rows:
+        return np.zeros((0, tower.dim), dtype=np.float32)
+    return np.stack(rows).astype(np.float32)
+
+
+@torch.no_grad()
+def compute_text_features(
+    tower: TextTower,
+    texts: Sequence[str],
+    cache: FeatureCache | None = None,
+    batch_size: int = 64,
+    progress: ProgressCallback | None = None,
+) -> np.ndarray:
+    """Tower features for each text (empty texts get a zero row: they have no text modality)."""
+    keys = [text_key(text) for text in texts]
+    unique = {key: text for key, text in zip(keys, texts, strict=True) if text.strip()}
+    todo = [(key, text) for key, text in unique.items() if not (cache and key in cache)]
+    computed: dict[str, np.ndarray] = {}
+    for batch in _batched(todo, batch_size):
+        features = tower.encode([text for _, text in batch]).float().cpu().numpy()
+        batch_keys = [key for key, _ in batch]
+        if cache is not None:
+            cache.put(batch_keys, features)
+        computed.update(zip(batch_keys, features, strict=True))
+        if progress:
+            progress(len(batch))
+    matrix = np.zeros((len(texts), tower.dim), dtype=np.float32)
+    for row, (key, text) in enumerate(zip(keys, texts, strict=True)):
+        if not text.strip():
+            continue
+        matrix[row] = computed[key] if key in computed else cache.get([key])[0]
+    return matrix

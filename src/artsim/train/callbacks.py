@@ -1,0 +1,83 @@
+"""Callbacks and plugins that make runs inspectable and safe to interrupt."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class MetricsJsonlWriter(pl.Callback):
+    """Appends one row per epoch to ``metrics.jsonl`` (process 0 writes, every process reduces).
+
+    The row is written before the epoch's checkpoint (checkpoint callbacks run last), so after a
+    crash the file never lacks an epoch the checkpoint has; rows of epochs the checkpoint lacks are
+    dropped when the run resumes and are written again.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._started = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        done = trainer.current_epoch  # epochs already completed (restored from a checkpoint)
+        rows = read_metrics(self.path) if self.path.exists() else []
+        kept = [row for row in rows if row["epoch"] <= done]
+        _atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "lr": pl_module.epoch_lr}
+        row.update(pl_module.train_epoch_means())  # a collective call: every process makes it
+        row.update(pl_module.val_figures)
+        row["epoch_seconds"] = round(time.perf_counter() - self._started, 4)
+        if trainer.is_global_zero:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl``; a torn last line (a crash mid-write) is ignored."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file, synced, then renamed over the old one; read back
+    with ``weights_only=True`` (no pickled code from a checkpoint file is ever run)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        with temporary.open("wb") as handle:
+            torch.save(checkpoint, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)

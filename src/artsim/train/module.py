@@ -1,0 +1,146 @@
+"""The LightningModule: projection heads trained with the four-family triplet loss."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import lightning.pytorch as pl
+import torch
+
+from artsim.losses import (
+    FAMILIES,
+    LossWeights,
+    MultimodalTripletLoss,
+    TripletMarginLoss,
+    create_miner,
+    seed_figures,
+)
+from artsim.model.heads import ArtSimModel, ModelConfig
+from artsim.train.config import TrainConfig
+
+TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in (*FAMILIES, "cross")))
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class TripletModule(pl.LightningModule):
+    """Heads + loss + optimisation. Epoch figures are kept on the module for the metrics file."""
+
+    def __init__(self, model_config: ModelConfig, config: TrainConfig):
+        super().__init__()
+        self.config = config
+        self.model = ArtSimModel(model_config)
+        loss = TripletMarginLoss(config.margin, create_miner(config.miner))
+        self.criterion = MultimodalTripletLoss(loss, LossWeights(**config.loss_weights))
+        self._train_sums: dict[str, float] = {}
+        self._train_batches = 0
+        self.val_figures: dict[str, float] = {}
+        self.epoch_lr = config.lr
+
+    # -- training ---------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = {key: 0.0 for key in TRAIN_KEYS}
+        self._train_batches = 0
+        self.epoch_lr = self.optimizers().param_groups[0]["lr"]
+
+    def _affinity(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        if self.config.hard_negatives is None:
+            return None
+        keys = batch["affinity"]
+        return (keys[:, None] == keys[None, :]) & (keys[:, None] >= 0)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        # Reseeding per step (dropout, random negatives) makes a resumed run draw exactly what an
+        # uninterrupted one draws, whatever else consumed random numbers in between.
+        torch.manual_seed(
+            (self.config.seed * 1_000_003 + self.current_epoch) * 10_007 + batch_index
+        )
+        image = self.model.embed_image(batch["image"])
+        text = self.model.embed_text(batch["text"])
+        parts = self.criterion(
+            image, text, batch["label"], batch["has_text"], self._affinity(batch)
+        )
+        total = parts["total"]
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"the training loss became {float(total)} at epoch {self.current_epoch}, "
+                f"batch {batch_index}"
+            )
+        values = {"loss": total, "triplet_acc": parts["triplet_acc"]}
+        values.update({f"{f}_loss": parts[f] for f in (*FAMILIES, "cross")})
+        for key, value in values.items():
+            self._train_sums[key] += float(value.detach())
+        self._train_batches += 1
+        self.log(
+            "train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(image)
+        )
+        return total
+
+    def train_epoch_means(self) -> dict[str, float]:
+        """Mean of each training figure over this epoch's batches (over all processes)."""
+        sums = torch.tensor(
+            [self._train_sums.get(k, 0.0) for k in TRAIN_KEYS] + [self._train_batches]
+        )
+        sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+        count = max(float(sums[-1]), 1.0)
+        return {f"train/{k}": float(v) / count for k, v in zip(TRAIN_KEYS, sums[:-1], strict=True)}
+
+    # -- validation -------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> None:
+        image = self.model.embed_image(batch["image"])
+        text = self.model.embed_text(batch["text"])
+        figures = seed_figures(
+            image,
+            text,
+            batch["label"],
+            batch["has_text"],
+            margin=self.config.margin,
+            seed=self.config.seed,
+            weights=LossWeights(**self.config.loss_weights),
+        )
+        self.val_figures = {f"val/{k}": v for k, v in figures.items()}
+        # every process computed the same numbers on the whole set: nothing to synchronise
+        for key, value in self.val_figures.items():
+            shown = key in ("val/loss", "val/triplet_acc")
+            self.log(key, value if math.isfinite(value) else 0.0, prog_bar=shown, batch_size=1)
+
+    # -- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="min",
+            factor=self.config.plateau_factor,
+            patience=self.config.plateau_patience,
+            min_lr=self.config.min_lr,
+        )
+        # Stepped by hand after validation, not by Lightning after the epoch: the epoch's
+        # checkpoint is written in between, and a resumed run must see the reduced rate.
+        self.plateau = scheduler
+        return optimizer
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self.val_figures:
+            return
+        value = self.val_figures.get("val/loss", float("nan"))
+        if math.isfinite(value):
+            self.plateau.step(value)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["plateau_scheduler"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._plateau_state = checkpoint.get("plateau_scheduler")
+
+    def on_fit_start(self) -> None:
+        state = getattr(self, "_plateau_state", None)
+        if state is not None:
+            self.plateau.load_state_dict(state)
+
+    def hparams_for_checkpoint(self) -> dict:
+        return {"model": asdict(self.model.config), "train": asdict(self.config)}

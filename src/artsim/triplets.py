@@ -1,0 +1,115 @@
+"""Which items meet in a batch, and which triplets are measured.
+
+* :class:`GroupBatchSampler` puts several items of each group in a batch, so that every anchor has
+  positives for the in-batch miners.
+* :func:`sample_fixed_triplets` draws one seeded (anchor, positive, negative) per anchor: the
+  seed's "triplet accuracy" figure, the same every epoch so that validation numbers compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+class GroupBatchSampler(Sampler[list[int]]):
+    """Batches of ``groups_per_batch`` groups x up to ``items_per_group`` items.
+
+    Every epoch shuffles groups and items with ``seed + epoch`` (call :meth:`set_epoch`; Lightning
+    does), so a resumed run sees the same batches as an uninterrupted one. With several processes
+    each takes every ``world_size``-th batch starting at its ``rank``; all ranks get the same number.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[int],
+        groups_per_batch: int = 16,
+        items_per_group: int = 4,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.labels = np.asarray(labels)
+        self.groups_per_batch = max(2, groups_per_batch)
+        self.items_per_group = max(2, items_per_group)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        self._members = [np.flatnonzero(self.labels == g) for g in np.unique(self.labels)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        # A group larger than items_per_group is cut into several chunks, so every item is seen.
+        chunks = []
+        for members in self._members:
+            shuffled = rng.permutation(members)
+            for start in range(0, len(shuffled), self.items_per_group):
+                chunk = shuffled[start : start + self.items_per_group]
+                if len(chunk) >= 1:
+                    chunks.append(chunk.tolist())
+        order = rng.permutation(len(chunks))
+        batches = []
+        for start in range(0, len(order), self.groups_per_batch):
+            batch = [
+                index for c in order[start : start + self.groups_per_batch] for index in chunks[c]
+            ]
+            batches.append(batch)
+        # a last batch of one group has no negatives: fold it into the previous batch
+        if len(batches) > 1 and len({self.labels[i] for i in batches[-1]}) < 2:
+            batches[-2].extend(batches.pop())
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        usable = (
+            len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
+        )
+        yield from batches[self.rank : usable : self.world_size]
+
+    def __len__(self) -> int:
+        total = len(self._all_batches())
+        return max(1, total // self.world_size) if self.world_size > 1 else total
+
+
+def sample_fixed_triplets(
+    labels: torch.Tensor,
+    ref_labels: torch.Tensor | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One (anchor, positive, negative) per anchor that has both, drawn with a fixed seed.
+
+    Positives share the anchor's label, negatives do not; when ``ref_labels`` is None the
+    references are the anchors themselves and an anchor is never its own positive.
+    Returns index tensors into anchors, references, references.
+    """
+    same_set = ref_labels is None
+    anchors = np.asarray(labels.cpu())
+    refs = anchors if same_set else np.asarray(ref_labels.cpu())
+    rng = np.random.default_rng(seed)
+    by_label: dict[int, np.ndarray] = {}
+    for label in np.unique(refs):
+        by_label[int(label)] = np.flatnonzero(refs == label)
+    anchor_out, positive_out, negative_out = [], [], []
+    for index, label in enumerate(anchors):
+        positives = by_label.get(int(label), np.array([], dtype=int))
+        if same_set:
+            positives = positives[positives != index]
+        n_negatives = len(refs) - len(by_label.get(int(label), ()))
+        if len(positives) == 0 or n_negatives == 0:
+            continue
+        positive = positives[rng.integers(len(positives))]
+        # rejection sampling is exact and cheap: negatives are the great majority
+        while True:
+            negative = int(rng.integers(len(refs)))
+            if refs[negative] != label:
+                break
+        anchor_out.append(index)
+        positive_out.append(int(positive))
+        negative_out.append(negative)
+    as_tensor = lambda values: torch.as_tensor(values, dtype=torch.long)  # noqa: E731
+    return as_tensor(anchor_out), as_tensor(positive_out), as_tensor(negative_out)
