@@ -20,7 +20,7 @@ class GroupBatchSampler(Sampler[list[int]]):
 
     Every epoch shuffles groups and items with ``seed + epoch`` (call :meth:`set_epoch`; Lightning
     does), so a resumed run sees the same batches as an uninterrupted one. With several processes
-    each takes every ``world_size``-th batch starting at its ``rank``; all ranks get the same number.
+    each takes its share of the groups of every batch, so all make the same number of steps.
     """
 
     def __init__(
@@ -42,38 +42,33 @@ class GroupBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _all_batches(self) -> list[list[int]]:
+    def _global_batches(self) -> list[list[list[int]]]:
+        """Every process's batches of this epoch, each a list of per-group chunks of indices."""
         rng = np.random.default_rng([self.seed, self.epoch])
         # A group larger than items_per_group is cut into several chunks, so every item is seen.
         chunks = []
         for members in self._members:
             shuffled = rng.permutation(members)
             for start in range(0, len(shuffled), self.items_per_group):
-                chunk = shuffled[start : start + self.items_per_group]
-                if len(chunk) >= 1:
-                    chunks.append(chunk.tolist())
+                chunks.append(shuffled[start : start + self.items_per_group].tolist())
         order = rng.permutation(len(chunks))
-        batches = []
-        for start in range(0, len(order), self.groups_per_batch):
-            batch = [
-                index for c in order[start : start + self.groups_per_batch] for index in chunks[c]
-            ]
-            batches.append(batch)
+        batches = [
+            [chunks[c] for c in order[start : start + self.groups_per_batch]]
+            for start in range(0, len(order), self.groups_per_batch)
+        ]
         # a last batch of one group has no negatives: fold it into the previous batch
-        if len(batches) > 1 and len({self.labels[i] for i in batches[-1]}) < 2:
+        if len(batches) > 1 and len(batches[-1]) < 2:
             batches[-2].extend(batches.pop())
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        batches = self._all_batches()
-        usable = (
-            len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
-        )
-        yield from batches[self.rank : usable : self.world_size]
+        # Each process takes every world_size-th chunk of the same global batch: all processes
+        # make the same number of steps, together covering the batch.
+        for chunks in self._global_batches():
+            yield [index for chunk in chunks[self.rank :: self.world_size] for index in chunk]
 
     def __len__(self) -> int:
-        total = len(self._all_batches())
-        return max(1, total // self.world_size) if self.world_size > 1 else total
+        return len(self._global_batches())
 
 
 def sample_fixed_triplets(

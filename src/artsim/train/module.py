@@ -66,7 +66,7 @@ class TripletModule(pl.LightningModule):
         total = parts["total"]
         if not torch.isfinite(total):
             raise NonFiniteLossError(
-                f"the training loss became {float(total)} at epoch {self.current_epoch}, "
+                f"the training loss became {float(total.detach())} at epoch {self.current_epoch}, "
                 f"batch {batch_index}"
             )
         values = {"loss": total, "triplet_acc": parts["triplet_acc"]}
