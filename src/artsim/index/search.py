@@ -1,0 +1,175 @@
+"""``artsim search`` (which originals is this like?) and ``artsim score`` (how alike are these two?).
+
+Both print a table for people or JSON (``--json``) for programs; the logic lives in
+:mod:`artsim.index.index`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artsim.commands import run_app
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.errors import UserError
+from artsim.index.index import (
+    SCORE_NAMES,
+    VERDICT_DERIVED,
+    VERDICT_UNCALIBRATED,
+    ArtIndex,
+    Calibration,
+    embed_query,
+    load_calibration,
+    score_pair,
+    search_index,
+)
+from artsim.model.embedder import Embedder
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+TASK_WORDS = {
+    "image": "image vs. image",
+    "text": "prompt vs. caption",
+    "fused": "image + prompt vs. image + caption",
+    "i2t": "image vs. caption",
+    "t2i": "prompt vs. image",
+}
+
+
+def _verdict_markup(verdict: str) -> str:
+    if verdict == VERDICT_DERIVED:
+        return "[bold red]derived[/]"
+    if verdict == VERDICT_UNCALIBRATED:
+        return "[dim]uncalibrated[/]"
+    return "[green]not derived[/]"
+
+
+def _calibration_line(calibration: Calibration, task: str, threshold: float | None) -> str:
+    if calibration.status != "calibrated":
+        return f"verdict: uncalibrated ({calibration.note}); no threshold is assumed"
+    if threshold is None:
+        return f"verdict: uncalibrated (calibration.json has no threshold for task {task!r})"
+    return (
+        f"verdict: derived when the {task} score is >= {threshold:.3f} "
+        f"(calibrated at {calibration.note})"
+    )
+
+
+def search_command(
+    index: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Image file to look up (e.g. a generated one).")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Prompt or description.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many originals.")] = 10,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Rank the indexed originals by similarity to an image and/or a text."""
+    if image is None and not (text or "").strip():
+        raise UserError("give --image FILE, --text TEXT, or both")
+    picture = load_rgb(image, max_pixels) if image is not None else None
+    opened = ArtIndex.open(index, read_only=True)
+    try:
+        embedder = opened.load_embedder(run, cache_dir=False)
+        response = search_index(opened, embedder, image=picture, text=text, k=k)
+    finally:
+        opened.close()
+    if json_output:
+        print(json.dumps(response.to_json(), indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(response.results)} closest originals ({TASK_WORDS[response.task]})")
+    table.add_column("#", justify="right")
+    table.add_column("id")
+    table.add_column("title")
+    table.add_column("group")
+    present = [n for n in SCORE_NAMES if any(n in r.scores for r in response.results)]
+    for name in present:
+        table.add_column(name, justify="right")
+    table.add_column("verdict")
+    for result in response.results:
+        cells = [f"{result.scores[n]:.3f}" if n in result.scores else "" for n in present]
+        table.add_row(
+            str(result.rank),
+            result.id,
+            result.title,
+            result.group,
+            *cells,
+            _verdict_markup(result.verdict),
+        )
+    console.print(table)
+    threshold = response.results[0].threshold if response.results else None
+    console.print(_calibration_line(response.calibration, response.task, threshold))
+
+
+def score_command(
+    image_a: Annotated[Path, typer.Argument(help="Artwork A (e.g. the generated one).")],
+    image_b: Annotated[Path, typer.Argument(help="Artwork B (e.g. the original).")],
+    run: Annotated[Path, typer.Option("--run", help="Run folder with the trained model.")],
+    text_a: Annotated[str | None, typer.Option("--text-a", help="A's prompt.")] = None,
+    text_b: Annotated[str | None, typer.Option("--text-b", help="B's caption.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """How similar two artworks are: per-modality and fused scores, and a verdict."""
+    pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
+    embedder = Embedder.from_run(run, cache_dir=False)
+    a = embed_query(embedder, pictures[0], text_a)
+    b = embed_query(embedder, pictures[1], text_b)
+    result = score_pair(embedder, a, b, load_calibration(run, embedder.model_id))
+    if json_output:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{image_a.name} vs. {image_b.name}")
+    table.add_column("score")
+    table.add_column("value", justify="right")
+    for name, value in result.scores.items():
+        label = f"{name} ({TASK_WORDS[name]})"
+        table.add_row(f"[bold]{label}[/]" if name == result.task else label, f"{value:.3f}")
+    console.print(table)
+    console.print(f"verdict: {_verdict_markup(result.verdict)} on the {result.task} score")
+    console.print(_calibration_line(result.calibration, result.task, result.threshold))
+
+
+app = typer.Typer(
+    help="Search the index and score pairs of artworks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("search")(search_command)
+app.command("score")(score_command)
+
+search_app = typer.Typer(add_completion=False)
+search_app.command()(search_command)
+score_app = typer.Typer(add_completion=False)
+score_app.command()(score_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``main(["search", "--index", ...])`` or ``main(["score", "a.png", "b.png", ...])``."""
+    return run_app(app, argv)
+
+
+def search_main(argv: Sequence[str] | None = None) -> int:
+    """``artsim search`` alone: ``search_main(["--index", "idx", "--text", "a red fox"])``."""
+    return run_app(search_app, argv, prog_name="artsim search")
+
+
+def score_main(argv: Sequence[str] | None = None) -> int:
+    """``artsim score`` alone: ``score_main(["a.png", "b.png", "--run", "runs/demo"])``."""
+    return run_app(score_app, argv, prog_name="artsim score")

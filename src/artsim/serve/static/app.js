@@ -1,0 +1,203 @@
+// The artsim page: an image (dropped, pasted or chosen) and/or a prompt -> POST /search -> cards.
+"use strict";
+
+const TEXTS = {
+  en: {
+    tagline: "Which original artworks is this image or prompt like?",
+    drop: "Drop an image here, paste it (Ctrl+V) or choose a file",
+    clearImage: "Remove image",
+    chooseFile: "Choose a file",
+    promptLabel: "Prompt or description (optional)",
+    promptPlaceholder: "e.g. a red circle on a green background",
+    kLabel: "Results",
+    search: "Search",
+    searching: "Searching…",
+    needInput: "Add an image or type a prompt first.",
+    found: (n) => `${n} closest originals`,
+    none: "No original matched.",
+    score: "score",
+    group: "group",
+    by: "by",
+    verdicts: { derived: "derived", not_derived: "not derived", uncalibrated: "uncalibrated" },
+    scoreNames: { image: "image–image", text: "prompt–caption", i2t: "image–caption", t2i: "prompt–image", fused: "fused" },
+    tasks: { image: "image vs. image", text: "prompt vs. caption", fused: "image + prompt", t2i: "prompt vs. image" },
+    calibrated: (t, fpr) => `“derived” means a score ≥ ${t} (false-positive rate ${fpr}).`,
+    uncalibrated: "Uncalibrated: this model has no measured decision threshold yet (its run has no usable calibration.json), so no verdict is given. Scores are cosine similarities (1 = identical).",
+    health: (n, m) => `${n} originals · model ${m}`,
+    failed: "The request failed",
+  },
+  es: {
+    tagline: "¿A qué obras originales se parece esta imagen o este texto?",
+    drop: "Suelta una imagen aquí, pégala (Ctrl+V) o elige un archivo",
+    clearImage: "Quitar la imagen",
+    chooseFile: "Elegir un archivo",
+    promptLabel: "Texto o descripción (opcional)",
+    promptPlaceholder: "p. ej. un círculo rojo sobre fondo verde",
+    kLabel: "Resultados",
+    search: "Buscar",
+    searching: "Buscando…",
+    needInput: "Primero añade una imagen o escribe un texto.",
+    found: (n) => `Las ${n} obras originales más parecidas`,
+    none: "Ninguna obra original coincide.",
+    score: "puntuación",
+    group: "grupo",
+    by: "de",
+    verdicts: { derived: "derivada", not_derived: "no derivada", uncalibrated: "sin calibrar" },
+    scoreNames: { image: "imagen–imagen", text: "texto–leyenda", i2t: "imagen–leyenda", t2i: "texto–imagen", fused: "combinada" },
+    tasks: { image: "imagen frente a imagen", text: "texto frente a leyenda", fused: "imagen + texto", t2i: "texto frente a imagen" },
+    calibrated: (t, fpr) => `«derivada» significa una puntuación ≥ ${t} (tasa de falsos positivos ${fpr}).`,
+    uncalibrated: "Sin calibrar: este modelo aún no tiene un umbral de decisión medido (su carpeta no tiene un calibration.json válido), así que no se da veredicto. Las puntuaciones son similitudes coseno (1 = idénticas).",
+    health: (n, m) => `${n} obras originales · modelo ${m}`,
+    failed: "La petición falló",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+let lang = new URLSearchParams(location.search).get("lang") === "es" ? "es" : "en";
+let imageFile = null;
+let lastResponse = null;
+let lastHealth = null;
+
+function t(key) { return TEXTS[lang][key]; }
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+  document.querySelectorAll(".lang button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.lang === lang)));
+  if (lastResponse) render(lastResponse);
+  if (lastHealth) $("health").textContent = t("health")(lastHealth.count, lastHealth.model_id);
+}
+
+function setLanguage(next) {
+  lang = next;
+  const url = new URL(location.href);
+  if (lang === "es") url.searchParams.set("lang", "es"); else url.searchParams.delete("lang");
+  history.replaceState(null, "", url);
+  applyLanguage();
+}
+
+function setImage(file) {
+  imageFile = file;
+  const preview = $("preview");
+  if (file) {
+    preview.src = URL.createObjectURL(file);
+    preview.hidden = false;
+    $("clear-image").hidden = false;
+  } else {
+    preview.removeAttribute("src");
+    preview.hidden = true;
+    $("clear-image").hidden = true;
+    $("image").value = "";
+  }
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function fmt(x) { return (Math.round(x * 1000) / 1000).toFixed(3); }
+
+function render(data) {
+  const list = $("results");
+  list.replaceChildren();
+  const n = data.results.length;
+  $("status").textContent = n ? `${t("found")(n)} (${t("tasks")[data.task] || data.task})` : t("none");
+  const cal = $("calibration");
+  const first = data.results[0];
+  if (data.calibration.status === "calibrated" && first && first.threshold !== null) {
+    cal.textContent = t("calibrated")(fmt(first.threshold), data.calibration.fpr);
+  } else {
+    cal.textContent = t("uncalibrated");
+    cal.title = data.calibration.note || "";  // the server's reason, in English
+  }
+  cal.hidden = false;
+  for (const r of data.results) {
+    const li = document.createElement("li");
+    li.className = `result ${r.verdict}`;
+    li.dataset.id = r.id;
+    const img = document.createElement("img");
+    img.src = r.thumbnail_url;
+    img.alt = r.title || r.id;
+    img.loading = "lazy";
+    const title = document.createElement("div");
+    title.className = "title";
+    const rank = document.createElement("span");
+    rank.className = "rank";
+    rank.textContent = `#${r.rank}`;
+    const name = document.createElement("span");
+    name.textContent = r.title || r.id;
+    title.append(rank, name);
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = [r.id, `${t("group")} ${r.group}`, r.artist ? `${t("by")} ${r.artist}` : ""].filter(Boolean).join(" · ");
+    const score = document.createElement("div");
+    score.className = "score";
+    score.textContent = fmt(r.score);
+    score.title = t("score");
+    const verdict = document.createElement("span");
+    verdict.className = `verdict ${r.verdict}`;
+    verdict.textContent = t("verdicts")[r.verdict] || r.verdict;
+    const dl = document.createElement("dl");
+    for (const [key, value] of Object.entries(r.scores)) {
+      const dt = document.createElement("dt");
+      dt.textContent = t("scoreNames")[key] || key;
+      const dd = document.createElement("dd");
+      dd.textContent = fmt(value);
+      dl.append(dt, dd);
+    }
+    li.append(img, title, meta, score, verdict, dl);
+    list.append(li);
+  }
+}
+
+async function search(event) {
+  event.preventDefault();
+  showError("");
+  const text = $("text").value.trim();
+  if (!imageFile && !text) { showError(t("needInput")); return; }
+  const form = new FormData();
+  if (imageFile) form.append("image", imageFile, imageFile.name || "pasted.png");
+  if (text) form.append("text", text);
+  form.append("k", $("k").value);
+  $("submit").disabled = true;
+  $("status").textContent = t("searching");
+  try {
+    const response = await fetch("/search", { method: "POST", body: form });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || `${t("failed")} (${response.status})`);
+    lastResponse = data;
+    render(data);
+  } catch (error) {
+    $("status").textContent = "";
+    showError(error.message || t("failed"));
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+function init() {
+  document.querySelectorAll(".lang button").forEach((b) => b.addEventListener("click", () => setLanguage(b.dataset.lang)));
+  $("query").addEventListener("submit", search);
+  $("image").addEventListener("change", (e) => setImage(e.target.files[0] || null));
+  $("clear-image").addEventListener("click", () => setImage(null));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = [...e.dataTransfer.files].find((f) => f.type.startsWith("image/"));
+    if (file) setImage(file);
+  });
+  document.addEventListener("paste", (e) => {
+    const item = [...(e.clipboardData?.items || [])].find((i) => i.type.startsWith("image/"));
+    if (item) { e.preventDefault(); setImage(item.getAsFile()); }
+  });
+  fetch("/health").then((r) => r.json()).then((h) => { lastHealth = h; applyLanguage(); }).catch(() => {});
+  applyLanguage();
+}
+
+init();

@@ -1,0 +1,127 @@
+"""The Milvus store against a real Milvus server started (and stopped) on 127.0.0.1 by the test.
+
+The server is PyPI's ``milvus`` package (an embedded standalone Milvus). When it is not installed
+or cannot start within the time limit, these tests are skipped and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artsim.index.index import build_index, search_index
+from artsim.index.store import OriginalRecord
+
+START_TIMEOUT_S = 120
+
+# starting the server takes ~10 s
+pytestmark = pytest.mark.slow
+DIM = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed (extra 'milvus')")
+    server_module = pytest.importorskip(
+        "milvus", reason="PyPI's 'milvus' package (embedded server) is not installed"
+    )
+    server = server_module.MilvusServer(wait_for_started=False)
+    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-data")))
+    server.listen_port = _free_port()
+    try:
+        server.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        health = f"http://127.0.0.1:{server.webservice_port}/healthz"
+        while True:
+            if server.server_proc.poll() is not None:
+                raise RuntimeError(f"the server exited with code {server.server_proc.returncode}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as answer:
+                    if b"OK" in answer.read():
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not healthy after {START_TIMEOUT_S} s")
+            time.sleep(0.5)
+    except Exception as error:
+        server.stop()
+        pytest.skip(f"the Milvus server could not start on 127.0.0.1: {error}")
+    try:
+        yield f"milvus://127.0.0.1:{server.listen_port}"
+    finally:
+        server.stop()
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_milvus_store_round_trip(milvus_uri: str):
+    from artsim.index.milvus_store import MilvusStore
+
+    rng = np.random.default_rng(0)
+    store = MilvusStore.create(milvus_uri, "artsim_test_roundtrip", DIM)
+    try:
+        ids = [f"x{i}" for i in range(30)]
+        vectors = {m: unit(rng, 30) for m in ("image", "text", "fused")}
+        vectors["text"][::2] = 0.0  # even ids have no caption
+        records = [
+            OriginalRecord(
+                id=i, group="g", caption="" if n % 2 == 0 else "c", thumbnail=b"\xff\xd8x"
+            )
+            for n, i in enumerate(ids)
+        ]
+        store.add(ids, vectors, records)
+        assert store.count() == 30 and sorted(store.ids()) == sorted(ids)
+        query = vectors["image"][3]
+        expected = np.argsort(-(vectors["image"] @ query))[:5]
+        assert store.search("image", query, 5)[0].ids == [ids[i] for i in expected]
+        assert set(store.search("text", unit(rng, 1), 30)[0].ids) == set(ids[1::2])
+        hits = store.search("fused", query, 2, restrict_to=["x1", "x2", "nope"])[0]
+        assert sorted(hits.ids) == ["x1", "x2"]
+        assert hits.scores[0] == pytest.approx(
+            float(vectors["fused"][int(hits.ids[0][1:])] @ query), abs=1e-5
+        )
+        record = store.get(["x1"], with_thumbnails=True)["x1"]
+        assert record.caption == "c" and record.thumbnail == b"\xff\xd8x"
+        # upsert, then remove
+        store.add(["x1"], {m: unit(rng, 1) for m in ("image", "text", "fused")}, [records[1]])
+        assert store.count() == 30
+        assert store.remove(["x1", "unknown"]) == ["x1"]
+        assert store.count() == 29 and "x1" not in store.get(["x1"])
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_index_built_in_milvus(milvus_uri: str, tiny_run: Path, synthetic_manifest: Path, tmp_path):
+    out = tmp_path / "milvus-index"
+    index = build_index(tiny_run, synthetic_manifest, out, store=milvus_uri)
+    try:
+        info = json.loads((out / "index.json").read_text())
+        assert info["store"] == milvus_uri and info["milvus_prefix"].startswith("artsim_")
+        assert not (out / "meta.sqlite").exists()  # everything lives in Milvus
+        from PIL import Image
+
+        embedder = index.load_embedder()
+        image = Image.open(synthetic_manifest.parent / "images" / "g001_orig.png")
+        response = search_index(index, embedder, image=image, k=3)
+        assert response.results[0].id == "g001-orig"
+        assert set(response.results[0].scores) >= {"image", "fused"}
+    finally:
+        index.store.drop()
+        index.close()

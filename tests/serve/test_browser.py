@@ -1,0 +1,79 @@
+"""The page in a real browser: Debian's chromium, headless, driven by Playwright.
+
+Uploads an original of the synthetic corpus, expects it ranked first, switches to Spanish, and
+saves screenshots in the test's tmp folder. Skipped, saying why, without /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from artsim.serve.app import create_app
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        print("SKIPPED browser test: /usr/bin/chromium is missing (apt-get install -y chromium)")
+        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_upload_finds_its_original_first(
+    browser, built_index, synthetic_manifest, live_server, tmp_path
+):
+    base_url = live_server(create_app(built_index))
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(base_url + "/")
+    assert page.locator("h1").inner_text() == "artsim"
+    page.wait_for_function("document.getElementById('health').textContent.length > 0")
+
+    page.set_input_files("#image", str(synthetic_manifest.parent / "images" / "g004_orig.png"))
+    page.fill("#text", "")
+    page.click("#submit")
+    first = page.locator(".result").first
+    first.wait_for(timeout=15_000)
+    assert first.get_attribute("data-id") == "g004-orig"
+    assert "uncalibrated" in first.locator(".verdict").inner_text()
+    page.wait_for_function(
+        "[...document.querySelectorAll('.result img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(tmp_path / "search-en.png"), full_page=True)
+
+    # the same results in Spanish, and ?lang=es in the address
+    page.click("#lang-es")
+    assert "lang=es" in page.url
+    assert page.locator("#submit").inner_text() == "Buscar"
+    assert first.locator(".verdict").inner_text() == "sin calibrar"
+    page.screenshot(path=str(tmp_path / "search-es.png"), full_page=True)
+
+    # a fresh page opened with ?lang=es starts in Spanish; an empty query says what is missing
+    page.goto(base_url + "/?lang=es")
+    assert page.locator("html").get_attribute("lang") == "es"
+    page.click("#submit")
+    assert "añade una imagen" in page.locator("#error").inner_text()
+
+    # a server error (not an image) is shown, not swallowed
+    not_image = tmp_path / "fake.png"
+    not_image.write_text("not pixels")
+    page.set_input_files("#image", str(not_image))
+    page.click("#submit")
+    page.wait_for_function("!document.getElementById('error').hidden")
+    assert "not an image" in page.locator("#error").inner_text()
+    print(f"screenshots: {tmp_path / 'search-en.png'} {tmp_path / 'search-es.png'}")
