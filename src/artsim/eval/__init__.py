@@ -1,0 +1,1 @@
+"""Evaluation layer: retrieval and verification metrics, and the evaluation of a run folder."""

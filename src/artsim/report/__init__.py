@@ -1,0 +1,1 @@
+"""Report layer: training reports, run comparisons and split sweeps, in English and Spanish."""

@@ -1,0 +1,172 @@
+"""evaluate_run and ``artsim evaluate`` on a run folder with random heads (mechanics, not quality)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from artsim.data.synthetic import make_synthetic_manifest
+from artsim.errors import UserError
+from artsim.eval.evaluate import TASKS, evaluate_run, main
+
+RETRIEVAL_KEYS = {
+    "recall@1",
+    "recall@5",
+    "recall@10",
+    "mrr",
+    "map",
+    "triplet_acc",
+    "triplet_acc_hard",
+    "n_queries",
+}
+SEED_KEYS = {
+    "loss",
+    "triplet_acc",
+    "image_loss",
+    "image_acc",
+    "text_loss",
+    "text_acc",
+    "i2t_loss",
+    "i2t_acc",
+    "t2i_loss",
+    "t2i_acc",
+    "cross_loss",
+    "cross_acc",
+}
+AT_FPR_KEYS = {"threshold", "precision", "recall", "fpr"}
+
+
+def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, synthetic_manifest):
+    run = run_copy(eval_run)
+    result = evaluate_run(run, synthetic_manifest, split="val", progress=False)
+
+    assert set(result["tasks"]) == set(TASKS)
+    for task in TASKS:
+        assert set(result["tasks"][task]) == RETRIEVAL_KEYS
+        assert result["tasks"][task]["n_queries"] > 0
+        verification = result["verification"][task]
+        assert 0.0 <= verification["roc_auc"] <= 1.0
+        for target in ("at_fpr_0.01", "at_fpr_0.05"):
+            assert set(verification[target]) == AT_FPR_KEYS
+    assert set(result["seed_figures"]) == SEED_KEYS
+    for lang, tasks in result["by_lang"].items():
+        assert lang in ("en", "es")
+        assert set(tasks) == set(TASKS)
+        assert set(tasks["image"]) == RETRIEVAL_KEYS
+    assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS
+    frozen = result["baselines"]["frozen"]
+    assert set(frozen["image"]) == RETRIEVAL_KEYS and set(frozen["text"]) == RETRIEVAL_KEYS
+    assert frozen["i2t"] is None and frozen["t2i"] is None and frozen["fused"] is None
+    assert "feature spaces" in frozen["reason"]
+    counts = result["counts"]
+    assert counts["queries"] == result["tasks"]["image"]["n_queries"]
+    assert counts["gallery"] >= 1 and counts["skipped"] == {} and counts["problems"] == []
+    assert len(result["model_id"]) == 16 and result["data_fingerprint"]
+    assert result["manifest"] == str(synthetic_manifest)
+
+    saved = json.loads((run / "eval" / "val.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    top5 = json.loads((run / "eval" / "val.top5.json").read_text())
+    first = top5["tasks"]["fused"][0]
+    assert {"query", "correct", "rank", "top"} <= set(first)
+    assert len(first["top"]) == min(5, counts["gallery"])
+    assert (
+        first["query"] in top5["items"] and Path(top5["items"][first["query"]]["image"]).is_file()
+    )
+    curves = json.loads((run / "eval" / "val.curves.json").read_text())
+    assert set(curves) == set(TASKS) and curves["fused"]["roc"]["fpr"][0] == 0.0
+
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert calibration["model_id"] == result["model_id"]
+    assert calibration["source"] == f"val split of {synthetic_manifest}"
+    assert calibration["default_fpr"] == 0.01
+    assert set(calibration["thresholds"]) == set(TASKS)
+    assert set(calibration["thresholds"]["fused"]) == {"fpr_0.01", "fpr_0.05"}
+
+
+def _rewrite(manifest: Path, change) -> None:
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = change(rows)
+    with manifest.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_other_data_is_evaluated_without_calibration(eval_run, run_copy, tmp_path):
+    run = run_copy(eval_run)
+    other = make_synthetic_manifest(tmp_path / "other", n_groups=4, seed=5)
+    result = evaluate_run(run, other, progress=False)
+    assert result["split"] == "all" and result["name"].startswith("external-")
+    assert result["counts"]["queries"] == 12 and result["counts"]["gallery"] == 4
+    assert (run / "eval" / f"{result['name']}.json").is_file()
+    assert not (run / "calibration.json").exists()
+    # same ids as the training data (g000-orig...) but other pictures: matched by id, with a
+    # note, and never taken for the run's own validation data
+    result = evaluate_run(run, other, split="val", progress=False)
+    assert "not the data the run was trained on" in result["notes"][0]
+    assert not (run / "calibration.json").exists()
+    # ids that match nothing in split.csv: said plainly
+    _rewrite(other, lambda rows: [{**row, "id": "x" + row["id"]} for row in rows])
+    with pytest.raises(UserError, match="none of the ids"):
+        evaluate_run(run, other, split="val", progress=False)
+
+
+def test_queries_without_text_or_original_are_skipped_and_counted(
+    eval_run, run_copy, synthetic_manifest, tmp_copy
+):
+    manifest = tmp_copy(synthetic_manifest)
+
+    def change(rows):
+        rows = [row for row in rows if row["id"] != "g000-orig"]  # g000 loses its original
+        for row in rows:
+            if row["id"] == "g001-gen0":
+                row["text"] = ""  # a prompt-less query
+            if row["id"] == "g002-orig":
+                row["text"] = ""  # a caption-less original
+        return rows
+
+    _rewrite(manifest, change)
+    result = evaluate_run(run_copy(eval_run), manifest, progress=False)
+    skipped = result["counts"]["skipped"]
+    assert skipped["group has no original among the evaluated items"] == 3
+    assert skipped["text: query has no text (left out of text, t2i)"] == 1
+    assert skipped["text: original has no caption (left out of text, i2t)"] == 3
+    assert skipped["i2t: original has no caption (left out of text, i2t)"] == 3
+    tasks = result["tasks"]
+    assert tasks["image"]["n_queries"] == 15
+    assert tasks["t2i"]["n_queries"] == 14
+    assert tasks["i2t"]["n_queries"] == 12
+    assert tasks["text"]["n_queries"] == 11
+
+
+def test_command_writes_json_and_prints(eval_run, run_copy, synthetic_manifest, tmp_path, capsys):
+    run = run_copy(eval_run)
+    out = tmp_path / "result.json"
+    code = main(["--run", str(run), "--data", str(synthetic_manifest), "--split", "val",
+                 "--json", str(out)])  # fmt: skip
+    assert code == 0
+    assert json.loads(out.read_text())["split"] == "val"
+    printed = capsys.readouterr().out
+    assert "fused" in printed and "phash (image)" in printed and "calibration.json" in printed
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run", "{tmp}/missing", "--data", "{manifest}"], "run folder not found"),
+        (["--run", "{run}", "--data", "{tmp}/nope.csv"], "manifest not found"),
+        (["--run", "{run}", "--data", "{manifest}", "--split", "test"], "--split must be one of"),
+        (["--run", "{tmp}", "--data", "{manifest}"], "no trained model here"),
+    ],
+)
+def test_user_mistakes_are_one_line(eval_run, synthetic_manifest, tmp_path, capsys, args, message):
+    values = {"tmp": tmp_path, "manifest": synthetic_manifest, "run": eval_run}
+    code = main([arg.format(**values) for arg in args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "Traceback" not in err

@@ -1,0 +1,158 @@
+"""The training report: both languages, self-contained HTML, analysis chosen from the numbers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import pytest
+
+from artsim.report.report import Evaluation, analyse_run, build_report, load_run, main
+from artsim.report.text import TEMPLATES
+
+
+def test_report_writes_both_languages(evaluated_run, run_copy):
+    run = run_copy(evaluated_run)
+    english = build_report(run, lang="en", progress=False)
+    spanish = build_report(run, lang="es", progress=False)
+    assert english == {"html": run / "report.html", "md": run / "report.md"}
+    assert spanish == {"html": run / "report.es.html", "md": run / "report.es.md"}
+
+    page = english["html"].read_text(encoding="utf-8")
+    # self-contained: plots and thumbnails embedded, nothing fetched
+    assert page.count("data:image/png;base64,") >= 4
+    assert 'class="thumb"' in page and 'class="gallery"' in page
+    assert not re.search(r'src="(?!data:)', page)
+    assert "over-fitting" in page and "Recommendations" in page
+    markdown = english["md"].read_text(encoding="utf-8")
+    for image in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
+        assert (run / image).is_file()
+
+
+def test_spanish_report_is_spanish(evaluated_run, run_copy):
+    run = run_copy(evaluated_run)
+    paths = build_report(run, lang="es", progress=False)
+    for path in paths.values():
+        text = path.read_text(encoding="utf-8")
+        assert "sobreajuste" in text and "Recomendaciones" in text and "Conclusión" in text
+        for key in TEMPLATES["en"]:
+            if "_" in key:  # template keys never leak into the page
+                assert key not in text, key
+        for template in TEMPLATES["en"].values():
+            # no English sentence: the fixed start of each English template is absent
+            start = template.split("{")[0].strip()
+            if len(start) >= 20:
+                assert start not in text, start
+    markdown = paths["md"].read_text(encoding="utf-8")
+    assert " the " not in markdown and " and " not in markdown
+
+
+def fake_evaluation(r1: float, r5: float, hard: float, recall_at_1pct: float) -> dict:
+    tasks = {
+        task: {
+            "recall@1": r1,
+            "recall@5": r5,
+            "recall@10": 1.0,
+            "mrr": (r1 + r5) / 2,
+            "map": (r1 + r5) / 2,
+            "triplet_acc": 0.99,
+            "triplet_acc_hard": hard,
+            "n_queries": 60,
+        }
+        for task in ("image", "text", "i2t", "t2i", "fused")
+    }
+    at = {"threshold": 0.5, "precision": 0.9, "recall": recall_at_1pct, "fpr": 0.01}
+    verification = {
+        task: {"roc_auc": 0.9, "at_fpr_0.01": dict(at), "at_fpr_0.05": dict(at)} for task in tasks
+    }
+    return {
+        "model_id": "0123456789abcdef",
+        "tasks": tasks,
+        "verification": verification,
+        "by_lang": {"en": copy.deepcopy(tasks), "es": copy.deepcopy(tasks)},
+        "baselines": {
+            "phash": {"image": {**tasks["image"], "recall@1": 0.2}},
+            "frozen": {"image": {**tasks["image"], "recall@1": 0.3}, "text": tasks["text"]},
+        },
+        "counts": {"queries": 60, "gallery": 20, "skipped": {}, "problems": []},
+    }
+
+
+@pytest.fixture
+def make_run(tmp_path, report_manifest, write_run):
+    def make(name: str, **kwargs):
+        return load_run(write_run(tmp_path / name, report_manifest, with_model=False, **kwargs))
+
+    return make
+
+
+def test_large_gap_reads_as_overfitting_and_recommends_regularisation(make_run, make_rows):
+    run = make_run("overfit", rows=make_rows(train_final=0.01, val_final=0.12))
+    sections, findings = analyse_run(run, Evaluation(fake_evaluation(0.95, 1.0, 0.95, 0.9)), "en")
+    assert findings.overfitting == "large"
+    text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
+    assert "clear sign of over-fitting" in text and "data augmentation" in text
+    assert findings.weakest == "text" and "Text is the weakest modality" in text
+    assert findings.verdict == "ready" and findings.baseline == "beaten"
+
+
+def test_small_gap_and_easy_triplets(make_run, make_rows):
+    run = make_run("easy", rows=make_rows(train_final=0.05, val_final=0.052))
+    evaluation = Evaluation(fake_evaluation(0.4, 0.7, 0.45, 0.2))
+    sections, findings = analyse_run(run, evaluation, "en")
+    text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
+    assert findings.overfitting == "small" and "no sign of over-fitting" in text
+    assert findings.easy_triplets and "random negative is an easy figure" in text
+    assert "miner: hard" in text and "hard_negatives: artist" in text
+    assert findings.weak_threshold == 0.2 and findings.verdict == "not_ready"
+    spanish, _ = analyse_run(run, evaluation, "es")
+    assert "no hay indicios de sobreajuste" in " ".join(p for s in spanish for p in s.paragraphs)
+
+
+def test_stop_reasons_are_explained(make_run):
+    improving = make_run("limit", stop_reason="max_epochs")
+    sections, findings = analyse_run(improving, None, "en")
+    text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
+    assert findings.still_improving and "epoch limit" in text and "Train for more epochs" in text
+    assert "reduced 2 times" in text and findings.verdict is None
+    broken = make_run("nan", stop_reason="nan_loss")
+    sections, _ = analyse_run(broken, None, "es")
+    text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
+    assert "NaN" in text and "Bajar la tasa de aprendizaje" in text
+
+
+def test_report_runs_the_evaluation_when_missing(tmp_path, report_manifest, write_run):
+    run = write_run(tmp_path / "fresh", report_manifest)
+    assert not (run / "eval" / "val.json").exists()
+    build_report(run, lang="en", out_dir=tmp_path / "out", progress=False)
+    assert (run / "eval" / "val.json").is_file() and (run / "calibration.json").is_file()
+    assert (tmp_path / "out" / "report.html").is_file()
+    assert (tmp_path / "out" / "report_files" / "curves.png").is_file()
+
+
+def test_report_without_model_still_reports_training(tmp_path, report_manifest, write_run):
+    run = write_run(tmp_path / "nomodel", report_manifest, with_model=False)
+    paths = build_report(run, lang="en", progress=False)
+    text = paths["md"].read_text(encoding="utf-8")
+    assert "Retrieval figures are not available" in text and "Why training stopped" in text
+
+
+def test_report_command(evaluated_run, run_copy, tmp_path, capsys):
+    run = run_copy(evaluated_run)
+    assert main([str(run), "--lang", "es", "--out", str(tmp_path / "es")]) == 0
+    assert (tmp_path / "es" / "report.es.html").is_file()
+    assert main([str(run), "--lang", "fr"]) == 2
+    assert main([str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown language 'fr'" in err and "run folder not found" in err
+    assert "Traceback" not in err
+
+
+def test_stale_evaluation_is_redone(evaluated_run, run_copy):
+    run = run_copy(evaluated_run)
+    stale = json.loads((run / "eval" / "val.json").read_text())
+    stale["model_id"] = "another-model"
+    (run / "eval" / "val.json").write_text(json.dumps(stale))
+    build_report(run, lang="en", progress=False)
+    assert json.loads((run / "eval" / "val.json").read_text())["model_id"] != "another-model"
