@@ -176,7 +176,7 @@ class MiniLMTower(TextTower):
         vectors = self.model.encode(
             list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True
         )
-        return torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+        return torch.from_numpy(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
 
 
 _E5_LOCK = threading.Lock()
