@@ -56,14 +56,27 @@ class GroupBatchSampler(Sampler[list[int]]):
             [chunks[c] for c in order[start : start + self.groups_per_batch]]
             for start in range(0, len(order), self.groups_per_batch)
         ]
-        # a last batch of one group has no negatives: fold it into the previous batch
-        if len(batches) > 1 and len(batches[-1]) < 2:
-            batches[-2].extend(batches.pop())
-        return batches
+        # A batch needs two groups (else no negatives) and a chunk for every process: a batch
+        # short of either joins the one before it (the first joins the second).
+        merged: list[list[list[int]]] = []
+        for batch in batches:
+            if merged and not self._usable(batch):
+                merged[-1].extend(batch)
+            else:
+                merged.append(batch)
+        if len(merged) > 1 and not self._usable(merged[0]):
+            merged[1] = merged[0] + merged[1]
+            merged.pop(0)
+        return merged
+
+    def _usable(self, batch: list[list[int]]) -> bool:
+        groups = {int(self.labels[chunk[0]]) for chunk in batch}
+        return len(groups) >= 2 and len(batch) >= self.world_size
 
     def __iter__(self) -> Iterator[list[int]]:
         # Each process takes every world_size-th chunk of the same global batch: all processes
-        # make the same number of steps, together covering the batch.
+        # make the same number of steps, together covering the batch. Training gathers the
+        # processes' embeddings, so triplets are mined over the whole batch.
         for chunks in self._global_batches():
             yield [index for chunk in chunks[self.rank :: self.world_size] for index in chunk]
 

@@ -210,13 +210,15 @@ def test_two_ranks_get_disjoint_batches_of_equal_count(
     groups_per_batch=st.integers(2, 6),
     seed=st.integers(0, 1000),
 )
-def test_every_rank_batch_has_two_groups(sizes, groups_per_batch, seed):
-    """Each process mines its own batch (no all_gather in training): it needs negatives too."""
+def test_every_step_gives_each_rank_a_part_and_the_step_two_groups(sizes, groups_per_batch, seed):
+    """Training gathers the processes' embeddings and mines over the whole step's batch, so a
+    process's own part may hold one group; the step as a whole needs two, and no part is empty."""
     labels = labels_from_sizes(sizes)
-    for rank in (0, 1):
-        _, batches = epoch_batches(labels, groups_per_batch, 4, seed, 0, rank, 2)
-        for batch in batches:
-            assert len({labels[i] for i in batch}) >= 2, (rank, batch)
+    _, parts_0 = epoch_batches(labels, groups_per_batch, 4, seed, 0, 0, 2)
+    _, parts_1 = epoch_batches(labels, groups_per_batch, 4, seed, 0, 1, 2)
+    for part_0, part_1 in zip(parts_0, parts_1, strict=True):
+        assert part_0 and part_1
+        assert len({labels[i] for i in part_0 + part_1}) >= 2, (part_0, part_1)
 
 
 @pytest.mark.parametrize("groups_per_batch,items_per_group", [(0, 0), (1, 1)])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -105,9 +106,18 @@ def save_model(
 
 
 def model_id(folder: str | Path) -> str:
-    """A short content hash of ``model.safetensors``: indexes record it and refuse another model."""
-    digest = hashlib.sha256(Path(folder, MODEL_WEIGHTS).read_bytes()).hexdigest()
-    return digest[:16]
+    """A short hash of the weights: indexes record it and refuse queries from another model.
+
+    The tensors are hashed by sorted name (with dtype and shape), not the file's bytes: the
+    same weights saved twice must keep their id, and safetensors' header order is not fixed.
+    """
+    digest = hashlib.sha256()
+    with safe_open(str(Path(folder, MODEL_WEIGHTS)), framework="pt") as handle:
+        for name in sorted(handle.keys()):
+            tensor = handle.get_tensor(name).contiguous()
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]
 
 
 def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:

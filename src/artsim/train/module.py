@@ -79,6 +79,31 @@ class TripletModule(pl.LightningModule):
         )
         return total
 
+    def _gather_batch(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """With several processes, the whole batch on every process (open_clip's gather_features).
+
+        Every process computes the same loss over the whole batch; gradients flow back to each
+        process's own part (``sync_grads``) and DDP's averaging then gives the full gradient.
+        Parts differ in size, so they are padded to the largest and cut back after the gather.
+        """
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world == 1:
+            return tensors
+        count = torch.tensor([len(tensors["label"])], device=self.device)
+        sizes = self.all_gather(count).view(-1).tolist()
+        largest = max(sizes)
+        out = {}
+        for key, value in tensors.items():
+            as_float = value.dtype == torch.bool
+            value = value.long() if as_float else value
+            pad = largest - len(value)
+            if pad:
+                value = torch.cat([value, value.new_zeros((pad, *value.shape[1:]))])
+            parts = self.all_gather(value, sync_grads=value.requires_grad)
+            joined = torch.cat([parts[rank, :size] for rank, size in enumerate(sizes)])
+            out[key] = joined.bool() if as_float else joined
+        return out
+
     def train_epoch_means(self) -> dict[str, float]:
         """Mean of each training figure over this epoch's batches (over all processes)."""
         sums = torch.tensor(
