@@ -23,10 +23,27 @@ app = typer.Typer(
 
 def _mount() -> None:
     from artsim.data.cli import app as data_app
+    from artsim.eval.evaluate import evaluate_command
+    from artsim.index.index import app as index_app
+    from artsim.index.search import score_command, search_command
+    from artsim.pipeline import demo_command
+    from artsim.report.compare import compare_command
+    from artsim.report.report import report_command
+    from artsim.report.sweep import sweep_command
+    from artsim.serve.cli import serve_command
     from artsim.train.run import train_command
 
+    app.command("demo")(demo_command)
     app.add_typer(data_app, name="data")
     app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
+    app.command("report")(report_command)
+    app.command("compare")(compare_command)
+    app.command("sweep")(sweep_command)
+    app.add_typer(index_app, name="index")
+    app.command("search")(search_command)
+    app.command("score")(score_command)
+    app.command("serve")(serve_command)
 
 
 _mount()

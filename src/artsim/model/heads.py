@@ -41,16 +41,24 @@ class ProjectionHead(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(in_dim)
         self.linear = nn.Linear(in_dim, out_dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(out_dim, hidden_dim),
-            nn.GELU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden_dim, out_dim),
+        self.dropout = nn.Dropout(dropout)
+        # hidden_dim 0: a linear projection only (fewer parameters, for small data sets)
+        self.mlp = (
+            nn.Sequential(
+                nn.Linear(out_dim, hidden_dim),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden_dim, out_dim),
+            )
+            if hidden_dim > 0
+            else None
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        projected = self.linear(self.norm(features))
-        return F.normalize(projected + self.mlp(projected), dim=-1)
+        projected = self.linear(self.dropout(self.norm(features)))
+        if self.mlp is not None:
+            projected = projected + self.mlp(projected)
+        return F.normalize(projected, dim=-1)
 
 
 class ArtSimModel(nn.Module):

@@ -316,7 +316,7 @@ def _write_summary(
         "text_tower": config.text_tower,
         "train_size": sizes["train"],
         "val_size": sizes["val"],
-        "data": str(config.data),
+        "data": str(Path(config.data).resolve()),
         "data_fingerprint": manifest.fingerprint(),
         "skipped_rows": len(manifest.errors),
         "train_seconds": round(seconds, 2),

@@ -1,0 +1,158 @@
+"""``artsim demo``: the main job end to end on the real demo corpus.
+
+Debian's clip art and Tux Paint stamps -> generated stand-ins -> an 80/20 group split -> the
+triplet model -> evaluation on the validation groups (with a calibrated threshold) -> reports in
+English and Spanish -> a search index of the originals -> one sample search.
+Every step reuses what an earlier run of the demo left, when it is still valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+
+from artsim.data.demo import build_demo_corpus
+from artsim.data.manifest import load_manifest
+from artsim.eval.evaluate import evaluate_run, result_table
+from artsim.index.index import build_index
+from artsim.index.search import search_command
+from artsim.report.report import build_report
+from artsim.train.config import resolve_config
+from artsim.train.run import seed_table, train_run
+
+console = Console(highlight=False)
+
+
+def _step(title: str) -> float:
+    console.print(Rule(title))
+    return time.perf_counter()
+
+
+def _done(started: float) -> None:
+    console.print(f"[dim]({time.perf_counter() - started:.0f} s)[/]")
+
+
+def _trained(run_dir: Path, manifest: Path, config) -> bool:
+    """A finished run of the same data and options can be reused as it is."""
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    if not (
+        summary_path.is_file()
+        and config_path.is_file()
+        and (run_dir / "model.safetensors").is_file()
+    ):
+        return False
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    same_options = summary.get("config", {}) == {**summary.get("config", {}), **_comparable(config)}
+    return same_options and summary.get("data_fingerprint") == load_manifest(manifest).fingerprint()
+
+
+def _comparable(config) -> dict:
+    from dataclasses import asdict
+
+    values = asdict(config)
+    values.pop("progress", None)
+    return values
+
+
+def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None:
+    """A generated item of the validation groups: the model never saw its group."""
+    val_ids = set()
+    with (run_dir / "split.csv").open(encoding="utf-8") as handle:
+        val_ids = {row["id"] for row in csv.DictReader(handle) if row["split"] == "val"}
+    manifest = load_manifest(manifest_path, check_images=False)
+    for item in manifest.generated():
+        if item.id in val_ids:
+            return item.image, item.text
+    return None
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
+    data_dir: Annotated[Path, typer.Option(help="where the demo corpus is built")] = Path(
+        "data/demo"
+    ),
+    max_originals: Annotated[
+        int | None, typer.Option(help="originals in the corpus (default 600)")
+    ] = None,
+    max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 40,
+    seed: Annotated[int, typer.Option()] = 0,
+    val_fraction: Annotated[float, typer.Option(help="validation share by group")] = 0.2,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="train again even if a run exists")
+    ] = False,
+) -> int:
+    """Build the demo corpus, train, evaluate, report, index and search: the whole job."""
+    begun = time.perf_counter()
+    started = _step("1. demo corpus (Debian's openclipart-png and tuxpaint-stamps-default)")
+    manifest = build_demo_corpus(data_dir, max_originals=max_originals, seed=seed)
+    _done(started)
+
+    started = _step(f"2. training ({1 - val_fraction:.0%}/{val_fraction:.0%} split by group)")
+    config = resolve_config(
+        data=str(manifest),
+        out=str(out),
+        seed=seed,
+        val_fraction=val_fraction,
+        max_epochs=max_epochs,
+    )
+    if not retrain and _trained(out, manifest, config):
+        console.print(f"{out} already holds this run; --retrain trains it again")
+    else:
+        train_run(config)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    console.print(
+        seed_table(summary, title="the seed's figures, validation groups never seen in training")
+    )
+    _done(started)
+
+    started = _step(
+        "3. evaluation: each generated item of the validation groups asks for its original"
+    )
+    result = evaluate_run(out, manifest, split="val")
+    console.print(result_table(result))
+    _done(started)
+
+    started = _step("4. reports")
+    english = build_report(out, lang="en")
+    spanish = build_report(out, lang="es")
+    _done(started)
+
+    started = _step("5. search index of the originals")
+    index_dir = out / "index"
+    index = build_index(out, manifest, index_dir, force=True, console=console)
+    console.print(f"{index.count()} originals indexed in {index_dir}")
+    index.close()
+    _done(started)
+
+    sample = _sample_query(out, manifest)
+    if sample is not None:
+        image, text = sample
+        _step("6. a sample search: a generated image of a validation group, and its prompt")
+        console.print(f"query image: {image}\nquery prompt: {text!r}")
+        search_command(index=index_dir, image=image, text=text or None, k=5)
+
+    console.print(Rule("done"))
+    console.print(f"report (English): {english['html']}\nreport (Spanish): {spanish['html']}")
+    console.print(
+        f"search page: artsim serve --index {index_dir}  then open http://127.0.0.1:8000/\n"
+        f"total time {time.perf_counter() - begun:.0f} s"
+    )
+    return 0
+
+
+app = typer.Typer(add_completion=False)
+app.command("demo")(demo_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``artsim demo ...`` in-process."""
+    from artsim.commands import run_app
+
+    return run_app(app, argv, prog_name="artsim demo")
