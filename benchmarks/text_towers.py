@@ -20,8 +20,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from artsim.data.manifest import load_manifest  # noqa: E402
-from artsim.model.towers import create_text_tower  # noqa: E402
+from artsim.data.manifest import load_manifest
+from artsim.model.towers import create_text_tower
 
 SECTION = "## Text towers"
 

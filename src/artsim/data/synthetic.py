@@ -28,7 +28,9 @@ SHAPES = {"circle": "círculo", "square": "cuadrado", "triangle": "triángulo", 
 STYLES = ["watercolor", "oil painting", "pixel art", "sketch", "poster"]
 
 
-def _draw(rng: np.random.Generator, shape: str, colour, background, size: int, jitter: float) -> Image.Image:
+def _draw(
+    rng: np.random.Generator, shape: str, colour, background, size: int, jitter: float
+) -> Image.Image:
     image = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(image)
     centre = size / 2 + rng.normal(0, jitter * size, 2)
@@ -79,7 +81,9 @@ def make_synthetic_manifest(
         group = f"g{group_index:03d}"
         spanish = spanish_every > 0 and group_index % spanish_every == spanish_every - 1
         if spanish:
-            caption = f"un {SHAPES[shape]} {COLOURS[colour][1]} sobre fondo {COLOURS[background][1]}"
+            caption = (
+                f"un {SHAPES[shape]} {COLOURS[colour][1]} sobre fondo {COLOURS[background][1]}"
+            )
             lang = "es"
         else:
             caption = f"a {colour} {shape} on a {background} background"
@@ -108,7 +112,9 @@ def make_synthetic_manifest(
             variant.save(out / variant_path)
             style = STYLES[int(rng.integers(len(STYLES)))]
             prompt = (
-                f"{caption}, estilo {style}" if spanish else f"{style} of {caption}, highly detailed"
+                f"{caption}, estilo {style}"
+                if spanish
+                else f"{style} of {caption}, highly detailed"
             )
             rows.append(
                 {
