@@ -21,14 +21,16 @@ class MetricsJsonlWriter(pl.Callback):
     dropped when the run resumes and are written again.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, epoch_offset: int = 0, stage: str = "heads"):
         self.path = Path(path)
+        self.epoch_offset, self.stage = epoch_offset, stage
         self._started = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        done = trainer.current_epoch  # epochs already completed (restored from a checkpoint)
+        # epochs already completed: earlier stages' and this one's restored from a checkpoint
+        done = self.epoch_offset + trainer.current_epoch
         rows = read_metrics(self.path) if self.path.exists() else []
         kept = [row for row in rows if row["epoch"] <= done]
         _atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
@@ -37,7 +39,11 @@ class MetricsJsonlWriter(pl.Callback):
         self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        row: dict[str, Any] = {"epoch": trainer.current_epoch + 1, "lr": pl_module.epoch_lr}
+        row: dict[str, Any] = {
+            "epoch": self.epoch_offset + trainer.current_epoch + 1,
+            "stage": self.stage,
+            "lr": pl_module.epoch_lr,
+        }
         row.update(pl_module.train_epoch_means())  # a collective call: every process makes it
         row.update(pl_module.val_figures)
         row["epoch_seconds"] = round(time.perf_counter() - self._started, 4)

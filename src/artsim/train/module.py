@@ -46,6 +46,11 @@ class TripletModule(pl.LightningModule):
         self._train_batches = 0
         self.epoch_lr = self.optimizers().param_groups[0]["lr"]
 
+    def image_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The image tower's features of a batch: cached ones here (the fine-tune stage runs
+        the tower)."""
+        return batch["image"]
+
     def _affinity(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
         if self.config.hard_negatives is None:
             return None
@@ -58,7 +63,7 @@ class TripletModule(pl.LightningModule):
         torch.manual_seed(
             (self.config.seed * 1_000_003 + self.current_epoch) * 10_007 + batch_index
         )
-        image = self.model.embed_image(batch["image"])
+        image = self.model.embed_image(self.image_features(batch))
         text = self.model.embed_text(batch["text"])
         parts = self.criterion(
             image, text, batch["label"], batch["has_text"], self._affinity(batch)
@@ -114,14 +119,26 @@ class TripletModule(pl.LightningModule):
         return {f"train/{k}": float(v) / count for k, v in zip(TRAIN_KEYS, sums[:-1], strict=True)}
 
     # -- validation -------------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts: list[dict[str, torch.Tensor]] = []
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> None:
-        image = self.model.embed_image(batch["image"])
-        text = self.model.embed_text(batch["text"])
+        self._val_parts.append(
+            {
+                "image": self.model.embed_image(self.image_features(batch)),
+                "text": self.model.embed_text(batch["text"]),
+                "label": batch["label"],
+                "has_text": batch["has_text"],
+            }
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        joined = {k: torch.cat([part[k] for part in self._val_parts]) for k in self._val_parts[0]}
         figures = seed_figures(
-            image,
-            text,
-            batch["label"],
-            batch["has_text"],
+            joined["image"],
+            joined["text"],
+            joined["label"],
+            joined["has_text"],
             margin=self.config.margin,
             seed=self.config.seed,
             weights=LossWeights(**self.config.loss_weights),
@@ -131,11 +148,19 @@ class TripletModule(pl.LightningModule):
         for key, value in self.val_figures.items():
             shown = key in ("val/loss", "val/triplet_acc")
             self.log(key, value if math.isfinite(value) else 0.0, prog_bar=shown, batch_size=1)
+        if self.trainer.sanity_checking:
+            return
+        value = self.val_figures.get("val/loss", float("nan"))
+        if math.isfinite(value):
+            self.plateau.step(value)
 
     # -- optimisation -----------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": list(self.model.parameters()), "lr": self.config.lr}]
+
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+            self.parameter_groups(), weight_decay=self.config.weight_decay
         )
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -148,13 +173,6 @@ class TripletModule(pl.LightningModule):
         # checkpoint is written in between, and a resumed run must see the reduced rate.
         self.plateau = scheduler
         return optimizer
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self.val_figures:
-            return
-        value = self.val_figures.get("val/loss", float("nan"))
-        if math.isfinite(value):
-            self.plateau.step(value)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["plateau_scheduler"] = self.plateau.state_dict()

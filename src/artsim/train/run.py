@@ -32,6 +32,7 @@ from artsim.model.towers import create_image_tower, create_text_tower
 from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter, read_metrics
 from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
+from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
 
 console = Console(highlight=False)
@@ -80,14 +81,6 @@ def _resolve_split(config: TrainConfig, manifest, out: Path, resume: bool) -> di
     if config.split:
         return read_split(config.split, manifest)
     return group_split(manifest.items, config.val_fraction, seed=config.seed)
-
-
-def _stop_reason(trainer: pl.Trainer, early_stopping: EarlyStopping, config: TrainConfig) -> str:
-    if early_stopping.stopped_epoch > 0:
-        return "early_stopping"
-    if trainer.current_epoch >= config.max_epochs:
-        return "max_epochs"
-    return "interrupted"
 
 
 def train_run(config: TrainConfig, resume: bool = False) -> Path:
@@ -204,86 +197,62 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
     datamodule = FeatureDataModule(
         train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
     )
-    checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints",
-        filename="best",
-        monitor="val/loss",
-        mode="min",
-        save_top_k=1,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
-    # A second checkpoint for resuming, written every epoch whatever the monitored value does.
-    last_checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints",
-        filename="last",
-        monitor=None,
-        save_top_k=1,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
-    early_stopping = EarlyStopping(
-        monitor="val/loss",
-        mode="min",
-        patience=config.early_stopping_patience,
-        min_delta=config.early_stopping_min_delta,
-        check_finite=True,
-    )
-    callbacks: list[pl.Callback] = [
-        MetricsJsonlWriter(out / "metrics.jsonl"),
-        early_stopping,
-        checkpoint,
-        last_checkpoint,
-    ]
-    if config.progress:
-        callbacks.append(RichProgressBar(leave=False))
-    world = config.devices * config.num_nodes
-    trainer = pl.Trainer(
-        max_epochs=config.max_epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy="ddp" if world > 1 else "auto",
-        callbacks=callbacks,
-        logger=False,
-        plugins=[AtomicCheckpointIO()],
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
-        enable_progress_bar=config.progress,
-        use_distributed_sampler=False,
-        deterministic=True,
-        default_root_dir=str(out),
-    )
-    last = out / "checkpoints" / "last.ckpt"
-    ckpt_path = str(last) if resume and last.is_file() else None
-    if resume and ckpt_path is None and is_zero:
-        console.print(f"[yellow]no checkpoint in {last.parent}: starting from the beginning[/]")
     started = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    except NonFiniteLossError as error:
-        if trainer.is_global_zero:
-            _write_summary(
-                out,
-                config,
-                trainer,
-                "nan_loss",
-                checkpoint,
-                sizes,
-                manifest,
-                time.perf_counter() - started,
-            )
-        kept = f"; the last good checkpoint is {last}" if last.is_file() else ""
-        raise TrainingStopped(f"training stopped: {error}{kept}") from None
-    if not trainer.is_global_zero:
+
+    def stopped(error: NonFiniteLossError, stage: Stage) -> TrainingStopped:
+        if stage.trainer.is_global_zero:
+            _write_summary(out, config, stage, [], sizes, manifest, time.perf_counter() - started)
+        kept = f"; the last good checkpoint is {stage.last}" if stage.last.is_file() else ""
+        return TrainingStopped(f"training stopped: {error}{kept}")
+
+    heads = Stage("heads", out, out / "checkpoints", config, config.max_epochs)
+    marker = out / "checkpoints" / "heads.done"
+    if resume and marker.is_file() and config.finetune_epochs > 0:
+        heads.reason = marker.read_text(encoding="utf-8").strip()  # stage one had finished
+    else:
+        try:
+            heads.fit(module, datamodule, resume)
+        except NonFiniteLossError as error:
+            raise stopped(error, heads) from None
+        if heads.trainer.is_global_zero:
+            marker.write_text(heads.reason + "\n", encoding="utf-8")
+    module.load_state_dict(heads.best_state())
+    stages = [heads]
+
+    tower_state = None
+    if config.finetune_epochs > 0:
+        tower = create_image_tower(config.image_tower)
+        finetune = FinetuneModule(model_config, config, tower)
+        finetune.model.load_state_dict(module.model.state_dict())
+        pixels = FinetuneDataModule(
+            PixelSet(train_items, train_set, tower, True, config.seed, config.max_pixels),
+            PixelSet(val_items, val_set, tower, False, config.seed, config.max_pixels),
+            config,
+        )
+        rows_so_far = len(read_metrics(out / "metrics.jsonl"))
+        tuning = Stage(
+            "finetune",
+            out,
+            out / "checkpoints" / "finetune",
+            config,
+            config.finetune_epochs,
+            rows_so_far,
+        )
+        try:
+            tuning.fit(finetune, pixels, resume)
+        except NonFiniteLossError as error:
+            raise stopped(error, tuning) from None
+        stages.append(tuning)
+        # fine-tuning is kept only where it beat the heads alone on the validation groups
+        tuning.kept = tuning.best_score() < heads.best_score()
+        if tuning.kept:
+            finetune.load_state_dict(tuning.best_state())
+            module.model.load_state_dict(finetune.model.state_dict())
+            tower_state = finetune.tower_state()
+    if not stages[-1].trainer.is_global_zero:
         return out
-    reason = _stop_reason(trainer, early_stopping, config)
-    best = checkpoint.best_model_path
-    if best and Path(best).is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
     summary = _write_summary(
-        out, config, trainer, reason, checkpoint, sizes, manifest, time.perf_counter() - started
+        out, config, heads, stages, sizes, manifest, time.perf_counter() - started
     )
     save_model(
         module.model.cpu(),
@@ -293,22 +262,130 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
             "best_epoch": summary["best_epoch"],
             "run": str(out),
         },
+        tower_state=tower_state,
     )
     return out
 
 
-def _write_summary(
-    out, config, trainer, reason, checkpoint, sizes, manifest, seconds
-) -> dict[str, Any]:
+class Stage:
+    """One Lightning fit with its checkpoints, early stopping and metrics rows."""
+
+    def __init__(
+        self,
+        name: str,
+        out: Path,
+        folder: Path,
+        config: TrainConfig,
+        max_epochs: int,
+        epoch_offset: int = 0,
+    ):
+        self.name, self.folder, self.config = name, folder, config
+        self.last = folder / "last.ckpt"
+        self.reason = "not_run"
+        self.kept = True
+        self.checkpoint = ModelCheckpoint(
+            dirpath=folder,
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        # A second checkpoint for resuming, written every epoch whatever the monitored value does.
+        last_checkpoint = ModelCheckpoint(
+            dirpath=folder,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        self.early_stopping = EarlyStopping(
+            monitor="val/loss",
+            mode="min",
+            patience=config.early_stopping_patience,
+            min_delta=config.early_stopping_min_delta,
+            check_finite=True,
+        )
+        callbacks: list[pl.Callback] = [
+            MetricsJsonlWriter(out / "metrics.jsonl", epoch_offset=epoch_offset, stage=name),
+            self.early_stopping,
+            self.checkpoint,
+            last_checkpoint,
+        ]
+        if config.progress:
+            callbacks.append(RichProgressBar(leave=False))
+        world = config.devices * config.num_nodes
+        self.max_epochs = max_epochs
+        self.trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy="ddp" if world > 1 else "auto",
+            callbacks=callbacks,
+            logger=False,
+            plugins=[AtomicCheckpointIO()],
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            enable_progress_bar=config.progress,
+            use_distributed_sampler=False,
+            deterministic=name == "heads",  # some backward kernels of the tower have none
+            default_root_dir=str(out),
+        )
+
+    def fit(
+        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool
+    ) -> None:
+        ckpt_path = str(self.last) if resume and self.last.is_file() else None
+        if resume and ckpt_path is None and _is_global_zero():
+            console.print(
+                f"[yellow]no checkpoint in {self.folder}: stage {self.name} starts anew[/]"
+            )
+        self.trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        if self.early_stopping.stopped_epoch > 0:
+            self.reason = "early_stopping"
+        elif self.trainer.current_epoch >= self.max_epochs:
+            self.reason = "max_epochs"
+        else:
+            self.reason = "interrupted"
+
+    def best_score(self) -> float:
+        score = self.checkpoint.best_model_score
+        if score is None and self.checkpoint.best_model_path:
+            return float("inf")
+        return float(score) if score is not None else float("inf")
+
+    def best_state(self) -> dict[str, torch.Tensor]:
+        best = self.folder / "best.ckpt"
+        return torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+
+    def final_lr(self) -> float | None:
+        optimizers = self.trainer.optimizers
+        return optimizers[0].param_groups[0]["lr"] if optimizers else None
+
+
+def _write_summary(out, config, heads, stages, sizes, manifest, seconds) -> dict[str, Any]:
     rows = read_metrics(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
     best_row = min(rows, key=lambda r: r.get("val/loss", float("inf"))) if rows else {}
-    optimizer = trainer.optimizers[0] if trainer.optimizers else None
+    failed = not stages  # a NaN loss: the stage that failed is `heads`' or the fine-tune's
+    last_stage = stages[-1] if stages else heads
     summary = {
         "epochs_completed": len(rows),
-        "stop_reason": reason,
+        "stop_reason": "nan_loss" if failed else heads.reason,
         "best_epoch": best_row.get("epoch"),
         "best_val_loss": best_row.get("val/loss"),
-        "final_lr": optimizer.param_groups[0]["lr"] if optimizer else config.lr,
+        "final_lr": last_stage.final_lr() or config.lr,
+        "stages": [
+            {
+                "stage": s.name,
+                "stop_reason": s.reason,
+                "kept": s.kept,
+                "best_val_loss": s.best_score(),
+            }
+            for s in stages
+        ],
         "val_fraction": None if config.split else config.val_fraction,
         "split_file": config.split,
         "seed": config.seed,
@@ -320,7 +397,7 @@ def _write_summary(
         "data_fingerprint": manifest.fingerprint(),
         "skipped_rows": len(manifest.errors),
         "train_seconds": round(seconds, 2),
-        "best_checkpoint": str(checkpoint.best_model_path or ""),
+        "best_checkpoint": str(heads.checkpoint.best_model_path or ""),
         "final": rows[-1] if rows else {},
         "best": best_row,
         "config": asdict(config),
