@@ -81,7 +81,7 @@ def demo_command(
     max_originals: Annotated[
         int | None, typer.Option(help="originals in the corpus (default 600)")
     ] = None,
-    max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 40,
+    max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 60,
     seed: Annotated[int, typer.Option()] = 0,
     val_fraction: Annotated[float, typer.Option(help="validation share by group")] = 0.2,
     retrain: Annotated[
