@@ -869,7 +869,7 @@ def check_lang(lang: str) -> str:
     return lang
 
 
-def say(lang: str, key: str, **fields: Any) -> str:
+def say(lang: str, key: str, /, **fields: Any) -> str:
     """One sentence template of ``lang`` filled with ``fields``.
 
     >>> say("es", "lr_final_only", final="0.00015")
@@ -878,7 +878,7 @@ def say(lang: str, key: str, **fields: Any) -> str:
     return TEMPLATES[check_lang(lang)][key].format(**fields)
 
 
-def label(lang: str, key: str) -> str:
+def label(lang: str, key: str, /) -> str:
     """The name of a figure, task or modality; ``eval/<task>/<metric>`` keys are composed."""
     names = LABELS[check_lang(lang)]
     if key in names:
