@@ -139,8 +139,8 @@ def compute_image_features(
                 computed.update(zip(batch_keys, features, strict=True))
                 if progress:
                     progress(len(batch))
-    if progress and len(keys) > len(missing):
-        progress(len(keys) - len(missing))
+    if progress:
+        progress(len(keys) - len(missing))  # rows read from the cache count as done
     rows = [computed.get(key) for key in keys]
     cached_keys = [key for key, row in zip(keys, rows, strict=True) if row is None]
     if cached_keys:
@@ -172,6 +172,8 @@ def compute_text_features(
         computed.update(zip(batch_keys, features, strict=True))
         if progress:
             progress(len(batch))
+    if progress:
+        progress(len(texts) - len(todo))  # cached and empty texts count as done
     matrix = np.zeros((len(texts), tower.dim), dtype=np.float32)
     for row, (key, text) in enumerate(zip(keys, texts, strict=True)):
         if not text.strip():

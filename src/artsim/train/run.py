@@ -152,9 +152,7 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
             device=device,
         )
         texts = [item.text for item in items]
-        task = progress.add_task(
-            f"text features ({text_tower.name})", total=len({t for t in texts if t.strip()})
-        )
+        task = progress.add_task(f"text features ({text_tower.name})", total=len(texts))
         text_features = compute_text_features(
             text_tower,
             texts,
