@@ -203,3 +203,25 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop_reason"] == "nan_loss"
     assert summary["epochs_completed"] == 2
+
+
+@pytest.mark.parametrize("miner", ["semihard", "hard"])
+def test_hard_negatives_sharing_the_artist_train(
+    training_manifest, feature_cache, tiny_args, tmp_path, miner
+):
+    out = tmp_path / "run"
+    args = tiny_args(
+        training_manifest,
+        out,
+        feature_cache,
+        "--max-epochs",
+        "2",
+        "--hard-negatives",
+        "artist",
+        "--miner",
+        miner,
+    )
+    assert main(args) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert (config["hard_negatives"], config["miner"]) == ("artist", miner)
+    assert all(row["train/loss"] > 0 for row in read_metrics(out / "metrics.jsonl"))
