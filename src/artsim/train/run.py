@@ -8,8 +8,10 @@ A run folder holds ``config.yaml`` (resolved), ``split.csv``, ``problems.txt`` (
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,6 +38,18 @@ from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
 
 console = Console(highlight=False)
+
+# Lightning advertises a cloud logger at every fit and warns about its own internals: neither is
+# anything a user of artsim can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
 
 SEED_TABLE_ROWS = [
     ("epochs completed", "epochs_completed"),
