@@ -49,7 +49,7 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
         assert result["tasks"][task]["n_queries"] > 0
         verification = result["verification"][task]
         assert 0.0 <= verification["roc_auc"] <= 1.0
-        for target in ("at_fpr_0.01", "at_fpr_0.05"):
+        for target in ("at_fpr_0.001", "at_fpr_0.01", "at_fpr_0.05"):
             assert set(verification[target]) == AT_FPR_KEYS
     assert set(result["seed_figures"]) == SEED_KEYS
     for lang, tasks in result["by_lang"].items():
@@ -82,9 +82,9 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
     calibration = json.loads((run / "calibration.json").read_text())
     assert calibration["model_id"] == result["model_id"]
     assert calibration["source"] == f"val split of {synthetic_manifest}"
-    assert calibration["default_fpr"] == 0.01
     assert set(calibration["thresholds"]) == set(TASKS)
-    assert set(calibration["thresholds"]["fused"]) == {"fpr_0.01", "fpr_0.05"}
+    assert set(calibration["thresholds"]["fused"]) == {"fpr_0.001", "fpr_0.01", "fpr_0.05"}
+    assert calibration["default_fpr"] == 0.001
 
 
 def _rewrite(manifest: Path, change) -> None:

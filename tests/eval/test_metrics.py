@@ -214,7 +214,7 @@ def test_evaluators_share_one_interface():
         assert all(key.startswith("image/") for key in result)
         assert evaluator.primary_metric in result
     nested = nest(VerificationEvaluator("t2i")(similarity, correct), "t2i")
-    assert set(nested) == {"roc_auc", "at_fpr_0.01", "at_fpr_0.05"}
+    assert set(nested) == {"roc_auc", "at_fpr_0.001", "at_fpr_0.01", "at_fpr_0.05"}
     assert set(nested["at_fpr_0.01"]) == {"threshold", "precision", "recall", "fpr"}
 
 

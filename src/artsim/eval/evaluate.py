@@ -587,7 +587,7 @@ def evaluate_run(
                     "source": f"val split of {manifest_path}",
                     "data_fingerprint": result["data_fingerprint"],
                     "thresholds": thresholds,
-                    "default_fpr": 0.01,
+                    "default_fpr": 0.001,
                 },
             )
     return result

@@ -21,7 +21,10 @@ import numpy as np
 
 # Rows per block when a (pairs x gallery) comparison is needed: bounds memory on big galleries.
 _BLOCK = 1024
-FPR_TARGETS = (0.01, 0.05)
+# 0.1% is the verdict's default: a search compares a query with every original, so a per-pair
+# false-positive rate of 1% would call several unrelated originals "derived" in a collection of
+# hundreds. 1% and 5% are reported beside it.
+FPR_TARGETS = (0.001, 0.01, 0.05)
 
 
 def _as_arrays(similarity: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
