@@ -42,7 +42,7 @@ def test_finetune_stage_follows_the_heads_and_ships_its_tower(
     assert tuned["kept"] is True
     assert tuned["best_val_loss"] < stages["heads"]["best_val_loss"]
     with safe_open(str(out / "model.safetensors"), framework="pt") as handle:
-        tower_keys = [k for k in handle if k.startswith("image_tower.")]
+        tower_keys = [k for k in handle.keys() if k.startswith("image_tower.")]  # noqa: SIM118
     assert tower_keys
     embedder = Embedder.from_run(out, cache_dir=tmp_path / "cache")
     packaged = create_image_tower("tiny")

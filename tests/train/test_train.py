@@ -133,7 +133,7 @@ def test_early_stopping_stops_a_run_that_does_not_improve(
 
 def test_learning_rate_is_reduced_on_plateau(training_manifest, feature_cache, tiny_args, tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("plateau_patience: 0\nearly_stopping_patience: 50\nlr: 0.05\n")
+    config.write_text("plateau_patience: 0\nearly_stopping_patience: 50\nlr: 0.5\n")
     out = tmp_path / "run"
     assert (
         main(
@@ -144,8 +144,8 @@ def test_learning_rate_is_reduced_on_plateau(training_manifest, feature_cache, t
         == 0
     )
     rates = [row["lr"] for row in read_metrics(out / "metrics.jsonl")]
-    assert rates[0] == pytest.approx(0.05)
-    assert min(rates) < 0.05
+    assert rates[0] == pytest.approx(0.5)
+    assert min(rates) < 0.5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["final_lr"] <= rates[-1]
 
