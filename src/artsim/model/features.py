@@ -111,7 +111,7 @@ def compute_image_features(
     tower: ImageTower,
     paths: Sequence[str | Path],
     cache: FeatureCache | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: ProgressCallback | None = None,
     device: str | torch.device = "cpu",
@@ -122,6 +122,10 @@ def compute_image_features(
         {key: index for index, key in enumerate(keys) if not (cache and key in cache)}.items()
     )
     computed: dict[str, np.ndarray] = {}
+    if batch_size is None:
+        # On CPU small batches are faster: large activation buffers, freed and allocated again
+        # every batch, cost more in page faults than batching saves (BENCHMARKS.md, Training).
+        batch_size = 4 if str(device) == "cpu" else 64
     if missing:
         tower.to(device).eval()
 
