@@ -93,20 +93,23 @@ def search_command(
         return
     table = Table(title=f"{len(response.results)} closest originals ({TASK_WORDS[response.task]})")
     table.add_column("#", justify="right")
-    table.add_column("id")
+    table.add_column("id", overflow="fold")
     table.add_column("title")
-    table.add_column("group")
+    # in most collections an original's group is its own id: show the column only when it says more
+    show_group = any(result.group != result.id for result in response.results)
+    if show_group:
+        table.add_column("group", overflow="fold")
     present = [n for n in SCORE_NAMES if any(n in r.scores for r in response.results)]
     for name in present:
-        table.add_column(name, justify="right")
-    table.add_column("verdict")
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=11)
     for result in response.results:
         cells = [f"{result.scores[n]:.3f}" if n in result.scores else "" for n in present]
         table.add_row(
             str(result.rank),
             result.id,
             result.title,
-            result.group,
+            *([result.group] if show_group else []),
             *cells,
             _verdict_markup(result.verdict),
         )
