@@ -79,7 +79,7 @@ def demo_command(
         "data/demo"
     ),
     max_originals: Annotated[
-        int | None, typer.Option(help="originals in the corpus (default 600)")
+        int | None, typer.Option(help="originals in the corpus (default 1600)")
     ] = None,
     max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 60,
     seed: Annotated[int, typer.Option()] = 0,
