@@ -16,9 +16,7 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from markdown_section import cores, cpu_model, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,29 +155,7 @@ def start_server(app) -> tuple[str, callable]:
 
 
 def machine() -> str:
-    """``nproc`` and the CPU model, for the report."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or "?"
-    return f"{cores} cores (nproc), {model}, Python {platform.python_version()}"
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of a Markdown file, leaving the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    return f"{cores()} cores (nproc), {cpu_model()}, Python {platform.python_version()}"
 
 
 def _make_run(folder: Path, towers: str) -> Path:

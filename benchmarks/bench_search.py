@@ -15,8 +15,6 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+
+from markdown_section import cores, cpu_model, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 256
@@ -142,25 +142,10 @@ def run_size(n: int, n_queries: int, seed: int = 0) -> list[dict]:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{cores} cores (`nproc`), CPU model `{model}`, faiss {faiss.__version__}, numpy {np.__version__}"
-
-
-def write_section(path: Path, title: str, body: str) -> None:
-    """Replace (or append) the ``## title`` section of a Markdown file, leaving the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    return (
+        f"{cores()} cores (`nproc`), CPU model `{cpu_model()}`, faiss {faiss.__version__}, "
+        f"numpy {np.__version__}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ from artsim.model.towers import ImageTower, TextTower, create_image_tower, creat
 from artsim.train.config import TrainConfig
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.module import TripletModule
+from markdown_section import cores, cpu_model, write_section
 
 SECTION = "## Training"
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,17 +85,9 @@ def subsample(items: Sequence[Item], count: int, seed: int) -> list[Item]:
 
 
 def machine() -> dict[str, str]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    model, cores_used = cpu_model(), cores()
     return {
-        "nproc": str(cores),
+        "nproc": str(cores_used),
         "cpu": model,
         "torch": torch.__version__,
         "threads": str(torch.get_num_threads()),
@@ -524,17 +517,6 @@ def section(
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, block: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + (text[end:] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=default_data(), help="manifest (real images)")
@@ -597,7 +579,7 @@ def main() -> None:
     print(block)
     print(f"total {time.perf_counter() - begun:.0f} s")
     if not args.no_write:
-        write_section(Path(args.write), block)
+        write_section(Path(args.write), SECTION.removeprefix("## "), block.split("\n", 1)[1])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from artsim.data.manifest import load_manifest
 from artsim.model.towers import create_text_tower
+from markdown_section import write_section
 
 SECTION = "## Text towers"
 
@@ -80,16 +81,7 @@ def main() -> None:
             f"{figures['mrr']:.3f} | {figures['texts_per_second']:.0f} |"
         )
         print(lines[-1], flush=True)
-    block = "\n".join(lines) + "\n"
-    path = Path(args.write)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + block + (text[end + 1 :] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
+    write_section(Path(args.write), SECTION.removeprefix("## "), "\n".join(lines[2:]))
 
 
 if __name__ == "__main__":
