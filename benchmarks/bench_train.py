@@ -59,6 +59,7 @@ from artsim.train.module import TripletModule
 from markdown_section import cores, cpu_model, write_section
 
 SECTION = "## Training"
+DEFAULTS = TrainConfig()
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -424,8 +425,9 @@ def section(
         f"`benchmarks/bench_train.py --items {args.items}`: {len(heads['batch_sizes'])} steps "
         f"per epoch over {n_img} items ({heads['groups']} whole groups, seed {args.seed}) of "
         f"`{args.data}`, efficientnet-lite0 + e5-small, heads and batches as `artsim train` "
-        "makes them (TrainConfig defaults: embed 256, hidden 512, 32 groups x 4 items per "
-        f"batch; batch sizes {heads['batch_sizes']}). Machine: {info['nproc']} cores (`nproc`), "
+        f"makes them (TrainConfig defaults: embed {DEFAULTS.embed_dim}, hidden "
+        f"{DEFAULTS.hidden_dim or 'none (linear)'}, {DEFAULTS.groups_per_batch} groups x "
+        f"{DEFAULTS.items_per_group} items per batch; batch sizes {heads['batch_sizes']}). Machine: {info['nproc']} cores (`nproc`), "
         f"`{info['cpu']}`, torch {info['torch']} with {info['threads']} threads "
         f"(`torch.get_num_threads()`), Lightning {info['lightning']}, Python {info['python']}. "
         "Every row comes from the same single run, so the ratios compare numbers measured "
