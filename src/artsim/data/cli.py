@@ -168,6 +168,53 @@ def demo(
     return 0
 
 
+@app.command()
+def folder(
+    images: Annotated[Path, typer.Argument(help="Folder of images (sub-folders are categories).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the new images and manifest.")],
+    per_original: Annotated[
+        int, typer.Option("--per-original", min=0, help="Generated stand-ins per original.")
+    ] = 3,
+    max_originals: Annotated[
+        int | None, typer.Option("--max-originals", min=1, help="Keep at most this many originals.")
+    ] = None,
+    source: Annotated[str, typer.Option("--source", help="Credit written in each row.")] = "",
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+) -> int:
+    """Make a manifest from a folder of images: captions from file names, then stand-ins."""
+    from artsim.data.derive import derive_manifest
+    from artsim.data.folder import originals_from_folder
+
+    written = originals_from_folder(
+        images, out, source=source, max_originals=max_originals, seed=seed
+    )
+    if per_original > 0:
+        written = derive_manifest(load_manifest(written), out, per_original=per_original, seed=seed)
+    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    return 0
+
+
+@app.command()
+def external(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the external set.")] = Path(
+        "data/external"
+    ),
+    per_original: Annotated[
+        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
+    ] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
+    ] = None,
+) -> int:
+    """Build the external evaluation set (pysiogame's art4apps illustrations, never trained on)."""
+    from artsim.data.folder import build_external_corpus
+
+    written = build_external_corpus(out, per_original=per_original, seed=seed, cache_dir=cache_dir)
+    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``artsim data`` with ``argv`` (default: the process arguments); return the exit code."""
     return run_app(app, argv, prog_name="artsim data")
