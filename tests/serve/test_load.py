@@ -19,6 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def load_module():
+    # the benchmark scripts import their shared helpers from their own folder
+    if str(BENCH.parent) not in sys.path:
+        sys.path.insert(0, str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_load", BENCH)
     module = importlib.util.module_from_spec(spec)
     # dataclasses look their module up in sys.modules
