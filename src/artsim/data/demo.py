@@ -44,7 +44,7 @@ OPENCLIPART = "openclipart-png"
 PACKAGES = (OPENCLIPART, TUXPAINT)
 # All ~700 usable Tux Paint stamps and as much clip art: more training works is what most helps
 # the cross-modal figures (0.82 -> 0.86 from 600 to 1600 originals), and the whole `make demo`
-# still takes about 4 minutes on 2 cores from an empty cache.
+# still takes about 5 minutes on 2 cores from an empty cache.
 DEFAULT_MAX_ORIGINALS = 1600
 MIN_SIDE = 32
 # Some clip art is 16000 px wide; such files cost seconds to decode in every later stage and add
