@@ -225,3 +225,21 @@ def test_hard_negatives_sharing_the_artist_train(
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert (config["hard_negatives"], config["miner"]) == ("artist", miner)
     assert all(row["train/loss"] > 0 for row in read_metrics(out / "metrics.jsonl"))
+
+
+def test_bad_rows_are_skipped_and_listed_in_the_run(
+    training_manifest, feature_cache, tiny_args, tmp_copy, tmp_path, capsys
+):
+    manifest = tmp_copy(training_manifest)
+    broken = manifest.parent / "images" / "g001_gen0.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated
+    with manifest.open("a", encoding="utf-8") as handle:
+        handle.write("g001-gen0,g001,generated,images/g001_gen0.png,dup id,en,,,\n")
+    out = tmp_path / "run"
+    assert main(tiny_args(manifest, out, feature_cache, "--max-epochs", "1")) == 0
+    problems = (out / "problems.txt").read_text()
+    assert "g001-gen0" in problems and "truncated" in problems
+    assert "duplicate" in problems
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_rows"] == 2
+    assert summary["train_size"]["items"] + summary["val_size"]["items"] == 95
