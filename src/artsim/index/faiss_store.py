@@ -296,18 +296,8 @@ class FaissStore(VectorStore):
 
     def _keys_for(self, ids: Sequence[str], modality: str) -> dict[str, int]:
         text_only = " AND in_text = 1" if modality == "text" else ""
-        ids = list(ids)
-        keys: dict[str, int] = {}
         with self._db_lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                keys.update(
-                    self._db.execute(
-                        f"SELECT id, key FROM originals WHERE id IN ({marks}){text_only}", chunk
-                    ).fetchall()
-                )
-        return keys
+            return dict(self._select_id_keys(list(ids), text_only))
 
     def _ids_for(self, keys: Sequence[int]) -> dict[int, str]:
         keys = [int(key) for key in keys]
@@ -466,14 +456,16 @@ class FaissStore(VectorStore):
                 self._db_lock.release()
         return [i for i in ids if i in found]
 
-    def _select_id_keys(self, ids: Sequence[str]) -> list[tuple[str, int]]:
+    def _select_id_keys(self, ids: Sequence[str], condition: str = "") -> list[tuple[str, int]]:
+        """(id, faiss key) of the given ids, in chunks under SQLite's variable limit; the caller
+        holds the lock. ``condition`` is a fixed SQL fragment (``" AND in_text = 1"``)."""
         pairs: list[tuple[str, int]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             pairs.extend(
                 self._db.execute(
-                    f"SELECT id, key FROM originals WHERE id IN ({marks})", chunk
+                    f"SELECT id, key FROM originals WHERE id IN ({marks}){condition}", chunk
                 ).fetchall()
             )
         return pairs
