@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -52,16 +53,13 @@ def _trained(run_dir: Path, manifest: Path, config) -> bool:
     ):
         return False
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    same_options = summary.get("config", {}) == {**summary.get("config", {}), **_comparable(config)}
+    same_options = _options(summary.get("config", {})) == _options(asdict(config))
     return same_options and summary.get("data_fingerprint") == load_manifest(manifest).fingerprint()
 
 
-def _comparable(config) -> dict:
-    from dataclasses import asdict
-
-    values = asdict(config)
-    values.pop("progress", None)
-    return values
+def _options(values: dict) -> dict:
+    """Options that change what a run learns (whether a progress bar was shown does not)."""
+    return {key: value for key, value in values.items() if key != "progress"}
 
 
 def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None:
@@ -90,6 +88,9 @@ def demo_command(
     max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 60,
     seed: Annotated[int, typer.Option()] = 0,
     val_fraction: Annotated[float, typer.Option(help="validation share by group")] = 0.2,
+    external: Annotated[
+        bool, typer.Option("--external/--no-external", help="also evaluate on the external set")
+    ] = True,
     retrain: Annotated[
         bool, typer.Option("--retrain", help="train again even if a run exists")
     ] = False,
