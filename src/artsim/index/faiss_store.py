@@ -36,7 +36,6 @@ from artsim.index.store import (
     Hits,
     OriginalRecord,
     VectorStore,
-    check_vectors,
     text_rows,
 )
 
@@ -367,11 +366,7 @@ class FaissStore(VectorStore):
         vectors: Mapping[str, np.ndarray],
         records: Sequence[OriginalRecord],
     ) -> None:
-        self._check_writable()
-        ids = list(ids)
-        if [record.id for record in records] != ids:
-            raise ValueError("records must be given in the order of ids")
-        vectors = check_vectors(ids, vectors, self.dim)
+        ids, vectors = self._checked_batch(ids, vectors, records)
         if not ids:
             return
         in_text = text_rows(vectors["text"])

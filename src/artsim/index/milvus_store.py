@@ -27,7 +27,6 @@ from artsim.index.store import (
     Hits,
     OriginalRecord,
     VectorStore,
-    check_vectors,
     text_rows,
 )
 
@@ -130,14 +129,10 @@ class MilvusStore(VectorStore):
         vectors: Mapping[str, np.ndarray],
         records: Sequence[OriginalRecord],
     ) -> None:
-        self._check_writable()
-        ids = list(ids)
-        if [record.id for record in records] != ids:
-            raise ValueError("records must be given in the order of ids")
+        ids, vectors = self._checked_batch(ids, vectors, records)
         for item_id in ids:
             if len(item_id.encode("utf-8")) > MAX_ID_LENGTH:
                 raise UserError(f"id too long for Milvus ({MAX_ID_LENGTH} bytes): {item_id!r}")
-        vectors = check_vectors(ids, vectors, self.dim)
         if not ids:
             return
         in_text = text_rows(vectors["text"])

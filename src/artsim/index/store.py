@@ -151,6 +151,20 @@ class VectorStore(abc.ABC):
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
 
+    def _checked_batch(
+        self,
+        ids: Sequence[str],
+        vectors: Mapping[str, np.ndarray],
+        records: Sequence[OriginalRecord],
+    ) -> tuple[list[str], dict[str, np.ndarray]]:
+        """What every ``add`` checks first: writable store, records in the order of ids, vectors
+        of the right shape. Returns the ids as a list and the checked vectors."""
+        self._check_writable()
+        ids = list(ids)
+        if [record.id for record in records] != ids:
+            raise ValueError("records must be given in the order of ids")
+        return ids, check_vectors(ids, vectors, self.dim)
+
     def _check_writable(self) -> None:
         if self.read_only:
             raise UserError("this index is open read-only")
