@@ -1,0 +1,223 @@
+"""Graded verdicts on a search result, and the open-set calibration they are read from.
+
+A result is graded from the scores a search reports for it:
+
+* ``copy``: the image survives almost unchanged. Its image score reaches the copy threshold,
+  set from near-duplicates (re-encoded, resized, slightly cropped originals) of the calibration
+  collection, and never below the strictest derived threshold.
+* ``derived``: the score of the query's task reaches the threshold that at most ``rate`` (1% by
+  default) of queries whose original is NOT in the index reach with their best result.
+* ``related``: not derived, but the prompt matches the caption (the text score reaches the text
+  task's derived threshold) or the task score reaches what a quarter of such queries reach:
+  same subject or style, no evidence that the image comes from it.
+* ``unrelated``: none of these.
+
+Each verdict carries the score that decided it, its threshold and the calibrated probability
+that the result is the query's original (isotonic regression on the calibration queries, with
+as many queries without an original in the index as with one).
+
+The calibration is plain JSON (``OpenSetCalibration.to_json``); it lives in ``index.json`` when
+fitted on the indexed collection (``artsim index build`` / ``artsim calibrate``) and in a run's
+``calibration.json`` under ``open_set`` when fitted by ``artsim evaluate`` on the calibration
+part of the split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from artsim.eval.openset import (
+    DEFAULT_RATE,
+    OPEN_SET_RATES,
+    fit_isotonic,
+    isotonic_probability,
+    open_set_thresholds,
+)
+
+VERDICT_COPY = "copy"
+VERDICT_DERIVED = "derived"
+VERDICT_RELATED = "related"
+VERDICT_UNRELATED = "unrelated"
+VERDICT_UNCALIBRATED = "uncalibrated"
+GRADES = (VERDICT_COPY, VERDICT_DERIVED, VERDICT_RELATED, VERDICT_UNRELATED)
+# what a quarter of queries with no original in the index reach: the weak "related" evidence
+RELATED_RATE = 0.25
+# the share of near-duplicates the copy threshold keeps
+COPY_RECALL = 0.9
+
+VERDICT_WORDS = {
+    "en": {
+        VERDICT_COPY: "copy",
+        VERDICT_DERIVED: "derived",
+        VERDICT_RELATED: "related",
+        VERDICT_UNRELATED: "unrelated",
+        VERDICT_UNCALIBRATED: "uncalibrated",
+    },
+    "es": {
+        VERDICT_COPY: "copia",
+        VERDICT_DERIVED: "derivada",
+        VERDICT_RELATED: "relacionada",
+        VERDICT_UNRELATED: "no relacionada",
+        VERDICT_UNCALIBRATED: "sin calibrar",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A graded verdict: which grade, the score that decided it, its threshold, the probability
+    that the result is the query's original."""
+
+    verdict: str
+    decided_by: str
+    score: float
+    threshold: float | None
+    probability: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TaskCalibration:
+    """Open-set figures of one task: thresholds per distractor rate, probability table, sizes."""
+
+    thresholds: dict[str, dict[str, float]]
+    probability: dict[str, list[float]]
+    n_matches: int
+    n_distractors: int
+
+    def threshold(self, rate: float) -> float | None:
+        value = self.thresholds.get(f"{rate:g}", {}).get("threshold")
+        return None if value is None or not np.isfinite(value) else float(value)
+
+
+@dataclass(frozen=True)
+class OpenSetCalibration:
+    """Everything grading needs, and a description of where it was measured."""
+
+    model_id: str
+    rate: float = DEFAULT_RATE
+    tasks: dict[str, TaskCalibration] = field(default_factory=dict)
+    copy: dict[str, float] | None = None
+    about: dict[str, Any] = field(default_factory=dict)
+
+    def grade(self, task: str, score: float, scores: dict[str, float]) -> Verdict:
+        """The graded verdict of one result of a ``task`` search (see the module docstring)."""
+        calibration = self.tasks.get(task)
+        threshold = calibration.threshold(self.rate) if calibration else None
+        if calibration is None or threshold is None:
+            return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
+        probability = isotonic_probability(calibration.probability, score)
+        if self.copy and "image" in scores and scores["image"] >= self.copy["threshold"]:
+            return Verdict(
+                VERDICT_COPY, "image", scores["image"], self.copy["threshold"], probability
+            )
+        if score >= threshold:
+            return Verdict(VERDICT_DERIVED, task, score, threshold, probability)
+        text = self.tasks.get("text")
+        text_threshold = text.threshold(self.rate) if text else None
+        if (
+            task != "text"
+            and text_threshold is not None
+            and scores.get("text", -2.0) >= text_threshold
+        ):
+            return Verdict(VERDICT_RELATED, "text", scores["text"], text_threshold, probability)
+        related = calibration.threshold(RELATED_RATE)
+        if related is not None and score >= related:
+            return Verdict(VERDICT_RELATED, task, score, related, probability)
+        return Verdict(VERDICT_UNRELATED, task, score, threshold, probability)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "rate": self.rate,
+            "tasks": {name: asdict(task) for name, task in self.tasks.items()},
+            "copy": self.copy,
+            "about": self.about,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> OpenSetCalibration:
+        """Read :meth:`to_json`'s output; raises ``KeyError``/``TypeError``/``ValueError`` when
+        it is not that."""
+        tasks = {
+            str(name): TaskCalibration(
+                thresholds={
+                    str(rate): {str(k): float(v) for k, v in values.items() if v is not None}
+                    for rate, values in task["thresholds"].items()
+                },
+                probability={
+                    "x": [float(v) for v in task["probability"]["x"]],
+                    "y": [float(v) for v in task["probability"]["y"]],
+                },
+                n_matches=int(task["n_matches"]),
+                n_distractors=int(task["n_distractors"]),
+            )
+            for name, task in raw["tasks"].items()
+        }
+        copy = raw.get("copy")
+        if copy is not None:
+            copy = {str(k): float(v) for k, v in copy.items() if v is not None}
+        return cls(
+            model_id=str(raw["model_id"]),
+            rate=float(raw.get("rate", DEFAULT_RATE)),
+            tasks=tasks,
+            copy=copy,
+            about=dict(raw.get("about") or {}),
+        )
+
+
+def fit_task(
+    match_top1: np.ndarray,
+    match_correct: np.ndarray,
+    distractor_top1: np.ndarray,
+    rates=(*OPEN_SET_RATES, RELATED_RATE),
+) -> TaskCalibration:
+    """Thresholds and the probability table of one task from its calibration queries.
+
+    The probability is fitted with distractor queries weighted to count as much, together, as
+    the matched ones: it reads "with even odds that the original is indexed".
+    """
+    match_top1 = np.asarray(match_top1, dtype=np.float64)
+    match_correct = np.asarray(match_correct, dtype=bool)
+    distractor_top1 = np.asarray(distractor_top1, dtype=np.float64)
+    thresholds = open_set_thresholds(match_top1, match_correct, distractor_top1, rates)
+    # weighted so both kinds of query count alike, whatever their numbers
+    n_m, n_d = len(match_top1), len(distractor_top1)
+    if n_m and n_d:
+        probability = fit_isotonic(
+            np.concatenate([match_top1, distractor_top1]),
+            np.concatenate([match_correct, np.zeros(n_d, bool)]),
+            np.concatenate([np.ones(n_m), np.full(n_d, n_m / n_d)]),
+        )
+    else:
+        probability = {"x": [], "y": []}
+    return TaskCalibration(thresholds, probability, n_m, n_d)
+
+
+def copy_threshold(copy_image_scores, floor: float | None) -> dict[str, float] | None:
+    """The image score that ``COPY_RECALL`` of near-duplicates reach, never below ``floor``."""
+    values = np.asarray(copy_image_scores, dtype=np.float64)
+    if len(values) == 0:
+        return None
+    threshold = float(np.quantile(values, 1.0 - COPY_RECALL, method="lower"))
+    if floor is not None:
+        threshold = max(threshold, floor)
+    return {
+        "threshold": threshold,
+        "recall": float((values >= threshold).mean()),
+        "n": float(len(values)),
+    }
+
+
+def confusion(truth: list[str], predicted: list[str]) -> dict[str, dict[str, int]]:
+    """Counts of predicted grades per true kind of query: ``{truth: {grade: n}}``."""
+    table: dict[str, dict[str, int]] = {}
+    for true, guess in zip(truth, predicted, strict=True):
+        row = table.setdefault(true, dict.fromkeys((*GRADES, VERDICT_UNCALIBRATED), 0))
+        row[guess] = row.get(guess, 0) + 1
+    return table

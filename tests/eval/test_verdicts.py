@@ -1,0 +1,74 @@
+"""Graded verdicts: thresholds fitted on known scores give known grades."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from artsim.eval.verdicts import (
+    OpenSetCalibration,
+    confusion,
+    copy_threshold,
+    fit_task,
+)
+
+
+def calibration() -> OpenSetCalibration:
+    distractors = np.linspace(0.0, 0.6, 200)  # 1% of them (2) reach 0.597
+    matches = np.linspace(0.5, 1.0, 100)
+    correct = np.ones(100, bool)
+    image = fit_task(matches, correct, distractors)
+    text = fit_task(matches, correct, distractors * 0.5)
+    copy = copy_threshold(np.linspace(0.9, 1.0, 50), floor=image.threshold(0.001))
+    return OpenSetCalibration("m1", 0.01, {"image": image, "text": text, "fused": image}, copy)
+
+
+def test_thresholds_follow_the_distractors():
+    cal = calibration()
+    image = cal.tasks["image"]
+    rates = {rate: image.thresholds[rate]["false_rate"] for rate in ("0.001", "0.01", "0.05")}
+    assert rates["0.01"] <= 0.01 and rates["0.05"] <= 0.05 and rates["0.001"] == 0.0
+    t = image.threshold(0.01)
+    assert (np.linspace(0.0, 0.6, 200) >= t).sum() == 2
+    assert cal.copy["threshold"] >= image.threshold(0.001)
+
+
+def test_grades_in_order_of_strength():
+    cal = calibration()
+    assert cal.grade("image", 0.97, {"image": 0.97}).verdict == "copy"
+    derived = cal.grade("image", 0.8, {"image": 0.8})
+    assert derived.verdict == "derived" and derived.decided_by == "image"
+    assert derived.threshold == pytest.approx(cal.tasks["image"].threshold(0.01))
+    # below derived but the prompt matches the caption
+    related = cal.grade("fused", 0.3, {"fused": 0.3, "text": 0.95, "image": 0.2})
+    assert related.verdict == "related" and related.decided_by == "text"
+    # above what a quarter of distractors reach, no text
+    assert cal.grade("image", 0.5, {"image": 0.5}).verdict == "related"
+    unrelated = cal.grade("image", 0.1, {"image": 0.1})
+    assert unrelated.verdict == "unrelated"
+    assert cal.grade("i2t", 0.9, {"i2t": 0.9}).verdict == "uncalibrated"
+
+
+def test_probability_rises_with_the_score():
+    cal = calibration()
+    low = cal.grade("image", 0.1, {"image": 0.1}).probability
+    high = cal.grade("image", 0.9, {"image": 0.9}).probability
+    assert low < 0.1 < 0.9 < high
+
+
+def test_json_round_trip():
+    cal = calibration()
+    again = OpenSetCalibration.from_json(json.loads(json.dumps(cal.to_json())))
+    assert again == cal
+    for score in (0.1, 0.5, 0.8, 0.97):
+        assert again.grade("image", score, {"image": score}) == cal.grade(
+            "image", score, {"image": score}
+        )
+
+
+def test_confusion_counts():
+    table = confusion(["derived", "derived", "none"], ["derived", "copy", "unrelated"])
+    assert table["derived"]["derived"] == 1 and table["derived"]["copy"] == 1
+    assert table["none"]["unrelated"] == 1 and table["none"]["derived"] == 0
