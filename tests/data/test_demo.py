@@ -288,6 +288,22 @@ def test_fetch_unpacks_a_deb_found_in_the_cache(tmp_path: Path, no_network: None
     assert fetch_package("artsim-fake", cache) == tree  # the unpacked tree is enough
 
 
+@pytest.mark.parametrize(
+    "package", ["wesnoth-1.16-data", "gcompris-qt-data", "Wesnoth", "gcompris"]
+)
+def test_held_back_packages_are_refused_before_any_download(
+    package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError("nothing may be run for a held-back package")
+
+    monkeypatch.setattr(demo.subprocess, "run", no_subprocess)
+    with pytest.raises(DataError, match="held back") as caught:
+        fetch_package(package, tmp_path)
+    assert "\n" not in str(caught.value)
+    assert not any(tmp_path.iterdir())
+
+
 def test_missing_apt_get_is_one_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from artsim.commands import run_app
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import Manifest, load_manifest, validate_manifest
 from artsim.data.split import group_split, split_sizes, write_split
+from artsim.errors import UserError
 
 app = typer.Typer(
     name="data",
@@ -128,12 +129,52 @@ def derive(
         int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
     ] = 3,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    family: Annotated[
+        str,
+        typer.Option(
+            "--family",
+            help="training: the stand-ins training uses; heldout: the evaluation-only family "
+            "(other code, patterns and prompts).",
+        ),
+    ] = "training",
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            "--distractors",
+            help="heldout only: folder or manifest of unrelated pictures that mosaics and "
+            "collages borrow from (default: procedural tiles).",
+        ),
+    ] = None,
+    split_file: Annotated[
+        Path | None,
+        typer.Option("--split-file", help="heldout only: an id,split CSV (a run's split.csv)."),
+    ] = None,
+    side: Annotated[
+        str, typer.Option("--side", help="With --split-file: keep the groups on this side.")
+    ] = "val",
 ) -> int:
     """Make generated stand-ins for each original and write a new manifest under --out."""
-    from artsim.data.derive import derive_manifest
-
+    if family not in ("training", "heldout"):
+        raise UserError(f"--family must be training or heldout, got {family!r}")
+    if family == "training" and (distractors is not None or split_file is not None):
+        raise UserError("--distractors and --split-file go with --family heldout")
     manifest = load_manifest(manifest_path)
-    written = derive_manifest(manifest, out, per_original=per_original, seed=seed)
+    if family == "heldout":
+        from artsim.data.heldout import (
+            derive_heldout_manifest,
+            distractor_paths,
+            split_groups,
+        )
+
+        groups = split_groups(split_file, side, manifest) if split_file is not None else None
+        pool = distractor_paths(distractors) if distractors is not None else []
+        written = derive_heldout_manifest(
+            manifest, out, per_original=per_original, seed=seed, distractors=pool, groups=groups
+        )
+    else:
+        from artsim.data.derive import derive_manifest
+
+        written = derive_manifest(manifest, out, per_original=per_original, seed=seed)
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0
 

@@ -186,6 +186,7 @@ def fetch_package(package: str, cache_dir: Path) -> PackageTree:
     ``apt-get download`` (running ``apt-get update`` once if the package lists are missing).
     Nothing is installed. Raises :class:`DataError` with a one-line reason when that fails.
     """
+    refuse_held_back(package)
     cache_dir = Path(cache_dir)
     unpacked = cache_dir / "unpacked" / package
     marker = unpacked / UNPACKED_MARKER
@@ -214,6 +215,23 @@ def fetch_package(package: str, cache_dir: Path) -> PackageTree:
     shutil.rmtree(unpacked, ignore_errors=True)
     partial.rename(unpacked)
     return _package_tree(package, version, unpacked)
+
+
+# The project's own held-back evaluation is made from these packages: fetching them for anything
+# (training, tuning or our own evaluations) would leak it.
+HELD_BACK_PACKAGES = ("wesnoth", "gcompris")
+
+
+def refuse_held_back(package: str) -> None:
+    """Raise :class:`DataError` for a ``wesnoth-*`` or ``gcompris-*`` package (held back)."""
+    name = package.strip().lower()
+    for prefix in HELD_BACK_PACKAGES:
+        # Any name that starts so (wesnoth, wesnoth-1.16-data, gcompris-qt-data, ...).
+        if name.startswith(prefix):
+            raise DataError(
+                f"{package}: the {prefix}-* packages are held back for the project's evaluation "
+                "and are never fetched or used"
+            )
 
 
 def _package_tree(package: str, version: str, root: Path) -> PackageTree:

@@ -1,0 +1,191 @@
+"""Evaluation manifests made with the held-out derivation family.
+
+:func:`derive_heldout_manifest` is to :mod:`artsim.data.heldout_transforms` what
+``derive_manifest`` is to the training stand-ins: every chosen original is copied and gets
+``per_original`` derived items (ids ``{id}~ho{k}``, metadata ``pattern`` and ``family=heldout``)
+with prompts from :mod:`artsim.data.heldout_prompts`. Use it on data the model did not train on:
+the validation groups of a run (``groups``), an external set, or a left-out source.
+
+Deterministic: the same manifest, seed and distractors give the same files.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import re
+import shutil
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from artsim.data.heldout_prompts import heldout_prompt, spanish_description
+from artsim.data.heldout_transforms import derive_heldout
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.items import Item
+from artsim.data.manifest import Manifest, load_manifest, write_manifest
+from artsim.errors import DataError, ImageError
+
+FAMILY = "heldout"
+# A mosaic cell or a collage background never needs more than this; smaller keeps memory low.
+DISTRACTOR_SIDE = 192
+MAX_DISTRACTORS = 256
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+WORKERS = 2
+
+
+def heldout_seed(seed: int, key: str) -> int:
+    """A 64-bit seed from ``(seed, key)``, stable across processes (salted apart from training's)."""
+    digest = hashlib.blake2b(f"heldout/{seed}/{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def distractor_paths(source: str | Path) -> list[Path]:
+    """Image files of a distractor pool: a folder (searched recursively) or a manifest (its
+    originals)."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        paths = [item.image for item in load_manifest(source, check_images=False).originals()]
+    else:
+        raise DataError(f"{source}: distractor pool not found (give a folder or a manifest)")
+    if not paths:
+        raise DataError(f"{source}: no images in the distractor pool")
+    return paths
+
+
+def load_distractors(
+    paths: Sequence[Path], gallery: Sequence[Item], seed: int = 0, limit: int = MAX_DISTRACTORS
+) -> list[Image.Image]:
+    """Up to ``limit`` pictures of the pool (a seeded choice), each at most 192 px, leaving out
+    any file whose bytes equal a gallery original's: a mosaic must hold one original only."""
+    gallery_digests = {_file_digest(item.image) for item in gallery}
+    order = np.random.default_rng(heldout_seed(seed, "distractors")).permutation(len(paths))
+    pictures = []
+    for index in order.tolist():
+        path = Path(paths[index])
+        if _file_digest(path) in gallery_digests:
+            continue
+        try:
+            picture = load_rgb(path, DEFAULT_MAX_PIXELS)
+        except ImageError:
+            continue
+        picture.thumbnail((DISTRACTOR_SIDE, DISTRACTOR_SIDE), Image.Resampling.BILINEAR)
+        pictures.append(picture)
+        if len(pictures) >= limit:
+            break
+    return pictures
+
+
+def derive_heldout_manifest(
+    manifest: Manifest,
+    out_dir: str | Path,
+    *,
+    per_original: int = 3,
+    seed: int = 0,
+    distractors: Sequence[Path] = (),
+    groups: Collection[str] | None = None,
+) -> Path:
+    """Write ``out_dir/manifest.csv``: the originals (of ``groups`` only, when given) and
+    ``per_original`` held-out derivatives of each; returns its path.
+
+    Originals with a Spanish description get exactly one Spanish prompt among their derivatives,
+    the rest English (as in the project's held-back evaluation set).
+
+    >>> derive_heldout_manifest(load_manifest("data/demo/manifest.csv"), "data/heldout",
+    ...                         groups=val_groups)  # doctest: +SKIP
+    PosixPath('data/heldout/manifest.csv')
+    """
+    if per_original < 1:
+        raise DataError(f"per_original must be 1 or more, got {per_original}")
+    originals = [
+        item for item in manifest.originals() if groups is None or item.group in set(groups)
+    ]
+    if not originals:
+        raise DataError(f"{manifest.path}: no originals to derive from (after the group filter)")
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.csv"
+    if manifest_path.resolve() == Path(manifest.path).resolve():
+        raise DataError(
+            f"{manifest_path}: would overwrite the input manifest; choose another --out"
+        )
+    image_dir = out_dir / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    pool = load_distractors(distractors, originals, seed) if distractors else []
+    stems = _stems([item.id for item in originals])
+
+    def one(index: int) -> list[Item]:
+        original = originals[index]
+        copied = image_dir / f"{stems[index]}{original.image.suffix.lower()}"
+        shutil.copyfile(original.image, copied)
+        items = [dataclasses.replace(original, image=copied)]
+        rng = np.random.default_rng(heldout_seed(seed, original.id))
+        try:
+            picture = load_rgb(original.image, DEFAULT_MAX_PIXELS)
+        except ImageError as error:
+            raise DataError(f"original {original.id}: {error}") from None
+        spanish_at = int(rng.integers(per_original)) if spanish_description(original) else -1
+        for k, (derived, pattern) in enumerate(derive_heldout(picture, rng, per_original, pool)):
+            if rng.random() < 0.6:
+                path = image_dir / f"{stems[index]}~ho{k}.jpg"
+                derived.save(path, format="JPEG", quality=int(rng.integers(55, 96)))
+            else:
+                path = image_dir / f"{stems[index]}~ho{k}.png"
+                derived.save(path, format="PNG", compress_level=1)
+            text, lang = heldout_prompt(original, pattern, rng, spanish=k == spanish_at)
+            items.append(
+                Item(
+                    id=f"{original.id}~ho{k}",
+                    group=original.group,
+                    role="generated",
+                    image=path,
+                    text=text,
+                    lang=lang,
+                    source=f"artsim heldout family (seed {seed})",
+                    metadata={"family": FAMILY, "pattern": pattern},
+                )
+            )
+        return items
+
+    with ThreadPoolExecutor(WORKERS) as executor:
+        results = list(executor.map(one, range(len(originals))))
+    return write_manifest([item for items in results for item in items], manifest_path)
+
+
+def split_groups(split_path: str | Path, side: str, manifest: Manifest) -> set[str]:
+    """The groups of ``manifest`` whose items ``split_path`` (id,split CSV) puts on ``side``."""
+    path = Path(split_path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the split file ({error})") from None
+    if rows and not {"id", "split"} <= set(rows[0]):
+        raise DataError(f"{path}: a split file needs the columns id,split")
+    # Lenient on purpose: a run may have left out unusable rows, and matching ids is what counts.
+    assignment = {(row["id"] or "").strip(): (row["split"] or "").strip() for row in rows}
+    groups = {item.group for item in manifest.items if assignment.get(item.id) == side}
+    if not groups:
+        raise DataError(f"{split_path}: no item of {manifest.path} is on the {side!r} side")
+    return groups
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _stems(ids: Sequence[str]) -> list[str]:
+    stems = []
+    for item_id in ids:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._") or "item"
+        if stem != item_id:
+            stem = f"{stem[:80]}-{hashlib.blake2b(item_id.encode(), digest_size=4).hexdigest()}"
+        stems.append(stem)
+    return stems
