@@ -90,3 +90,29 @@ def index_copy(built_index: Path, tmp_path: Path) -> Path:
     target = tmp_path / "index"
     shutil.copytree(built_index, target)
     return target
+
+
+@pytest.fixture
+def foreign_default_device():
+    """A CPU stand-in for a GPU: code that makes a tensor without its inputs' device fails.
+
+    Inside ``with foreign_default_device():`` PyTorch's default device is ``meta``. Inputs made
+    before entering stay on the CPU, so a tensor created inside without ``device=``
+    (``torch.tensor(x)``, ``torch.zeros(n)``) lands on ``meta`` and the first operation mixing
+    it with the inputs raises ``Expected all tensors to be on the same device``: the error a
+    CUDA run would hit.
+    """
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def guard(device: str = "meta"):
+        previous = torch.get_default_device()
+        torch.set_default_device(device)
+        try:
+            yield
+        finally:
+            torch.set_default_device(previous)
+
+    return guard

@@ -203,7 +203,8 @@ class MultimodalTripletLoss(nn.Module):
         for family, (loss, accuracy, count) in parts.items():
             out[family] = loss
             out[f"{family}_acc"] = accuracy
-            out[f"{family}_n"] = torch.tensor(float(count))
+            # on the embeddings' device: the weighted accuracies below mix counts and accuracies
+            out[f"{family}_n"] = torch.tensor(float(count), device=image_embeddings.device)
         out["cross"] = (out["i2t"] + out["t2i"]) / 2
         out["cross_acc"] = _weighted_accuracy(out, ("i2t", "t2i"))
         out["triplet_acc"] = _weighted_accuracy(out, FAMILIES)

@@ -119,5 +119,6 @@ def sample_fixed_triplets(
         anchor_out.append(index)
         positive_out.append(int(positive))
         negative_out.append(negative)
-    as_tensor = lambda values: torch.as_tensor(values, dtype=torch.long)  # noqa: E731
+    # on the labels' device, so the indices follow the embeddings wherever they live
+    as_tensor = lambda values: torch.as_tensor(values, dtype=torch.long, device=labels.device)  # noqa: E731
     return as_tensor(anchor_out), as_tensor(positive_out), as_tensor(negative_out)

@@ -16,7 +16,13 @@ from PIL import Image
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ArtSimModel, load_model
-from artsim.model.towers import ImageTower, TextTower, create_image_tower, create_text_tower
+from artsim.model.towers import (
+    ImageTower,
+    TextTower,
+    create_image_tower,
+    create_text_tower,
+    load_tower_weights,
+)
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -76,7 +82,8 @@ class Embedder:
         model, card, tower_state = load_model(run_dir)
         image_tower = create_image_tower(model.config.image_tower)
         if tower_state:
-            image_tower.load_state_dict(tower_state, strict=False)
+            # strict: a key mismatch must not silently leave the packaged weights in place
+            load_tower_weights(image_tower, tower_state, str(Path(run_dir) / "model.safetensors"))
         text_tower = create_text_tower(model.config.text_tower)
         return cls(model, image_tower, text_tower, card["model_id"], cache_dir, device, card)
 

@@ -124,7 +124,10 @@ def model_id(folder: str | Path) -> str:
         for name in sorted(handle.keys()):
             tensor = handle.get_tensor(name).contiguous()
             digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+            # reshape(-1) first: a 0-dim tensor (batch norm's num_batches_tracked) cannot be
+            # viewed as bytes; for every other tensor the bytes (and so the id) are unchanged
+            raw = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
+            digest.update(raw.numpy().tobytes() if raw is not None else b"")
     return digest.hexdigest()[:16]
 
 

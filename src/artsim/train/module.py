@@ -18,6 +18,7 @@ from artsim.losses import (
 )
 from artsim.model.heads import ArtSimModel, ModelConfig
 from artsim.train.config import TrainConfig
+from artsim.train.gather import gather_batch
 
 TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in (*FAMILIES, "cross")))
 
@@ -57,17 +58,40 @@ class TripletModule(pl.LightningModule):
         keys = batch["affinity"]
         return (keys[:, None] == keys[None, :]) & (keys[:, None] >= 0)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+    def step_parts(
+        self, batch: dict[str, torch.Tensor], batch_index: int
+    ) -> dict[str, torch.Tensor]:
+        """The loss parts of one training step, over the whole step's batch.
+
+        Under DDP every process embeds its share and :func:`gather_batch` joins the shares
+        before mining, so negatives come from every process's items and the loss is the one a
+        single process would compute over the whole batch.
+        """
         # Reseeding per step (dropout, random negatives) makes a resumed run draw exactly what an
-        # uninterrupted one draws, whatever else consumed random numbers in between.
+        # uninterrupted one draws, whatever else consumed random numbers in between; every
+        # process draws the same random negatives over the gathered batch.
         torch.manual_seed(
             (self.config.seed * 1_000_003 + self.current_epoch) * 10_007 + batch_index
         )
-        image = self.model.embed_image(self.image_features(batch))
-        text = self.model.embed_text(batch["text"])
-        parts = self.criterion(
-            image, text, batch["label"], batch["has_text"], self._affinity(batch)
+        shares = {
+            "image": self.model.embed_image(self.image_features(batch)),
+            "text": self.model.embed_text(batch["text"]),
+            "label": batch["label"],
+            "has_text": batch["has_text"],
+        }
+        if self.config.hard_negatives is not None:
+            shares["affinity"] = batch["affinity"]
+        joined = gather_batch(shares)
+        return self.criterion(
+            joined["image"],
+            joined["text"],
+            joined["label"],
+            joined["has_text"],
+            self._affinity(joined),
         )
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> torch.Tensor:
+        parts = self.step_parts(batch, batch_index)
         total = parts["total"]
         if not torch.isfinite(total):
             raise NonFiniteLossError(
@@ -80,41 +104,22 @@ class TripletModule(pl.LightningModule):
             self._train_sums[key] += float(value.detach())
         self._train_batches += 1
         self.log(
-            "train/loss", total, prog_bar=True, on_step=True, on_epoch=False, batch_size=len(image)
+            "train/loss",
+            total,
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(batch["label"]),
         )
         return total
-
-    def _gather_batch(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """With several processes, the whole batch on every process (open_clip's gather_features).
-
-        Every process computes the same loss over the whole batch; gradients flow back to each
-        process's own part (``sync_grads``) and DDP's averaging then gives the full gradient.
-        Parts differ in size, so they are padded to the largest and cut back after the gather.
-        """
-        world = self.trainer.world_size if self._trainer is not None else 1
-        if world == 1:
-            return tensors
-        count = torch.tensor([len(tensors["label"])], device=self.device)
-        sizes = self.all_gather(count).view(-1).tolist()
-        largest = max(sizes)
-        out = {}
-        for key, value in tensors.items():
-            as_float = value.dtype == torch.bool
-            value = value.long() if as_float else value
-            pad = largest - len(value)
-            if pad:
-                value = torch.cat([value, value.new_zeros((pad, *value.shape[1:]))])
-            parts = self.all_gather(value, sync_grads=value.requires_grad)
-            joined = torch.cat([parts[rank, :size] for rank, size in enumerate(sizes)])
-            out[key] = joined.bool() if as_float else joined
-        return out
 
     def train_epoch_means(self) -> dict[str, float]:
         """Mean of each training figure over this epoch's batches (over all processes)."""
         sums = torch.tensor(
-            [self._train_sums.get(k, 0.0) for k in TRAIN_KEYS] + [self._train_batches]
+            [self._train_sums.get(k, 0.0) for k in TRAIN_KEYS] + [self._train_batches],
+            device=self.device,
         )
-        sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum").cpu()
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum").cpu()
         count = max(float(sums[-1]), 1.0)
         return {f"train/{k}": float(v) / count for k, v in zip(TRAIN_KEYS, sums[:-1], strict=True)}
 
