@@ -59,8 +59,20 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
     assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS
     frozen = result["baselines"]["frozen"]
     assert set(frozen["image"]) == RETRIEVAL_KEYS and set(frozen["text"]) == RETRIEVAL_KEYS
-    assert frozen["i2t"] is None and frozen["t2i"] is None and frozen["fused"] is None
+    assert set(frozen["fused"]) == RETRIEVAL_KEYS
+    assert frozen["i2t"] is None and frozen["t2i"] is None
     assert "feature spaces" in frozen["reason"]
+    # Per task: trained vs frozen vs hash, and the list of tasks below frozen, consistent.
+    assert set(result["vs_baselines"]) == {"image", "text", "fused"}
+    for task, row in result["vs_baselines"].items():
+        assert row["trained"] == result["tasks"][task]["recall@1"]
+        assert row["frozen"] == frozen[task]["recall@1"]
+        assert row["below_frozen"] == (row["trained"] < row["frozen"])
+        assert (task in result["below_frozen"]) == row["below_frozen"]
+    assert (
+        result["vs_baselines"]["image"]["phash"]
+        == result["baselines"]["phash"]["image"]["recall@1"]
+    )
     counts = result["counts"]
     assert counts["queries"] == result["tasks"]["image"]["n_queries"]
     assert counts["gallery"] >= 1 and counts["skipped"] == {} and counts["problems"] == []
@@ -150,9 +162,16 @@ def test_command_writes_json_and_prints(eval_run, run_copy, synthetic_manifest, 
     code = main(["--run", str(run), "--data", str(synthetic_manifest), "--split", "val",
                  "--json", str(out)])  # fmt: skip
     assert code == 0
-    assert json.loads(out.read_text())["split"] == "val"
+    saved = json.loads(out.read_text())
+    assert saved["split"] == "val"
     printed = capsys.readouterr().out
     assert "fused" in printed and "phash (image)" in printed and "calibration.json" in printed
+    assert "frozen (fused)" in printed and "trained vs baselines" in printed
+    # The flag line appears exactly when some task is below frozen, naming those tasks.
+    flagged = [line for line in printed.splitlines() if line.startswith("BELOW FROZEN:")]
+    assert bool(flagged) == bool(saved["below_frozen"])
+    for task in saved["below_frozen"]:
+        assert task in flagged[0]
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,10 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.errors import DataError, ImageError, UserError
+from artsim.eval.generalisation import (
+    baseline_comparison,
+    frozen_fused_similarity,
+)
 from artsim.eval.metrics import (
     FPR_TARGETS,
     RetrievalEvaluator,
@@ -67,8 +71,8 @@ SKIP_NO_ORIGINAL = "group has no original among the evaluated items"
 SKIP_QUERY_TEXT = "query has no text (left out of text, t2i)"
 SKIP_ORIGINAL_TEXT = "original has no caption (left out of text, i2t)"
 FROZEN_REASON = (
-    "the image and text towers have different feature spaces, so raw cross-modal and fused "
-    "similarities mean nothing; only the trained heads share a space"
+    "the image and text towers have different feature spaces, so raw cross-modal similarities "
+    "mean nothing; the frozen fused baseline averages the frozen image and text cosines"
 )
 
 
@@ -301,6 +305,13 @@ def task_similarity(
     return np.asarray(queries, dtype=np.float64) @ np.asarray(gallery, dtype=np.float64).T
 
 
+def _raw_text_similarity(embedded: Embedded, data: TaskData) -> np.ndarray:
+    """Frozen text cosines of the task's queries and gallery (zero where a side has no text)."""
+    features = _normalise(embedded.text_features) * embedded.has_text[:, None]
+    queries = np.asarray(features[data.queries], dtype=np.float64)
+    return queries @ np.asarray(features[data.gallery], dtype=np.float64).T
+
+
 def retrieval_figures(
     name: str, similarity: np.ndarray, data: TaskData, seed: int, rows: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -528,9 +539,20 @@ def evaluate_run(
         if task in ("image", "text"):
             raw = task_similarity(spec, embedded, data, raw=True)
             result["baselines"]["frozen"][task] = retrieval_figures(task, raw, data, seed)
+        elif task == "fused":
+            raw = frozen_fused_similarity(
+                task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
+                _raw_text_similarity(embedded, data),
+                embedded.has_text[data.queries],
+                embedded.has_text[data.gallery],
+            )
+            result["baselines"]["frozen"][task] = retrieval_figures(task, raw, data, seed)
         else:
             result["baselines"]["frozen"][task] = None
     result["baselines"]["frozen"]["reason"] = FROZEN_REASON
+    comparison = baseline_comparison(result)
+    result["vs_baselines"] = comparison["tasks"]
+    result["below_frozen"] = comparison["below_frozen"]
 
     labels = {group: index for index, group in enumerate(sorted({i.group for i in items}))}
     figures = seed_figures(
@@ -626,7 +648,7 @@ def result_table(result: dict[str, Any]) -> Table:
         (task, result["tasks"][task], result["verification"][task]) for task in TASKS
     ]
     rows.append(("phash (image)", result["baselines"]["phash"].get("image"), None))
-    for task in ("image", "text"):
+    for task in ("image", "text", "fused"):
         rows.append((f"frozen ({task})", result["baselines"]["frozen"].get(task), None))
     for label, figures, verification in rows:
         figures = figures or {}
@@ -635,6 +657,24 @@ def result_table(result: dict[str, Any]) -> Table:
             *[_fmt(figures.get(column)) for column in columns],
             _fmt((verification or {}).get("roc_auc")),
             _fmt(figures.get("n_queries")),
+        )
+    return table
+
+
+def baseline_table(result: dict[str, Any]) -> Table:
+    """Per task: trained vs frozen towers vs perceptual hash (recall@1), losses flagged."""
+    table = Table(title="trained vs baselines (recall@1)")
+    for header in ("task", "trained", "frozen", "phash", "trained-frozen", "flag"):
+        table.add_column(header, justify="left" if header in ("task", "flag") else "right")
+    for task, row in (result.get("vs_baselines") or {}).items():
+        minus = row.get("minus_frozen")
+        table.add_row(
+            task,
+            _fmt(row.get("trained")),
+            _fmt(row.get("frozen")),
+            _fmt(row.get("phash")),
+            "–" if minus is None else f"{minus:+.3f}",
+            "BELOW FROZEN" if row.get("below_frozen") else "",
         )
     return table
 
@@ -656,6 +696,13 @@ def evaluate_command(
     """Retrieval, verification and baselines of a trained run on a manifest."""
     result = evaluate_run(run, data, split=split, seed=seed)
     console.print(result_table(result))
+    console.print(baseline_table(result))
+    if result.get("below_frozen"):
+        console.print(
+            f"[bold red]BELOW FROZEN:[/] the trained model is below the frozen towers on "
+            f"{', '.join(result['below_frozen'])} (recall@1)",
+            markup=True,
+        )
     for reason, count in result["counts"]["skipped"].items():
         console.print(f"skipped {count}: {reason}")
     for note in result["notes"]:

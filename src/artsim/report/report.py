@@ -31,6 +31,7 @@ from artsim.eval.evaluate import (
 )
 from artsim.model.heads import MODEL_WEIGHTS, model_id
 from artsim.report import plots
+from artsim.report.generalisation import generalisation_part
 from artsim.report.text import check_lang, join_list, label, num, pct, say
 
 console = Console(highlight=False)
@@ -738,6 +739,10 @@ def analyse_run(
         missing = Section("retrieval", say(lang, "h_retrieval"))
         missing.paragraphs.append(say(lang, "no_eval", reason=evaluation.reason))
         sections.append(missing)
+    generalisation = generalisation_part(run.path, lang)
+    if generalisation:
+        title, paragraphs, table = generalisation
+        sections.append(Section("generalisation", title, paragraphs=paragraphs, tables=[table]))
     sections.append(_noise_section(run, result, lang))
     recommendations = Section("recommendations", say(lang, "h_recommendations"))
     recommendations.bullets = _recommendations(run, result, lang, findings)
