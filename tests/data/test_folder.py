@@ -57,3 +57,38 @@ def test_folder_without_images_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["folder", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def test_keep_parts_takes_only_the_named_sub_folders(tmp_path):
+    images = tmp_path / "images"
+    _picture(images / "core" / "portraits" / "knight.png", 1)
+    _picture(images / "core" / "sheets" / "knight_walk.png", 2)
+    path = originals_from_folder(images, tmp_path / "out", keep_parts=("portraits",))
+    assert set(load_manifest(path).by_id()) == {"core/portraits/knight"}
+
+
+def test_external_set_from_a_fake_package_with_the_heldout_family(tmp_path, monkeypatch):
+    from artsim.data import folder
+    from artsim.data.demo import PackageTree
+
+    root = tmp_path / "pkg"
+    for k, name in enumerate(["knight", "witch", "goblin"]):
+        _picture(root / "art" / "portraits" / f"{name}.png", k)
+    _picture(root / "art" / "sheets" / "walk.png", 9)
+    tree = PackageTree("fake-art", "1.0", "CC-BY-SA-3.0+", root)
+    monkeypatch.setattr(folder, "fetch_package", lambda package, cache: tree)
+    spec = folder.ExternalSource("fake-art", "art", "someone", keep_parts=("portraits",))
+    monkeypatch.setitem(folder.EXTERNAL_SOURCES, "fake", spec)
+    path = folder.build_external_corpus(
+        tmp_path / "out", source="fake", family="heldout", per_original=2, cache_dir=tmp_path
+    )
+    manifest = load_manifest(path)
+    assert len(manifest.originals()) == 3 and len(manifest.generated()) == 6
+    assert {item.metadata.get("family") for item in manifest.generated()} == {"heldout"}
+    assert {item.source for item in manifest.originals()} == {"fake-art 1.0 (CC-BY-SA-3.0+)"}
+
+
+def test_unknown_external_source_is_one_line(tmp_path, capsys):
+    assert main(["external", "--source", "nope", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown external source 'nope'" in err and "art4apps" in err and "flare" in err

@@ -247,12 +247,56 @@ def external(
     cache_dir: Annotated[
         Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="art4apps (pysiogame's flat illustrations) or flare (flare-game's painted art).",
+        ),
+    ] = "art4apps",
+    family: Annotated[
+        str,
+        typer.Option("--family", help="Derivatives: training stand-ins or the heldout family."),
+    ] = "training",
 ) -> int:
-    """Build the external evaluation set (pysiogame's art4apps illustrations, never trained on)."""
+    """Build an external evaluation set from a Debian package, never trained on."""
     from artsim.data.folder import build_external_corpus
 
-    written = build_external_corpus(out, per_original=per_original, seed=seed, cache_dir=cache_dir)
+    written = build_external_corpus(
+        out, per_original=per_original, seed=seed, cache_dir=cache_dir, source=source, family=family
+    )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    return 0
+
+
+@app.command()
+def lofo(
+    manifest_path: ManifestArgument,
+    source: Annotated[
+        str,
+        typer.Option("--source", help="The source (Debian package) to leave out of training."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for train/ and eval/ manifests.")],
+    per_original: Annotated[
+        int, typer.Option("--per-original", min=1, help="Held-out derivatives per original.")
+    ] = 3,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    distractors: Annotated[
+        Path | None,
+        typer.Option("--distractors", help="Folder or manifest for mosaics and collages."),
+    ] = None,
+) -> int:
+    """Leave one source out: OUT/train without it, OUT/eval with its originals (heldout family)."""
+    from artsim.data.heldout import distractor_paths
+    from artsim.data.lofo import leave_one_source_out
+
+    manifest = load_manifest(manifest_path, check_images=False)
+    pool = distractor_paths(distractors) if distractors is not None else []
+    train_path, eval_path = leave_one_source_out(
+        manifest, source, out, per_original=per_original, seed=seed, distractors=pool
+    )
+    _print_counts(f"wrote {train_path}", load_manifest(train_path, check_images=False))
+    _print_counts(f"wrote {eval_path}", load_manifest(eval_path, check_images=False))
     return 0
 
 

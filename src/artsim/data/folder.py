@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,34 @@ from artsim.errors import DataError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 EXTERNAL_PACKAGE = "pysiogame"
 EXTERNAL_FOLDER = "usr/share/games/pysiogame/res/images/art4apps"
+
+
+@dataclass(frozen=True)
+class ExternalSource:
+    """An evaluation-only set taken from one Debian package: the folder to read and, when only
+    part of it is artwork, the sub-folders to keep (sprite sheets and UI parts left out)."""
+
+    package: str
+    folder: str
+    artist: str
+    keep_parts: tuple[str, ...] = ()
+    style: str = ""
+
+
+EXTERNAL_SOURCES = {
+    "art4apps": ExternalSource(
+        EXTERNAL_PACKAGE, EXTERNAL_FOLDER, "art4apps", style="flat educational illustrations"
+    ),
+    # Flare's painted fantasy art (Clint Bellanger and others, CC-BY-SA 3.0+): the portraits,
+    # item pictures, cut-scenes, book pages and backgrounds; the animation sheets are left out.
+    "flare": ExternalSource(
+        "flare-game",
+        "usr/share/games/flare/mods",
+        "Flare contributors",
+        keep_parts=("portraits", "loot", "cutscenes", "books", "backgrounds", "parallax"),
+        style="painted fantasy game art",
+    ),
+}
 
 
 def caption_from_name(stem: str) -> str:
@@ -41,14 +70,20 @@ def originals_from_folder(
     artist: str = "",
     max_originals: int | None = None,
     seed: int = 0,
+    keep_parts: tuple[str, ...] = (),
 ) -> Path:
     """Copy the images under ``folder`` into ``out_dir/originals/`` and write
-    ``out_dir/originals.csv`` (one original per distinct picture); returns its path."""
+    ``out_dir/originals.csv`` (one original per distinct picture); returns its path.
+    With ``keep_parts``, only images with one of those folder names in their path are used."""
     folder, out_dir = Path(folder), Path(out_dir)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
     paths = sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and (not keep_parts or set(p.relative_to(folder).parts[:-1]) & set(keep_parts))
     )
     if not paths:
         raise DataError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -90,12 +125,33 @@ def build_external_corpus(
     per_original: int = 3,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    source: str = "art4apps",
+    family: str = "training",
 ) -> Path:
-    """The external evaluation set: pysiogame's art4apps illustrations with stand-ins."""
-    tree = fetch_package(EXTERNAL_PACKAGE, Path(cache_dir) if cache_dir else default_cache_dir())
-    originals = originals_from_folder(
-        tree.root / EXTERNAL_FOLDER, out_dir, source=tree.source, artist="art4apps"
+    """An external evaluation set (never trained on) with ``per_original`` derivatives each.
+
+    ``source`` is a key of :data:`EXTERNAL_SOURCES`; ``family`` is ``training`` (the stand-ins
+    of ``artsim data derive``) or ``heldout`` (the evaluation-only family, other transform code).
+    """
+    if source not in EXTERNAL_SOURCES:
+        raise DataError(
+            f"unknown external source {source!r}; known: {', '.join(sorted(EXTERNAL_SOURCES))}"
+        )
+    if family not in ("training", "heldout"):
+        raise DataError(f"family must be training or heldout, got {family!r}")
+    spec = EXTERNAL_SOURCES[source]
+    tree = fetch_package(spec.package, Path(cache_dir) if cache_dir else default_cache_dir())
+    originals = load_manifest(
+        originals_from_folder(
+            tree.root / spec.folder,
+            out_dir,
+            source=tree.source,
+            artist=spec.artist,
+            keep_parts=spec.keep_parts,
+        )
     )
-    return derive_manifest(
-        load_manifest(originals), Path(out_dir), per_original=per_original, seed=seed
-    )
+    if family == "heldout":
+        from artsim.data.heldout import derive_heldout_manifest
+
+        return derive_heldout_manifest(originals, out_dir, per_original=per_original, seed=seed)
+    return derive_manifest(originals, Path(out_dir), per_original=per_original, seed=seed)
