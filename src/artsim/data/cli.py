@@ -194,6 +194,14 @@ def demo(
     cache_dir: Annotated[
         Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
     ] = None,
+    corpus: Annotated[
+        str,
+        typer.Option(
+            "--corpus",
+            help="demo (Tux Paint stamps + Open Clip Art, 1600 originals) or full (every "
+            "usable original of 9 packages of drawings, icons, emoji and game art).",
+        ),
+    ] = "demo",
 ) -> int:
     """Build the demo corpus (originals plus generated stand-ins) under --out."""
     from artsim.data.demo import build_demo_corpus
@@ -204,6 +212,7 @@ def demo(
         per_original=per_original,
         seed=seed,
         cache_dir=cache_dir,
+        corpus=corpus,
     )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0

@@ -98,8 +98,12 @@ def build_demo_corpus(
     per_original: int = 3,
     seed: int = 0,
     cache_dir: Path | None = None,
+    corpus: str = "demo",
 ) -> Path:
     """Build the demo corpus under ``out_dir`` and return the path of its ``manifest.csv``.
+
+    ``corpus="full"`` adds the packages of :mod:`artsim.data.sources` (icons, emoji, game art)
+    and, unless ``max_originals`` is given, keeps every usable original (over 10,000).
 
     Picks up to ``max_originals`` (default 1600) originals, half from each package (the other
     package fills in if one runs short), round-robin over categories in a seeded order, skipping
@@ -121,14 +125,14 @@ def build_demo_corpus(
     out_dir = Path(out_dir)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
-    trees = {package: fetch_package(package, cache) for package in PACKAGES}
-    candidates = {
-        TUXPAINT: find_tuxpaint_stamps(trees[TUXPAINT]),
-        OPENCLIPART: find_openclipart_images(trees[OPENCLIPART]),
-    }
+    finders = corpus_finders(corpus)
+    trees = {package: fetch_package(package, cache) for package in finders}
+    candidates = {package: finder(trees[package]) for package, finder in finders.items()}
+    if max_originals is None and corpus == "full":
+        limit = sum(len(found) for found in candidates.values())
     chosen = select_originals(candidates, limit, seed)
     if not chosen:
-        raise DataError(f"no usable images found in {', '.join(PACKAGES)} under {cache}")
+        raise DataError(f"no usable images found in {', '.join(finders)} under {cache}")
 
     originals_dir = out_dir / "originals"
     originals_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +171,24 @@ def build_demo_corpus(
     )
     console.print(f"wrote {manifest_path}")
     return manifest_path
+
+
+CORPORA = ("demo", "full")
+
+
+def corpus_finders(corpus: str) -> dict[str, Callable[[PackageTree], list[Candidate]]]:
+    """Package name -> candidate finder for the ``demo`` or the ``full`` corpus."""
+    if corpus not in CORPORA:
+        raise DataError(f"corpus must be one of {', '.join(CORPORA)}, got {corpus!r}")
+    finders: dict[str, Callable[[PackageTree], list[Candidate]]] = {
+        OPENCLIPART: find_openclipart_images,
+        TUXPAINT: find_tuxpaint_stamps,
+    }
+    if corpus == "full":
+        from artsim.data.sources import extra_finders
+
+        finders.update(extra_finders())
+    return finders
 
 
 # --- fetching packages --------------------------------------------------------------------------
