@@ -127,8 +127,10 @@ def test_derive_and_demo_call_their_builders(
         calls["derive"] = (len(manifest.items), out_dir, per_original, seed)
         return write_manifest(manifest.items, synthetic_manifest.parent / "derived.csv")
 
-    def build_demo_corpus(out_dir, max_originals=None, per_original=3, seed=0, cache_dir=None):
-        calls["demo"] = (out_dir, max_originals, per_original, seed, cache_dir)
+    def build_demo_corpus(
+        out_dir, max_originals=None, per_original=3, seed=0, cache_dir=None, corpus="demo"
+    ):
+        calls["demo"] = (out_dir, max_originals, per_original, seed, cache_dir, corpus)
         return synthetic_manifest
 
     monkeypatch.setitem(
@@ -146,8 +148,8 @@ def test_derive_and_demo_call_their_builders(
     assert "derived.csv" in _output(capsys)
 
     argv = ["demo", "--out", str(tmp_path / "demo"), "--max-originals", "5", "--seed", "2"]
-    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
-    assert calls["demo"] == (tmp_path / "demo", 5, 3, 2, tmp_path / "cache")
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache"), "--corpus", "full"]) == 0
+    assert calls["demo"] == (tmp_path / "demo", 5, 3, 2, tmp_path / "cache", "full")
     out = _output(capsys)
     assert "generated" in out and "18" in out
     assert load_manifest(synthetic_manifest).problems == []
