@@ -259,13 +259,63 @@ def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     return image
 
 
-def load_rgb_bytes(
+def image_size_bytes(
     data: bytes, name: str = "upload", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[int, int]:
+    """(width, height) of image bytes from the header alone, nothing decoded.
+
+    Raises :class:`ImageError` like :func:`load_rgb_bytes` for a non-image, a corrupt header or
+    an image over ``max_pixels``.
+    """
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    with _open_header(io.BytesIO(data), name, bytes(data[:64]), max_pixels) as image:
+        return image.size
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """A copy of a loaded image shrunk by an integer factor (box average) so that its longest
+    side is at most about ``max_side``; the image itself when it is small enough already."""
+    factor = -(-max(image.size) // max_side)  # ceiling division
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except (ValueError, NotImplementedError):  # modes reduce() does not handle (P, 1, I;16)
+        return image
+
+
+def load_rgb_bytes(
+    data: bytes,
+    name: str = "upload",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_side: int | None = None,
 ) -> Image.Image:
-    """Load image bytes (e.g. an upload) as RGB; ``name`` is how error messages call them."""
+    """Load image bytes (e.g. an upload) as RGB; ``name`` is how error messages call them.
+
+    With ``max_side`` an image whose longest side is over it is decoded at reduced size where
+    the format allows (JPEG: ``Image.draft``) and shrunk by an integer factor before it is
+    converted, so a large picture never exists as several full-size copies. Images within
+    ``max_side`` are loaded exactly as without it.
+    """
     if not data:
         raise ImageError(f"{name}: empty file (0 bytes)")
     head = bytes(data[:64])
     with _open_header(io.BytesIO(data), name, head, max_pixels) as image:
+        if max_side is not None and max(image.size) > max_side and image.format == "JPEG":
+            image.draft(image.mode, (max_side, max_side))
         _decode(image, name)
-        return _rgb_oriented(image, name)
+        if max_side is None or max(image.size) <= max_side:
+            return _rgb_oriented(image, name)
+        small = _reduced(image, max_side)
+        try:
+            rgb = _to_rgb(small)
+        except (ValueError, OSError) as error:
+            raise ImageError(
+                f"{name}: cannot convert colour mode {image.mode!r} to RGB ({error})"
+            ) from None
+        finally:
+            if small is not image:
+                small.close()
+        return _apply_orientation(image, rgb)

@@ -7,8 +7,21 @@ runs it under uvicorn). Every error is JSON ``{"error": "..."}`` with a meaningf
 * 401 a write without the right ``Authorization: Bearer TOKEN``; 403 a write to a service
   started without a token (it is read-only then, and opens the index read-only);
 * 404 unknown original; 409 the index and model disagree;
-* 413 an upload over the size limit; 415 an upload that is not an image (type sniffed from
-  the bytes, never from the name); 422 an image with too many pixels or that cannot be decoded.
+* 413 an upload over the size limit, or a body that is not multipart over ``_FORM_OVERHEAD``;
+  415 an upload that is not an image (type sniffed from the bytes, never from the name);
+  422 an image with too many pixels or that cannot be decoded, a file field sent without a
+  filename, an uploaded id that cannot name a URL path segment (``/``, ``\\``, ``.``, ``..``).
+
+Bounded work per request:
+
+* texts (``text``, ``text_a``, ``text_b``) are cut to their first ``max_text_chars`` characters
+  (default :data:`MAX_TEXT_CHARS`) before any model work, whatever the body's encoding; the
+  response's ``truncated`` list names each field that was cut, with its given and used length;
+* decoding is admitted by a pixel budget (:class:`PixelBudget`, from the image header, before any
+  pixel is decoded) and runs inside the model slots; images whose longest side is over
+  :data:`WORKING_SIDE` are decoded at reduced size (JPEG draft mode) and shrunk before conversion.
+
+Responses name no server paths (an original's ``image_path`` stays inside the index).
 
 Read-only endpoints change nothing on disk: the index is opened read-only (SQLite ``mode=ro``)
 unless a token is configured, and query embeddings bypass the feature cache.
@@ -21,6 +34,7 @@ import hmac
 import logging
 import os
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -33,7 +47,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb_bytes, sniff_image_format
+from artsim.data.images import (
+    DEFAULT_MAX_PIXELS,
+    image_size_bytes,
+    load_rgb_bytes,
+    sniff_image_format,
+)
 from artsim.errors import ImageError, UserError
 from artsim.index.index import (
     ArtIndex,
@@ -51,6 +70,14 @@ DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # Room for multipart boundaries and the text fields around the uploaded files.
 _FORM_OVERHEAD = 256 * 1024
 MAX_K = 100
+# Texts are cut to this many characters before any model work. MiniLM reads only its first 256
+# tokens anyway; e5-small reads all of a text in 510-token windows, and its time grows with the
+# length (about 1 s per KB on 2 CPU cores), so without a cut one request could hold a model slot
+# for minutes. 2,000 characters is about 400-500 tokens of English: one e5 window.
+MAX_TEXT_CHARS = 2_000
+# Images with a longer side are shrunk (by an integer factor) right after decoding: the towers see
+# 224x224 (or their own size) and thumbnails are 256 px, so nothing of use is lost.
+WORKING_SIDE = 2_048
 
 log = logging.getLogger("artsim.serve")
 
@@ -70,21 +97,28 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, before they are parsed or spooled.
 
-    ``Content-Length`` is checked up front; a chunked body is counted as it arrives.
+    Bodies that are not ``multipart/form-data`` (urlencoded forms, JSON) carry no files and are
+    held to ``other_limit``. ``Content-Length`` is checked up front; a chunked body is counted
+    as it arrives.
     """
 
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, other_limit: int | None = None):
+        self.app, self.multipart_limit = app, limit
+        self.other_limit = limit if other_limit is None else other_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        message = f"request body over the limit of {self.limit:,} bytes"
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _error(413, message)(scope, receive, send)
-                return
+        headers = dict(scope.get("headers", []))
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.multipart_limit if multipart else self.other_limit
+        kind = "" if multipart else " (a body without files)"
+        message = f"request body over the limit of {limit:,} bytes{kind}"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await _error(413, message)(scope, receive, send)
+            return
         received = 0
         started = False
 
@@ -93,7 +127,7 @@ class BodyLimit:
             incoming = await receive()
             if incoming["type"] == "http.request":
                 received += len(incoming.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _BodyTooLarge
             return incoming
 
@@ -114,6 +148,65 @@ class _BodyTooLarge(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Upload:
+    data: bytes
+    format: str
+    name: str
+    pixels: int
+
+
+class PixelBudget:
+    """Admission by pixels: at most ``capacity`` pixels of images being decoded or used at once.
+
+    A request reserves its image's pixel count (read from the header) before decoding; one image
+    over the capacity reserves all of it, so it runs alone. Waiting requests hold no pixels.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity, self.used = max(1, int(capacity)), 0
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def reserve(self, pixels: int):
+        pixels = min(max(0, int(pixels)), self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used + pixels <= self.capacity)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
+
+
+def _cut_text(text: str | None, field: str, limit: int, truncated: list[dict]) -> str | None:
+    """``text`` cut to ``limit`` characters; a cut is recorded in ``truncated``."""
+    if text is None or len(text) <= limit:
+        return text
+    truncated.append({"field": field, "given_chars": len(text), "used_chars": limit})
+    return text[:limit]
+
+
+def check_upload_id(item_id: str) -> str:
+    """The id of an uploaded original, stripped; refuse ids that cannot be a URL path segment
+    (every original is fetched, shown and deleted as ``/originals/{id}``)."""
+    item_id = item_id.strip()
+    if not item_id:
+        raise ApiError(422, "id: empty")
+    if item_id in (".", ".."):
+        raise ApiError(422, f"id: {item_id!r} cannot name an original (a URL path segment)")
+    for character in ("/", "\\"):
+        if character in item_id:
+            raise ApiError(
+                422,
+                f"id {item_id!r}: contains {character!r}, which a URL path cannot carry in "
+                "/originals/{id}; use another character",
+            )
+    return item_id
+
+
 def create_app(
     index_path: str | Path,
     token: str | None = None,
@@ -121,11 +214,15 @@ def create_app(
     *,
     run: str | Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_text_chars: int = MAX_TEXT_CHARS,
+    pixel_budget: int | None = None,
 ) -> FastAPI:
     """The artsim service for one index.
 
     Without ``token`` the service is read-only; with it, ``POST /originals`` and
-    ``DELETE /originals/{id}`` accept ``Authorization: Bearer <token>``.
+    ``DELETE /originals/{id}`` accept ``Authorization: Bearer <token>``. ``pixel_budget`` is
+    how many pixels may be decoded at once over all requests (default: ``max_pixels``, so the
+    largest image allowed is decoded alone and small ones many at a time).
 
     >>> from fastapi.testclient import TestClient  # doctest: +SKIP
     >>> client = TestClient(create_app("indexes/demo"))  # doctest: +SKIP
@@ -149,7 +246,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.index, app.state.embedder = index, embedder
-    app.add_middleware(BodyLimit, limit=2 * max_upload_bytes + _FORM_OVERHEAD)
+    if max_text_chars < 1:
+        raise UserError(f"max_text_chars must be at least 1, got {max_text_chars}")
+    app.add_middleware(
+        BodyLimit, limit=2 * max_upload_bytes + _FORM_OVERHEAD, other_limit=_FORM_OVERHEAD
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(ApiError)
@@ -184,10 +285,21 @@ def create_app(
         async with model_slots:
             return await run_in_threadpool(function, *args, **kwargs)
 
-    async def read_image(upload: UploadFile | None, field: str):
-        """(picture, bytes, format) of an uploaded image, or ``None`` when the field is empty."""
-        if upload is None or isinstance(upload, str):
+    pixels_in_use = PixelBudget(pixel_budget or max_pixels)
+
+    async def read_upload(upload: UploadFile | str | None, field: str) -> _Upload | None:
+        """An uploaded image's bytes, checked from its header only; ``None`` when the field is
+        empty. Nothing is decoded here: :func:`with_pictures` does that, admitted."""
+        if upload is None:
             return None
+        if isinstance(upload, str):
+            if not upload:
+                return None
+            raise ApiError(
+                422,
+                f"{field}: sent as a plain form field without a filename; send the image as a "
+                f'file part (e.g. curl -F "{field}=@picture.png")',
+            )
         data = await upload.read(max_upload_bytes + 1)
         name = f"{field} ({upload.filename})" if upload.filename else field
         if not data:
@@ -202,8 +314,25 @@ def create_app(
                 415,
                 f"{name}: not an image (its bytes are none of PNG, JPEG, GIF, WEBP, BMP, TIFF)",
             )
-        picture = await run_in_threadpool(load_rgb_bytes, data, name, max_pixels)
-        return picture, data, fmt
+        width, height = await run_in_threadpool(image_size_bytes, data, name, max_pixels)
+        return _Upload(data, fmt, name, width * height)
+
+    async def with_pictures(uploads: list[_Upload | None], work):
+        """``work(*pictures)`` in a model slot, the uploads decoded there, after their pixels
+        are admitted by the budget (a missing upload is ``None``)."""
+        needed = sum(upload.pixels for upload in uploads if upload is not None)
+
+        def job():
+            pictures = [
+                None
+                if upload is None
+                else load_rgb_bytes(upload.data, upload.name, max_pixels, max_side=WORKING_SIDE)
+                for upload in uploads
+            ]
+            return work(*pictures)
+
+        async with pixels_in_use.reserve(needed):
+            return await in_model_slot(job)
 
     def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
         if token is None:
@@ -241,47 +370,63 @@ def create_app(
 
     @app.post("/search", summary="Originals most similar to an image and/or a prompt")
     async def search(
-        image: Annotated[UploadFile | None, File(description="Image to look up.")] = None,
-        text: Annotated[str | None, Form(description="Prompt or description.")] = None,
+        image: Annotated[UploadFile | str | None, File(description="Image to look up.")] = None,
+        text: Annotated[
+            str | None, Form(description="Prompt or description (cut to the text budget).")
+        ] = None,
         k: Annotated[int, Form(ge=1, le=MAX_K, description="How many originals.")] = 10,
     ) -> dict:
-        loaded = await read_image(image, "image")
-        if loaded is None and not (text or "").strip():
+        upload = await read_upload(image, "image")
+        if upload is None and not (text or "").strip():
             raise ApiError(400, "give an image, a text, or both")
-        picture = loaded[0] if loaded else None
-        response = await in_model_slot(
-            search_index, index, embedder, image=picture, text=text, k=k, calibration=calibration()
-        )
+        truncated: list[dict] = []
+        text = _cut_text(text, "text", max_text_chars, truncated)
+        chosen = calibration()
+
+        def run(picture):
+            return search_index(index, embedder, image=picture, text=text, k=k, calibration=chosen)
+
+        response = await with_pictures([upload], run)
         data = response.to_json()
         data["results"] = [with_links(result) for result in data["results"]]
+        data["truncated"] = truncated
         return data
 
     @app.post("/score", summary="How similar two artworks are (A generated, B original)")
     async def score(
-        image_a: Annotated[UploadFile | None, File()] = None,
-        image_b: Annotated[UploadFile | None, File()] = None,
+        image_a: Annotated[UploadFile | str | None, File()] = None,
+        image_b: Annotated[UploadFile | str | None, File()] = None,
         text_a: Annotated[str | None, Form()] = None,
         text_b: Annotated[str | None, Form()] = None,
     ) -> dict:
-        loaded_a = await read_image(image_a, "image_a")
-        loaded_b = await read_image(image_b, "image_b")
-        for side, loaded, text in (("A", loaded_a, text_a), ("B", loaded_b, text_b)):
-            if loaded is None and not (text or "").strip():
+        upload_a = await read_upload(image_a, "image_a")
+        upload_b = await read_upload(image_b, "image_b")
+        for side, upload, text in (("A", upload_a, text_a), ("B", upload_b, text_b)):
+            if upload is None and not (text or "").strip():
                 raise ApiError(400, f"artwork {side}: give an image, a text, or both")
+        truncated: list[dict] = []
+        text_a = _cut_text(text_a, "text_a", max_text_chars, truncated)
+        text_b = _cut_text(text_b, "text_b", max_text_chars, truncated)
+        chosen = calibration()
 
-        def compute():
-            a = embed_query(embedder, loaded_a[0] if loaded_a else None, text_a)
-            b = embed_query(embedder, loaded_b[0] if loaded_b else None, text_b)
-            return score_pair(embedder, a, b, calibration())
+        def compute(picture_a, picture_b):
+            a = embed_query(embedder, picture_a, text_a)
+            b = embed_query(embedder, picture_b, text_b)
+            return score_pair(embedder, a, b, chosen)
 
-        return (await in_model_slot(compute)).to_json()
+        data = (await with_pictures([upload_a, upload_b], compute)).to_json()
+        data["truncated"] = truncated
+        return data
 
     def record_json(record: OriginalRecord) -> dict:
         data = record.to_json()
+        data.pop("image_path", None)  # a path on the server: nothing a client can use
         data["thumbnail_url"] = f"/originals/{quote(record.id, safe='')}/thumbnail"
         return data
 
     async def find(item_id: str, with_thumbnail: bool = False) -> OriginalRecord:
+        if item_id in (".", ".."):
+            raise ApiError(404, f"{item_id!r} is not an original's id")
         found = await run_in_threadpool(index.store.get, [item_id], with_thumbnail)
         if item_id not in found:
             raise ApiError(404, f"no original with id {item_id!r} in the index")
@@ -314,7 +459,7 @@ def create_app(
         dependencies=[Depends(require_token)],
     )
     async def add_original(
-        image: Annotated[UploadFile, File(description="The original's image.")],
+        image: Annotated[UploadFile | str, File(description="The original's image.")],
         id: Annotated[str, Form(min_length=1, max_length=512)],
         group: Annotated[str | None, Form()] = None,
         title: Annotated[str, Form()] = "",
@@ -322,20 +467,25 @@ def create_app(
         caption: Annotated[str, Form()] = "",
         lang: Annotated[str, Form()] = "",
     ) -> dict:
-        loaded = await read_image(image, "image")
-        if loaded is None:
+        item_id = check_upload_id(id)
+        upload = await read_upload(image, "image")
+        if upload is None:
             raise ApiError(400, "an original needs an image")
-        picture, data, fmt = loaded
         record = OriginalRecord(
-            id=id.strip(),
-            group=(group or id).strip(),
+            id=item_id,
+            group=(group or item_id).strip(),
             title=title,
             artist=artist,
             caption=caption,
             lang=lang,
             source="upload",
         )
-        added = await in_model_slot(add_picture, index, embedder, picture, record, data, fmt)
+        added = await with_pictures(
+            [upload],
+            lambda picture: add_picture(
+                index, embedder, picture, record, upload.data, upload.format
+            ),
+        )
         return record_json(added)
 
     @app.delete(
@@ -344,6 +494,8 @@ def create_app(
         dependencies=[Depends(require_token)],
     )
     async def delete_original(item_id: str) -> dict:
+        if item_id in (".", ".."):
+            raise ApiError(404, f"{item_id!r} is not an original's id")
         removed = await run_in_threadpool(remove_originals, index, [item_id])
         if not removed:
             raise ApiError(404, f"no original with id {item_id!r} in the index")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,27 @@ import typer
 
 from artsim.commands import err_console, run_app
 from artsim.errors import UserError
-from artsim.serve.app import create_app
+from artsim.serve.app import MAX_TEXT_CHARS, create_app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or one line saying why it cannot be."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise UserError(f"--host {host}: not an address this machine has ({error})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        reason = error.strerror or str(error)
+        hint = " (another server is using it: choose another --port)" if port else ""
+        raise UserError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
+    return sock
 
 
 def serve_command(
@@ -33,19 +54,39 @@ def serve_command(
         Path | None,
         typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
     ] = None,
+    max_text_chars: Annotated[
+        int,
+        typer.Option(
+            "--max-text-chars", min=1, help="Texts are cut to this many characters (then said so)."
+        ),
+    ] = MAX_TEXT_CHARS,
 ) -> None:
     """Serve search, score and the web page for an index (docs at /docs)."""
     import uvicorn
 
     if token is not None and len(token) < 8:
         raise UserError("--token is too short: use at least 8 characters")
-    app = create_app(index, token=token, max_upload_bytes=int(max_upload_mb * 1024 * 1024), run=run)
-    mode = "read-write (token required)" if token else "read-only"
-    err_console.print(
-        f"serving {index} ({app.state.index.count()} originals, model "
-        f"{app.state.index.model_id}, {mode}) on http://{host}:{port}/  (API docs: /docs)"
-    )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # The port is taken before anything is loaded or printed: a busy port is one line, not
+    # "serving on ..." followed by uvicorn's error.
+    sock = listen(host, port)
+    try:
+        app = create_app(
+            index,
+            token=token,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            run=run,
+            max_text_chars=max_text_chars,
+        )
+        port = sock.getsockname()[1]
+        mode = "read-write (token required)" if token else "read-only"
+        err_console.print(
+            f"serving {index} ({app.state.index.count()} originals, model "
+            f"{app.state.index.model_id}, {mode}) on http://{host}:{port}/  (API docs: /docs)"
+        )
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 app = typer.Typer(add_completion=False)
