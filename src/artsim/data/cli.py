@@ -5,6 +5,7 @@ Every command is callable in-process: ``main(["validate", "manifest.csv"]) -> in
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,16 @@ def validate(manifest_path: ManifestArgument, max_pixels: MaxPixels = DEFAULT_MA
     return 0
 
 
+def refuse_writing_over_input(out: Path, *inputs: Path, option: str = "--out") -> None:
+    """Raise UserError when the file ``out`` is one of ``inputs`` (same file, however named)."""
+    for given in inputs:
+        same = Path(out).resolve() == Path(given).resolve()
+        with contextlib.suppress(OSError):
+            same = same or Path(out).samefile(given)
+        if same:
+            raise UserError(f"{option} {out} is the input {given}: choose another file to write")
+
+
 @app.command()
 def split(
     manifest_path: ManifestArgument,
@@ -100,6 +111,7 @@ def split(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> int:
     """Split usable items into train and val by group and write id,split to --out."""
+    refuse_writing_over_input(out, manifest_path)
     # Images are checked so the split holds exactly the items a training run will load.
     manifest = load_manifest(manifest_path, max_pixels=max_pixels)
     if manifest.errors:
@@ -158,6 +170,8 @@ def derive(
         raise UserError(f"--family must be training or heldout, got {family!r}")
     if family == "training" and (distractors is not None or split_file is not None):
         raise UserError("--distractors and --split-file go with --family heldout")
+    # the new manifest is written as --out/manifest.csv: never over the one being read
+    refuse_writing_over_input(out / "manifest.csv", manifest_path)
     manifest = load_manifest(manifest_path)
     if family == "heldout":
         from artsim.data.heldout import (

@@ -11,6 +11,11 @@ recorded as a :class:`~artsim.data.items.Problem` and the row is skipped, so one
 the rest from loading. Row numbers are 1-based data rows: in a CSV the header is not counted (row 1
 is the line after the header; blank lines count as rows so numbers follow the file), in JSONL row N
 is line N, in Parquet the N-th row.
+
+A cell longer than :data:`MAX_CELL_CHARS` characters skips its row (the rest loads). In JSONL and
+Parquet the core columns must hold texts (an integer id or group is taken as its digits); a list,
+an object, a boolean or a float (NaN included) there skips the row with a reason naming the column.
+Extra columns may hold any JSON value: lists and objects are kept as JSON text, NaN as missing.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -37,6 +43,11 @@ FORMATS = (".csv", ".jsonl", ".parquet")
 _POOL_THRESHOLD = 16
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|[\\/]{2})")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# Longest cell a row may have (csv's own default field limit): a longer one skips its row.
+MAX_CELL_CHARS = 131_072
+# csv refuses longer fields with an error that would stop the whole file; the length is checked
+# per row instead (see MAX_CELL_CHARS), so the reader itself accepts any field.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @dataclass
@@ -153,13 +164,61 @@ def _read_text(path: Path) -> str:
 
 
 def _cell(value: object) -> str:
-    if value is None:
+    """An extra (metadata) column's value as text: NaN and null are missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, str):
         return value
     if isinstance(value, bool | int | float):
         return str(value)
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"a number ({value!r})"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _typed_cells(record: dict) -> tuple[dict[str, str], str]:
+    """Cells of a JSONL/Parquet record as texts, and the reason the row cannot be used (or "").
+
+    Core columns take texts (null is empty; an integer id or group is its digits); any other
+    type there is a reason, never converted silently.
+    """
+    cells: dict[str, str] = {}
+    reason = ""
+    for key, value in record.items():
+        name = str(key)
+        if name not in CORE_COLUMNS:
+            cells[name] = _cell(value)
+        elif value is None:
+            cells[name] = ""
+        elif isinstance(value, str):
+            cells[name] = value
+        elif isinstance(value, int) and not isinstance(value, bool) and name in ("id", "group"):
+            cells[name] = str(value)
+        else:
+            cells[name] = ""
+            reason = reason or f"column {name!r} holds {_type_name(value)}, not a text"
+    return cells, reason
+
+
+def _long_cell(cells: dict[str, str]) -> str:
+    """The reason a row has a cell over MAX_CELL_CHARS, or ""."""
+    for name, value in cells.items():
+        if len(value) > MAX_CELL_CHARS:
+            return (
+                f"column {name!r} holds {len(value):,} characters, over the limit of "
+                f"{MAX_CELL_CHARS:,} (the row is skipped)"
+            )
+    return ""
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
@@ -219,7 +278,8 @@ def _csv_rows(path: Path) -> tuple[list[str], RowSource]:
                     "(a missing or extra comma, or an unquoted comma in a text?)",
                 )
                 continue
-            yield number, dict(zip(columns, cells, strict=True)), ""
+            row = dict(zip(columns, cells, strict=True))
+            yield number, row, _long_cell(row)
 
     return columns, rows()
 
@@ -228,7 +288,10 @@ def _jsonl_rows(path: Path) -> tuple[list[str], RowSource]:
     text = _read_text(path)
     parsed: list[tuple[int, dict[str, str], str]] = []
     columns: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
+    # characters that JSON strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -239,9 +302,9 @@ def _jsonl_rows(path: Path) -> tuple[list[str], RowSource]:
         if not isinstance(value, dict):
             parsed.append((number, {}, f"expected a JSON object, got {type(value).__name__}"))
             continue
-        cells = {str(key): _cell(cell) for key, cell in value.items()}
+        cells, reason = _typed_cells(value)
         columns.extend(key for key in cells if key not in columns)
-        parsed.append((number, cells, ""))
+        parsed.append((number, cells, reason or _long_cell(cells)))
     if not parsed:
         raise DataError(f"{path}: empty manifest (no rows)")
     # JSONL has no header: a column is "present" if any row has it.
@@ -265,7 +328,8 @@ def _parquet_rows(path: Path) -> tuple[list[str], RowSource]:
 
     def rows() -> RowSource:
         for number, record in enumerate(records, start=1):
-            yield number, {key: _cell(value) for key, value in record.items()}, ""
+            cells, reason = _typed_cells(record)
+            yield number, cells, reason or _long_cell(cells)
 
     return columns, rows()
 

@@ -8,6 +8,7 @@ Splits are deterministic for a seed and independent of item order and of Python'
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -172,7 +173,8 @@ def read_split(path: str | Path, manifest: Manifest) -> dict[str, str]:
         raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
     except OSError as error:
         raise DataError(f"{path}: cannot read the split file ({error.strerror or error})") from None
-    reader = csv.DictReader(text.splitlines())
+    # newline="": ids may hold newlines inside quotes, as write_split writes them
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     fields = [name.strip() for name in reader.fieldnames or []]
     if "id" not in fields or "split" not in fields:
         raise DataError(

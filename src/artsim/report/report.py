@@ -33,6 +33,7 @@ from artsim.model.heads import MODEL_WEIGHTS, model_id
 from artsim.report import plots
 from artsim.report.generalisation import generalisation_part
 from artsim.report.text import check_lang, join_list, label, num, pct, say
+from artsim.train.callbacks import read_metrics
 
 console = Console(highlight=False)
 
@@ -70,18 +71,7 @@ GALLERY_MISSES = 6
 
 def read_metrics_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of ``metrics.jsonl``; a torn last line (crash mid-write) ends the list."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
+    return read_metrics(path)
 
 
 @dataclass

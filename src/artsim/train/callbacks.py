@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ class MetricsJsonlWriter(pl.Callback):
         done = self.epoch_offset + trainer.current_epoch
         rows = read_metrics(self.path) if self.path.exists() else []
         kept = [row for row in rows if row["epoch"] <= done]
-        _atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
+        _atomic_write_text(self.path, "".join(dumps_row(row) + "\n" for row in kept))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._started = time.perf_counter()
@@ -49,17 +50,55 @@ class MetricsJsonlWriter(pl.Callback):
         row["epoch_seconds"] = round(time.perf_counter() - self._started, 4)
         if trainer.is_global_zero:
             with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(row) + "\n")
+                handle.write(dumps_row(row) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
 
 
+# JSON has no NaN or infinity: a non-finite figure is written as one of these strings and read
+# back as the float (a diverged epoch's loss is a fact worth keeping, not a missing value).
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its name in :data:`NON_FINITE`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    """One metrics row as strict JSON (never a bare ``NaN``)."""
+    return json.dumps(json_safe(row), allow_nan=False)
+
+
+def loads_row(line: str) -> dict[str, Any]:
+    """One metrics row; the names of non-finite figures (and a bare ``NaN`` written by older
+    versions) become floats again."""
+    row = json.loads(line)
+    if not isinstance(row, dict):
+        raise json.JSONDecodeError("a metrics row is a JSON object", line, 0)
+    return {
+        key: NON_FINITE[value] if isinstance(value, str) and value in NON_FINITE else value
+        for key, value in row.items()
+    }
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``metrics.jsonl``; a torn last line (a crash mid-write) is ignored."""
+    """Rows of a ``metrics.jsonl``; a torn last line (a crash mid-write) ends the list."""
+    path = Path(path)
+    if not path.is_file():
+        return []
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
+            rows.append(loads_row(line))
         except json.JSONDecodeError:
             break
     return rows
