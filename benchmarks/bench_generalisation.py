@@ -1,0 +1,114 @@
+"""Generalisation figures of trained runs next to the frozen towers and the perceptual hash.
+
+Evaluates each run on each evaluation set (manifests built as README.md, Generalisation, says)
+and prints the Markdown rows of BENCHMARKS.md's Generalisation tables: per evaluation, a row for
+the frozen towers, one for the perceptual hash and one per run, with recall@1 of image, text,
+fused (image + prompt), i2t and t2i, image triplet accuracy, and the tasks below frozen.
+
+    python benchmarks/bench_generalisation.py \\
+        --run "trained default=runs/demo" \\
+        --set "heldout-val=data/heldout-val/manifest.csv" \\
+        --set "art4apps (heldout family)=data/external-art4apps/manifest.csv"
+
+Each evaluation is written to ``RUN/eval/gen-<set>.json`` (so the run's report shows it) and
+reused when it is already there for the same model and data; ``--json-out`` collects them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from artsim.data.manifest import load_manifest
+from artsim.eval.evaluate import evaluate_run
+from artsim.model.heads import model_id
+
+TASKS = ("image", "text", "fused", "i2t", "t2i")
+
+
+def _pair(text: str) -> tuple[str, Path]:
+    label, _, path = text.partition("=")
+    if not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label.strip(), Path(path.strip())
+
+
+def _slug(label: str) -> str:
+    return "gen-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-").lower()
+
+
+def evaluate(run: Path, label: str, manifest: Path) -> dict:
+    """The run's evaluation on ``manifest`` (reused from RUN/eval when model and data match)."""
+    name = _slug(label)
+    saved = run / "eval" / f"{name}.json"
+    if saved.is_file():
+        result = json.loads(saved.read_text(encoding="utf-8"))
+        fingerprint = load_manifest(manifest, check_images=False).fingerprint()
+        if (
+            result.get("model_id") == model_id(run)
+            and result.get("data_fingerprint") == fingerprint
+        ):
+            return result
+    return evaluate_run(run, manifest, name=name, progress=False)
+
+
+def _r1(figures: dict | None) -> str:
+    value = (figures or {}).get("recall@1")
+    return "–" if value is None else f"{value:.3f}"
+
+
+def rows(label: str, run_label: str, result: dict, with_baselines: bool) -> list[str]:
+    """Markdown rows: frozen and hash (once per evaluation), then the run."""
+    counts = result["counts"]
+    where = f"{label} ({counts['queries']} queries, {counts['gallery']} originals)"
+    out = []
+    if with_baselines:
+        frozen, phash = result["baselines"]["frozen"], result["baselines"]["phash"]
+        trip = (frozen.get("image") or {}).get("triplet_acc")
+        out.append(
+            f"| {where} | frozen towers | {_r1(frozen.get('image'))} | {_r1(frozen.get('text'))} "
+            f"| {_r1(frozen.get('fused'))} | – | – | {trip:.3f} | |"
+        )
+        trip = (phash.get("image") or {}).get("triplet_acc")
+        out.append(
+            f"| {where} | perceptual hash | {_r1(phash.get('image'))} | – | – | – | – "
+            f"| {trip:.3f} | |"
+        )
+    tasks = result["tasks"]
+    below = ", ".join(result.get("below_frozen") or []) or "none"
+    out.append(
+        f"| {where} | {run_label} | "
+        + " | ".join(_r1(tasks.get(task)) for task in TASKS)
+        + f" | {tasks['image']['triplet_acc']:.3f} | {below} |"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN_DIR")
+    parser.add_argument("--set", type=_pair, action="append", required=True, help="LABEL=MANIFEST")
+    parser.add_argument("--json-out", type=Path, help="also write every result to this file")
+    args = parser.parse_args(argv)
+    print(
+        "| evaluation | model | image | text | fused | i2t | t2i | image triplet acc "
+        "| below frozen |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    collected = {}
+    for set_label, manifest in args.set:
+        for position, (run_label, run) in enumerate(args.run):
+            result = evaluate(run, set_label, manifest)
+            collected[f"{run_label} | {set_label}"] = result
+            for row in rows(set_label, run_label, result, with_baselines=position == 0):
+                print(row, flush=True)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(collected, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
