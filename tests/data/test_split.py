@@ -226,3 +226,40 @@ def test_independent_of_python_hash_seed() -> None:
         for seed in ("1", "2")
     }
     assert len(outputs) == 1
+
+
+def _groups_on(assignment: dict[str, str], items: list[Item]) -> dict[str, set[str]]:
+    groups: dict[str, set[str]] = {}
+    for item in items:
+        groups.setdefault(assignment[item.id], set()).add(item.group)
+    return groups
+
+
+def test_calibration_part_comes_out_of_validation_by_group() -> None:
+    from artsim.data.split import carve_calibration
+
+    items = _items([4] * 40)
+    assignment = group_split(items, 0.5, seed=3)
+    carved = carve_calibration(assignment, items, 0.5, seed=3)
+    assert carved == carve_calibration(assignment, list(reversed(items)), 0.5, seed=3)
+    sides = _groups_on(carved, items)
+    assert set(sides) == {"train", "val", "calib"}
+    # training is untouched; calibration groups were validation groups, whole
+    assert sides["train"] == _groups_on(assignment, items)["train"]
+    assert sides["calib"] | sides["val"] == _groups_on(assignment, items)["val"]
+    assert not sides["calib"] & sides["val"]
+    assert len(sides["calib"]) == round(0.5 * len(_groups_on(assignment, items)["val"]))
+    assert carve_calibration(assignment, items, 0.0) == assignment
+    with pytest.raises(DataError, match="calib_fraction"):
+        carve_calibration(assignment, items, 1.0)
+
+
+def test_split_file_with_a_calibration_part_reads_back(tmp_path: Path) -> None:
+    from artsim.data.manifest import Manifest
+    from artsim.data.split import carve_calibration
+
+    items = _items([2] * 10)
+    carved = carve_calibration(group_split(items, 0.4, seed=0), items, 0.5)
+    path = write_split(carved, tmp_path / "split.csv")
+    assert read_split(path, Manifest(items=items, path=tmp_path / "m.csv")) == carved
+    assert split_sizes(carved, items)["calib"]["groups"] == 2

@@ -56,10 +56,10 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
         assert lang in ("en", "es")
         assert set(tasks) == set(TASKS)
         assert set(tasks["image"]) == RETRIEVAL_KEYS
-    assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS
+    assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS | {"open_set"}
     frozen = result["baselines"]["frozen"]
-    assert set(frozen["image"]) == RETRIEVAL_KEYS and set(frozen["text"]) == RETRIEVAL_KEYS
-    assert set(frozen["fused"]) == RETRIEVAL_KEYS
+    assert set(frozen["image"]) == set(frozen["text"]) == RETRIEVAL_KEYS | {"open_set"}
+    assert set(frozen["fused"]) == RETRIEVAL_KEYS | {"open_set"}
     assert frozen["i2t"] is None and frozen["t2i"] is None
     assert "feature spaces" in frozen["reason"]
     # Per task: trained vs frozen vs hash, and the list of tasks below frozen, consistent.
@@ -189,3 +189,36 @@ def test_user_mistakes_are_one_line(eval_run, synthetic_manifest, tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic_manifest):
+    """With a calib part in split.csv, only its evaluation writes calibration.json, and the
+    thresholds there are open-set: fitted on distractor queries by halving the gallery."""
+    from artsim.data.manifest import load_manifest
+    from artsim.data.split import carve_calibration, group_split, write_split
+    from artsim.eval.verdicts import OpenSetCalibration
+
+    run = run_copy(eval_run)
+    manifest = load_manifest(synthetic_manifest)
+    assignment = carve_calibration(group_split(manifest.items, 0.67, seed=0), manifest.items, 0.5)
+    assert "calib" in assignment.values() and "val" in assignment.values()
+    write_split(assignment, run / "split.csv")
+
+    val = evaluate_run(run, synthetic_manifest, split="val", progress=False)
+    assert val["calibration"] is None and not (run / "calibration.json").exists()
+    result = evaluate_run(run, synthetic_manifest, split="calib", progress=False)
+    assert result["calibration"] == str(run / "calibration.json")
+    saved = json.loads((run / "calibration.json").read_text("utf-8"))
+    assert saved["source"].startswith("calib split") and "open_set" in saved["pairs"]
+    calibration = OpenSetCalibration.from_json(saved["open_set"])
+    assert calibration.about["chose_nothing"] is True
+    image = result["open_set"]["image"]
+    # every calib query is a match once and a distractor once
+    n_queries = result["tasks"]["image"]["n_queries"]
+    assert image["n_matches"] == image["n_distractors"] == n_queries
+    assert 0.0 <= image["micro_ap"] <= 1.0
+    assert set(image["at_precision_0.9"]) == {"threshold", "recall", "precision"}
+    assert image["thresholds"]["0.01"]["false_rate"] <= 0.01
+    assert "open_set" in result["baselines"]["phash"]["image"]
+    counts = result["open_set_confusion"]["image"]
+    assert sum(sum(row.values()) for row in counts.values()) == 2 * n_queries

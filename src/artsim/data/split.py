@@ -19,7 +19,10 @@ from artsim.data.items import Item
 from artsim.data.manifest import Manifest
 from artsim.errors import DataError
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "calib")
+# The calibration part: groups taken out of validation so that the verdict's thresholds are set on
+# data that chose nothing (validation picks the epoch and the checkpoint).
+CALIB = "calib"
 
 
 def _check_fraction(val_fraction: float) -> float:
@@ -125,8 +128,40 @@ def group_split(
     }
 
 
+def carve_calibration(
+    assignment: Mapping[str, str], items: Iterable[Item], calib_fraction: float, seed: int = 0
+) -> dict[str, str]:
+    """Move a share ``calib_fraction`` of the validation GROUPS to the calibration part ``calib``.
+
+    Training never sees ``calib`` items and validation (early stopping, the best checkpoint,
+    the fine-tune decision) does not use them: ``artsim evaluate --split calib`` sets the
+    verdict's thresholds there. With ``calib_fraction`` 0 the assignment is returned unchanged;
+    at least one group stays in validation.
+
+    >>> carved = carve_calibration(assignment, manifest.items, 0.5)  # doctest: +SKIP
+    """
+    try:
+        fraction = float(calib_fraction)
+    except (TypeError, ValueError):
+        raise DataError(f"calib_fraction must be a number, got {calib_fraction!r}") from None
+    if not math.isfinite(fraction) or not 0.0 <= fraction < 1.0:
+        raise DataError(f"calib_fraction must be in [0, 1), got {calib_fraction!r}")
+    result, items = dict(assignment), list(items)
+    if fraction == 0.0:
+        return result
+    val_groups = sorted({item.group for item in items if assignment.get(item.id) == "val"})
+    rng = np.random.default_rng([int(seed), 7])
+    count = min(len(val_groups) - 1, round(fraction * len(val_groups)))
+    chosen = {val_groups[int(i)] for i in rng.permutation(len(val_groups))[: max(count, 0)]}
+    for item in items:
+        if item.group in chosen and result.get(item.id) == "val":
+            result[item.id] = CALIB
+    return result
+
+
 def split_sizes(assignment: Mapping[str, str], items: Iterable[Item]) -> dict[str, dict[str, int]]:
-    """Items and groups on each side: ``{"train": {"items": n, "groups": g}, "val": {...}}``.
+    """Items and groups on each side: ``{"train": {"items": n, "groups": g}, "val": {...},
+    "calib": {...}}``, the last only when there is a calibration part.
 
     Items missing from ``assignment`` are not counted.
     """
@@ -140,6 +175,8 @@ def split_sizes(assignment: Mapping[str, str], items: Iterable[Item]) -> dict[st
         seen[split].add(item.group)
     for split in SPLITS:
         counts[split]["groups"] = len(seen[split])
+    if not counts[CALIB]["items"]:  # a split without a calibration part reads as before
+        del counts[CALIB]
     return counts
 
 
@@ -148,7 +185,9 @@ def write_split(assignment: Mapping[str, str], path: str | Path) -> Path:
     path = Path(path)
     bad = [(item_id, split) for item_id, split in assignment.items() if split not in SPLITS]
     if bad:
-        raise DataError(f"unknown split {bad[0][1]!r} for id {bad[0][0]!r} (expected train or val)")
+        raise DataError(
+            f"unknown split {bad[0][1]!r} for id {bad[0][0]!r} (expected train, val or calib)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -191,7 +230,7 @@ def read_split(path: str | Path, manifest: Manifest) -> dict[str, str]:
             continue
         if split not in SPLITS:
             raise DataError(
-                f"{path}: row {number}: unknown split {split!r} (expected train or val)"
+                f"{path}: row {number}: unknown split {split!r} (expected train, val or calib)"
             )
         if item_id not in items:
             raise DataError(f"{path}: row {number}: id {item_id!r} is not in the manifest")

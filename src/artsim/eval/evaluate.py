@@ -49,6 +49,8 @@ from artsim.eval.metrics import (
     score_histogram,
     verification_pairs,
 )
+from artsim.eval.openset import OPEN_SET_RATES, cross_fit
+from artsim.eval.verdicts import RELATED_RATE, OpenSetCalibration, confusion, fit_task
 from artsim.losses import seed_figures
 from artsim.model.embedder import Embedder, fuse_embeddings
 
@@ -62,7 +64,7 @@ RETRIEVAL_METRICS = (
     "triplet_acc",
     "triplet_acc_hard",
 )
-SPLITS = ("val", "train", "all")
+SPLITS = ("val", "train", "calib", "all")
 TOP_K = 5
 # ROC curves are thinned to this many points in the curves file: enough for a plot.
 ROC_POINTS = 200
@@ -154,7 +156,7 @@ def _same_file(a: str | Path | None, b: str | Path | None) -> bool:
 
 
 def _default_name(split: str | None, manifest_path: Path, trained_on: str | None) -> str:
-    if split in ("val", "train"):
+    if split in ("val", "train", "calib"):
         return split
     if trained_on is None or _same_file(manifest_path, trained_on):
         return "all"
@@ -393,6 +395,28 @@ def _write_json(path: Path, data: Any) -> None:
     temporary.replace(path)
 
 
+def _open_set_summary(similarity: np.ndarray, data: TaskData, gallery_groups) -> dict[str, Any]:
+    """µAP, recall at precision and the open-set thresholds of a baseline, cross-fitted."""
+    fitted = cross_fit(similarity, data.relevant, gallery_groups)
+    task = fit_task(fitted.match_top1, fitted.match_correct, fitted.distractor_top1)
+    return {"thresholds": task.thresholds, **fitted.isc}
+
+
+def _calibration_confusion(calibration: OpenSetCalibration, crossfits: dict) -> dict:
+    """Verdicts on the calibration queries (their task score only), by kind of query."""
+    out = {}
+    for task, fitted in crossfits.items():
+        truth, predicted = [], []
+        for score, correct in zip(fitted.match_top1, fitted.match_correct, strict=True):
+            truth.append("derived" if correct else "derived, wrong original first")
+            predicted.append(calibration.grade(task, float(score), {task: float(score)}).verdict)
+        for score in fitted.distractor_top1:
+            truth.append("original not indexed")
+            predicted.append(calibration.grade(task, float(score), {task: float(score)}).verdict)
+        out[task] = confusion(truth, predicted)
+    return out
+
+
 # --- the whole evaluation ------------------------------------------------------------------------
 
 
@@ -500,12 +524,24 @@ def evaluate_run(
         "tasks": {},
         "by_lang": {},
         "verification": {},
+        "open_set": {},
         "baselines": {"phash": {}, "frozen": {}},
         "notes": [],
+        "pairs": {
+            "tasks": f"each generated item of the {split_name} part against every original "
+            "evaluated",
+            "verification": f"(query, its original) against (query, other original) pairs of "
+            f"the {split_name} part",
+            "open_set": f"cross-fitted on the {split_name} part: originals halved by group; "
+            "against each half, queries whose original is there are matches, all others "
+            "distractors (their original is not in that half)",
+        },
     }
     top: dict[str, list] = {}
     curves: dict[str, dict] = {}
     thresholds: dict[str, dict[str, float | None]] = {}
+    open_tasks: dict = {}
+    crossfits: dict = {}
     langs = sorted({items[row].lang or "unknown" for row in query_rows})
     for task, spec in TASK_SPECS.items():
         data = build_task(spec, embedded, query_rows)
@@ -525,6 +561,16 @@ def evaluate_run(
             result["by_lang"].setdefault(lang, {})[task] = retrieval_figures(
                 task, similarity, data, seed, rows
             )
+        gallery_groups = [items[row].group for row in data.gallery]
+        fitted = cross_fit(similarity, data.relevant, gallery_groups)
+        open_tasks[task] = fit_task(fitted.match_top1, fitted.match_correct, fitted.distractor_top1)
+        result["open_set"][task] = {
+            "thresholds": open_tasks[task].thresholds,
+            "n_matches": open_tasks[task].n_matches,
+            "n_distractors": open_tasks[task].n_distractors,
+            **fitted.isc,
+        }
+        crossfits[task] = fitted
         top[task] = _top_k(similarity, data, embedded)
         positive, negative = verification_pairs(similarity, data.correct, data.relevant)
         curves[task] = {
@@ -535,10 +581,16 @@ def evaluate_run(
         }
         if task == "image":
             hashed = hamming_similarity(bits[data.queries], bits[data.gallery])
-            result["baselines"]["phash"]["image"] = retrieval_figures(task, hashed, data, seed)
+            result["baselines"]["phash"]["image"] = {
+                **retrieval_figures(task, hashed, data, seed),
+                "open_set": _open_set_summary(hashed, data, gallery_groups),
+            }
         if task in ("image", "text"):
             raw = task_similarity(spec, embedded, data, raw=True)
-            result["baselines"]["frozen"][task] = retrieval_figures(task, raw, data, seed)
+            result["baselines"]["frozen"][task] = {
+                **retrieval_figures(task, raw, data, seed),
+                "open_set": _open_set_summary(raw, data, gallery_groups),
+            }
         elif task == "fused":
             raw = frozen_fused_similarity(
                 task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
@@ -546,7 +598,10 @@ def evaluate_run(
                 embedded.has_text[data.queries],
                 embedded.has_text[data.gallery],
             )
-            result["baselines"]["frozen"][task] = retrieval_figures(task, raw, data, seed)
+            result["baselines"]["frozen"][task] = {
+                **retrieval_figures(task, raw, data, seed),
+                "open_set": _open_set_summary(raw, data, gallery_groups),
+            }
         else:
             result["baselines"]["frozen"][task] = None
     result["baselines"]["frozen"]["reason"] = FROZEN_REASON
@@ -575,8 +630,31 @@ def evaluate_run(
     # run's own validation data, the content fingerprint must agree too (when the run recorded it).
     trained_fingerprint = read_summary(run).get("data_fingerprint")
     same_data = trained_fingerprint in (None, result["data_fingerprint"])
-    own_val = split == "val" and same_data
-    if split in ("val", "train") and not same_data:
+    has_calib = (
+        "calib" in set(_read_split_ids(run / "split.csv").values())
+        if (run / "split.csv").is_file()
+        else False
+    )
+    # thresholds come from the calibration part, which chose nothing; a run without one (trained
+    # before it existed, or with --calib-fraction 0) falls back to validation, and says so
+    own_val = same_data and (split == "calib" or (split == "val" and not has_calib))
+    open_set = OpenSetCalibration(
+        model_id=embedder.model_id,
+        tasks=open_tasks,
+        about={
+            "how": "open-set, cross-fitted (see pairs.open_set)",
+            "on": f"the {split_name} part of {manifest_path}",
+            "chose_nothing": split == "calib",
+            "rates": [*OPEN_SET_RATES, RELATED_RATE],
+        },
+    )
+    result["open_set_confusion"] = _calibration_confusion(open_set, crossfits)
+    if own_val and split == "val":
+        result["notes"].append(
+            "the run has no calibration part (trained with --calib-fraction 0 or before it "
+            "existed): thresholds are set on validation data, which also chose the checkpoint"
+        )
+    if split in ("val", "train", "calib") and not same_data:
         result["notes"].append(
             f"{manifest_path} is not the data the run was trained on (fingerprint "
             f"{result['data_fingerprint']}, trained on {trained_fingerprint}): items were matched "
@@ -606,10 +684,12 @@ def evaluate_run(
                 run / "calibration.json",
                 {
                     "model_id": embedder.model_id,
-                    "source": f"val split of {manifest_path}",
+                    "source": f"{split} split of {manifest_path}",
                     "data_fingerprint": result["data_fingerprint"],
                     "thresholds": thresholds,
                     "default_fpr": 0.001,
+                    "pairs": result["pairs"],
+                    "open_set": open_set.to_json(),
                 },
             )
     return result

@@ -23,8 +23,11 @@ Each has a plain-loop twin in ``tests/eval/test_openset.py``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -123,9 +126,15 @@ def top_predictions(similarity: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
 
 
-def isc_figures(
-    similarity: np.ndarray, relevant: np.ndarray, k: int = 10
-) -> dict[str, float | dict[str, float]]:
+def isc_from_predictions(scores, is_match, n_positives: int) -> dict[str, Any]:
+    """µAP and recall at precision 0.90 / 0.95 (with thresholds) of pooled predictions."""
+    out: dict[str, Any] = {"micro_ap": micro_average_precision(scores, is_match, n_positives)}
+    for target in PRECISION_TARGETS:
+        out[f"at_precision_{target:g}"] = recall_at_precision(scores, is_match, n_positives, target)
+    return out
+
+
+def isc_figures(similarity: np.ndarray, relevant: np.ndarray, k: int = 10) -> dict[str, Any]:
     """µAP and recall at precision 0.90 / 0.95 from a (queries x gallery) similarity matrix.
 
     ``relevant[q, g]`` marks the query's original(s); a query with none is a distractor. Each
@@ -134,16 +143,67 @@ def isc_figures(
     relevant = np.asarray(relevant, dtype=bool)
     positions, scores = top_predictions(similarity, k)
     is_match = np.take_along_axis(relevant, positions, axis=1)
-    n_positives = int(relevant.sum())
-    out: dict[str, float | dict[str, float]] = {
-        "micro_ap": micro_average_precision(scores, is_match, n_positives),
+    return {
+        **isc_from_predictions(scores, is_match, int(relevant.sum())),
         "predictions_per_query": int(positions.shape[1]),
         "n_queries": int(relevant.shape[0]),
         "n_distractor_queries": int((~relevant.any(axis=1)).sum()),
     }
-    for target in PRECISION_TARGETS:
-        out[f"at_precision_{target:g}"] = recall_at_precision(scores, is_match, n_positives, target)
-    return out
+
+
+def gallery_halves(groups: Sequence[str]) -> np.ndarray:
+    """0 or 1 per gallery item, by group: groups ordered by a stable hash (the same in every
+    process) go alternately to each half, so the halves differ by at most one group."""
+    names = sorted(set(groups), key=lambda g: hashlib.sha256(f"half\x00{g}".encode()).digest())
+    half = {name: position % 2 for position, name in enumerate(names)}
+    return np.array([half[group] for group in groups], dtype=np.int64)
+
+
+@dataclass
+class CrossFit:
+    """Top-1 scores of queries against half a gallery: with their original there or not."""
+
+    match_top1: np.ndarray
+    match_correct: np.ndarray
+    distractor_top1: np.ndarray
+    isc: dict[str, Any]
+
+
+def cross_fit(
+    similarity: np.ndarray, relevant: np.ndarray, gallery_groups: Sequence[str], k: int = 10
+) -> CrossFit:
+    """Distractor queries out of a closed evaluation, by halving the gallery.
+
+    The gallery's groups fall in two halves; against each half, the queries whose original is
+    there are matches and all others are distractors (their original is in the other half). So
+    every query counts once as a match and once as a distractor, against a gallery of about
+    half the size. The ISC figures pool the ``k`` best predictions of every query in both halves.
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    relevant = np.asarray(relevant, dtype=bool)
+    halves = gallery_halves(gallery_groups)
+    match_top1, match_correct, distractor_top1 = [], [], []
+    pooled_scores, pooled_match, n_positives = [], [], 0
+    for half in (0, 1):
+        columns = np.nonzero(halves == half)[0]
+        if len(columns) == 0:
+            continue
+        sub, sub_relevant = similarity[:, columns], relevant[:, columns]
+        has_original = sub_relevant.any(axis=1)
+        best = sub.argmax(axis=1)
+        top1 = sub[np.arange(len(sub)), best]
+        match_top1.append(top1[has_original])
+        match_correct.append(sub_relevant[np.arange(len(sub)), best][has_original])
+        distractor_top1.append(top1[~has_original])
+        positions, scores = top_predictions(sub, k)
+        pooled_scores.append(scores.ravel())
+        pooled_match.append(np.take_along_axis(sub_relevant, positions, axis=1).ravel())
+        n_positives += int(sub_relevant.sum())
+    join = lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype)  # noqa: E731
+    isc = isc_from_predictions(join(pooled_scores, float), join(pooled_match, bool), n_positives)
+    return CrossFit(
+        join(match_top1, float), join(match_correct, bool), join(distractor_top1, float), isc
+    )
 
 
 def open_set_threshold(distractor_top1, rate: float) -> float:

@@ -20,6 +20,8 @@ class TrainConfig:
     data: str = ""
     out: str = "runs/latest"
     val_fraction: float = 0.2
+    # share of the validation groups set aside for calibrating verdicts (never used to choose)
+    calib_fraction: float = 0.5
     split: str | None = None
     seed: int = 0
     max_epochs: int = 60
@@ -59,6 +61,8 @@ class TrainConfig:
             raise UserError("--data MANIFEST is required")
         if self.split is None and not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.split is None and not 0.0 <= self.calib_fraction < 1.0:
+            raise UserError(f"--calib-fraction must be in [0, 1), got {self.calib_fraction}")
         if self.max_epochs < 1:
             raise UserError(f"--max-epochs must be at least 1, got {self.max_epochs}")
         if self.miner not in ("random", "semihard", "hard"):

@@ -26,7 +26,13 @@ from rich.table import Table
 
 from artsim.commands import run_app
 from artsim.data.manifest import load_manifest, write_problems
-from artsim.data.split import group_split, read_split, split_sizes, write_split
+from artsim.data.split import (
+    carve_calibration,
+    group_split,
+    read_split,
+    split_sizes,
+    write_split,
+)
 from artsim.errors import DataError, UserError
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ModelConfig, save_model
@@ -94,7 +100,8 @@ def _resolve_split(config: TrainConfig, manifest, out: Path, resume: bool) -> di
         return read_split(saved, manifest)
     if config.split:
         return read_split(config.split, manifest)
-    return group_split(manifest.items, config.val_fraction, seed=config.seed)
+    assignment = group_split(manifest.items, config.val_fraction, seed=config.seed)
+    return carve_calibration(assignment, manifest.items, config.calib_fraction, seed=config.seed)
 
 
 def train_run(config: TrainConfig, resume: bool = False) -> Path:
@@ -144,7 +151,13 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
         write_split(assignment, out / "split.csv")
         console.print(
             f"split: train {sizes['train']['items']} items / {sizes['train']['groups']} groups, "
-            f"val {sizes['val']['items']} items / {sizes['val']['groups']} groups"
+            f"val {sizes['val']['items']} items / {sizes['val']['groups']} groups, "
+            + (
+                f"calib {sizes['calib']['items']} items / {sizes['calib']['groups']} groups "
+                "(kept for calibrating verdicts)"
+                if "calib" in sizes
+                else "no calibration part"
+            )
         )
 
     image_tower = create_image_tower(config.image_tower)
@@ -405,6 +418,8 @@ def _write_summary(out, config, heads, stages, sizes, manifest, seconds) -> dict
         "text_tower": config.text_tower,
         "train_size": sizes["train"],
         "val_size": sizes["val"],
+        "calib_size": sizes.get("calib", {"items": 0, "groups": 0}),
+        "calib_fraction": None if config.split else config.calib_fraction,
         "data": str(Path(config.data).resolve()),
         "data_fingerprint": manifest.fingerprint(),
         "skipped_rows": len(manifest.errors),
@@ -451,6 +466,10 @@ def train_command(
     val_fraction: Annotated[
         float | None, typer.Option(help="validation share by group: 0.2 = 80/20")
     ] = None,
+    calib_fraction: Annotated[
+        float | None,
+        typer.Option(help="share of the validation groups kept for calibrating verdicts (0.5)"),
+    ] = None,
     split: Annotated[
         str | None, typer.Option(help="split file (id,split) instead of --val-fraction")
     ] = None,
@@ -484,6 +503,7 @@ def train_command(
         data=data,
         out=out,
         val_fraction=val_fraction,
+        calib_fraction=calib_fraction,
         split=split,
         seed=seed,
         max_epochs=max_epochs,
