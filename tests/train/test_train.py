@@ -74,7 +74,10 @@ def test_run_folder_has_everything_the_seed_reports(
     assert summary["epochs_completed"] == 4
     assert summary["stop_reason"] == "max_epochs"
     assert summary["val_fraction"] == 0.4
-    assert summary["train_size"]["items"] + summary["val_size"]["items"] == 96
+    # half the validation groups are the calibration part, which training never reads
+    sizes = summary["train_size"]["items"] + summary["val_size"]["items"]
+    assert sizes + summary["calib_size"]["items"] == 96 and summary["calib_size"]["items"] > 0
+    assert summary["calib_fraction"] == 0.5
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["val_fraction"] == 0.4 and config["image_tower"] == "tiny"
     model, card, _ = load_model(out)
@@ -133,7 +136,10 @@ def test_early_stopping_stops_a_run_that_does_not_improve(
 
 def test_learning_rate_is_reduced_on_plateau(training_manifest, feature_cache, tiny_args, tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("plateau_patience: 0\nearly_stopping_patience: 50\nlr: 0.5\n")
+    # no calibration part: the plateau this test drives is measured on the whole validation side
+    config.write_text(
+        "plateau_patience: 0\nearly_stopping_patience: 50\nlr: 0.5\ncalib_fraction: 0.0\n"
+    )
     out = tmp_path / "run"
     assert (
         main(
