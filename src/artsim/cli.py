@@ -25,6 +25,7 @@ def _mount() -> None:
     from artsim.data.cli import app as data_app
     from artsim.eval.evaluate import evaluate_command
     from artsim.index.index import app as index_app
+    from artsim.index.index import calibrate_command
     from artsim.index.search import score_command, search_command
     from artsim.pipeline import demo_command
     from artsim.report.compare import compare_command
@@ -41,6 +42,7 @@ def _mount() -> None:
     app.command("compare")(compare_command)
     app.command("sweep")(sweep_command)
     app.add_typer(index_app, name="index")
+    app.command("calibrate")(calibrate_command)
     app.command("search")(search_command)
     app.command("score")(score_command)
     app.command("serve")(serve_command)

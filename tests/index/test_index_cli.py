@@ -80,25 +80,36 @@ def test_verdicts_come_from_calibration_json(built_index, synthetic_manifest, tm
     row = originals(synthetic_manifest)[0]
     image = Image.open(synthetic_manifest.parent / row["image"])
     embedder = Embedder.from_run(run, cache_dir=False)
-    calibration = {
-        "model_id": index.model_id,
-        "thresholds": {"image": {"fpr_0.01": 0.999, "fpr_0.05": 0.5}},
-        "default_fpr": 0.01,
-    }
+    from artsim.eval.verdicts import OpenSetCalibration, TaskCalibration
+
+    image_task = TaskCalibration(
+        thresholds={"0.01": {"threshold": 0.999}, "0.25": {"threshold": -1.0}},
+        probability={"x": [0.5, 1.0], "y": [0.1, 0.9]},
+        n_matches=10,
+        n_distractors=10,
+    )
+    open_set = OpenSetCalibration(index.model_id, 0.01, {"image": image_task})
+    calibration = {"model_id": index.model_id, "open_set": open_set.to_json()}
     path = run / "calibration.json"
     try:
         path.write_text(json.dumps(calibration))
         response = search_index(index, embedder, image=image, k=8)
-        verdicts = [result.verdict for result in response.results]
-        assert verdicts[0] == "derived" and response.results[0].threshold == 0.999
-        assert set(verdicts[1:]) <= {"not_derived", "derived"} and "not_derived" in verdicts
+        first = response.results[0]
+        assert first.verdict == "derived" and first.threshold == 0.999
+        assert first.decided_by == "image" and first.probability == 0.9
+        # below the derived threshold, above the (here very low) related one
+        assert {r.verdict for r in response.results[1:]} == {"related"}
         # a task without a threshold is uncalibrated, never given an invented one
         text_response = search_index(index, embedder, text=row["text"], k=2)
         assert {r.verdict for r in text_response.results} == {"uncalibrated"}
         # another model's calibration does not apply
-        path.write_text(json.dumps({**calibration, "model_id": "someone-else"}))
+        other = OpenSetCalibration("someone-else", 0.01, {"image": image_task})
+        path.write_text(json.dumps({"open_set": other.to_json()}))
         assert load_calibration(run, index.model_id).status == "uncalibrated"
         assert "someone-else" in load_calibration(run, index.model_id).note
+        # a calibration file of the old per-pair kind gives no verdict, and says why
+        path.write_text(json.dumps({"model_id": index.model_id, "thresholds": {}}))
+        assert "per-pair" in load_calibration(run, index.model_id).note
     finally:
         path.unlink(missing_ok=True)
         index.close()

@@ -203,3 +203,29 @@ def test_service_refuses_another_model(index_copy: Path, tmp_path: Path, make_ru
     with pytest.raises(ModelMismatchError) as caught:
         create_app(index_copy, run=other)
     assert caught.value.status_code == 409
+
+
+def test_search_gives_graded_verdicts_with_probabilities_once_calibrated(
+    index_copy: Path, original_png
+):
+    """After `artsim calibrate` on the collection, a running service answers with graded
+    verdicts (copy/derived/related/unrelated), the score that decided and a probability."""
+    from artsim.index.calibrate import calibrate_index
+    from artsim.index.index import ArtIndex
+
+    with TestClient(create_app(index_copy)) as c:
+        before = c.post("/search", files={"image": ("x.png", original_png("g001"))}).json()
+        assert before["results"][0]["verdict"] == "uncalibrated"
+        index = ArtIndex.open(index_copy)
+        calibrate_index(index, index.load_embedder(), sample=6)
+        index.close()
+        after = c.post("/search", files={"image": ("x.png", original_png("g001"))}).json()
+    assert after["calibration"]["status"] == "calibrated"
+    assert after["calibration"]["source"] == "collection"
+    assert after["calibration"]["rate"] == 0.01 and "image" in after["calibration"]["thresholds"]
+    graded = {"copy", "derived", "related", "unrelated"}
+    for result in after["results"]:
+        assert result["verdict"] in graded and 0.0 < result["probability"] < 1.0
+        assert result["decided_by"] in ("image", "text")
+    # the original's own picture: nothing closer, and the copy threshold is met
+    assert after["results"][0]["verdict"] == "copy"

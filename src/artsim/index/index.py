@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +48,11 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError, ModelMismatchError, UserError
+from artsim.eval.verdicts import (
+    VERDICT_UNCALIBRATED,
+    OpenSetCalibration,
+    Verdict,
+)
 from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
 from artsim.index.store import OriginalRecord, VectorStore
 from artsim.model.embedder import Embedder, fuse_embeddings
@@ -59,8 +64,6 @@ THUMBNAIL_SIZE = 160
 UPLOAD_DIR = "uploads"
 
 VERDICT_DERIVED = "derived"
-VERDICT_NOT_DERIVED = "not_derived"
-VERDICT_UNCALIBRATED = "uncalibrated"
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused")
 
@@ -81,6 +84,8 @@ class IndexInfo:
     milvus_prefix: str = ""
     created: str = ""
     format_version: int = FORMAT_VERSION
+    # open-set verdict calibration fitted on this collection (artsim calibrate), or None
+    calibration: dict | None = None
 
     @classmethod
     def read(cls, folder: Path) -> IndexInfo:
@@ -423,60 +428,92 @@ def _move_into_place(building: Path, out: Path) -> None:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Decision thresholds measured by evaluation, read from a run's ``calibration.json``.
+    """Where verdicts come from: an open-set calibration (:mod:`artsim.eval.verdicts`), fitted
+    on the indexed collection (``index.json``) or on the run's calibration part
+    (``calibration.json``).
 
-    ``status`` is ``calibrated`` when thresholds apply to this model, else ``uncalibrated`` with
-    ``note`` saying why (no file, another model's file, unreadable file).
+    ``status`` is ``calibrated`` when one applies to this model, else ``uncalibrated`` with
+    ``note`` saying why (none measured, another model's, unreadable).
     """
 
     status: str
     note: str = ""
-    fpr: float | None = None
-    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    open_set: OpenSetCalibration | None = None
+    source: str = ""
 
-    def threshold(self, task: str) -> float | None:
-        if self.status != "calibrated" or self.fpr is None:
-            return None
-        value = self.thresholds.get(task, {}).get(f"fpr_{self.fpr:g}")
-        return None if value is None else float(value)
+    @property
+    def rate(self) -> float | None:
+        return self.open_set.rate if self.open_set else None
 
-    def verdict(self, task: str, score: float) -> tuple[str, float | None]:
-        """(verdict, threshold): ``derived`` when ``score`` reaches the task's threshold."""
-        threshold = self.threshold(task)
-        if threshold is None:
-            return VERDICT_UNCALIBRATED, None
-        return (VERDICT_DERIVED if score >= threshold else VERDICT_NOT_DERIVED), threshold
+    def grade(self, task: str, score: float, scores: dict[str, float]) -> Verdict:
+        """The graded verdict of one result (``uncalibrated`` without a calibration)."""
+        if self.status != "calibrated" or self.open_set is None:
+            return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
+        return self.open_set.grade(task, score, scores)
 
     def to_json(self) -> dict:
-        return {"status": self.status, "fpr": self.fpr, "note": self.note}
+        data = {"status": self.status, "note": self.note, "source": self.source}
+        if self.open_set is not None:
+            data["rate"] = self.open_set.rate
+            data["copy_threshold"] = (self.open_set.copy or {}).get("threshold")
+            data["thresholds"] = {
+                task: calibration.threshold(self.open_set.rate)
+                for task, calibration in self.open_set.tasks.items()
+            }
+            measured = self.open_set.about.get("measured")
+            if measured:
+                data["measured"] = measured
+        return data
 
 
-def load_calibration(run_dir: str | Path, model_id: str) -> Calibration:
-    """Read ``calibration.json`` of a run; never invents a threshold when it cannot."""
+def _open_set_note(open_set: OpenSetCalibration, where: str) -> str:
+    return (
+        f"calibrated on {where}: at most {open_set.rate:.1%} of queries whose original is not "
+        "indexed are called derived"
+    )
+
+
+def load_calibration(
+    run_dir: str | Path, model_id: str, index_info: IndexInfo | None = None
+) -> Calibration:
+    """The verdict calibration: the index's own (``index.json``) first, else the run's
+    ``calibration.json``; never invents a threshold when it cannot."""
+    if index_info is not None and index_info.calibration:
+        try:
+            open_set = OpenSetCalibration.from_json(index_info.calibration)
+        except (KeyError, TypeError, ValueError) as error:
+            return Calibration("uncalibrated", f"the index's calibration is unreadable ({error})")
+        if open_set.model_id == model_id:
+            return Calibration(
+                "calibrated", _open_set_note(open_set, "this collection"), open_set, "collection"
+            )
     path = Path(run_dir) / CALIBRATION_FILE
     if not path.is_file():
         # the run's name, not its path: this note is also shown by the web service
         return Calibration(
             "uncalibrated",
-            f"no {CALIBRATION_FILE} in the run folder {Path(run_dir).name!r}: "
-            "evaluate the run to calibrate verdicts",
+            f"no {CALIBRATION_FILE} in the run folder {Path(run_dir).name!r} and no calibration "
+            "in the index: run `artsim calibrate --index INDEX` to calibrate verdicts",
         )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        thresholds = {
-            str(task): {str(key): float(value) for key, value in values.items()}
-            for task, values in raw["thresholds"].items()
-        }
-        fpr = float(raw.get("default_fpr", 0.01))
+        if "open_set" not in raw:
+            return Calibration(
+                "uncalibrated",
+                f"{CALIBRATION_FILE} of the run holds only per-pair thresholds (written before "
+                "open-set calibration): run `artsim calibrate --index INDEX`",
+            )
+        open_set = OpenSetCalibration.from_json(raw["open_set"])
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         return Calibration("uncalibrated", f"{CALIBRATION_FILE} of the run is unreadable ({error})")
-    if raw.get("model_id") and raw["model_id"] != model_id:
+    if open_set.model_id != model_id:
         return Calibration(
             "uncalibrated",
-            f"{CALIBRATION_FILE} of the run was measured for model {raw['model_id']}, "
+            f"{CALIBRATION_FILE} of the run was measured for model {open_set.model_id}, "
             f"not {model_id}",
         )
-    return Calibration("calibrated", f"false-positive rate {fpr:g}", fpr, thresholds)
+    where = f"the run's {raw.get('source', 'evaluation').split(' of ')[0]}"
+    return Calibration("calibrated", _open_set_note(open_set, where), open_set, "run")
 
 
 # --------------------------------------------------------------------------- searching
@@ -528,6 +565,8 @@ class SearchResult:
     scores: dict[str, float]
     verdict: str
     threshold: float | None
+    decided_by: str = ""
+    probability: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -571,7 +610,7 @@ def search_index(
         raise UserError(f"k must be at least 1 (got {k})")
     index.check_model(embedder)
     query = embed_query(embedder, image, text)
-    calibration = calibration or load_calibration(index.info.run, index.model_id)
+    calibration = calibration or load_calibration(index.info.run, index.model_id, index.info)
     store = index.store
     task = query.task
     if task == "image":
@@ -606,7 +645,8 @@ def search_index(
         record = records.get(item_id)
         if record is None:  # removed by a writer between the search and this read
             continue
-        verdict, threshold = calibration.verdict(task, score)
+        own = {name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]}
+        verdict = calibration.grade(task, _finite(score), own)
         results.append(
             SearchResult(
                 rank=rank,
@@ -617,11 +657,11 @@ def search_index(
                 caption=record.caption,
                 task=task,
                 score=_finite(score),
-                scores={
-                    name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]
-                },
-                verdict=verdict,
-                threshold=threshold,
+                scores=own,
+                verdict=verdict.verdict,
+                threshold=verdict.threshold,
+                decided_by=verdict.decided_by,
+                probability=verdict.probability,
             )
         )
     return SearchResponse(index.model_id, task, k, calibration, results)
@@ -638,6 +678,8 @@ class PairScore:
     verdict: str
     threshold: float | None
     calibration: Calibration
+    decided_by: str = ""
+    probability: float | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -677,8 +719,18 @@ def score_pair(
         if left is not None and right is not None:
             scores[name] = _finite(float(np.dot(left, right)))
     task = pair_task(a, b)
-    verdict, threshold = calibration.verdict(task, scores[task])
-    return PairScore(embedder.model_id, task, scores[task], scores, verdict, threshold, calibration)
+    verdict = calibration.grade(task, scores[task], scores)
+    return PairScore(
+        embedder.model_id,
+        task,
+        scores[task],
+        scores,
+        verdict.verdict,
+        verdict.threshold,
+        calibration,
+        verdict.decided_by,
+        verdict.probability,
+    )
 
 
 # --------------------------------------------------------------------------- the `index` group
@@ -704,16 +756,98 @@ def build_command(
     max_pixels: Annotated[
         int, typer.Option("--max-pixels", help="Refuse images larger than this.")
     ] = DEFAULT_MAX_PIXELS,
+    calibrate_sample: Annotated[
+        int,
+        typer.Option(
+            "--calibrate-sample",
+            min=0,
+            help="Groups drawn to calibrate verdicts on this collection (0: do not calibrate).",
+        ),
+    ] = 80,
 ) -> None:
     """Embed the ORIGINALS of a manifest (image, caption, fused vectors) into a new index."""
     index = build_index(
         run, data, out, store=store, force=force, max_pixels=max_pixels, console=err_console
     )
-    err_console.print(
-        f"indexed {index.count()} originals into {out} "
-        f"(model {index.model_id}, {index.store.describe()})"
-    )
-    index.close()
+    try:
+        err_console.print(
+            f"indexed {index.count()} originals into {out} "
+            f"(model {index.model_id}, {index.store.describe()})"
+        )
+        if calibrate_sample:
+            _calibrate_and_say(index, index.load_embedder(run), calibrate_sample, 0, max_pixels)
+    finally:
+        index.close()
+
+
+def _calibrate_and_say(
+    index: ArtIndex, embedder: Embedder, sample: int, seed: int, max_pixels: int
+) -> None:
+    from artsim.index.calibrate import calibrate_index
+
+    with err_console.status("calibrating verdicts on this collection"):
+        calibration = calibrate_index(
+            index, embedder, sample=sample, seed=seed, max_pixels=max_pixels
+        )
+    for line in calibration_lines(index.info.calibration or {}):
+        err_console.print(line)
+    if not calibration.tasks:
+        err_console.print("[yellow]too few usable queries: verdicts stay uncalibrated[/]")
+
+
+def calibration_lines(raw: dict) -> list[str]:
+    """What ``index.json``'s calibration says, in a few lines for people."""
+    if not raw:
+        return ["calibration: none (run `artsim calibrate --index INDEX`)"]
+    about = raw.get("about", {})
+    on = about.get("on", {})
+    lines = [
+        f"calibration: {on.get('match_queries', '?')} derivatives of indexed originals and "
+        f"{on.get('distractor_queries', '?')} of originals left out of the gallery "
+        f"({on.get('originals_in_index', '?')} originals, seed {on.get('seed', '?')}, "
+        f"{about.get('seconds', '?')} s); 'derived' at a {raw.get('rate', 0):.1%} false rate"
+    ]
+    for task, rates in about.get("measured", {}).items():
+        parts = []
+        for rate, values in rates.items():
+            if float(rate) > 0.05:
+                continue
+            high = values["false_rate_interval"][1]
+            parts.append(
+                f"{float(rate):.1%}: t={values['threshold']:.3f} recall {values['recall']:.2f} "
+                f"(false {values['false_rate']:.1%}, <= {high:.1%} at 95%)"
+            )
+        lines.append(f"  {task}: " + "; ".join(parts))
+    copy = raw.get("copy")
+    if copy:
+        lines.append(
+            f"  copy: image score >= {copy['threshold']:.3f} "
+            f"({copy['recall']:.0%} of {int(copy['n'])} near-duplicates)"
+        )
+    return lines
+
+
+@app.command("calibrate")
+def calibrate_command(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    sample: Annotated[
+        int, typer.Option("--sample", min=4, help="Groups drawn (half stay indexed).")
+    ] = 80,
+    seed: Annotated[int, typer.Option("--seed", help="Which groups are drawn.")] = 0,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Fit the verdict thresholds on the indexed collection itself (written to index.json)."""
+    index = ArtIndex.open(index_path)
+    try:
+        _calibrate_and_say(index, index.load_embedder(run), sample, seed, max_pixels)
+    finally:
+        index.close()
 
 
 @app.command("add")
@@ -779,8 +913,11 @@ def info_command(
     if json_output:
         print(json.dumps(data, indent=2))
     else:
+        calibration = data.pop("calibration", None)
         for key, value in data.items():
             print(f"{key}: {value}")
+        for line in calibration_lines(calibration or {}):
+            print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,10 +18,14 @@ from rich.table import Table
 from artsim.commands import run_app
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
+from artsim.eval.verdicts import (
+    VERDICT_COPY,
+    VERDICT_DERIVED,
+    VERDICT_RELATED,
+    VERDICT_UNCALIBRATED,
+)
 from artsim.index.index import (
     SCORE_NAMES,
-    VERDICT_DERIVED,
-    VERDICT_UNCALIBRATED,
     ArtIndex,
     Calibration,
     embed_query,
@@ -43,22 +47,28 @@ TASK_WORDS = {
 }
 
 
-def _verdict_markup(verdict: str) -> str:
+def _verdict_markup(verdict: str, probability: float | None = None) -> str:
+    chance = f" {probability:.0%}" if probability is not None else ""
+    if verdict == VERDICT_COPY:
+        return f"[bold magenta]copy[/]{chance}"
     if verdict == VERDICT_DERIVED:
-        return "[bold red]derived[/]"
+        return f"[bold red]derived[/]{chance}"
+    if verdict == VERDICT_RELATED:
+        return f"[yellow]related[/]{chance}"
     if verdict == VERDICT_UNCALIBRATED:
         return "[dim]uncalibrated[/]"
-    return "[green]not derived[/]"
+    return f"[green]unrelated[/]{chance}"
 
 
 def _calibration_line(calibration: Calibration, task: str, threshold: float | None) -> str:
     if calibration.status != "calibrated":
         return f"verdict: uncalibrated ({calibration.note}); no threshold is assumed"
     if threshold is None:
-        return f"verdict: uncalibrated (calibration.json has no threshold for task {task!r})"
+        return f"verdict: uncalibrated (no calibrated threshold for task {task!r})"
     return (
-        f"verdict: derived when the {task} score is >= {threshold:.3f} "
-        f"(calibrated at {calibration.note})"
+        f"verdict: derived when the {task} score is >= {threshold:.3f} ({calibration.note}); "
+        "copy, related and unrelated are graded around it; % = calibrated probability that "
+        "the result is the query's original"
     )
 
 
@@ -111,10 +121,14 @@ def search_command(
             result.title,
             *([result.group] if show_group else []),
             *cells,
-            _verdict_markup(result.verdict),
+            _verdict_markup(result.verdict, result.probability),
         )
     console.print(table)
-    threshold = response.results[0].threshold if response.results else None
+    threshold = None
+    if response.calibration.open_set is not None:
+        task_calibration = response.calibration.open_set.tasks.get(response.task)
+        if task_calibration is not None:
+            threshold = task_calibration.threshold(response.calibration.open_set.rate)
     console.print(_calibration_line(response.calibration, response.task, threshold))
 
 
@@ -145,7 +159,10 @@ def score_command(
         label = f"{name} ({TASK_WORDS[name]})"
         table.add_row(f"[bold]{label}[/]" if name == result.task else label, f"{value:.3f}")
     console.print(table)
-    console.print(f"verdict: {_verdict_markup(result.verdict)} on the {result.task} score")
+    console.print(
+        f"verdict: {_verdict_markup(result.verdict, result.probability)} "
+        f"on the {result.decided_by or result.task} score"
+    )
     console.print(_calibration_line(result.calibration, result.task, result.threshold))
 
 

@@ -56,6 +56,7 @@ from artsim.data.images import (
 from artsim.errors import ImageError, UserError
 from artsim.index.index import (
     ArtIndex,
+    IndexInfo,
     add_picture,
     embed_query,
     load_calibration,
@@ -274,7 +275,12 @@ def create_app(
         return _error(400, "; ".join(problems) or "invalid request")
 
     def calibration():
-        return load_calibration(run_dir, index.model_id)
+        # index.json is re-read: `artsim calibrate` may have run since the service started
+        try:
+            info = IndexInfo.read(index.path)
+        except UserError:
+            info = index.info
+        return load_calibration(run_dir, index.model_id, info)
 
     # Model work runs a few requests at a time, admitted first come first served: letting all
     # of the thread pool's workers run torch at once on a few cores makes every request slow

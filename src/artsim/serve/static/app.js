@@ -18,11 +18,12 @@ const TEXTS = {
     score: "score",
     group: "group",
     by: "by",
-    verdicts: { derived: "derived", not_derived: "not derived", uncalibrated: "uncalibrated" },
+    verdicts: { copy: "copy", derived: "derived", related: "related", unrelated: "unrelated", uncalibrated: "uncalibrated" },
+    probability: (p) => `${p}% likely its original`,
     scoreNames: { image: "image–image", text: "prompt–caption", i2t: "image–caption", t2i: "prompt–image", fused: "fused" },
     tasks: { image: "image vs. image", text: "prompt vs. caption", fused: "image + prompt", t2i: "prompt vs. image" },
-    calibrated: (t, fpr) => `“derived” means a score ≥ ${t} (false-positive rate ${fpr}).`,
-    uncalibrated: "Uncalibrated: this model has no measured decision threshold yet (its run has no usable calibration.json), so no verdict is given. Scores are cosine similarities (1 = identical).",
+    calibrated: (t, rate, where) => `“derived” means a score ≥ ${t}: at most ${rate}% of searches whose original is not indexed get it (calibrated on ${where === "collection" ? "this collection" : "the model's calibration data"}). “copy”: the image survives almost unchanged; “related”: the prompt or subject matches, the image is not shown to come from it. The % is the calibrated probability that the result is the query's original.`,
+    uncalibrated: "Uncalibrated: no decision threshold was measured for this model and collection (run `artsim calibrate --index ...`), so no verdict is given. Scores are cosine similarities (1 = identical).",
     health: (n, m) => `${n} originals · model ${m}`,
     failed: "The request failed",
   },
@@ -42,11 +43,12 @@ const TEXTS = {
     score: "puntuación",
     group: "grupo",
     by: "de",
-    verdicts: { derived: "derivada", not_derived: "no derivada", uncalibrated: "sin calibrar" },
+    verdicts: { copy: "copia", derived: "derivada", related: "relacionada", unrelated: "no relacionada", uncalibrated: "sin calibrar" },
+    probability: (p) => `${p}% de probabilidad de ser su original`,
     scoreNames: { image: "imagen–imagen", text: "texto–leyenda", i2t: "imagen–leyenda", t2i: "texto–imagen", fused: "combinada" },
     tasks: { image: "imagen frente a imagen", text: "texto frente a leyenda", fused: "imagen + texto", t2i: "texto frente a imagen" },
-    calibrated: (t, fpr) => `«derivada» significa una puntuación ≥ ${t} (tasa de falsos positivos ${fpr}).`,
-    uncalibrated: "Sin calibrar: este modelo aún no tiene un umbral de decisión medido (su carpeta no tiene un calibration.json válido), así que no se da veredicto. Las puntuaciones son similitudes coseno (1 = idénticas).",
+    calibrated: (t, rate, where) => `«derivada» significa una puntuación ≥ ${t}: como mucho el ${rate}% de las búsquedas cuyo original no está indexado la reciben (calibrado en ${where === "collection" ? "esta colección" : "los datos de calibración del modelo"}). «copia»: la imagen sobrevive casi sin cambios; «relacionada»: coincide el texto o el tema, sin pruebas de que la imagen venga de ella. El % es la probabilidad calibrada de que el resultado sea el original de la consulta.`,
+    uncalibrated: "Sin calibrar: no hay un umbral de decisión medido para este modelo y esta colección (ejecuta `artsim calibrate --index ...`), así que no se da veredicto. Las puntuaciones son similitudes coseno (1 = idénticas).",
     health: (n, m) => `${n} obras originales · modelo ${m}`,
     failed: "La petición falló",
   },
@@ -107,8 +109,9 @@ function render(data) {
   $("status").textContent = n ? `${t("found")(n)} (${t("tasks")[data.task] || data.task})` : t("none");
   const cal = $("calibration");
   const first = data.results[0];
-  if (data.calibration.status === "calibrated" && first && first.threshold !== null) {
-    cal.textContent = t("calibrated")(fmt(first.threshold), data.calibration.fpr);
+  const taskThreshold = (data.calibration.thresholds || {})[data.task];
+  if (data.calibration.status === "calibrated" && first && taskThreshold !== undefined && taskThreshold !== null) {
+    cal.textContent = t("calibrated")(fmt(taskThreshold), Math.round(data.calibration.rate * 1000) / 10, data.calibration.source);
   } else {
     cal.textContent = t("uncalibrated");
     cal.title = data.calibration.note || "";  // the server's reason, in English
@@ -140,6 +143,11 @@ function render(data) {
     const verdict = document.createElement("span");
     verdict.className = `verdict ${r.verdict}`;
     verdict.textContent = t("verdicts")[r.verdict] || r.verdict;
+    if (r.probability !== null && r.probability !== undefined) {
+      const percent = Math.round(r.probability * 100);
+      verdict.textContent += ` · ${percent}%`;
+      verdict.title = t("probability")(percent);
+    }
     const dl = document.createElement("dl");
     for (const [key, value] of Object.entries(r.scores)) {
       const dt = document.createElement("dt");
