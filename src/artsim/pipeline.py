@@ -25,7 +25,8 @@ from artsim.data.folder import build_external_corpus
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.eval.evaluate import evaluate_run, result_table
-from artsim.index.index import build_index
+from artsim.index.calibrate import calibrate_index
+from artsim.index.index import build_index, calibration_lines
 from artsim.index.search import search_command
 from artsim.report.report import build_report
 from artsim.train.config import resolve_config
@@ -72,6 +73,11 @@ def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None
         if item.id in val_ids:
             return item.image, item.text
     return None
+
+
+def _has_calibration_part(run_dir: Path) -> bool:
+    with (run_dir / "split.csv").open(encoding="utf-8") as handle:
+        return any(row["split"] == "calib" for row in csv.DictReader(handle))
 
 
 def demo_command(
@@ -124,6 +130,13 @@ def demo_command(
     )
     result = evaluate_run(out, manifest, split="val")
     console.print(result_table(result))
+    if _has_calibration_part(out):
+        # the verdict's thresholds: set on groups that neither trained nor chose the model
+        calibrated = evaluate_run(out, manifest, split="calib")
+        console.print(
+            f"calibration part: {calibrated['counts']['queries']} queries -> "
+            f"{calibrated['calibration']}"
+        )
     _done(started)
 
     started = _step(
@@ -146,7 +159,13 @@ def demo_command(
     index_dir = out / "index"
     index = build_index(out, manifest, index_dir, force=True, console=console)
     console.print(f"{index.count()} originals indexed in {index_dir}")
-    index.close()
+    try:
+        # verdicts calibrated on the indexed collection itself (index.json)
+        calibration = calibrate_index(index, index.load_embedder())
+        for line in calibration_lines(calibration.to_json()):
+            console.print(line)
+    finally:
+        index.close()
     _done(started)
 
     sample = _sample_query(out, manifest)
