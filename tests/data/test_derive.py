@@ -193,3 +193,35 @@ def test_every_transform_keeps_an_rgb_image(family: str) -> None:
 def test_refuses_to_overwrite_its_input(source_manifest: Manifest) -> None:
     with pytest.raises(DataError, match="overwrite"):
         derive_manifest(source_manifest, source_manifest.root)
+
+
+def test_overlays_borrow_only_from_the_same_side_of_the_split(tmp_path: Path):
+    """No stand-in carries a patch of an original from the other side of the split that
+    `artsim train` makes by default (same seed, same fractions), calibration part included."""
+    from artsim.data.split import carve_calibration, group_split
+    from artsim.train.config import TrainConfig
+
+    originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=30, seed=1))
+    originals = Manifest(path=originals.path, items=originals.originals())
+    derived = load_manifest(derive_manifest(originals, tmp_path / "out", per_original=4, seed=2))
+    config = TrainConfig()
+    assignment = carve_calibration(
+        group_split(derived.items, config.val_fraction, seed=2),
+        derived.items,
+        config.calib_fraction,
+        seed=2,
+    )
+    side_of_id = {item.id: assignment[item.id] for item in derived.items}
+    borrowing = [item for item in derived.generated() if item.metadata.get("borrowed")]
+    assert len(borrowing) >= 5  # enough overlays for the check to mean something
+    assert {side_of_id[item.id] for item in borrowing} >= {"train", "val"}
+    for item in borrowing:
+        lender = item.metadata["borrowed"]
+        assert side_of_id[lender] == side_of_id[item.id], (item.id, lender)
+        assert derived.by_id()[lender].group != item.group
+    # an explicit split is followed too: here every group on its own side borrows nothing
+    alone = {item.group: item.group for item in originals.items}
+    again = load_manifest(
+        derive_manifest(originals, tmp_path / "alone", per_original=4, seed=2, sides=alone)
+    )
+    assert not any(item.metadata.get("borrowed") for item in again.generated())

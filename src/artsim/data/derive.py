@@ -21,7 +21,7 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +162,9 @@ class _Canvas:
     rng: np.random.Generator
     thumbnails: _Thumbnails
     own_index: int
+    # positions of the originals an overlay may borrow from: the same side of the split only
+    borrowable: Sequence[int] = ()
+    borrowed: list[int] = field(default_factory=list)  # what the current stand-in borrowed
 
 
 class _Thumbnails:
@@ -179,6 +182,9 @@ class _Thumbnails:
     def __len__(self) -> int:
         return len(self._originals)
 
+    def id_of(self, index: int) -> str:
+        return self._originals[index].id
+
     def get(self, index: int, base: Image.Image | None = None) -> Image.Image:
         with self._lock:
             made = self._made.get(index)
@@ -193,8 +199,35 @@ class _Thumbnails:
             return self._made.setdefault(index, made)
 
 
+def default_sides(
+    originals: Sequence[Item],
+    per_original: int,
+    seed: int,
+    val_fraction: float = 0.2,
+    calib_fraction: float = 0.5,
+) -> dict[str, str]:
+    """The side (train, val, calib) each original's group will take in ``artsim train``'s
+    default split of the derived manifest (same seed and fractions): overlays borrow within it."""
+    from artsim.data.split import carve_calibration, group_split
+
+    items = [*originals]
+    for original in originals:
+        items.extend(
+            Item(id=f"{original.id}~gen{k}", group=original.group, role="generated", image=Path())
+            for k in range(per_original)
+        )
+    assignment = carve_calibration(
+        group_split(items, val_fraction, seed=seed), items, calib_fraction, seed=seed
+    )
+    return {original.group: assignment[original.id] for original in originals}
+
+
 def derive_manifest(
-    manifest: Manifest, out_dir: Path, per_original: int = 3, seed: int = 0
+    manifest: Manifest,
+    out_dir: Path,
+    per_original: int = 3,
+    seed: int = 0,
+    sides: dict[str, str] | None = None,
 ) -> Path:
     """Write ``out_dir/manifest.csv``: every original plus ``per_original`` stand-ins for each.
 
@@ -204,6 +237,12 @@ def derive_manifest(
     256 px on the long side (PNG, or JPEG when the compression family was picked), a prompt-like
     text (Spanish for some items when the original has a Spanish caption; none when the original
     has no text) and the metadata column ``transforms`` (for example ``rotate+posterize+jpeg``).
+
+    An overlay pastes a patch of ANOTHER original, drawn only among the originals on the same
+    side of the split (``sides``: group -> side; by default the split ``artsim train`` makes of
+    the output with the same seed, see :func:`default_sides`), so no stand-in carries a piece of
+    an original from the other side. The borrowed original's id is kept in the metadata column
+    ``borrowed``. Training with another split: pass it as ``sides``.
 
     >>> derive_manifest(load_manifest("art/manifest.csv"), Path("derived"))  # doctest: +SKIP
     PosixPath('derived/manifest.csv')
@@ -226,6 +265,11 @@ def derive_manifest(
     stems = _unique_stems([original.id for original in originals])
     show_progress = len(originals) >= PROGRESS_MIN_ORIGINALS
     thumbnails = _Thumbnails(originals)
+    if sides is None:
+        sides = default_sides(originals, per_original, seed)
+    by_side: dict[str, list[int]] = {}
+    for position, original in enumerate(originals):
+        by_side.setdefault(sides.get(original.group, ""), []).append(position)
 
     def derive_one(index: int) -> list[Item]:
         original = originals[index]
@@ -235,7 +279,9 @@ def derive_manifest(
         if per_original == 0:
             return items
         rng = np.random.default_rng(stable_seed(seed, original.id))
-        canvas = _Canvas(rng=rng, thumbnails=thumbnails, own_index=index)
+        side = by_side[sides.get(original.group, "")]
+        borrowable = [p for p in side if originals[p].group != original.group]
+        canvas = _Canvas(rng=rng, thumbnails=thumbnails, own_index=index, borrowable=borrowable)
         base = _capped(_load(original))
         thumbnails.get(index, base)
         for k in range(per_original):
@@ -304,6 +350,7 @@ def _make_stand_in(
     image = base.copy()
     names = []
     jpeg_quality = None
+    canvas.borrowed.clear()
     for family in families:
         if family == "compression":
             jpeg_quality = int(rng.integers(8, 35))
@@ -332,7 +379,12 @@ def _make_stand_in(
         text=text,
         lang=lang,
         source=f"artsim derive stand-in (seed {seed})",
-        metadata={"transforms": "+".join(names)},
+        metadata={
+            "transforms": "+".join(names),
+            **(
+                {"borrowed": canvas.thumbnails.id_of(canvas.borrowed[0])} if canvas.borrowed else {}
+            ),
+        },
     )
 
 
@@ -491,11 +543,12 @@ def _canvas(image: Image.Image, canvas: _Canvas) -> Image.Image:
 
 
 def _overlay(image: Image.Image, canvas: _Canvas) -> Image.Image:
-    if len(canvas.thumbnails) < 2:
+    if not canvas.borrowable:
         return _canvas(image, canvas)
-    # Draw among the others only: skip over the original's own position.
-    position = int(canvas.rng.integers(len(canvas.thumbnails) - 1))
-    other = canvas.thumbnails.get(position + (position >= canvas.own_index))
+    # Draw among the other groups on the same side of the split only.
+    position = canvas.borrowable[int(canvas.rng.integers(len(canvas.borrowable)))]
+    canvas.borrowed.append(position)
+    other = canvas.thumbnails.get(position)
     side = max(1, int(min(image.size) * canvas.rng.uniform(0.3, 0.6)))
     patch = other.resize((side, side), Image.Resampling.BILINEAR)
     left = int(canvas.rng.integers(0, image.width - side + 1))

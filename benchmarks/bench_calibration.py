@@ -1,0 +1,219 @@
+"""Verdicts on a collection, calibrated automatically on that collection: the issue-11 check.
+
+Half of a collection's groups are indexed (a stable hash of the group decides). The index is
+calibrated as ``artsim calibrate`` does (``artsim.index.calibrate``, seed 0). Then fresh
+derivatives (evaluation-only family, seed 1) of ``--queries`` groups of EACH half are searched:
+those of the other half have no original in the index and must rarely be called derived.
+
+For the trained model the path is the product's (index, ``calibrate_index``, ``search_index``,
+image-only and image + prompt queries). The frozen image tower and the perceptual hash get the
+same protocol in numpy: thresholds fitted on the same calibration queries (the same drawn groups,
+the same derivatives, the same held-out gallery), then measured on the same test queries.
+
+Per scorer: the share of queries with no indexed original called derived (or copy) at the 1%
+calibrated rate, with its 95% interval; the indexed half's recall there (top-1 is the original
+and called derived or copy); µAP and recall at precision 0.90 of the top-10 predictions pooled
+(ISC protocol: the distractor queries' predictions kept).
+
+    python benchmarks/bench_calibration.py --run runs/demo \\
+        --originals data/demo/manifest.csv --name demo --out /tmp/bench-calibration
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from artsim.data.heldout import derive_heldout_manifest
+from artsim.data.manifest import Manifest, load_manifest
+from artsim.eval.evaluate import hamming_similarity, phash_bits
+from artsim.eval.openset import (
+    binomial_interval,
+    gallery_halves,
+    isc_from_predictions,
+)
+from artsim.eval.verdicts import fit_task
+from artsim.index.calibrate import DEFAULT_SAMPLE, _draw_groups, calibrate_index
+from artsim.index.faiss_store import FaissStore
+from artsim.index.index import ArtIndex, IndexInfo, add_items, search_index
+from artsim.model.embedder import Embedder
+
+FLAGGED = ("derived", "copy")
+
+
+def _progress():
+    from rich.progress import Progress
+
+    return Progress(transient=True)
+
+
+def _figures(top1_ok_in, flagged_in, flagged_out, scores, matches, n_in) -> dict:
+    n_out = len(flagged_out)
+    false = int(np.sum(flagged_out))
+    low, high = binomial_interval(false, n_out)
+    isc = isc_from_predictions(np.concatenate(scores), np.concatenate(matches), n_in)
+    return {
+        "false_derived": false / n_out,
+        "false_derived_interval": [low, high],
+        "n_distractor_queries": n_out,
+        "recall": float(np.mean(np.asarray(top1_ok_in) & np.asarray(flagged_in))),
+        "n_indexed_queries": n_in,
+        "micro_ap": isc["micro_ap"],
+        "recall_at_precision_0.9": isc["at_precision_0.9"]["recall"],
+    }
+
+
+def trained(index: ArtIndex, embedder: Embedder, queries, indexed_groups, task: str) -> dict:
+    top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
+    for query in queries:
+        picture = Image.open(query.image).convert("RGB")
+        text = query.text if task == "fused" else None
+        response = search_index(index, embedder, image=picture, text=text, k=10)
+        groups = [r.group for r in response.results]
+        scores.append(np.array([r.score for r in response.results]))
+        matches.append(np.array([g == query.group for g in groups]))
+        flagged = response.results[0].verdict in FLAGGED
+        if query.group in indexed_groups:
+            top1_ok.append(groups[0] == query.group)
+            flagged_in.append(flagged)
+        else:
+            flagged_out.append(flagged)
+    return _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok))
+
+
+def baseline(similarity_of, gallery, calib, test, indexed_groups, held_out) -> dict:
+    """Fit the 1% threshold on the calibration queries (held-out groups out of the gallery),
+    then measure on the test queries against the whole indexed half."""
+    kept = [k for k, item in enumerate(gallery) if item.group not in held_out]
+    sim = similarity_of([q.image for q in calib], [gallery[k].image for k in kept])
+    best = sim.argmax(axis=1)
+    top1 = sim[np.arange(len(calib)), best]
+    correct = np.array(
+        [gallery[kept[b]].group == q.group for b, q in zip(best, calib, strict=True)]
+    )
+    is_match = np.array([q.group not in held_out for q in calib])
+    task = fit_task(top1[is_match], correct[is_match], top1[~is_match])
+    threshold = task.threshold(0.01)
+    sim = similarity_of([q.image for q in test], [item.image for item in gallery])
+    order = np.argsort(-sim, axis=1, kind="stable")[:, :10]
+    top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
+    for row, query in enumerate(test):
+        groups = [gallery[k].group for k in order[row]]
+        scores.append(sim[row, order[row]])
+        matches.append(np.array([g == query.group for g in groups]))
+        flagged = sim[row, order[row][0]] >= threshold
+        if query.group in indexed_groups:
+            top1_ok.append(groups[0] == query.group)
+            flagged_in.append(flagged)
+        else:
+            flagged_out.append(flagged)
+    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok))
+    out["threshold"] = threshold
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--originals", type=Path, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--queries", type=int, default=150, help="groups per half queried")
+    parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work = args.out / args.name
+    work.mkdir(parents=True, exist_ok=True)
+    originals = load_manifest(args.originals).originals()
+    halves = gallery_halves([item.group for item in originals])
+    indexed = [item for item, half in zip(originals, halves, strict=True) if half == 0]
+    indexed_groups = {item.group for item in indexed}
+    embedder = Embedder.from_run(args.run)
+
+    folder = work / "index"
+    if not (folder / "index.json").is_file():
+        store = FaissStore.create(folder, embedder.dim)
+        info = IndexInfo(embedder.model_id, str(args.run.resolve()), embedder.dim)
+        info.write(folder)
+        index = ArtIndex(folder, info, store)
+        add_items(index, indexed, embedder)
+        index.close()
+    index = ArtIndex.open(folder)
+    t0 = time.perf_counter()
+    calibration = calibrate_index(index, embedder, sample=args.sample, seed=0)
+    calibrate_seconds = time.perf_counter() - t0
+
+    rng = np.random.default_rng(5)
+    query_groups = set()
+    for side in (0, 1):
+        groups = sorted(
+            {item.group for item, h in zip(originals, halves, strict=True) if h == side}
+        )
+        picked = rng.permutation(len(groups))[: args.queries]
+        query_groups |= {groups[i] for i in picked.tolist()}
+    chosen = Manifest(path=work / "o.csv", items=originals)
+    test = load_manifest(
+        derive_heldout_manifest(chosen, work / "test", per_original=1, seed=1, groups=query_groups)
+    ).generated()
+    result = {
+        "collection": str(args.originals),
+        "run": str(args.run),
+        "originals": len(originals),
+        "indexed": len(indexed),
+        "calibration": calibration.about,
+        "calibrate_seconds": round(calibrate_seconds, 1),
+        "trained": {
+            task: trained(index, embedder, test, indexed_groups, task)
+            for task in ("image", "fused")
+        },
+    }
+    index.close()
+
+    # the same calibration queries for the baselines
+    matches, held_out = _draw_groups(indexed, args.sample, 0)
+    drawn = Manifest(
+        path=work / "d.csv", items=[i for i in indexed if i.group in matches | held_out]
+    )
+    calib = load_manifest(
+        derive_heldout_manifest(drawn, work / "calib", per_original=1, seed=0)
+    ).generated()
+
+    def frozen(queries, gallery):
+        a = embedder.image_features([str(p) for p in queries], 50_000_000)
+        b = embedder.image_features([str(p) for p in gallery], 50_000_000)
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        return a @ b.T
+
+    def phash(queries, gallery):
+        with _progress() as bar:
+            return hamming_similarity(
+                phash_bits(queries, 50_000_000, bar), phash_bits(gallery, 50_000_000, bar)
+            )
+
+    result["frozen_image"] = baseline(frozen, indexed, calib, test, indexed_groups, held_out)
+    result["phash"] = baseline(phash, indexed, calib, test, indexed_groups, held_out)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    (work / "result.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    for label, figures in (
+        ("trained, image", result["trained"]["image"]),
+        ("trained, image + prompt", result["trained"]["fused"]),
+        ("frozen image tower", result["frozen_image"]),
+        ("perceptual hash", result["phash"]),
+    ):
+        low, high = figures["false_derived_interval"]
+        print(
+            f"| {args.name} | {label} | {figures['false_derived']:.3f} ({low:.3f}-{high:.3f}) | "
+            f"{figures['recall']:.3f} | {figures['micro_ap']:.3f} | "
+            f"{figures['recall_at_precision_0.9']:.3f} |"
+        )
+    print(f"calibration {calibrate_seconds:.0f} s, total {result['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
