@@ -156,3 +156,55 @@ def test_stale_evaluation_is_redone(evaluated_run, run_copy):
     (run / "eval" / "val.json").write_text(json.dumps(stale))
     build_report(run, lang="en", progress=False)
     assert json.loads((run / "eval" / "val.json").read_text())["model_id"] != "another-model"
+
+
+def test_report_shows_open_set_figures_and_calibration_in_both_languages(evaluated_run, run_copy):
+    """The verdict part: µAP and recall at precision per scorer, the pairs they come from, the
+    collection calibration of the run's index with its confusion counts, EN and ES."""
+    from artsim.report.verdicts import verdicts_part
+
+    run = run_copy(evaluated_run)
+    result = json.loads((run / "eval" / "val.json").read_text())
+    (run / "index").mkdir()
+    calibration = {
+        "model_id": result["model_id"],
+        "rate": 0.01,
+        "tasks": {},
+        "copy": None,
+        "about": {
+            "on": {"match_queries": 40, "distractor_queries": 40, "seed": 0},
+            "measured": {
+                "fused": {
+                    "0.01": {
+                        "threshold": 0.71,
+                        "recall": 0.55,
+                        "false_rate": 0.0,
+                        "false_rate_interval": [0.0, 0.088],
+                    }
+                }
+            },
+            "confusion": {
+                "task": "fused",
+                "counts": {"original not indexed": {"derived": 0, "unrelated": 39, "related": 1}},
+            },
+        },
+    }
+    (run / "index" / "index.json").write_text(json.dumps({"calibration": calibration}))
+    english = verdicts_part(run, "en")
+    spanish = verdicts_part(run, "es")
+    micro_ap = result["open_set"]["fused"]["micro_ap"]
+    first_table = english["tables"][0]
+    assert first_table[0][2] == "µAP"
+    fused_row = next(row for row in first_table[1] if row[1] == "trained, fused")
+    assert fused_row[2] == f"{micro_ap:.3g}"
+    assert any(row[1] == "perceptual hash, image" for row in first_table[1])
+    text = " ".join(english["paragraphs"])
+    assert "40 derivatives of indexed originals" in text and "cross-fitted" in text
+    measured = english["tables"][-2]
+    assert measured[1][0][:3] == ["fused", "0.01", "0.71"]
+    confusion = english["tables"][-1]
+    assert confusion[0][1:] == ["copy", "derived", "related", "unrelated"]
+    assert confusion[1][0] == ["original not indexed", "0", "0", "1", "39"]
+    assert spanish["title"].startswith("Veredictos") and "derivada" in spanish["tables"][-1][0]
+    paths = build_report(run, lang="es", progress=False)
+    assert "Veredictos" in paths["md"].read_text(encoding="utf-8")

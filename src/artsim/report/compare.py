@@ -39,7 +39,17 @@ EVAL_FIGURES = (
     "eval/i2t/recall@1",
     "eval/t2i/recall@1",
     "verification/fused/roc_auc",
+    # ISC protocol (queries without an indexed original kept), cross-fitted: see eval.openset
+    "open_set/fused/micro_ap",
+    "open_set/fused/recall@p0.9",
+    "open_set/image/micro_ap",
+    "open_set/image/recall@p0.9",
 )
+OPEN_SET_METRICS = {
+    "micro_ap": ("micro_ap",),
+    "recall@p0.9": ("at_precision_0.9", "recall"),
+    "recall@p0.95": ("at_precision_0.95", "recall"),
+}
 NEUTRAL_FIGURES = ("epochs_completed", "final_lr")
 # Config keys that do not make two runs different experiments.
 RUN_SPECIFIC_KEYS = {
@@ -189,6 +199,12 @@ def run_figures(run: RunFolder) -> dict[str, float | None]:
     evaluation = _evaluation(run)
     for key in EVAL_FIGURES:
         kind, task, metric = key.split("/")
+        if kind == "open_set":
+            value = (evaluation.get("open_set") or {}).get(task) or {}
+            for part in OPEN_SET_METRICS[metric]:
+                value = value.get(part) if isinstance(value, dict) else None
+            figures[key] = value if isinstance(value, int | float) else None
+            continue
         section = evaluation.get("tasks" if kind == "eval" else "verification", {})
         value = (section.get(task) or {}).get(metric)
         figures[key] = value if isinstance(value, int | float) else None

@@ -33,6 +33,7 @@ from artsim.model.heads import MODEL_WEIGHTS, model_id
 from artsim.report import plots
 from artsim.report.generalisation import generalisation_part
 from artsim.report.text import check_lang, join_list, label, num, pct, say
+from artsim.report.verdicts import verdicts_part
 from artsim.train.callbacks import read_metrics
 
 console = Console(highlight=False)
@@ -733,6 +734,16 @@ def analyse_run(
     if generalisation:
         title, paragraphs, table = generalisation
         sections.append(Section("generalisation", title, paragraphs=paragraphs, tables=[table]))
+    verdicts = verdicts_part(run.path, lang)
+    if verdicts:
+        sections.append(
+            Section(
+                "verdicts",
+                verdicts["title"],
+                paragraphs=verdicts["paragraphs"],
+                tables=verdicts["tables"],
+            )
+        )
     sections.append(_noise_section(run, result, lang))
     recommendations = Section("recommendations", say(lang, "h_recommendations"))
     recommendations.bullets = _recommendations(run, result, lang, findings)

@@ -786,6 +786,9 @@ LABELS: dict[str, dict[str, str]] = {
         "interval": "95% interval",
         "seeds": "seeds",
         "verification/": "verification ",
+        "open_set/": "open set (ISC) ",
+        "micro_ap": "µAP",
+        "recall@p0.9": "recall at precision 0.90",
         "meta_model": "model",
         "meta_data": "data",
     },
@@ -856,6 +859,9 @@ LABELS: dict[str, dict[str, str]] = {
         "interval": "intervalo del 95 %",
         "seeds": "semillas",
         "verification/": "verificación ",
+        "open_set/": "conjunto abierto (ISC) ",
+        "micro_ap": "µAP",
+        "recall@p0.9": "recall con precisión 0,90",
         "meta_model": "modelo",
         "meta_data": "datos",
     },
@@ -883,7 +889,7 @@ def label(lang: str, key: str, /) -> str:
     names = LABELS[check_lang(lang)]
     if key in names:
         return names[key]
-    for prefix in ("eval/", "verification/"):
+    for prefix in ("eval/", "verification/", "open_set/"):
         if key.startswith(prefix):
             parts = key[len(prefix) :].split("/")
             return names[prefix] + " ".join(names.get(part, part) for part in parts)
