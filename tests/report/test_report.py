@@ -200,6 +200,7 @@ def test_report_shows_open_set_figures_and_calibration_in_both_languages(evaluat
     assert any(row[1] == "perceptual hash, image" for row in first_table[1])
     text = " ".join(english["paragraphs"])
     assert "40 derivatives of indexed originals" in text and "cross-fitted" in text
+    assert "pares de la parte val" in " ".join(spanish["paragraphs"])
     measured = english["tables"][-2]
     assert measured[1][0][:3] == ["fused", "0.01", "0.71"]
     confusion = english["tables"][-1]

@@ -28,8 +28,13 @@ WORDS: dict[str, dict[str, str]] = {
             "of queries without an indexed original kept (they can only be wrong), ties "
             "worst-first."
         ),
-        "pairs": "Pairs: {pairs}",
-        "calibration_run": ("The run's calibration.json was set on the {source}; {chose}."),
+        "pairs": (
+            "{name}: pairs of the {split} part, cross-fitted: the originals are halved by "
+            "group; against each half, queries whose original is there are matches, all others "
+            "distractors (their original is in the other half)."
+        ),
+        "calibration_run": "The run's calibration.json was set on the {split} part of {data}; "
+        "{chose}.",
         "chose_nothing": "these groups were used neither to train nor to choose the model",
         "chose_something": (
             "this data also chose the checkpoint (the run has no calibration part), so the "
@@ -72,8 +77,13 @@ WORDS: dict[str, dict[str, str]] = {
             "las 10 mejores predicciones de cada consulta juntas y ordenadas, incluidas las de "
             "consultas sin original indexado (solo pueden fallar), empates del peor al mejor."
         ),
-        "pairs": "Pares: {pairs}",
-        "calibration_run": "El calibration.json de la ejecución se fijó en {source}; {chose}.",
+        "pairs": (
+            "{name}: pares de la parte {split}, con ajuste cruzado: los originales se dividen en "
+            "dos mitades por grupo; frente a cada mitad, las consultas cuyo original está en "
+            "ella son aciertos posibles y las demás distractoras (su original está en la otra)."
+        ),
+        "calibration_run": "El calibration.json de la ejecución se fijó en la parte {split} de "
+        "{data}; {chose}.",
         "chose_nothing": "esos grupos no sirvieron ni para entrenar ni para elegir el modelo",
         "chose_something": (
             "esos datos también eligieron el checkpoint (la ejecución no tiene parte de "
@@ -170,18 +180,19 @@ def verdicts_part(run_dir: str | Path, lang: str = "en") -> dict[str, Any] | Non
                 figures = (baselines.get(kind) or {}).get(task) or {}
                 if figures.get("open_set"):
                     rows.append(_row(words, name, f"{words[kind]}, {task}", figures["open_set"]))
-        pairs = (result.get("pairs") or {}).get("open_set")
-        if pairs:
-            paragraphs.append(f"{name}: " + words["pairs"].format(pairs=pairs))
+        if result.get("pairs"):
+            paragraphs.append(words["pairs"].format(name=name, split=result.get("split", "?")))
     tables = [(header, rows)]
 
     calibration = _read_json(run_dir / "calibration.json")
     open_set = calibration.get("open_set") or {}
     if open_set:
         chose = open_set.get("about", {}).get("chose_nothing")
+        split, _, data = str(calibration.get("source", "?")).partition(" split of ")
         paragraphs.append(
             words["calibration_run"].format(
-                source=calibration.get("source", "?"),
+                split=split,
+                data=data or "?",
                 chose=words["chose_nothing" if chose else "chose_something"],
             )
         )
