@@ -463,6 +463,8 @@ class Calibration:
             measured = self.open_set.about.get("measured")
             if measured:
                 data["measured"] = measured
+                on = self.open_set.about.get("on", {})
+                data["distractor_queries"] = on.get("distractor_queries")
         return data
 
 
