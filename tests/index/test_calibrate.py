@@ -123,3 +123,13 @@ def test_search_api_gives_graded_verdicts_after_calibration(collection, tiny_run
     # the original itself, searched with its own picture and caption: nothing closer
     assert first["id"] == item.id and first["verdict"] in ("copy", "derived")
     assert 0.0 < first["probability"] < 1.0 and first["decided_by"] in ("image", "fused")
+
+
+def test_build_keeps_an_index_too_small_to_calibrate(collection, tiny_run, tmp_path, capsys):
+    few = _half(Manifest(path=collection.path, items=collection.items[:6]), tmp_path, 1)
+    out = tmp_path / "few"
+    args = ["build", "--run", str(tiny_run), "--data", str(few), "--out", str(out)]
+    assert index_main(args) == 0
+    err = capsys.readouterr().err
+    assert "verdicts not calibrated" in err and "at least 4 groups" in err
+    assert ArtIndex.open(out, read_only=True).count() == 3

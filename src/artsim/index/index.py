@@ -777,7 +777,10 @@ def build_command(
             f"(model {index.model_id}, {index.store.describe()})"
         )
         if calibrate_sample:
-            _calibrate_and_say(index, index.load_embedder(run), calibrate_sample, 0, max_pixels)
+            try:
+                _calibrate_and_say(index, index.load_embedder(run), calibrate_sample, 0, max_pixels)
+            except UserError as error:  # the index is built and usable: say why, keep it
+                err_console.print(f"[yellow]verdicts not calibrated: {error}[/]")
     finally:
         index.close()
 
