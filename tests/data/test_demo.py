@@ -150,6 +150,17 @@ def test_read_copyright_licence(tmp_path: Path) -> None:
     assert read_copyright_licence(dep5) == "GPL-2"
     assert read_copyright_licence(free_form) == "public domain"
     assert read_copyright_licence(unknown) == "see its copyright file"
+    # A bare "License:" heading over GPL prose (pingus-data's file) names the GPL and version.
+    gpl_prose = tmp_path / "gpl"
+    gpl_prose.write_text(
+        "Copyright:\n\n    Copyright (C) 1999-2007 Someone\n\nLicense:\n\n"
+        "    This package is free software; you can redistribute it and/or modify\n"
+        "    it under the terms of the GNU General Public License as published by\n"
+        "    the Free Software Foundation; either version 2 of the License, or\n"
+        "    (at your option) any later version.\n",
+        encoding="utf-8",
+    )
+    assert read_copyright_licence(gpl_prose) == "GPL-2+"
 
 
 def test_unpacked_cache_is_reused_without_apt(fake_cache: Path, no_network: None) -> None:
