@@ -126,21 +126,35 @@ def test_interrupted_add_leaves_the_store_as_it_was(tmp_path: Path, monkeypatch)
     reopened = FaissStore(tmp_path / "s")
     assert sorted(reopened.ids()) == ["a", "b"]
     assert reopened.search("image", before["image"][0], 1)[0].ids == ["a"]
-    assert len(list((tmp_path / "s" / "vectors").iterdir())) == 3
-    # and it still takes changes
+    # and it still takes changes; the next commit removes what the interrupted one left
     add_random(reopened, ["c"], rng)
     assert reopened.count() == 3
+    assert len(list((tmp_path / "s" / "vectors").iterdir())) == 3
+
+
+def clustered(rng: np.random.Generator, n: int, centers: int = 30, noise: float = 0.08):
+    """Unit vectors around a few centres: the structure real embeddings have and IVF needs."""
+    middle = unit(rng, centers)
+    points = middle[rng.integers(0, centers, n)] + noise * rng.normal(size=(n, DIM))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def add_clustered(store: FaissStore, ids: list[str], rng) -> dict[str, np.ndarray]:
+    vectors = {m: clustered(rng, len(ids)) for m in ("image", "text", "fused")}
+    store.add(ids, vectors, [OriginalRecord(id=i, group=i, caption="c") for i in ids])
+    return vectors
 
 
 def test_switches_to_ivf_above_the_threshold(tmp_path: Path):
     rng = np.random.default_rng(5)
     store = FaissStore.create(tmp_path / "s", DIM, ivf_threshold=400)
     ids = [f"x{i}" for i in range(300)]
-    first = add_random(store, ids, rng)
+    first = add_clustered(store, ids, rng)
     assert store.kind == "flat"
     more = [f"y{i}" for i in range(300)]
-    second = add_random(store, more, rng)
+    second = add_clustered(store, more, rng)
     assert store.kind == "ivf" and store.count() == 600
+    assert store.search_plans()["image"]["recall_at_10"] >= 0.99
     store.set_nprobe(10_000)  # probing every list makes IVF exact: compare with the loop
     all_ids = ids + more
     matrix = np.concatenate([first["image"], second["image"]])

@@ -2,35 +2,46 @@
 
 Layout of the folder::
 
-    meta.sqlite                 originals (id, metadata, thumbnail) and the store's state
+    meta.sqlite                 originals (id, metadata, thumbnail) and the store's state (WAL)
+    write.lock                  held by the one process writing (see artsim.index.locking)
     vectors/000003-image.faiss  one file per modality for the current generation
 
-Every change writes the next *generation* of faiss files under new names, then commits, in one
-SQLite transaction, the metadata rows together with the new generation number. A change that is
-interrupted before that commit leaves the previous generation (and its rows) as they were; the
-files it had written are orphans, removed by the next change. Readers (for instance a running
-``artsim serve``) notice a new generation and reload it.
+Every change takes the folder's write lock, writes the next *generation* of faiss files under
+new names, then commits, in one SQLite transaction, the metadata rows together with the new
+generation number and the search plan. Only then, still under the lock, are the files of older
+generations (and any left by a writer that died) removed. So:
 
-Small collections use exact search (``IndexFlatIP`` behind ``IndexIDMap2``); from
-``ivf_threshold`` originals on, the store switches to ``IndexIVFFlat`` (inner product, trained on
-a sample), which carries the ids itself. A hash-table direct map keeps ``reconstruct`` working on
-both, so scores of other modalities are computed exactly for a search's candidates.
+* a change killed at any point (``kill -9`` included) leaves the last committed generation and
+  its rows as they were; readers open that generation whatever other files lie beside it;
+* SQLite runs in WAL mode, so a reader (even one opened read-only) is never blocked by a
+  writer's journal, live or left by a killed writer, and a running ``artsim serve`` keeps
+  answering; it notices a new generation and reloads it;
+* two writers never interleave: the second waits for the lock (``ARTSIM_INDEX_LOCK_TIMEOUT``
+  seconds, 60 by default), then fails with one line naming the holder.
+
+Which faiss index each modality gets (exact ``IndexFlatIP``, or ``IndexIVFFlat`` with a measured
+``nprobe``) is decided by :mod:`artsim.index.vector_index` and revisited as the collection grows;
+the plan (kind, nprobe, measured recall@10) is committed with the generation and reported by
+:meth:`FaissStore.search_plans`. A hash-table direct map keeps ``reconstruct`` working on IVF,
+so scores of other modalities are computed exactly for a search's candidates.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 import numpy as np
 
 from artsim.errors import UserError
+from artsim.index.faults import fault_point
+from artsim.index.locking import index_write_lock
 from artsim.index.store import (
     MODALITIES,
     Hits,
@@ -38,8 +49,17 @@ from artsim.index.store import (
     VectorStore,
     text_rows,
 )
+from artsim.index.vector_index import (
+    DEFAULT_EXACT_LIMIT,
+    apply_plan,
+    create_flat_index,
+    describe_plan,
+    exact_plan,
+    replan,
+)
 
-DEFAULT_IVF_THRESHOLD = 50_000
+DEFAULT_IVF_THRESHOLD = DEFAULT_EXACT_LIMIT
+T = TypeVar("T")
 META_FILE = "meta.sqlite"
 VECTOR_DIR = "vectors"
 
@@ -64,78 +84,12 @@ CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 _RECORD_COLUMNS = "id, grp, title, artist, caption, lang, image_path, source, metadata"
 
 
-def ivf_parameters(n: int) -> tuple[int, int]:
-    """(nlist, nprobe) for ``n`` vectors: about sqrt(n) lists, a quarter of them probed.
-
-    Few lists keep k-means training short on small machines. Probing a quarter reads about 25%
-    of the vectors per query: still 4-20x faster than exact search at 100k-1M, and on random
-    (unclustered, worst-case) vectors it keeps recall@10 near 0.5 where 1/16 gave 0.2-0.25
-    (see BENCHMARKS.md); clustered real embeddings do better. ``set_nprobe`` trades it off.
-    """
-    nlist = int(min(max(round(math.sqrt(max(n, 1))), 16), 16_384))
-    return nlist, max(1, nlist // 4)
-
-
-def create_flat_index(dim: int) -> faiss.Index:
-    """Exact inner-product search with arbitrary int64 ids."""
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def create_ivf_index(training: np.ndarray, nlist: int, nprobe: int, seed: int = 0) -> faiss.Index:
-    """An empty ``IndexIVFFlat`` (inner product) whose lists are trained on ``training``.
-
-    IVF stores the given ids in its inverted lists, so it needs no ``IndexIDMap`` (wrapping one
-    around it would break ``remove_ids``, which assumes a compacting inner index). A hash-table
-    direct map makes ``reconstruct(id)`` work.
-    """
-    dim = training.shape[1]
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.own_fields = True
-    quantizer.this.disown()  # the IVF index frees its quantizer
-    # 64 points per list is plenty for k-means and keeps training to seconds at a million.
-    sample_size = min(len(training), 64 * nlist)
-    if sample_size < len(training):
-        rng = np.random.default_rng(seed)
-        training = training[np.sort(rng.choice(len(training), sample_size, replace=False))]
-    index.cp.niter = 12
-    index.cp.seed = seed
-    index.train(np.ascontiguousarray(training, dtype=np.float32))
-    index.set_direct_map_type(faiss.DirectMap.Hashtable)
-    index.nprobe = nprobe
-    return index
-
-
-def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Every (key, vector) of a flat or IVF index, for rebuilding it as another kind."""
-    if isinstance(index, faiss.IndexIDMap2 | faiss.IndexIDMap):
-        keys = faiss.vector_to_array(index.id_map).astype(np.int64)
-        vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else None
-    else:
-        ivf = faiss.extract_index_ivf(index)
-        invlists = ivf.invlists
-        key_parts, vector_parts = [], []
-        for list_no in range(ivf.nlist):
-            size = invlists.list_size(list_no)
-            if not size:
-                continue
-            key_parts.append(
-                faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy().astype(np.int64)
-            )
-            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size)
-            vector_parts.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, -1))
-        keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.int64)
-        vectors = np.concatenate(vector_parts) if vector_parts else None
-    if vectors is None:
-        vectors = np.zeros((0, index.d), dtype=np.float32)
-    return keys, np.asarray(vectors, dtype=np.float32)
-
-
 def _fsync_write(index: faiss.Index, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     faiss.write_index(index, str(temporary))
     with temporary.open("rb") as handle:
         os.fsync(handle.fileno())
+    fault_point("commit:before-rename")
     os.replace(temporary, path)
 
 
@@ -154,23 +108,32 @@ class FaissStore(VectorStore):
         meta = self.folder / META_FILE
         if not meta.is_file():
             raise UserError(f"{self.folder}: not an artsim index store (no {META_FILE})")
-        if read_only:
-            # mode=ro: a read-only service cannot change the file even by accident.
-            uri = f"{meta.resolve().as_uri()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        else:
-            self._db = sqlite3.connect(meta, check_same_thread=False)
-        self._db.isolation_level = None  # explicit BEGIN/COMMIT: we decide what is atomic
-        self._db_lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        state = self._state()
+        try:
+            if read_only:
+                # mode=ro: a read-only service cannot change the file even by accident.
+                uri = f"{meta.resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            else:
+                self._db = sqlite3.connect(meta, check_same_thread=False, timeout=30)
+                # indexes made before WAL mode move to it at their first writable open
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.isolation_level = None  # explicit BEGIN/COMMIT: we decide what is atomic
+            self._meta_inode = os.stat(meta).st_ino
+            self._db_lock = threading.Lock()
+            self._write_lock = threading.Lock()
+            state = self._state()
+        except sqlite3.DatabaseError as error:
+            raise UserError(
+                f"{meta}: cannot read the index metadata ({error}); if a writer was killed, "
+                "open it once for writing (artsim index add/remove) to recover it"
+            ) from None
         self.dim = int(state["dim"])
         self.ivf_threshold = int(state.get("ivf_threshold", DEFAULT_IVF_THRESHOLD))
         self.generation = -1
         self._indexes: dict[str, faiss.Index] = {}
+        self._plans: dict[str, dict] = {}
         self._refresh()
-        if not read_only:
-            self._remove_orphans()
 
     # ----------------------------------------------------------------- creation and state
 
@@ -178,7 +141,11 @@ class FaissStore(VectorStore):
     def create(
         cls, folder: str | Path, dim: int, ivf_threshold: int = DEFAULT_IVF_THRESHOLD
     ) -> FaissStore:
-        """Make an empty store in ``folder`` (created; must not hold a store already)."""
+        """Make an empty store in ``folder`` (created; must not hold a store already).
+
+        ``ivf_threshold``: a modality with fewer vectors is searched exactly; above it an IVF
+        index is tried and kept only if its measured recall@10 reaches the target.
+        """
         folder = Path(folder)
         if (folder / META_FILE).exists():
             raise UserError(f"{folder}: already holds an index store")
@@ -187,6 +154,7 @@ class FaissStore(VectorStore):
             _fsync_write(create_flat_index(dim), folder / VECTOR_DIR / f"000000-{modality}.faiss")
         db = sqlite3.connect(folder / META_FILE)
         try:
+            db.execute("PRAGMA journal_mode=WAL")
             with db:
                 db.executescript(_SCHEMA)
                 db.executemany(
@@ -195,6 +163,7 @@ class FaissStore(VectorStore):
                         ("dim", str(dim)),
                         ("generation", "0"),
                         ("ivf_threshold", str(ivf_threshold)),
+                        ("search_plan", json.dumps({m: exact_plan(0) for m in MODALITIES})),
                     ],
                 )
         finally:
@@ -210,32 +179,39 @@ class FaissStore(VectorStore):
 
     def _refresh(self) -> None:
         """Load the committed generation if it is not the one in memory (another writer ran)."""
-        for attempt in range(3):
+        for attempt in range(5):
             state = self._state()
             try:
                 self._load_generation(int(state["generation"]), state)
                 return
             except RuntimeError:
                 # a writer in another process committed again and removed these files
-                if attempt == 2:
+                if attempt == 4:
                     raise
 
     def _load_generation(self, generation: int, state: Mapping[str, str]) -> None:
         if generation == self.generation:
             return
+        plans = json.loads(state.get("search_plan", "{}"))
         indexes = {
             modality: faiss.read_index(str(self._vector_path(generation, modality)))
             for modality in MODALITIES
         }
-        for index in indexes.values():
-            if isinstance(index, faiss.IndexIVF):
-                index.nprobe = int(state.get("nprobe", index.nprobe))
-        self._indexes, self.generation = indexes, generation
+        for modality, index in indexes.items():
+            apply_plan(index, plans.get(modality))
+        self._indexes, self._plans, self.generation = indexes, plans, generation
 
     def _begin_write(self) -> None:
-        """Start the write transaction and make sure we change the newest committed state."""
+        """Start the write transaction and make sure we change the newest committed state.
+
+        The caller holds the folder's write lock, so nobody else can commit until we finish.
+        """
+        if os.stat(self.folder / META_FILE).st_ino != self._meta_inode:
+            raise UserError(
+                f"{self.folder}: the index was replaced (build --force) while open here; "
+                "open it again to change it"
+            )
         self._db.execute("BEGIN IMMEDIATE")
-        # another process may have committed between our last refresh and this BEGIN
         try:
             state = dict(self._db.execute("SELECT name, value FROM state").fetchall())
             self._load_generation(int(state["generation"]), state)
@@ -244,18 +220,29 @@ class FaissStore(VectorStore):
             raise
 
     def _remove_orphans(self) -> None:
+        """Delete every vector file but the current generation's: older generations and what a
+        killed writer left. Only called under the write lock, right after a commit, so no other
+        writer can be writing a file here."""
         keep = {self._vector_path(self.generation, m).name for m in MODALITIES}
-        for path in (self.folder / VECTOR_DIR).iterdir():
+        for path in sorted((self.folder / VECTOR_DIR).iterdir()):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
+                fault_point("commit:removing-old-files")
+
+    def search_plans(self) -> dict[str, dict]:
+        """The committed search plan of each modality (kind, nprobe, measured recall@10)."""
+        self._refresh()
+        return {modality: dict(plan) for modality, plan in self._plans.items()}
 
     @property
     def kind(self) -> str:
-        """``flat`` (exact) or ``ivf`` (approximate)."""
+        """``flat`` (exact) or ``ivf`` (approximate) for the fused vectors."""
+        self._refresh()
         return "ivf" if isinstance(self._indexes["fused"], faiss.IndexIVF) else "flat"
 
     def describe(self) -> str:
-        return f"faiss {self.kind} + SQLite at {self.folder} ({self.count()} originals)"
+        search = describe_plan(self.search_plans().get("fused"))
+        return f"faiss + SQLite at {self.folder} ({self.count()} originals; fused: {search})"
 
     # ----------------------------------------------------------------- reads
 
@@ -370,86 +357,97 @@ class FaissStore(VectorStore):
         if not ids:
             return
         in_text = text_rows(vectors["text"])
-        with self._write_lock:
-            self._refresh()
-            self._db_lock.acquire()
-            try:
-                self._begin_write()
-                try:
-                    old_keys = self._select_keys(ids)
-                    first_key = 1 + int(
-                        self._db.execute(
-                            "SELECT COALESCE((SELECT seq FROM sqlite_sequence "
-                            "WHERE name = 'originals'), 0)"
-                        ).fetchone()[0]
+
+        def change() -> tuple[dict[str, faiss.Index], None]:
+            old_keys = self._select_keys(ids)
+            first_key = 1 + int(
+                self._db.execute(
+                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'originals'), 0)"
+                ).fetchone()[0]
+            )
+            keys = np.arange(first_key, first_key + len(ids), dtype=np.int64)
+            self._delete_rows(ids)
+            self._db.executemany(
+                "INSERT INTO originals (key, id, grp, title, artist, caption, lang, "
+                "image_path, source, metadata, in_text, thumbnail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        int(key),
+                        record.id,
+                        record.group,
+                        record.title,
+                        record.artist,
+                        record.caption,
+                        record.lang,
+                        record.image_path,
+                        record.source,
+                        json.dumps(dict(record.metadata), ensure_ascii=False),
+                        int(flag),
+                        record.thumbnail,
                     )
-                    keys = np.arange(first_key, first_key + len(ids), dtype=np.int64)
-                    self._delete_rows(ids)
-                    self._db.executemany(
-                        "INSERT INTO originals (key, id, grp, title, artist, caption, lang, "
-                        "image_path, source, metadata, in_text, thumbnail) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            (
-                                int(key),
-                                record.id,
-                                record.group,
-                                record.title,
-                                record.artist,
-                                record.caption,
-                                record.lang,
-                                record.image_path,
-                                record.source,
-                                json.dumps(dict(record.metadata), ensure_ascii=False),
-                                int(flag),
-                                record.thumbnail,
-                            )
-                            for key, record, flag in zip(keys, records, in_text, strict=True)
-                        ],
-                    )
-                    total = int(self._db.execute("SELECT COUNT(*) FROM originals").fetchone()[0])
-                    indexes = {}
-                    for modality in MODALITIES:
-                        index = faiss.clone_index(self._indexes[modality])
-                        if old_keys:
-                            index.remove_ids(np.asarray(old_keys, dtype=np.int64))
-                        rows = in_text if modality == "text" else slice(None)
-                        index.add_with_ids(vectors[modality][rows], keys[rows])
-                        indexes[modality] = index
-                    indexes = self._maybe_switch_to_ivf(indexes, total)
-                    self._commit(indexes)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            finally:
-                self._db_lock.release()
+                    for key, record, flag in zip(keys, records, in_text, strict=True)
+                ],
+            )
+            fault_point("add:rows-written")
+            indexes = {}
+            for modality in MODALITIES:
+                index = faiss.clone_index(self._indexes[modality])
+                if old_keys:
+                    index.remove_ids(np.asarray(old_keys, dtype=np.int64))
+                rows = in_text if modality == "text" else slice(None)
+                index.add_with_ids(vectors[modality][rows], keys[rows])
+                indexes[modality] = index
+            return indexes, None
+
+        self._write(change)
 
     def remove(self, ids: Sequence[str]) -> list[str]:
         self._check_writable()
         ids = list(dict.fromkeys(ids))
-        with self._write_lock:
-            self._refresh()
-            self._db_lock.acquire()
-            try:
+
+        def change() -> tuple[dict[str, faiss.Index] | None, list[str]]:
+            found = dict(self._select_id_keys(ids))
+            if not found:
+                return None, []
+            self._delete_rows(list(found))
+            fault_point("remove:rows-deleted")
+            indexes = {}
+            for modality in MODALITIES:
+                index = faiss.clone_index(self._indexes[modality])
+                index.remove_ids(np.asarray(list(found.values()), dtype=np.int64))
+                indexes[modality] = index
+            return indexes, [i for i in ids if i in found]
+
+        return self._write(change)
+
+    def _write(self, change: Callable[[], tuple[dict[str, faiss.Index] | None, T]]) -> T:
+        """One committed change: under the folder's write lock, in one SQLite transaction,
+        ``change()`` updates the rows and returns the new indexes (``None``: nothing to
+        commit) and a result; then the plans are revisited, the generation committed and the
+        files of older generations removed."""
+        with self._write_lock, index_write_lock(self.folder):
+            with self._db_lock:
                 self._begin_write()
                 try:
-                    found = dict(self._select_id_keys(ids))
-                    if not found:
+                    indexes, result = change()
+                    if indexes is None:
                         self._db.execute("ROLLBACK")
-                        return []
-                    self._delete_rows(list(found))
-                    indexes = {}
+                        return result
+                    plans = {}
                     for modality in MODALITIES:
-                        index = faiss.clone_index(self._indexes[modality])
-                        index.remove_ids(np.asarray(list(found.values()), dtype=np.int64))
-                        indexes[modality] = index
-                    self._commit(indexes)
+                        indexes[modality], plans[modality] = replan(
+                            indexes[modality], self._plans.get(modality), self.ivf_threshold
+                        )
+                    self._commit(indexes, plans)
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-            finally:
-                self._db_lock.release()
-        return [i for i in ids if i in found]
+            fault_point("commit:after-sqlite-commit")
+            self._remove_orphans()
+            self._notify_commit()
+        return result
 
     def _select_id_keys(self, ids: Sequence[str], condition: str = "") -> list[tuple[str, int]]:
         """(id, faiss key) of the given ids, in chunks under SQLite's variable limit; the caller
@@ -474,27 +472,7 @@ class FaissStore(VectorStore):
             marks = ",".join("?" * len(chunk))
             self._db.execute(f"DELETE FROM originals WHERE id IN ({marks})", chunk)
 
-    def _maybe_switch_to_ivf(
-        self, indexes: dict[str, faiss.Index], total: int
-    ) -> dict[str, faiss.Index]:
-        if total < self.ivf_threshold or not isinstance(indexes["fused"], faiss.IndexIDMap2):
-            return indexes
-        nlist, nprobe = ivf_parameters(total)
-        switched = {}
-        for modality, index in indexes.items():
-            keys, vectors = all_vectors(index)
-            # the text index may hold few vectors: train its lists on the fused ones then
-            training = vectors if len(vectors) >= nlist else all_vectors(indexes["fused"])[1]
-            ivf = create_ivf_index(training, nlist, nprobe)
-            if len(vectors):
-                ivf.add_with_ids(vectors, keys)
-            switched[modality] = ivf
-        self._db.execute(
-            "INSERT OR REPLACE INTO state (name, value) VALUES ('nprobe', ?)", (str(nprobe),)
-        )
-        return switched
-
-    def _commit(self, indexes: dict[str, faiss.Index]) -> None:
+    def _commit(self, indexes: dict[str, faiss.Index], plans: dict[str, dict]) -> None:
         """Write the next generation's files, then commit it (caller holds the transaction)."""
         generation = self.generation + 1
         written = []
@@ -503,6 +481,7 @@ class FaissStore(VectorStore):
                 path = self._vector_path(generation, modality)
                 _fsync_write(index, path)
                 written.append(path)
+                fault_point("commit:vector-file")
             directory = os.open(self.folder / VECTOR_DIR, os.O_RDONLY)
             try:
                 os.fsync(directory)
@@ -511,13 +490,17 @@ class FaissStore(VectorStore):
             self._db.execute(
                 "UPDATE state SET value = ? WHERE name = 'generation'", (str(generation),)
             )
+            self._db.execute(
+                "INSERT OR REPLACE INTO state (name, value) VALUES ('search_plan', ?)",
+                (json.dumps(plans),),
+            )
+            fault_point("commit:before-sqlite-commit")
             self._db.execute("COMMIT")
         except BaseException:
             for path in written:
                 path.unlink(missing_ok=True)
             raise
-        self._indexes, self.generation = indexes, generation
-        self._remove_orphans()
+        self._indexes, self._plans, self.generation = indexes, plans, generation
 
     def set_nprobe(self, nprobe: int) -> None:
         """Probe ``nprobe`` lists per IVF search in this process (recall against speed)."""

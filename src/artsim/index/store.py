@@ -14,7 +14,7 @@ Scores are inner products of unit vectors, i.e. cosine similarities in [-1, 1].
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -100,6 +100,9 @@ class VectorStore(abc.ABC):
 
     dim: int
     read_only: bool = False
+    #: called after each committed change, still under the index's write lock (the index
+    #: layer mirrors the search plans into index.json there)
+    on_commit: Callable[[VectorStore], None] | None = None
 
     @abc.abstractmethod
     def add(
@@ -146,6 +149,15 @@ class VectorStore(abc.ABC):
     def describe(self) -> str:
         """A short human description (kind and size) for logs and ``/health``."""
         return f"{type(self).__name__} ({self.count()} originals)"
+
+    def search_plans(self) -> dict[str, dict]:
+        """Per modality, how it is searched: ``kind`` (``flat`` exact, ``ivf``, ``hnsw``...),
+        its parameters and ``recall_at_10`` measured against exact search. Empty if unknown."""
+        return {}
+
+    def _notify_commit(self) -> None:
+        if self.on_commit is not None:
+            self.on_commit(self)
 
     def _check_modality(self, modality: str) -> None:
         if modality not in MODALITIES:
