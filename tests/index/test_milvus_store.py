@@ -125,3 +125,95 @@ def test_index_built_in_milvus(milvus_uri: str, tiny_run: Path, synthetic_manife
     finally:
         index.store.drop()
         index.close()
+
+
+class Crash(Exception):
+    """Stands for a writer killed at a fault point (Milvus keeps what was written before)."""
+
+
+def crash_at(monkeypatch, name: str) -> None:
+    from artsim.index import milvus_store
+
+    def fault(point: str) -> None:
+        if point == name:
+            raise Crash(point)
+
+    monkeypatch.setattr(milvus_store, "fault_point", fault)
+
+
+def test_milvus_writer_stopped_mid_change_is_invisible_and_a_rerun_converges(
+    milvus_uri: str, monkeypatch, tmp_path: Path
+):
+    from artsim.index.milvus_store import MilvusStore
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "idx").mkdir()
+    store = MilvusStore.create(
+        milvus_uri, "artsim_test_converge", DIM, lock_folder=tmp_path / "idx"
+    )
+    try:
+        old = [f"o{i}" for i in range(5)]
+        store.add(
+            old,
+            {m: unit(rng, 5) for m in ("image", "text", "fused")},
+            [OriginalRecord(id=i, group=i, caption="c") for i in old],
+        )
+        new = ["n0", "n1"]
+        vectors = {m: unit(rng, 2) for m in ("image", "text", "fused")}
+        records = [OriginalRecord(id=i, group=i, caption="c") for i in new]
+        crash_at(monkeypatch, "milvus:vectors-written")
+        with pytest.raises(Crash):
+            store.add(new, vectors, records)
+        # image/text vectors were written, the catalog was not: readers do not see the new ones
+        assert store.count() == 5 and "n0" not in store.get(new)
+        for modality in ("image", "text"):
+            assert "n0" not in store.search(modality, vectors[modality][0], 10)[0].ids
+            assert store.search(modality, vectors[modality][0], 3, restrict_to=new)[0].ids == []
+        monkeypatch.undo()
+        store.add(new, vectors, records)  # the same add again converges
+        assert store.count() == 7
+        for modality in ("image", "text", "fused"):
+            assert store.search(modality, vectors[modality][0], 1)[0].ids == ["n0"]
+        crash_at(monkeypatch, "milvus:catalog-removed")
+        with pytest.raises(Crash):
+            store.remove(["n1"])
+        # the catalog row went first: n1 is gone for readers in every modality already
+        assert store.count() == 6
+        assert all("n1" not in store.search(m, vectors[m][1], 10)[0].ids for m in ("image", "text"))
+        monkeypatch.undo()
+        assert store.remove(["n1"]) == []  # already gone for readers; the rerun cleans up
+        assert store._client.get(store._name("image"), ids=["n1"]) == []
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_milvus_collections_get_a_measured_search_plan(milvus_uri: str):
+    from artsim.index.milvus_store import MilvusStore
+
+    rng = np.random.default_rng(2)
+    centres = unit(rng, 6)
+    store = MilvusStore.create(milvus_uri, "artsim_test_plan", DIM, exact_limit=200)
+    try:
+        assert store.search_plans()["fused"]["kind"] == "flat"
+        ids = [f"x{i}" for i in range(400)]
+        points = centres[rng.integers(0, 6, 400)] + 0.05 * rng.normal(size=(400, DIM))
+        points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+        store.add(
+            ids,
+            {m: points for m in ("image", "text", "fused")},
+            [OriginalRecord(id=i, group=i, caption="c") for i in ids],
+        )
+        plan = store.search_plans()["fused"]
+        # either IVF_FLAT reached the target on its own vectors, or exact search was kept
+        if plan["kind"] == "ivf":
+            assert plan["recall_at_10"] >= 0.99 and plan["index_type"] == "IVF_FLAT"
+            name = store._client.list_indexes(store._name("fused"))[0]
+            described = store._client.describe_index(store._name("fused"), name)
+            assert described["index_type"] == "IVF_FLAT"
+        else:
+            assert "exact search kept" in plan["note"]
+        assert store.search("fused", points[7], 1)[0].ids == ["x7"]
+    finally:
+        store.drop()
+        store.close()

@@ -3,10 +3,29 @@
 One collection per modality, named ``<prefix>_image``, ``<prefix>_text`` and ``<prefix>_fused``
 (one vector field each, which every Milvus 2.3+ server supports). The ``fused`` collection also
 holds each original's metadata (JSON) and thumbnail (base64 JPEG), since every original has a
-fused vector. Collections use strong consistency so that a search sees the previous write.
+fused vector: it is the *catalog*. Collections use strong consistency so that a search sees the
+previous write.
 
-Milvus has no transaction across collections: ``add`` deletes then inserts, so re-running an
-interrupted ``add`` or ``remove`` converges to the intended state (both are idempotent).
+Milvus has no transaction across collections, so the order of writes is what readers rely on:
+
+* ``add`` upserts the ``image`` and ``text`` vectors first and the catalog row (fused vector +
+  metadata) last; ``remove`` deletes the catalog row first, then the other vectors;
+* an original exists for readers exactly when its catalog row does: ``count``, ``ids`` and
+  ``get`` read the catalog, and image or text searches drop hits without a catalog row.
+
+What a reader sees mid-update: a new original appears at once in every modality when its
+catalog row is written (never half-added); a removed one disappears at once; an original being
+*replaced* may for a moment answer with its new image/text vectors and its old metadata and
+fused vector. A writer killed mid-way leaves either the old state or vectors without a catalog
+row (invisible); re-running the same ``add`` or ``remove`` converges (upserts and deletes are
+idempotent). Writers of one index folder take its write lock (see
+:mod:`artsim.index.locking`), so two artsim processes never interleave their writes.
+
+Search: below ``exact_limit`` vectors a collection has a ``FLAT`` (exact) index. Above, it gets
+``IVF_FLAT`` with ``nprobe`` chosen like the embedded store's (:mod:`artsim.index.vector_index`):
+the smallest reaching recall@10 0.99 on a sample of its own vectors, measured against
+probing every list (exact for IVF_FLAT); ``FLAT`` again when none up to a quarter of the lists
+does. The plans are reported by :meth:`MilvusStore.search_plans` and kept in ``index.json``.
 
 Needs the optional extra ``milvus`` (``pip install 'artsim[milvus]'``).
 """
@@ -17,17 +36,31 @@ import base64
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
 from artsim.errors import UserError
+from artsim.index.faults import fault_point
+from artsim.index.locking import index_write_lock
 from artsim.index.store import (
     MODALITIES,
     Hits,
     OriginalRecord,
     VectorStore,
     text_rows,
+)
+from artsim.index.vector_index import (
+    DEFAULT_EXACT_LIMIT,
+    MAX_PROBE_FRACTION,
+    RECALL_K,
+    SAMPLE_QUERIES,
+    TARGET_RECALL,
+    exact_plan,
+    ivf_list_count,
+    plan_is_stale,
 )
 
 MAX_VARCHAR = 65_535
@@ -60,7 +93,17 @@ class MilvusStore(VectorStore):
     >>> store = MilvusStore.create("milvus://127.0.0.1:19530", "artsim_demo", dim=256)  # doctest: +SKIP
     """
 
-    def __init__(self, uri: str, prefix: str, *, read_only: bool = False, timeout: float = 30.0):
+    def __init__(
+        self,
+        uri: str,
+        prefix: str,
+        *,
+        read_only: bool = False,
+        timeout: float = 30.0,
+        lock_folder: str | Path | None = None,
+        exact_limit: int = DEFAULT_EXACT_LIMIT,
+        plans: Mapping[str, dict] | None = None,
+    ):
         try:
             from pymilvus import MilvusClient
         except ImportError:
@@ -71,6 +114,10 @@ class MilvusStore(VectorStore):
             raise UserError(f"bad Milvus collection prefix {prefix!r} (letters, digits, _)")
         host, port = parse_milvus_uri(uri)
         self.uri, self.prefix, self.read_only, self.timeout = uri, prefix, read_only, timeout
+        # the index folder whose write lock guards changes (None: the caller serialises)
+        self.lock_folder = Path(lock_folder) if lock_folder is not None else None
+        self.exact_limit = exact_limit
+        self._plans = {m: dict(p) for m, p in (plans or {}).items()}
         try:
             self._client = MilvusClient(uri=f"http://{host}:{port}", timeout=timeout)
         except Exception as error:  # pymilvus raises several kinds for "cannot connect"
@@ -82,11 +129,19 @@ class MilvusStore(VectorStore):
             self.dim = int(vector["params"]["dim"])
 
     @classmethod
-    def create(cls, uri: str, prefix: str, dim: int, timeout: float = 30.0) -> MilvusStore:
-        """Make the three empty collections; refuses if they already exist."""
+    def create(
+        cls,
+        uri: str,
+        prefix: str,
+        dim: int,
+        timeout: float = 30.0,
+        lock_folder: str | Path | None = None,
+        exact_limit: int = DEFAULT_EXACT_LIMIT,
+    ) -> MilvusStore:
+        """Make the three empty collections (exact ``FLAT`` indexes); refuses if they exist."""
         from pymilvus import DataType, MilvusClient
 
-        store = cls(uri, prefix, timeout=timeout)
+        store = cls(uri, prefix, timeout=timeout, lock_folder=lock_folder, exact_limit=exact_limit)
         client: MilvusClient = store._client
         for modality in MODALITIES:
             name = store._name(modality)
@@ -100,7 +155,7 @@ class MilvusStore(VectorStore):
                 schema.add_field("meta", DataType.VARCHAR, max_length=MAX_VARCHAR)
                 schema.add_field("thumbnail", DataType.VARCHAR, max_length=MAX_VARCHAR)
             index_params = MilvusClient.prepare_index_params()
-            index_params.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="IP")
+            index_params.add_index(field_name="vector", index_type="FLAT", metric_type="IP")
             client.create_collection(
                 store._name(modality),
                 schema=schema,
@@ -108,6 +163,7 @@ class MilvusStore(VectorStore):
                 consistency_level="Strong",
             )
         store.dim = dim
+        store._plans = {m: exact_plan(0) for m in MODALITIES}
         return store
 
     def _name(self, modality: str) -> str:
@@ -123,6 +179,9 @@ class MilvusStore(VectorStore):
 
     # ----------------------------------------------------------------- writes
 
+    def _locked(self):
+        return index_write_lock(self.lock_folder) if self.lock_folder else nullcontext()
+
     def add(
         self,
         ids: Sequence[str],
@@ -136,36 +195,167 @@ class MilvusStore(VectorStore):
         if not ids:
             return
         in_text = text_rows(vectors["text"])
-        self._delete(ids)
-        for modality in MODALITIES:
-            rows = []
-            for position, (item_id, record) in enumerate(zip(ids, records, strict=True)):
-                if modality == "text" and not in_text[position]:
-                    continue
-                row = {"id": item_id, "vector": vectors[modality][position].tolist()}
-                if modality == "fused":
-                    row["meta"] = json.dumps(record.to_json(), ensure_ascii=False)
-                    thumbnail = base64.b64encode(record.thumbnail or b"").decode("ascii")
+        catalog = []
+        for position, (item_id, record) in enumerate(zip(ids, records, strict=True)):
+            meta = json.dumps(record.to_json(), ensure_ascii=False)
+            if len(meta) > MAX_VARCHAR:
+                raise UserError(f"metadata of {item_id!r} is too long for Milvus")
+            thumbnail = base64.b64encode(record.thumbnail or b"").decode("ascii")
+            catalog.append(
+                {
+                    "id": item_id,
+                    "vector": vectors["fused"][position].tolist(),
+                    "meta": meta,
                     # a thumbnail that does not fit is dropped rather than failing the add
-                    row["thumbnail"] = thumbnail if len(thumbnail) <= MAX_VARCHAR else ""
-                    if len(row["meta"]) > MAX_VARCHAR:
-                        raise UserError(f"metadata of {item_id!r} is too long for Milvus")
-                rows.append(row)
-            for start in range(0, len(rows), 1000):
-                self._client.insert(self._name(modality), rows[start : start + 1000])
+                    "thumbnail": thumbnail if len(thumbnail) <= MAX_VARCHAR else "",
+                }
+            )
+        with self._locked():
+            # vectors first, the catalog last: an original exists once its catalog row does
+            self._upsert(
+                "image",
+                [
+                    {"id": i, "vector": v.tolist()}
+                    for i, v in zip(ids, vectors["image"], strict=True)
+                ],
+            )
+            with_text = [i for i, flag in zip(ids, in_text, strict=True) if flag]
+            self._upsert(
+                "text",
+                [
+                    {"id": i, "vector": v.tolist()}
+                    for i, v in zip(with_text, vectors["text"][in_text], strict=True)
+                ],
+            )
+            self._delete("text", [i for i, flag in zip(ids, in_text, strict=True) if not flag])
+            fault_point("milvus:vectors-written")
+            self._upsert("fused", catalog)
+            self._replan()
+            self._notify_commit()
 
-    def _delete(self, ids: Sequence[str]) -> None:
-        for modality in MODALITIES:
-            for start in range(0, len(ids), 1000):
-                self._client.delete(self._name(modality), ids=list(ids[start : start + 1000]))
+    def _upsert(self, modality: str, rows: list[dict]) -> None:
+        for start in range(0, len(rows), 1000):
+            self._client.upsert(self._name(modality), rows[start : start + 1000])
+
+    def _delete(self, modality: str, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), 1000):
+            self._client.delete(self._name(modality), ids=ids[start : start + 1000])
 
     def remove(self, ids: Sequence[str]) -> list[str]:
         self._check_writable()
         ids = list(dict.fromkeys(ids))
-        present = set(self.get(ids))
-        if present:
-            self._delete([i for i in ids if i in present])
-        return [i for i in ids if i in present]
+        with self._locked():
+            present = set(self.get(ids))
+            gone = [i for i in ids if i in present]
+            # the catalog first: readers stop seeing the originals at once
+            self._delete("fused", ids)
+            fault_point("milvus:catalog-removed")
+            self._delete("image", ids)
+            self._delete("text", ids)
+            if gone:
+                self._replan()
+                self._notify_commit()
+        return gone
+
+    # ----------------------------------------------------------------- search plans
+
+    def search_plans(self) -> dict[str, dict]:
+        return {modality: dict(plan) for modality, plan in self._plans.items()}
+
+    def _collection_count(self, modality: str) -> int:
+        rows = self._client.query(self._name(modality), filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def _set_index(self, modality: str, index_type: str, params: dict) -> None:
+        from pymilvus import MilvusClient
+
+        name = self._name(modality)
+        self._client.release_collection(name)
+        for index_name in self._client.list_indexes(name):
+            self._client.drop_index(name, index_name)
+        index_params = MilvusClient.prepare_index_params()
+        index_params.add_index(
+            field_name="vector", index_type=index_type, metric_type="IP", params=params
+        )
+        self._client.create_index(name, index_params)
+        self._client.load_collection(name)
+
+    def _replan(self) -> None:
+        """Revisit each collection's index as it grows or shrinks (see the module's docstring)."""
+        for modality in MODALITIES:
+            n = self._collection_count(modality)
+            plan = self._plans.get(modality)
+            if not plan_is_stale(plan, n, self.exact_limit):
+                self._plans[modality] = {**(plan or exact_plan(n)), "vectors": n}
+                continue
+            if n < self.exact_limit:
+                if plan and plan.get("kind") == "ivf":
+                    self._set_index(modality, "FLAT", {})
+                self._plans[modality] = exact_plan(n)
+                continue
+            nlist = ivf_list_count(n)
+            self._set_index(modality, "IVF_FLAT", {"nlist": nlist})
+            tuned = self._tune(modality, nlist, n)
+            if tuned["reached"]:
+                self._plans[modality] = tuned
+                continue
+            self._set_index(modality, "FLAT", {})
+            note = (
+                f"IVF_FLAT reached recall@10 {tuned['recall_at_10']:.3f} at nprobe "
+                f"{tuned['nprobe']} of {nlist} lists, under the target: exact search kept"
+            )
+            self._plans[modality] = {**exact_plan(n, note), "ivf_tried_at": n}
+
+    def _tune(self, modality: str, nlist: int, n: int) -> dict:
+        """Smallest nprobe whose recall@10 on a sample of the collection's own vectors reaches
+        the target, against probing every list (exact for IVF_FLAT)."""
+        rows = self._client.query(
+            self._name(modality),
+            filter='id != ""',
+            limit=SAMPLE_QUERIES,
+            output_fields=["id", "vector"],
+        )
+        names = [row["id"] for row in rows]
+        queries = [list(row["vector"]) for row in rows]
+
+        def top(nprobe: int) -> list[list[str]]:
+            answers = self._client.search(
+                self._name(modality),
+                data=queries,
+                limit=RECALL_K + 1,
+                output_fields=["id"],
+                search_params={"metric_type": "IP", "params": {"nprobe": nprobe}},
+            )
+            return [
+                [hit["id"] for hit in hits if hit["id"] != own][:RECALL_K]
+                for own, hits in zip(names, answers, strict=True)
+            ]
+
+        truth = top(nlist)
+        limit = max(1, nlist // MAX_PROBE_FRACTION)
+        nprobe = 1
+        while True:
+            found = top(nprobe)
+            hits = sum(len(set(a) & set(b)) for a, b in zip(found, truth, strict=True))
+            total = sum(len(b) for b in truth)
+            recall = hits / total if total else 1.0
+            if recall >= TARGET_RECALL or nprobe >= limit:
+                break
+            nprobe = min(nprobe * 2, limit)
+        return {
+            "kind": "ivf",
+            "index_type": "IVF_FLAT",
+            "vectors": n,
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "recall_at_10": round(recall, 4),
+            "sample": len(names),
+            "target": TARGET_RECALL,
+            "reached": recall >= TARGET_RECALL,
+            "measured_at": n,
+            "trained_at": n,
+        }
 
     # ----------------------------------------------------------------- reads
 
@@ -223,22 +413,38 @@ class MilvusStore(VectorStore):
             return [Hits([], []) for _ in queries]
         if restrict_to is not None:
             return self._search_among(modality, queries, k, list(restrict_to))
+        plan = self._plans.get(modality) or {}
+        params = {"nprobe": int(plan["nprobe"])} if plan.get("kind") == "ivf" else {}
         answers = self._client.search(
             self._name(modality),
             data=queries.tolist(),
             limit=min(k, QUERY_WINDOW),
             output_fields=["id"],
-            search_params={"metric_type": "IP"},
+            search_params={"metric_type": "IP", "params": params},
         )
-        return [
+        results = [
             Hits([hit["id"] for hit in hits], [float(hit["distance"]) for hit in hits])
             for hits in answers
+        ]
+        if modality == "fused":
+            return results
+        # image/text rows without a catalog row belong to a change not finished: not there yet
+        catalogued = set(self.get(sorted({i for hits in results for i in hits.ids})))
+        return [
+            Hits(
+                [i for i in hits.ids if i in catalogued],
+                [s for i, s in zip(hits.ids, hits.scores, strict=True) if i in catalogued],
+            )
+            for hits in results
         ]
 
     def _search_among(
         self, modality: str, queries: np.ndarray, k: int, ids: list[str]
     ) -> list[Hits]:
         """Exact scores against a few ids, from their stored vectors."""
+        if modality != "fused":
+            catalogued = set(self.get(ids))
+            ids = [i for i in ids if i in catalogued]
         if not ids:
             return [Hits([], []) for _ in queries]
         rows = self._client.get(self._name(modality), ids=ids, output_fields=["vector"])
