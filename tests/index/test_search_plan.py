@@ -103,3 +103,40 @@ def test_store_replans_as_it_grows_and_shrinks(tmp_path: Path):
     assert store.search_plans()["fused"]["kind"] == "flat" and store.kind == "flat"
     hits = store.search("fused", data[2100], 1)[0]
     assert hits.ids == ["x2100"]
+
+
+def test_an_index_from_before_plans_says_so_and_is_measured_at_the_next_change(tmp_path: Path):
+    """Stores written by earlier versions had IVF above 50k and no measured recall."""
+    import json
+    import sqlite3
+
+    from artsim.index.vector_index import all_vectors, create_ivf_index
+
+    rng = np.random.default_rng(3)
+    data = clustered(rng, 1500)
+    ids = [f"x{i}" for i in range(len(data))]
+    store = FaissStore.create(tmp_path / "s", DIM, ivf_threshold=100_000)
+    add(store, ids, data)
+    # make it look like an old store: IVF files with nprobe 3, no plan, threshold 1000
+    folder = tmp_path / "s"
+    for modality in ("image", "text", "fused"):
+        keys, vectors = all_vectors(store._indexes[modality])
+        ivf = create_ivf_index(vectors, 32)
+        ivf.add_with_ids(vectors, keys)
+        ivf.nprobe = 3
+        faiss.write_index(ivf, str(store._vector_path(store.generation, modality)))
+    store.close()
+    db = sqlite3.connect(folder / "meta.sqlite")
+    with db:
+        db.execute("DELETE FROM state WHERE name = 'search_plan'")
+        db.execute("UPDATE state SET value = '1000' WHERE name = 'ivf_threshold'")
+    db.close()
+    old = FaissStore(folder, read_only=True)
+    plan = old.search_plans()["fused"]
+    assert plan["kind"] == "ivf" and plan["recall_at_10"] is None and plan["nprobe"] == 3
+    assert "recall not measured" in old.describe()
+    writer = FaissStore(folder)
+    add(writer, ["new"], clustered(rng, 1))
+    measured = writer.search_plans()["fused"]
+    assert measured["recall_at_10"] is not None and measured["measured_at"] == 1501
+    assert json.dumps(measured)  # plain JSON

@@ -55,6 +55,7 @@ from artsim.index.vector_index import (
     create_flat_index,
     describe_plan,
     exact_plan,
+    plan_of,
     replan,
 )
 
@@ -198,7 +199,10 @@ class FaissStore(VectorStore):
             for modality in MODALITIES
         }
         for modality, index in indexes.items():
-            apply_plan(index, plans.get(modality))
+            if modality in plans:
+                apply_plan(index, plans[modality])
+            else:  # an index written before plans were kept: say what it is
+                plans[modality] = plan_of(index)
         self._indexes, self._plans, self.generation = indexes, plans, generation
 
     def _begin_write(self) -> None:

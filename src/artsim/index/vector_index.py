@@ -254,10 +254,26 @@ def apply_plan(index: faiss.Index, plan: dict | None) -> None:
         index.nprobe = int(plan["nprobe"])
 
 
+def plan_of(index: faiss.Index) -> dict:
+    """What a plan can say of an index that came without one (made before plans existed)."""
+    if not isinstance(index, faiss.IndexIVF):
+        return exact_plan(int(index.ntotal))
+    return {
+        "kind": "ivf",
+        "vectors": int(index.ntotal),
+        "nlist": int(index.nlist),
+        "nprobe": int(index.nprobe),
+        "recall_at_10": None,
+        "note": "built before recall was measured: measured at the next change",
+    }
+
+
 def describe_plan(plan: dict | None) -> str:
     """One line for people: ``exact (flat)`` or ``IVF 632 lists, nprobe 16: recall@10 0.994``."""
     if not plan or plan.get("kind") == "flat":
         return "exact (flat)"
+    if plan.get("recall_at_10") is None:
+        return f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}: recall not measured"
     return (
         f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}: recall@10 "
         f"{plan['recall_at_10']:.3f} measured on {plan['sample']} of its vectors"
