@@ -115,7 +115,6 @@ def run(n: int, kind: str, n_queries: int) -> dict:
     label = f"artsim default: {describe_plan(plan)}"
     result["rows"].append({"method": label, "build_s": build, "plan": plan, **timing})
     print(f"  plan {json.dumps(plan)}", flush=True)
-    del index
 
     if n <= 200_000:
         from artsim.index.faiss_store import FaissStore
