@@ -52,7 +52,7 @@ def evaluate(run: Path, label: str, manifest: Path) -> dict:
             and result.get("data_fingerprint") == fingerprint
         ):
             return result
-    return evaluate_run(run, manifest, name=name, progress=False)
+    return evaluate_run(run, manifest, name=name)
 
 
 def _r1(figures: dict | None) -> str:

@@ -167,7 +167,9 @@ def _make_run(folder: Path, towers: str) -> Path:
     if towers == "tiny":
         config = ModelConfig("tiny", "tiny", 32, 32, embed_dim=16, hidden_dim=32)
     else:
-        config = ModelConfig("efficientnet-lite0", "e5-small", 1280, 384, embed_dim=256)
+        config = ModelConfig(
+            "efficientnet-lite0", "e5-small", 1280, 384, embed_dim=256, hidden_dim=512, dropout=0.1
+        )
     save_model(ArtSimModel(config), folder)
     return folder
 
@@ -183,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from artsim.data.synthetic import make_synthetic_manifest
-    from artsim.index.index import build_index
+    from artsim.index.build import build_index
     from artsim.serve.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,26 +34,144 @@ def tmp_copy(tmp_path: Path) -> Callable[[Path], Path]:
     return copy
 
 
-# -- a tiny untrained run and an index of the synthetic originals (index and serve tests) --
+# -- run folders made without training, written through artsim.runfolder ------------------------
+
+
+def metrics_rows(
+    epochs: int = 8, train_final: float = 0.03, val_final: float = 0.08, seed: int = 0
+) -> list[dict]:
+    """Plausible per-epoch rows: losses falling towards the given finals, lr halved twice."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        progress = epoch / epochs
+        jitter = 0.002 * ((seed * 7 + epoch * 3) % 5 - 2)
+        train = train_final + (0.5 - train_final) * (1 - progress) ** 2 + jitter
+        val = val_final + (0.5 - val_final) * (1 - progress) ** 2 + jitter
+        acc = lambda loss: max(0.0, min(1.0, 1.0 - loss / 2.5))  # noqa: E731
+        lr = 1e-3 * (0.5 ** (epoch > epochs * 0.5)) * (0.5 ** (epoch > epochs * 0.75))
+        row = {"epoch": epoch, "lr": lr, "train/loss": train, "train/triplet_acc": acc(train)}
+        for part, scale in (("image", 0.4), ("text", 1.6), ("i2t", 1.1), ("t2i", 0.9)):
+            row[f"train/{part}_loss"] = train * scale
+            row[f"val/{part}_loss"] = val * scale
+            row[f"val/{part}_acc"] = acc(val * scale)
+        row["train/cross_loss"] = train
+        row["val/cross_loss"] = val
+        row["val/cross_acc"] = acc(val)
+        row["val/loss"] = val
+        row["val/triplet_acc"] = acc(val)
+        row["epoch_seconds"] = 0.5
+        rows.append(row)
+    return rows
+
+
+def write_fake_run(
+    run_dir: Path,
+    manifest: Path | None = None,
+    *,
+    val_fraction: float = 0.34,
+    seed: int = 0,
+    rows: list[dict] | None = None,
+    stop_reason: str = "early_stopping",
+    with_model: bool = True,
+    config_extra: dict | None = None,
+) -> Path:
+    """Write a run folder as training would, without training: a tiny random model (seeded by
+    ``seed``) and, given a manifest, config.yaml, split.csv, metrics.jsonl and summary.json."""
+    from artsim import runfolder
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if with_model:
+        import torch
+
+        from artsim.model.heads import ArtSimModel, ModelConfig, save_model
+
+        torch.manual_seed(seed)
+        config = ModelConfig(
+            image_tower="tiny",
+            text_tower="tiny",
+            image_feature_dim=32,
+            text_feature_dim=32,
+            embed_dim=16,
+            hidden_dim=32,
+        )
+        save_model(ArtSimModel(config), run_dir)
+    if manifest is None:
+        return run_dir
+    from artsim.data.manifest import load_manifest
+    from artsim.data.split import group_split, split_sizes
+
+    loaded = load_manifest(manifest)
+    assignment = group_split(loaded.items, val_fraction, seed=seed)
+    runfolder.write_split(assignment, run_dir / runfolder.SPLIT_FILE)
+    sizes = split_sizes(assignment, loaded.items)
+    rows = rows if rows is not None else metrics_rows(seed=seed)
+    config = {
+        "data": str(manifest),
+        "out": str(run_dir),
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "image_tower": "tiny",
+        "text_tower": "tiny",
+        "margin": 0.2,
+        "miner": "semihard",
+        "hard_negatives": None,
+        "max_epochs": 40,
+        "finetune_epochs": 0,
+        **(config_extra or {}),
+    }
+    runfolder.write_config(config, run_dir / runfolder.CONFIG_FILE)
+    runfolder.write_metrics(runfolder.metrics_path(run_dir), rows)
+    best = min(rows, key=lambda row: row["val/loss"]) if rows else {}
+    runfolder.write_summary(
+        run_dir,
+        {
+            "epochs_completed": len(rows),
+            "stop_reason": stop_reason,
+            "best_epoch": best.get("epoch"),
+            "best_val_loss": best.get("val/loss"),
+            "final_lr": rows[-1]["lr"] if rows else None,
+            "val_fraction": val_fraction,
+            "seed": seed,
+            "image_tower": "tiny",
+            "text_tower": "tiny",
+            "train_size": sizes["train"],
+            "val_size": sizes["val"],
+            "data_fingerprint": loaded.fingerprint(),
+            "data": str(manifest),
+            "final": rows[-1] if rows else {},
+            "best": best,
+        },
+    )
+    return run_dir
 
 
 def make_tiny_run(folder: Path, seed: int = 0) -> Path:
-    """A run folder with a tiny random model, made without training."""
-    import torch
+    """A run folder holding only a tiny random model (index and service tests)."""
+    return write_fake_run(folder, seed=seed)
 
-    from artsim.model.heads import ArtSimModel, ModelConfig, save_model
 
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        image_tower="tiny",
-        text_tower="tiny",
-        image_feature_dim=32,
-        text_feature_dim=32,
-        embed_dim=16,
-        hidden_dim=32,
-    )
-    save_model(ArtSimModel(config), folder)
-    return folder
+@pytest.fixture(scope="session")
+def write_run() -> Callable[..., Path]:
+    """:func:`write_fake_run`, for tests (helpers cannot be imported under importlib mode)."""
+    return write_fake_run
+
+
+@pytest.fixture(scope="session")
+def make_rows() -> Callable[..., list[dict]]:
+    """:func:`metrics_rows`, for tests."""
+    return metrics_rows
+
+
+@pytest.fixture
+def run_copy(tmp_path: Path) -> Callable[[Path], Path]:
+    """Copy a run folder into this test's tmp_path."""
+
+    def copy(run: Path) -> Path:
+        target = tmp_path / "runs" / run.name
+        shutil.copytree(run, target)
+        return target
+
+    return copy
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +196,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def built_index(tiny_run: Path, synthetic_manifest: Path, tmp_path_factory) -> Path:
     """An index of the synthetic originals. Read-only: tests that change it use ``index_copy``."""
-    from artsim.index.index import build_index
+    from artsim.index.build import build_index
 
     out = tmp_path_factory.mktemp("indexes") / "synthetic"
     build_index(tiny_run, synthetic_manifest, out).close()

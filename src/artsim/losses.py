@@ -16,7 +16,7 @@ from torch import nn
 
 from artsim.triplets import sample_fixed_triplets
 
-FAMILIES = ("image", "text", "i2t", "t2i")
+TRIPLET_FAMILIES = ("image", "text", "i2t", "t2i")
 
 
 def cosine_distance_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -207,7 +207,7 @@ class MultimodalTripletLoss(nn.Module):
             out[f"{family}_n"] = torch.tensor(float(count), device=image_embeddings.device)
         out["cross"] = (out["i2t"] + out["t2i"]) / 2
         out["cross_acc"] = _weighted_accuracy(out, ("i2t", "t2i"))
-        out["triplet_acc"] = _weighted_accuracy(out, FAMILIES)
+        out["triplet_acc"] = _weighted_accuracy(out, TRIPLET_FAMILIES)
         w = self.weights
         out["total"] = w.image * out["image"] + w.text * out["text"] + w.cross * out["cross"]
         return out
@@ -220,7 +220,7 @@ def _weighted_accuracy(parts: dict[str, torch.Tensor], families) -> torch.Tensor
 
 
 @torch.no_grad()
-def seed_figures(
+def seed_document_figures(
     image_embeddings: torch.Tensor,
     text_embeddings: torch.Tensor,
     labels: torch.Tensor,
@@ -266,7 +266,7 @@ def seed_figures(
 
     figures["cross_loss"] = pooled(("i2t", "t2i"), "loss")
     figures["cross_acc"] = pooled(("i2t", "t2i"), "acc")
-    figures["triplet_acc"] = pooled(FAMILIES, "acc")
+    figures["triplet_acc"] = pooled(TRIPLET_FAMILIES, "acc")
     parts = [
         (weights.image, figures["image_loss"]),
         (weights.text, figures["text_loss"]),

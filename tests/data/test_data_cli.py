@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.data.cli import main
+from artsim.cli.data import main
 from artsim.data.manifest import write_manifest
 
 
@@ -123,12 +123,20 @@ def test_derive_and_demo_call_their_builders(
 
     calls = {}
 
-    def derive_manifest(manifest, out_dir: Path, per_original: int = 3, seed: int = 0) -> Path:
+    def derive_manifest(
+        manifest, out_dir: Path, per_original: int = 3, seed: int = 0, reporter=None
+    ) -> Path:
         calls["derive"] = (len(manifest.items), out_dir, per_original, seed)
         return write_manifest(manifest.items, synthetic_manifest.parent / "derived.csv")
 
     def build_demo_corpus(
-        out_dir, max_originals=None, per_original=3, seed=0, cache_dir=None, corpus="demo"
+        out_dir,
+        max_originals=None,
+        per_original=3,
+        seed=0,
+        cache_dir=None,
+        corpus="demo",
+        reporter=None,
     ):
         calls["demo"] = (out_dir, max_originals, per_original, seed, cache_dir, corpus)
         return synthetic_manifest

@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artsim.data import demo
+from artsim.data import debian, demo
+from artsim.data.debian import (
+    PackageTree,
+    default_cache_dir,
+    fetch_package,
+    read_copyright_licence,
+)
 from artsim.data.demo import (
     OPENCLIPART,
     TUXPAINT,
-    PackageTree,
     build_demo_corpus,
-    default_cache_dir,
-    fetch_package,
     find_openclipart_images,
     find_tuxpaint_stamps,
     image_fingerprint,
-    read_copyright_licence,
     read_stamp_description,
     select_originals,
 )
@@ -63,7 +65,7 @@ def _unpacked(cache: Path, package: str, version: str, copyright_text: str) -> P
     doc = root / "usr" / "share" / "doc" / package
     doc.mkdir(parents=True)
     (doc / "copyright").write_text(copyright_text, encoding="utf-8")
-    (root / demo.UNPACKED_MARKER).write_text(json.dumps({"version": version}), encoding="utf-8")
+    (root / debian.UNPACKED_MARKER).write_text(json.dumps({"version": version}), encoding="utf-8")
     return root
 
 
@@ -117,7 +119,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("apt-get must not run when the cache is unpacked")
 
-    monkeypatch.setattr(demo, "_apt_download", refuse)
+    monkeypatch.setattr(debian, "_apt_download", refuse)
 
 
 def _trees(cache: Path) -> dict[str, PackageTree]:
@@ -251,7 +253,19 @@ def test_select_originals_is_balanced_and_skips_bad_images(
 def test_build_demo_corpus_from_the_cache(
     fake_cache: Path, no_network: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = build_demo_corpus(tmp_path / "a", per_original=2, seed=0, cache_dir=fake_cache)
+    from artsim.progress import Reporter
+
+    class Notes(Reporter):
+        def __init__(self):
+            self.lines: list[str] = []
+
+        def note(self, text: str, level: str = "info") -> None:
+            self.lines.append(text)
+
+    notes = Notes()  # the counts are a note, shown by whoever renders the reporter
+    first = build_demo_corpus(
+        tmp_path / "a", per_original=2, seed=0, cache_dir=fake_cache, reporter=notes
+    )
     second = build_demo_corpus(tmp_path / "b", per_original=2, seed=0, cache_dir=fake_cache)
     assert first == tmp_path / "a" / "manifest.csv"
     assert first.read_bytes() == second.read_bytes()
@@ -267,7 +281,7 @@ def test_build_demo_corpus_from_the_cache(
     assert robin.metadata["text_es"] == "Un petirrojo."
     assert all(item.source for item in originals)
     assert (tmp_path / "a" / "originals" / "tuxpaint.animals.birds.robin.png").is_file()
-    printed = capsys.readouterr().out
+    printed = " ".join(notes.lines)
     assert "6 originals" in printed and "12 generated" in printed
 
 
@@ -308,7 +322,7 @@ def test_held_back_packages_are_refused_before_any_download(
     def no_subprocess(*args, **kwargs):
         raise AssertionError("nothing may be run for a held-back package")
 
-    monkeypatch.setattr(demo.subprocess, "run", no_subprocess)
+    monkeypatch.setattr(debian.subprocess, "run", no_subprocess)
     with pytest.raises(DataError, match="held back") as caught:
         fetch_package(package, tmp_path)
     assert "\n" not in str(caught.value)
@@ -318,7 +332,7 @@ def test_held_back_packages_are_refused_before_any_download(
 def test_missing_apt_get_is_one_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(demo.shutil, "which", lambda name: None)
+    monkeypatch.setattr(debian.shutil, "which", lambda name: None)
     with pytest.raises(DataError, match="apt-get not found") as caught:
         fetch_package(TUXPAINT, tmp_path)
     assert "\n" not in str(caught.value)
@@ -340,9 +354,9 @@ def test_apt_update_runs_once_when_lists_are_missing(
             )
         return subprocess.CompletedProcess(args, 0, "", "")
 
-    monkeypatch.setattr(demo.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(demo, "_apt", fake_apt)
-    deb = demo._apt_download(TUXPAINT, tmp_path)
+    monkeypatch.setattr(debian.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(debian, "_apt", fake_apt)
+    deb = debian._apt_download(TUXPAINT, tmp_path)
     assert deb.name == f"{TUXPAINT}_1.0_all.deb"
     assert calls == [("download", TUXPAINT), ("update",), ("download", TUXPAINT)]
 
@@ -354,10 +368,10 @@ def test_apt_failure_names_the_apt_error(tmp_path: Path, monkeypatch: pytest.Mon
         stderr = "W: something harmless\nE: Unable to locate package nope"
         return subprocess.CompletedProcess(args, 100, "", stderr)
 
-    monkeypatch.setattr(demo.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(demo, "_apt", failing_apt)
+    monkeypatch.setattr(debian.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(debian, "_apt", failing_apt)
     with pytest.raises(DataError, match="E: Unable to locate package nope"):
-        demo._apt_download("nope", tmp_path)
+        debian._apt_download("nope", tmp_path)
 
 
 def test_default_cache_dir_follows_artsim_cache(

@@ -9,18 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.data.derive import (
-    FAMILIES,
-    GENERATED_MAX_SIDE,
-    TRANSFORMS,
-    derive_manifest,
-    make_prompt,
-    stable_seed,
-)
+from artsim.data.derive import derive_manifest, stable_seed
 from artsim.data.images import load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.prompts import make_prompt
 from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.transforms import GENERATED_MAX_SIDE, TRANSFORM_FAMILIES, TRANSFORMS
 from artsim.errors import DataError
 
 PER_ORIGINAL = 4
@@ -176,14 +171,16 @@ def test_stable_seed_does_not_depend_on_the_process() -> None:
     assert stable_seed(1, "g000-orig") != stable_seed(0, "g000-orig")
 
 
-@pytest.mark.parametrize("family", [family for family in FAMILIES if family != "compression"])
+@pytest.mark.parametrize(
+    "family", [family for family in TRANSFORM_FAMILIES if family != "compression"]
+)
 def test_every_transform_keeps_an_rgb_image(family: str) -> None:
     from PIL import Image
 
-    from artsim.data.derive import _Canvas, _Thumbnails
+    from artsim.data.transforms import Canvas, Thumbnails
 
     image = Image.new("RGB", (40, 30), (200, 30, 30))
-    canvas = _Canvas(rng=np.random.default_rng(0), thumbnails=_Thumbnails([]), own_index=0)
+    canvas = Canvas(rng=np.random.default_rng(0), thumbnails=Thumbnails([]), own_index=0)
     for name, transform in TRANSFORMS[family].items():
         result = transform(image, canvas)
         assert result.mode == "RGB", name

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from artsim.data.cli import main
+from artsim.cli.data import main
 from artsim.data.folder import caption_from_name, originals_from_folder
 from artsim.data.manifest import load_manifest
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from artsim.cli.data import main
 from artsim.data import heldout, heldout_prompts, heldout_transforms
-from artsim.data.cli import main
 from artsim.data.heldout import derive_heldout_manifest, heldout_seed
 from artsim.data.heldout_prompts import heldout_prompt
 from artsim.data.heldout_transforms import (
@@ -106,12 +106,12 @@ def test_prompts_english_spanish_and_none() -> None:
 
 
 def test_prompts_share_no_template_with_training() -> None:
-    from artsim.data import derive
+    from artsim.data import prompts
 
     ours = set(heldout_prompts.TEMPLATES_EN) | set(heldout_prompts.TEMPLATES_ES)
-    theirs = set(derive.TEMPLATES_EN) | set(derive.TEMPLATES_ES)
+    theirs = set(prompts.TEMPLATES_EN) | set(prompts.TEMPLATES_ES)
     assert not ours & theirs
-    assert not set(heldout_prompts.MEDIA_EN) & set(derive.STYLES_EN)
+    assert not set(heldout_prompts.MEDIA_EN) & set(prompts.STYLES_EN)
 
 
 def _imports(module) -> set[str]:
@@ -137,13 +137,16 @@ def _function_bodies(path: Path) -> set[str]:
 
 
 def test_no_code_shared_with_the_training_transforms() -> None:
-    from artsim.data import derive
+    from artsim.data import derive, prompts, transforms
 
+    training = ("artsim.data.derive", "artsim.data.transforms", "artsim.data.prompts")
     for module in (heldout, heldout_prompts, heldout_transforms):
-        assert "artsim.data.derive" not in _imports(module), module.__name__
+        assert not set(training) & _imports(module), module.__name__
     ours = set().union(*(_function_bodies(Path(m.__file__)) for m in (heldout, heldout_transforms)))
-    assert not ours & _function_bodies(Path(derive.__file__))
-    assert not set(PATTERNS) & {name for family in derive.TRANSFORMS.values() for name in family}
+    for module in (derive, transforms, prompts):
+        assert not ours & _function_bodies(Path(module.__file__)), module.__name__
+    names = {name for family in transforms.TRANSFORMS.values() for name in family}
+    assert not set(PATTERNS) & names
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.data.cli import main
+from artsim.cli.data import main
 from artsim.data.lofo import leave_one_source_out, source_counts, source_of
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.errors import DataError

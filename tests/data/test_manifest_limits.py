@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.data.cli import main
+from artsim.cli.data import main
 from artsim.data.manifest import MAX_CELL_CHARS, load_manifest
 
 

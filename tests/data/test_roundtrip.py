@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest, write_manifest
 from artsim.data.split import read_split, write_split
-from artsim.train.callbacks import dumps_row, read_metrics
+from artsim.runfolder import dumps_row, read_metrics
 
 AWKWARD = [
     ",",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from artsim.cli.evaluate import main
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.errors import UserError
-from artsim.eval.evaluate import TASKS, evaluate_run, main
+from artsim.eval.evaluate import TASKS, evaluate_run
 
 RETRIEVAL_KEYS = {
     "recall@1",
@@ -41,7 +42,7 @@ AT_FPR_KEYS = {"threshold", "precision", "recall", "fpr"}
 
 def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, synthetic_manifest):
     run = run_copy(eval_run)
-    result = evaluate_run(run, synthetic_manifest, split="val", progress=False)
+    result = evaluate_run(run, synthetic_manifest, split="val")
 
     assert set(result["tasks"]) == set(TASKS)
     for task in TASKS:
@@ -112,20 +113,20 @@ def _rewrite(manifest: Path, change) -> None:
 def test_other_data_is_evaluated_without_calibration(eval_run, run_copy, tmp_path):
     run = run_copy(eval_run)
     other = make_synthetic_manifest(tmp_path / "other", n_groups=4, seed=5)
-    result = evaluate_run(run, other, progress=False)
+    result = evaluate_run(run, other)
     assert result["split"] == "all" and result["name"].startswith("external-")
     assert result["counts"]["queries"] == 12 and result["counts"]["gallery"] == 4
     assert (run / "eval" / f"{result['name']}.json").is_file()
     assert not (run / "calibration.json").exists()
     # same ids as the training data (g000-orig...) but other pictures: matched by id, with a
     # note, and never taken for the run's own validation data
-    result = evaluate_run(run, other, split="val", progress=False)
+    result = evaluate_run(run, other, split="val")
     assert "not the data the run was trained on" in result["notes"][0]
     assert not (run / "calibration.json").exists()
     # ids that match nothing in split.csv: said plainly
     _rewrite(other, lambda rows: [{**row, "id": "x" + row["id"]} for row in rows])
     with pytest.raises(UserError, match="none of the ids"):
-        evaluate_run(run, other, split="val", progress=False)
+        evaluate_run(run, other, split="val")
 
 
 def test_queries_without_text_or_original_are_skipped_and_counted(
@@ -143,7 +144,7 @@ def test_queries_without_text_or_original_are_skipped_and_counted(
         return rows
 
     _rewrite(manifest, change)
-    result = evaluate_run(run_copy(eval_run), manifest, progress=False)
+    result = evaluate_run(run_copy(eval_run), manifest)
     skipped = result["counts"]["skipped"]
     assert skipped["group has no original among the evaluated items"] == 3
     assert skipped["text: query has no text (left out of text, t2i)"] == 1

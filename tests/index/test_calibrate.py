@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artsim.cli.index import main as index_main
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.eval.openset import binomial_interval
+from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
-from artsim.index.index import ArtIndex, build_index, load_calibration, search_index
-from artsim.index.index import main as index_main
+from artsim.index.calibration import load_calibration
+from artsim.index.catalog import ArtIndex
+from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
 
 

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artsim.cli.index import main
+from artsim.cli.search import score_main, search_main
 from artsim.errors import ModelMismatchError
-from artsim.index.index import ArtIndex, load_calibration, main, search_index
-from artsim.index.search import score_main, search_main
+from artsim.index.catalog import ArtIndex
+from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
+from artsim.runfolder import load_calibration
 
 
 def originals(manifest: Path) -> list[dict]:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.index.index import build_index, search_index
+from artsim.index.build import build_index
+from artsim.index.query import search_index
 from artsim.index.store import OriginalRecord
 
 START_TIMEOUT_S = 120

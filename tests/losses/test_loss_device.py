@@ -9,7 +9,7 @@ from artsim.losses import (
     MultimodalTripletLoss,
     TripletMarginLoss,
     create_miner,
-    seed_figures,
+    seed_document_figures,
 )
 
 
@@ -48,7 +48,7 @@ def test_multimodal_loss_and_its_gradient_stay_on_the_inputs_device(miner, forei
 
 def test_seed_figures_stay_on_the_inputs_device(foreign_default_device):
     image, text, labels, has_text, _ = _batch()
-    expected = seed_figures(image, text, labels, has_text)
+    expected = seed_document_figures(image, text, labels, has_text)
     with foreign_default_device():
-        figures = seed_figures(image, text, labels, has_text)
+        figures = seed_document_figures(image, text, labels, has_text)
     assert figures == pytest.approx(expected, nan_ok=True)

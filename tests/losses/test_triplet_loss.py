@@ -1,4 +1,4 @@
-"""Miners, TripletMarginLoss, MultimodalTripletLoss and seed_figures against plain Python loops.
+"""Miners, TripletMarginLoss, MultimodalTripletLoss and seed_document_figures against plain Python loops.
 
 Every reference below walks all (anchor, positive) pairs one at a time and computes cosine
 distances with ``math``, so a vectorised shortcut in ``artsim.losses`` cannot hide behind itself.
@@ -20,7 +20,7 @@ from artsim.losses import (
     TripletMarginLoss,
     cosine_distance_matrix,
     create_miner,
-    seed_figures,
+    seed_document_figures,
 )
 from artsim.triplets import sample_fixed_triplets
 
@@ -452,7 +452,7 @@ def test_multimodal_without_any_text_still_has_an_image_loss():
     assert torch.count_nonzero(images.grad) > 0
 
 
-# --------------------------------------------------------------------------- seed_figures
+# --------------------------------------------------------------------------- seed_document_figures
 
 
 def loop_seed_figures(images, texts, labels, has_text, margin, seed, weights):
@@ -509,24 +509,30 @@ def assert_figures_equal(got, expected):
 def test_seed_figures_match_loop_over_fixed_triplets(seed):
     images, texts, labels, has_text, _ = multimodal_case(seed, n=14)
     weights = LossWeights(image=1.0, text=0.5, cross=2.0)
-    got = seed_figures(images, texts, labels, has_text, margin=0.3, seed=seed, weights=weights)
+    got = seed_document_figures(
+        images, texts, labels, has_text, margin=0.3, seed=seed, weights=weights
+    )
     expected = loop_seed_figures(images, texts, labels, has_text, 0.3, seed, weights)
     assert_figures_equal(got, expected)
 
 
 def test_seed_figures_are_identical_for_the_same_seed():
     images, texts, labels, has_text, _ = multimodal_case(7, n=16)
-    first = seed_figures(images, texts, labels, has_text, seed=3)
-    second = seed_figures(images.clone(), texts.clone(), labels.clone(), has_text.clone(), seed=3)
+    first = seed_document_figures(images, texts, labels, has_text, seed=3)
+    second = seed_document_figures(
+        images.clone(), texts.clone(), labels.clone(), has_text.clone(), seed=3
+    )
     assert first == second
-    other = seed_figures(images, texts, labels, has_text, seed=4)
+    other = seed_document_figures(images, texts, labels, has_text, seed=4)
     assert other != first  # other triplets
 
 
 def test_seed_figures_nan_parts_drop_out_of_loss():
     images, texts, labels, _, _ = multimodal_case(1, n=10)
     has_text = torch.zeros(len(labels), dtype=torch.bool)
-    figures = seed_figures(images, texts, labels, has_text, weights=LossWeights(2.0, 1.0, 1.0))
+    figures = seed_document_figures(
+        images, texts, labels, has_text, weights=LossWeights(2.0, 1.0, 1.0)
+    )
     for key in ("text_loss", "text_acc", "i2t_loss", "t2i_loss", "cross_loss", "cross_acc"):
         assert math.isnan(figures[key]), key
     assert not math.isnan(figures["loss"])

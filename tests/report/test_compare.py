@@ -6,10 +6,10 @@ import math
 
 import pytest
 
+from artsim.cli.compare import main
 from artsim.report.compare import (
     _change,
     compare_runs,
-    main,
     regularized_beta,
     relative_change,
     student_t_cdf,

@@ -51,7 +51,7 @@ def test_report_flags_tasks_below_frozen(evaluated_run, run_copy, lang, flag, se
     assert heldout_rows[0][2:] == ["0.375", "0.536", "0.34", "-0.161", flag]
     assert all(row[-1] == "" for row in heldout_rows[1:])
     assert any(paragraph.startswith(sentence) for paragraph in paragraphs)
-    paths = build_report(run, lang=lang, progress=False)
+    paths = build_report(run, lang=lang)
     markdown = paths["md"].read_text(encoding="utf-8")
     assert title in markdown and sentence in markdown and flag in markdown
 

@@ -8,14 +8,17 @@ import re
 
 import pytest
 
-from artsim.report.report import Evaluation, analyse_run, build_report, load_run, main
+from artsim.cli.report import main
+from artsim.report.analysis import analyse_run
+from artsim.report.reading import Evaluation, load_run
+from artsim.report.report import build_report
 from artsim.report.text import TEMPLATES
 
 
 def test_report_writes_both_languages(evaluated_run, run_copy):
     run = run_copy(evaluated_run)
-    english = build_report(run, lang="en", progress=False)
-    spanish = build_report(run, lang="es", progress=False)
+    english = build_report(run, lang="en")
+    spanish = build_report(run, lang="es")
     assert english == {"html": run / "report.html", "md": run / "report.md"}
     assert spanish == {"html": run / "report.es.html", "md": run / "report.es.md"}
 
@@ -32,7 +35,7 @@ def test_report_writes_both_languages(evaluated_run, run_copy):
 
 def test_spanish_report_is_spanish(evaluated_run, run_copy):
     run = run_copy(evaluated_run)
-    paths = build_report(run, lang="es", progress=False)
+    paths = build_report(run, lang="es")
     for path in paths.values():
         text = path.read_text(encoding="utf-8")
         assert "sobreajuste" in text and "Recomendaciones" in text and "Conclusión" in text
@@ -122,18 +125,23 @@ def test_stop_reasons_are_explained(make_run):
     assert "NaN" in text and "Bajar la tasa de aprendizaje" in text
 
 
-def test_report_runs_the_evaluation_when_missing(tmp_path, report_manifest, write_run):
+def test_report_reads_files_only_and_says_how_to_evaluate(
+    tmp_path, report_manifest, write_run, capsys
+):
     run = write_run(tmp_path / "fresh", report_manifest)
-    assert not (run / "eval" / "val.json").exists()
-    build_report(run, lang="en", out_dir=tmp_path / "out", progress=False)
-    assert (run / "eval" / "val.json").is_file() and (run / "calibration.json").is_file()
-    assert (tmp_path / "out" / "report.html").is_file()
+    assert main([str(run), "--out", str(tmp_path / "out")]) == 0
+    assert not (run / "eval").exists() and not (run / "calibration.json").exists()
+    out = capsys.readouterr().out
+    assert out.count("no evaluation in the report") == 1
+    assert f"artsim evaluate --run {run} --split val" in out.replace("\n", "")
+    text = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Retrieval figures are not available" in text and "eval/val.json is missing" in text
     assert (tmp_path / "out" / "report_files" / "curves.png").is_file()
 
 
 def test_report_without_model_still_reports_training(tmp_path, report_manifest, write_run):
     run = write_run(tmp_path / "nomodel", report_manifest, with_model=False)
-    paths = build_report(run, lang="en", progress=False)
+    paths = build_report(run, lang="en")
     text = paths["md"].read_text(encoding="utf-8")
     assert "Retrieval figures are not available" in text and "Why training stopped" in text
 
@@ -149,13 +157,17 @@ def test_report_command(evaluated_run, run_copy, tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_stale_evaluation_is_redone(evaluated_run, run_copy):
+def test_stale_evaluation_is_not_used(evaluated_run, run_copy):
     run = run_copy(evaluated_run)
     stale = json.loads((run / "eval" / "val.json").read_text())
     stale["model_id"] = "another-model"
     (run / "eval" / "val.json").write_text(json.dumps(stale))
-    build_report(run, lang="en", progress=False)
-    assert json.loads((run / "eval" / "val.json").read_text())["model_id"] != "another-model"
+    text = build_report(run, lang="en")["md"].read_text(encoding="utf-8")
+    assert (
+        "was made with model another-model" in text
+        and "Retrieval figures are not available" in text
+    )
+    assert json.loads((run / "eval" / "val.json").read_text())["model_id"] == "another-model"
 
 
 def test_report_shows_open_set_figures_and_calibration_in_both_languages(evaluated_run, run_copy):
@@ -207,5 +219,5 @@ def test_report_shows_open_set_figures_and_calibration_in_both_languages(evaluat
     assert confusion[0][1:] == ["copy", "derived", "related", "unrelated"]
     assert confusion[1][0] == ["original not indexed", "0", "0", "1", "39"]
     assert spanish["title"].startswith("Veredictos") and "derivada" in spanish["tables"][-1][0]
-    paths = build_report(run, lang="es", progress=False)
+    paths = build_report(run, lang="es")
     assert "Veredictos" in paths["md"].read_text(encoding="utf-8")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from artsim.cli import sweep
+from artsim.cli.sweep import main, parse_list, run_sweep
 from artsim.errors import UserError
-from artsim.report import sweep
-from artsim.report.sweep import main, parse_list, run_name, run_sweep, split_name
+from artsim.report.sweep import run_name, split_name
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_sweep_trains_each_combination_once_and_writes_its_report(
 ):
     out = tmp_path / "sweep"
     result = run_sweep(report_manifest, [0.2, 0.4], [0, 1, 2], out, max_epochs=3,
-                       train=fake_train, evaluate=False, progress=False)  # fmt: skip
+                       train=fake_train, evaluate=False)  # fmt: skip
     assert len(fake_train.calls) == 6
     assert {c.max_epochs for c in fake_train.calls} == {3}
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
@@ -57,14 +58,14 @@ def test_sweep_trains_each_combination_once_and_writes_its_report(
 
     # complete combinations are skipped: a second call trains nothing
     again = run_sweep(report_manifest, [0.2, 0.4], [0, 1, 2], out, train=fake_train,
-                      evaluate=False, progress=False)  # fmt: skip
+                      evaluate=False)  # fmt: skip
     assert len(fake_train.calls) == 6
     assert {r["status"] for r in again["runs"]} == {"reused"}
 
 
 def test_one_seed_per_split_says_noise_cannot_be_judged(tmp_path, report_manifest, fake_train):
     result = run_sweep(report_manifest, [0.2, 0.4], [0], tmp_path / "one", train=fake_train,
-                       evaluate=True, progress=False)  # fmt: skip
+                       evaluate=True)  # fmt: skip
     kinds = {v["kind"] for v in result["verdicts"]["en"]}
     assert kinds <= {"one_seed", "neutral"}
     assert "eval/fused/recall@1" in result["summary"]  # each run's val split was evaluated
@@ -96,10 +97,10 @@ def test_real_training_sweep_then_report_and_compare(tmp_path, report_manifest):
 
     out = tmp_path / "sweep"
     result = run_sweep(report_manifest, [0.25], [0, 1], out, max_epochs=2, image_tower="tiny",
-                       text_tower="tiny", progress=False)  # fmt: skip
+                       text_tower="tiny")  # fmt: skip
     assert {r["status"] for r in result["runs"]} == {"trained"}
     assert result["summary"]["eval/fused/recall@1"]["75/25"]["n"] == 2
     run = out / run_name(0.25, 0)
-    paths = build_report(run, lang="es", progress=False)
+    paths = build_report(run, lang="es")
     assert "sobreajuste" in paths["md"].read_text(encoding="utf-8")
     assert compare_runs([out / run_name(0.25, 0), out / run_name(0.25, 1)])["seed_only"]

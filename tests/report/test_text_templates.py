@@ -12,3 +12,9 @@ def test_a_field_named_lang_fills_the_template():
 
 def test_both_languages_have_the_same_templates():
     assert set(TEMPLATES["en"]) == set(TEMPLATES["es"])
+
+
+def test_both_languages_name_the_same_figures():
+    from artsim.report.text import LABELS
+
+    assert set(LABELS["en"]) == set(LABELS["es"])

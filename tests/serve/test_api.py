@@ -211,7 +211,7 @@ def test_search_gives_graded_verdicts_with_probabilities_once_calibrated(
     """After `artsim calibrate` on the collection, a running service answers with graded
     verdicts (copy/derived/related/unrelated), the score that decided and a probability."""
     from artsim.index.calibrate import calibrate_index
-    from artsim.index.index import ArtIndex
+    from artsim.index.catalog import ArtIndex
 
     with TestClient(create_app(index_copy)) as c:
         before = c.post("/search", files={"image": ("x.png", original_png("g001"))}).json()

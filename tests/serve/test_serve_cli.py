@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from artsim.serve.cli import main
+from artsim.cli.serve import main
 
 
 def test_a_taken_port_is_one_line_before_anything_is_served(built_index: Path, capsys):

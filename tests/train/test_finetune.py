@@ -7,12 +7,12 @@ import json
 import numpy as np
 from safetensors import safe_open
 
+from artsim.cli.train import main
 from artsim.data.augment import augment_image
 from artsim.data.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.towers import create_image_tower
-from artsim.train.callbacks import read_metrics
-from artsim.train.run import main
+from artsim.runfolder import read_metrics
 
 CONFIG = "finetune_epochs: 3\nfinetune_lr: 0.003\nfinetune_blocks: 1\nlr: 0.0003\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.train.callbacks import read_metrics
+from artsim.runfolder import read_metrics
 
 pytestmark = pytest.mark.slow
 

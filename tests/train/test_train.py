@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
+from artsim.cli.train import main
 from artsim.model.heads import load_model
+from artsim.runfolder import read_metrics
 from artsim.train import run as train_module
-from artsim.train.callbacks import read_metrics
-from artsim.train.run import main
 
 ROW_KEYS = {
     "epoch",

@@ -2,9 +2,9 @@
 
 Originals come from ``tuxpaint-stamps-default`` (Tux Paint's stamps: drawings with an English
 description and translations, GPL) and ``openclipart-png`` (Open Clip Art Library PNGs, public
-domain). The packages are fetched with ``apt-get download`` into a cache folder and unpacked there
-with ``dpkg-deb -x``; nothing is installed on the system, and a second build reuses the unpacked
-cache without the network. The generated side of the corpus is made by
+domain). The packages are fetched by :mod:`artsim.data.debian` (``apt-get download`` and
+``dpkg-deb -x`` into a cache folder; nothing is installed on the system); this module chooses the
+originals among their images. The generated side of the corpus is made by
 :func:`artsim.data.derive.derive_manifest` (documented stand-ins, not real generated art).
 
 ``openclipart-png`` carries no SVG or other per-image metadata (its copyright file mentions
@@ -12,19 +12,14 @@ per-image ``.txt`` files, but the package holds only PNGs), so titles come from 
 (``{title}_{author}_{NN}``, cut at 24 characters, so author fragments stay in the title) and
 keywords from the folders. ``openclipart-svg`` has fuller metadata but is not fetched: it is
 another large download for a demo that does not need it.
-
-The cache folder is ``cache_dir``, else ``$ARTSIM_CACHE/debs``, else ``~/.cache/artsim/debs``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import shutil
 import struct
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,10 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from artsim.data.debian import PackageTree, default_cache_dir, fetch_package
 from artsim.data.derive import derive_manifest, stable_seed
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest, write_manifest
 from artsim.errors import DataError
+from artsim.progress import Reporter, or_silent
 
 TUXPAINT = "tuxpaint-stamps-default"
 OPENCLIPART = "openclipart-png"
@@ -52,25 +49,7 @@ MIN_SIDE = 32
 MAX_ORIGINAL_PIXELS = 4_000_000
 TUXPAINT_ARTIST = "Tux Paint contributors"
 OPENCLIPART_ARTIST = "Open Clip Art Library contributors"
-UNPACKED_MARKER = ".artsim-unpacked.json"
 WORKERS = 2
-
-_APT_TIMEOUT_S = 600
-
-
-@dataclass(frozen=True)
-class PackageTree:
-    """One Debian package unpacked in the cache: its files lie under ``root`` (``root/usr/...``)."""
-
-    name: str
-    version: str
-    licence: str
-    root: Path
-
-    @property
-    def source(self) -> str:
-        """How manifests credit the package, e.g. ``tuxpaint-stamps-default 2022.06.04-1 (GPL-2)``."""
-        return f"{self.name} {self.version} ({self.licence})"
 
 
 @dataclass(frozen=True)
@@ -99,6 +78,7 @@ def build_demo_corpus(
     seed: int = 0,
     cache_dir: Path | None = None,
     corpus: str = "demo",
+    reporter: Reporter | None = None,
 ) -> Path:
     """Build the demo corpus under ``out_dir`` and return the path of its ``manifest.csv``.
 
@@ -115,10 +95,7 @@ def build_demo_corpus(
     >>> build_demo_corpus(Path("data/demo"), max_originals=40)  # doctest: +SKIP
     PosixPath('data/demo/manifest.csv')
     """
-    from rich.console import Console
-
-    # Soft wrap: the counts stay one line however narrow the terminal.
-    console = Console(soft_wrap=True)
+    reporter = or_silent(reporter)
     limit = DEFAULT_MAX_ORIGINALS if max_originals is None else max_originals
     if limit < 1:
         raise DataError(f"max_originals must be at least 1, got {limit}")
@@ -157,19 +134,21 @@ def build_demo_corpus(
     originals_path = write_manifest(items, out_dir / "originals.csv")
     # The images were checked while selecting them; decoding them all again would only cost time.
     originals = load_manifest(originals_path, check_images=False)
-    manifest_path = derive_manifest(originals, out_dir, per_original=per_original, seed=seed)
+    manifest_path = derive_manifest(
+        originals, out_dir, per_original=per_original, seed=seed, reporter=reporter
+    )
 
     final = load_manifest(manifest_path, check_images=False)
     per_package = Counter(candidate.package for candidate in chosen)
     languages = Counter(item.lang or "(no text)" for item in final.items)
     n_spanish_captions = sum(1 for candidate in chosen if candidate.metadata.get("text_es"))
-    console.print(
+    reporter.note(
         f"demo corpus: {len(final.originals())} originals "
         f"({', '.join(f'{package} {count}' for package, count in sorted(per_package.items()))}), "
         f"{len(final.generated())} generated, {n_spanish_captions} originals with a Spanish "
         f"caption; languages: {', '.join(f'{lang} {n}' for lang, n in sorted(languages.items()))}"
     )
-    console.print(f"wrote {manifest_path}")
+    reporter.note(f"wrote {manifest_path}")
     return manifest_path
 
 
@@ -189,169 +168,6 @@ def corpus_finders(corpus: str) -> dict[str, Callable[[PackageTree], list[Candid
 
         finders.update(extra_finders())
     return finders
-
-
-# --- fetching packages --------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$ARTSIM_CACHE/debs`` if ``ARTSIM_CACHE`` is set, else ``~/.cache/artsim/debs``."""
-    root = os.environ.get("ARTSIM_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "artsim"
-    return base / "debs"
-
-
-def fetch_package(package: str, cache_dir: Path) -> PackageTree:
-    """Unpack ``package`` into ``cache_dir/unpacked/<package>`` (reused if already there).
-
-    The ``.deb`` is taken from ``cache_dir`` if one is there, else fetched with
-    ``apt-get download`` (running ``apt-get update`` once if the package lists are missing).
-    Nothing is installed. Raises :class:`DataError` with a one-line reason when that fails.
-    """
-    refuse_held_back(package)
-    cache_dir = Path(cache_dir)
-    unpacked = cache_dir / "unpacked" / package
-    marker = unpacked / UNPACKED_MARKER
-    if marker.is_file():
-        version = json.loads(marker.read_text(encoding="utf-8"))["version"]
-        return _package_tree(package, version, unpacked)
-
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    deb = _cached_deb(package, cache_dir) or _apt_download(package, cache_dir)
-    dpkg_deb = shutil.which("dpkg-deb")
-    if dpkg_deb is None:
-        raise DataError(
-            "dpkg-deb not found: the demo corpus unpacks Debian packages; install dpkg "
-            "(Debian/Ubuntu have it) or build your own manifest instead"
-        )
-    version = _run([dpkg_deb, "-f", str(deb), "Version"], f"reading the version of {deb.name}")
-    # Unpack beside the final folder and rename, so an interrupted unpack is never mistaken for
-    # a complete one.
-    partial = unpacked.with_name(f".{package}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    _run([dpkg_deb, "-x", str(deb), str(partial)], f"unpacking {deb.name}")
-    (partial / UNPACKED_MARKER).write_text(
-        json.dumps({"package": package, "version": version, "deb": deb.name}), encoding="utf-8"
-    )
-    shutil.rmtree(unpacked, ignore_errors=True)
-    partial.rename(unpacked)
-    return _package_tree(package, version, unpacked)
-
-
-# The project's own held-back evaluation is made from these packages: fetching them for anything
-# (training, tuning or our own evaluations) would leak it.
-HELD_BACK_PACKAGES = ("wesnoth", "gcompris")
-
-
-def refuse_held_back(package: str) -> None:
-    """Raise :class:`DataError` for a ``wesnoth-*`` or ``gcompris-*`` package (held back)."""
-    name = package.strip().lower()
-    for prefix in HELD_BACK_PACKAGES:
-        # Any name that starts so (wesnoth, wesnoth-1.16-data, gcompris-qt-data, ...).
-        if name.startswith(prefix):
-            raise DataError(
-                f"{package}: the {prefix}-* packages are held back for the project's evaluation "
-                "and are never fetched or used"
-            )
-
-
-def _package_tree(package: str, version: str, root: Path) -> PackageTree:
-    copyright_path = root / "usr" / "share" / "doc" / package / "copyright"
-    licence = read_copyright_licence(copyright_path) if copyright_path.is_file() else "unknown"
-    return PackageTree(name=package, version=version, licence=licence, root=root)
-
-
-def _cached_deb(package: str, cache_dir: Path) -> Path | None:
-    debs = sorted(cache_dir.glob(f"{package}_*.deb"))
-    return debs[-1] if debs else None
-
-
-def _apt_download(package: str, cache_dir: Path) -> Path:
-    apt_get = shutil.which("apt-get")
-    if apt_get is None:
-        raise DataError(
-            f"apt-get not found: the demo corpus needs Debian/Ubuntu apt-get and dpkg-deb to "
-            f"fetch {package}; put {package}_*.deb into {cache_dir} by hand, or build your own "
-            "manifest instead"
-        )
-    result = _apt(apt_get, "download", package, cwd=cache_dir)
-    if result.returncode != 0:
-        # The usual cause on a fresh container: no package lists yet ("Unable to locate package").
-        update = _apt(apt_get, "update", cwd=cache_dir)
-        if update.returncode != 0:
-            raise DataError(
-                f"apt-get download {package} failed and apt-get update failed too "
-                f"({_last_line(update.stderr)}); run `sudo apt-get update` once and retry"
-            )
-        result = _apt(apt_get, "download", package, cwd=cache_dir)
-    deb = _cached_deb(package, cache_dir)
-    if result.returncode != 0 or deb is None:
-        raise DataError(
-            f"apt-get download {package} failed ({_last_line(result.stderr)}); check the network "
-            f"and apt sources, or put {package}_*.deb into {cache_dir} by hand"
-        )
-    return deb
-
-
-def _apt(apt_get: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            [apt_get, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=_APT_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise DataError(
-            f"apt-get {' '.join(args)} took over {_APT_TIMEOUT_S} s; check the network"
-        ) from None
-
-
-def _run(command: Sequence[str], doing: str) -> str:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise DataError(f"{doing} failed: {_last_line(result.stderr) or 'no message'}")
-    return result.stdout.strip()
-
-
-def _last_line(text: str) -> str:
-    # apt prints warnings ("W: ...") before the error that matters, so report the last error.
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("E:")]
-    return (errors or lines or [""])[-1]
-
-
-def read_copyright_licence(path: Path) -> str:
-    """The licence named in a Debian ``copyright`` file, e.g. ``GPL-2`` or ``public domain``.
-
-    Machine-readable files (DEP-5) give it in the ``Files: *`` paragraph; older free-form files
-    are recognised by their wording.
-    """
-    text = Path(path).read_text(encoding="utf-8", errors="replace")
-    paragraphs = re.split(r"\n\s*\n", text)
-    for paragraph in paragraphs:
-        if re.search(r"^Files:\s*\*\s*$", paragraph, flags=re.MULTILINE):
-            match = re.search(r"^License:[ \t]*(\S.*)$", paragraph, flags=re.MULTILINE)
-            if match:
-                return match.group(1).strip()
-    # A licence name on the "License:" line itself; a bare "License:" heading followed by the
-    # licence's prose is free-form and read below.
-    match = re.search(r"^License:[ \t]*(\S.*)$", text, flags=re.MULTILINE)
-    if match:
-        return match.group(1).strip()
-    lowered = " ".join(text.lower().split())
-    if "public domain" in lowered:
-        return "public domain"
-    if "gnu general public license" in lowered:
-        version = re.search(r"either version (\d)", lowered) or re.search(r"version (\d)", lowered)
-        later = "or (at your option) any later version" in lowered
-        return f"GPL-{version.group(1)}{'+' if later else ''}" if version else "GPL"
-    if "share alike" in lowered:
-        return "CC-BY-SA"
-    return "see its copyright file"
 
 
 # --- reading the packages -----------------------------------------------------------------------

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.demo import default_cache_dir, fetch_package, image_fingerprint
+from artsim.data.debian import default_cache_dir, fetch_package
+from artsim.data.demo import image_fingerprint
 from artsim.data.derive import derive_manifest
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest, write_manifest
 from artsim.errors import DataError
+from artsim.progress import Reporter
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 EXTERNAL_PACKAGE = "pysiogame"
@@ -127,6 +129,7 @@ def build_external_corpus(
     cache_dir: str | Path | None = None,
     source: str = "art4apps",
     family: str = "training",
+    reporter: Reporter | None = None,
 ) -> Path:
     """An external evaluation set (never trained on) with ``per_original`` derivatives each.
 
@@ -154,4 +157,6 @@ def build_external_corpus(
         from artsim.data.heldout import derive_heldout_manifest
 
         return derive_heldout_manifest(originals, out_dir, per_original=per_original, seed=seed)
-    return derive_manifest(originals, Path(out_dir), per_original=per_original, seed=seed)
+    return derive_manifest(
+        originals, Path(out_dir), per_original=per_original, seed=seed, reporter=reporter
+    )

@@ -1,7 +1,7 @@
 """Read, check and write manifests: a data set's table of original and generated works.
 
 A manifest is a CSV (with a header), JSONL (one object per line) or Parquet file, chosen by its
-suffix. Columns: ``id`` (unique), ``group`` (the original work), ``role`` (``original`` or
+suffix (:mod:`artsim.data.formats` reads and writes them). Columns: ``id`` (unique), ``group`` (the original work), ``role`` (``original`` or
 ``generated``), ``image`` (path relative to the manifest's folder), ``text`` (may be empty),
 ``lang``, ``artist``, ``title``, ``source`` (optional). Extra columns become ``Item.metadata``
 (empty values are dropped).
@@ -20,34 +20,32 @@ Extra columns may hold any JSON value: lists and objects are kept as JSON text, 
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import math
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from artsim.data.formats import (
+    FORMATS,
+    MAX_CELL_CHARS,
+    READERS,
+    REQUIRED_COLUMNS,
+    manifest_suffix,
+    write_records,
+)
 from artsim.data.images import DEFAULT_MAX_PIXELS, check_image
 from artsim.data.items import CORE_COLUMNS, ROLES, Item, Problem
 from artsim.errors import DataError, ImageError
-
-REQUIRED_COLUMNS = ("id", "group", "role", "image")
-FORMATS = (".csv", ".jsonl", ".parquet")
+from artsim.runfolder import PROBLEMS_FILE
 
 # Below this many images a thread pool costs more than it saves.
 _POOL_THRESHOLD = 16
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|[\\/]{2})")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# Longest cell a row may have (csv's own default field limit): a longer one skips its row.
-MAX_CELL_CHARS = 131_072
-# csv refuses longer fields with an error that would stop the whole file; the length is checked
-# per row instead (see MAX_CELL_CHARS), so the reader itself accepts any field.
-csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @dataclass
@@ -133,208 +131,6 @@ def _file_sha256(path: Path) -> str:
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as error:
         raise ImageError(f"{path}: cannot read the file ({error.strerror or error})") from None
-
-
-# ---------------------------------------------------------------------------- reading rows
-
-
-def _suffix(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        shown = suffix or "(none)"
-        raise DataError(
-            f"{path}: unknown manifest format {shown!r}: use a .csv, .jsonl or .parquet file"
-        )
-    return suffix
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if data.startswith(b"\xef\xbb\xbf"):  # a BOM from spreadsheet exports; not part of the header
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start]
-        raise DataError(
-            f"{path}: not UTF-8 text: line {line} has the invalid byte 0x{byte:02x} "
-            "(save the file as UTF-8)"
-        ) from None
-
-
-def _cell(value: object) -> str:
-    """An extra (metadata) column's value as text: NaN and null are missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _type_name(value: object) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, float):
-        return "NaN" if math.isnan(value) else f"a number ({value!r})"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
-def _typed_cells(record: dict) -> tuple[dict[str, str], str]:
-    """Cells of a JSONL/Parquet record as texts, and the reason the row cannot be used (or "").
-
-    Core columns take texts (null is empty; an integer id or group is its digits); any other
-    type there is a reason, never converted silently.
-    """
-    cells: dict[str, str] = {}
-    reason = ""
-    for key, value in record.items():
-        name = str(key)
-        if name not in CORE_COLUMNS:
-            cells[name] = _cell(value)
-        elif value is None:
-            cells[name] = ""
-        elif isinstance(value, str):
-            cells[name] = value
-        elif isinstance(value, int) and not isinstance(value, bool) and name in ("id", "group"):
-            cells[name] = str(value)
-        else:
-            cells[name] = ""
-            reason = reason or f"column {name!r} holds {_type_name(value)}, not a text"
-    return cells, reason
-
-
-def _long_cell(cells: dict[str, str]) -> str:
-    """The reason a row has a cell over MAX_CELL_CHARS, or ""."""
-    for name, value in cells.items():
-        if len(value) > MAX_CELL_CHARS:
-            return (
-                f"column {name!r} holds {len(value):,} characters, over the limit of "
-                f"{MAX_CELL_CHARS:,} (the row is skipped)"
-            )
-    return ""
-
-
-def _check_columns(path: Path, columns: list[str]) -> None:
-    missing = [column for column in REQUIRED_COLUMNS if column not in columns]
-    if not missing:
-        return
-    found = ", ".join(columns) if columns else "none"
-    hint = ""
-    if len(columns) == 1 and any(sep in columns[0] for sep in (";", "\t", "|")):
-        hint = " (is the file separated by something other than commas?)"
-    raise DataError(
-        f"{path}: missing required column(s): {', '.join(missing)} (found: {found}){hint}"
-    )
-
-
-# Each reader yields (row number, cells, reason): a non-empty reason means the row cannot be read,
-# and the cells are then a best effort (for naming the id).
-RowSource = Iterator[tuple[int, dict[str, str], str]]
-
-
-def _csv_rows(path: Path) -> tuple[list[str], RowSource]:
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-    except csv.Error as error:
-        raise DataError(f"{path}: cannot read the CSV header ({error})") from None
-    if header is None or not any(cell.strip() for cell in header):
-        raise DataError(f"{path}: empty manifest (no header)")
-    columns = [cell.strip() for cell in header]
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise DataError(f"{path}: column {column!r} appears twice in the header")
-        seen.add(column)
-    _check_columns(path, columns)
-
-    def rows() -> RowSource:
-        number = 0
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                raise DataError(
-                    f"{path}: line {reader.line_num}: cannot read CSV ({error})"
-                ) from None
-            number += 1
-            if not cells or not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(columns):
-                yield (
-                    number,
-                    dict(zip(columns, cells, strict=False)),
-                    f"row has {len(cells)} fields but the header has {len(columns)} "
-                    "(a missing or extra comma, or an unquoted comma in a text?)",
-                )
-                continue
-            row = dict(zip(columns, cells, strict=True))
-            yield number, row, _long_cell(row)
-
-    return columns, rows()
-
-
-def _jsonl_rows(path: Path) -> tuple[list[str], RowSource]:
-    text = _read_text(path)
-    parsed: list[tuple[int, dict[str, str], str]] = []
-    columns: list[str] = []
-    # Lines end at "\n" only: str.splitlines() would also cut at U+2028, U+0085 and other
-    # characters that JSON strings may hold raw (json.dumps(..., ensure_ascii=False) writes them).
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            parsed.append((number, {}, f"not valid JSON ({error.msg} at column {error.colno})"))
-            continue
-        if not isinstance(value, dict):
-            parsed.append((number, {}, f"expected a JSON object, got {type(value).__name__}"))
-            continue
-        cells, reason = _typed_cells(value)
-        columns.extend(key for key in cells if key not in columns)
-        parsed.append((number, cells, reason or _long_cell(cells)))
-    if not parsed:
-        raise DataError(f"{path}: empty manifest (no rows)")
-    # JSONL has no header: a column is "present" if any row has it.
-    _check_columns(path, columns)
-    return columns, iter(parsed)
-
-
-def _parquet_rows(path: Path) -> tuple[list[str], RowSource]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{path}: cannot read the Parquet file ({error})") from None
-    columns = list(table.column_names)
-    if table.num_rows == 0:
-        raise DataError(f"{path}: empty manifest (no rows)")
-    _check_columns(path, columns)
-    records = table.to_pylist()
-
-    def rows() -> RowSource:
-        for number, record in enumerate(records, start=1):
-            cells, reason = _typed_cells(record)
-            yield number, cells, reason or _long_cell(cells)
-
-    return columns, rows()
-
-
-_READERS = {".csv": _csv_rows, ".jsonl": _jsonl_rows, ".parquet": _parquet_rows}
 
 
 # ---------------------------------------------------------------------------- checking rows
@@ -453,9 +249,9 @@ def load_manifest(
         raise DataError(f"manifest not found: {path}")
     if path.is_dir():
         raise DataError(f"{path}: is a folder; give the manifest file inside it")
-    suffix = _suffix(path)
+    suffix = manifest_suffix(path)
     try:
-        columns, rows = _READERS[suffix](path)
+        columns, rows = READERS[suffix](path)
     except OSError as error:
         raise DataError(f"{path}: cannot read the manifest ({error.strerror or error})") from None
     root = Path(os.path.abspath(path)).parent
@@ -561,13 +357,13 @@ def write_manifest(items: Iterable[Item], path: str | Path) -> Path:
     a failure never leaves half a manifest. Returns the path.
     """
     path = Path(path)
-    suffix = _suffix(path)
+    suffix = manifest_suffix(path)
     folder = Path(os.path.abspath(path)).parent
     columns, records = _item_rows(list(items), folder)
     folder.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        _write_records(temporary, suffix, columns, records)
+        write_records(temporary, suffix, columns, records)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -575,37 +371,26 @@ def write_manifest(items: Iterable[Item], path: str | Path) -> Path:
     return path
 
 
-def _write_records(
-    path: Path, suffix: str, columns: list[str], records: list[dict[str, str]]
-) -> None:
-    """Write the records in the format ``suffix`` names."""
-    if suffix == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(records)
-    elif suffix == ".jsonl":
-        with path.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.table(
-            {column: pa.array([r[column] for r in records], pa.string()) for column in columns}
-        )
-        pq.write_table(table, path)
-
-
 def write_problems(manifest: Manifest, path: str | Path) -> Path:
     """Write one line per problem (``Problem.format``) to ``path``, or to ``problems.txt`` inside
     it when ``path`` is a folder (a run folder). Returns the file written."""
     path = Path(path)
     if path.is_dir():
-        path = path / "problems.txt"
+        path = path / PROBLEMS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     source = manifest.path.name
     lines = [problem.format(source) for problem in manifest.problems]
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     return path
+
+
+__all__ = [
+    "FORMATS",
+    "MAX_CELL_CHARS",
+    "REQUIRED_COLUMNS",
+    "Manifest",
+    "load_manifest",
+    "validate_manifest",
+    "write_manifest",
+    "write_problems",
+]

@@ -7,8 +7,6 @@ Splits are deterministic for a seed and independent of item order and of Python'
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,11 +16,17 @@ import numpy as np
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest
 from artsim.errors import DataError
+from artsim.runfolder import CALIB, SPLITS, read_split_rows, write_split
 
-SPLITS = ("train", "val", "calib")
-# The calibration part: groups taken out of validation so that the verdict's thresholds are set on
-# data that chose nothing (validation picks the epoch and the checkpoint).
-CALIB = "calib"
+__all__ = [
+    "CALIB",
+    "SPLITS",
+    "carve_calibration",
+    "group_split",
+    "read_split",
+    "split_sizes",
+    "write_split",
+]
 
 
 def _check_fraction(val_fraction: float) -> float:
@@ -180,22 +184,6 @@ def split_sizes(assignment: Mapping[str, str], items: Iterable[Item]) -> dict[st
     return counts
 
 
-def write_split(assignment: Mapping[str, str], path: str | Path) -> Path:
-    """Write the assignment as a CSV with columns ``id,split``; returns the path."""
-    path = Path(path)
-    bad = [(item_id, split) for item_id, split in assignment.items() if split not in SPLITS]
-    if bad:
-        raise DataError(
-            f"unknown split {bad[0][1]!r} for id {bad[0][0]!r} (expected train, val or calib)"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "split"])
-        writer.writerows(assignment.items())
-    return path
-
-
 def read_split(path: str | Path, manifest: Manifest) -> dict[str, str]:
     """Read an ``id,split`` CSV and check it against ``manifest`` (a loaded Manifest).
 
@@ -204,30 +192,10 @@ def read_split(path: str | Path, manifest: Manifest) -> dict[str, str]:
     are missing from the file, naming how many and one of them.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"split file not found: {path}") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the split file ({error.strerror or error})") from None
-    # newline="": ids may hold newlines inside quotes, as write_split writes them
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    fields = [name.strip() for name in reader.fieldnames or []]
-    if "id" not in fields or "split" not in fields:
-        raise DataError(
-            f"{path}: a split file needs the columns id,split (found: {fields or 'none'})"
-        )
-    reader.fieldnames = fields
     items = manifest.by_id()
     assignment: dict[str, str] = {}
     group_side: dict[str, tuple[str, int]] = {}
-    for number, row in enumerate(reader, start=1):
-        item_id = (row.get("id") or "").strip()
-        split = (row.get("split") or "").strip()
-        if not item_id and not split:
-            continue
+    for number, item_id, split in read_split_rows(path):
         if split not in SPLITS:
             raise DataError(
                 f"{path}: row {number}: unknown split {split!r} (expected train, val or calib)"

@@ -11,11 +11,13 @@ frozen text cosine (the image cosine alone where either side has no text).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from artsim.runfolder import read_evaluations
+
+__all__ = ["baseline_comparison", "frozen_fused_similarity", "read_evaluations"]
 
 COMPARED_TASKS = ("image", "text", "fused")
 METRIC = "recall@1"
@@ -66,20 +68,3 @@ def baseline_comparison(result: dict[str, Any], metric: str = METRIC) -> dict[st
         if is_below:
             below.append(task)
     return {"metric": metric, "tasks": tasks, "below_frozen": below}
-
-
-def read_evaluations(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Every evaluation result in ``RUN_DIR/eval`` (``<name>.json``, not the side files), the
-    run's own validation first, then by name; unreadable files are skipped."""
-    eval_dir = Path(run_dir) / "eval"
-    results = []
-    for path in sorted(eval_dir.glob("*.json")):
-        if path.name.endswith((".top5.json", ".curves.json")):
-            continue
-        try:
-            result = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(result, dict) and "tasks" in result and "baselines" in result:
-            results.append(result)
-    return sorted(results, key=lambda r: (r.get("name") != "val", str(r.get("name"))))

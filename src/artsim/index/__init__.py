@@ -1,27 +1,23 @@
-"""Search index of original artworks: vector stores, build/add/remove/search, CLI commands.
+"""Search index of original artworks: what an index is, changing it, asking it.
 
-The storage is behind :class:`~artsim.index.store.VectorStore` (faiss + SQLite embedded by
-default, Milvus optionally); :mod:`artsim.index.index` holds the logic and the ``index`` group,
-:mod:`artsim.index.search` the ``search`` and ``score`` commands.
+An index is a folder (:mod:`artsim.index.catalog`) whose vectors live behind
+:class:`~artsim.index.store.VectorStore` (faiss + SQLite embedded by default, Milvus optionally);
+:mod:`artsim.index.build` builds, adds and removes, :mod:`artsim.index.query` searches and scores.
+The ``index``, ``search`` and ``score`` commands are in :mod:`artsim.cli`.
 """
 
-from artsim.index.index import (
-    ArtIndex,
-    Calibration,
-    IndexInfo,
+from artsim.index.build import add_items, add_picture, build_index, remove_originals
+from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.query import (
     PairScore,
     SearchResponse,
     SearchResult,
-    add_items,
-    add_picture,
-    build_index,
     embed_query,
-    load_calibration,
-    remove_originals,
     score_pair,
     search_index,
 )
 from artsim.index.store import MODALITIES, Hits, OriginalRecord, VectorStore
+from artsim.runfolder import Calibration, load_calibration
 
 __all__ = [
     "MODALITIES",

@@ -42,7 +42,7 @@ from artsim.eval.verdicts import (
     copy_threshold,
     fit_task,
 )
-from artsim.index.index import ArtIndex
+from artsim.index.catalog import ArtIndex
 from artsim.model.embedder import Embedder, fuse_embeddings
 
 # Groups drawn by default: 2 x 40 derivatives and 40 near-duplicates, about a minute on 2 cores.

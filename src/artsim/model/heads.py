@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,16 +12,20 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from artsim import runfolder
 from artsim.errors import UserError
+from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS
 
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_CARD = "model.json"
 FORMAT_VERSION = 1
 
 
 @dataclass
 class ModelConfig:
-    """What a trained artsim model is: which towers, which heads."""
+    """What a trained artsim model is: which towers, which heads.
+
+    The defaults of the head fields (``embed_dim``, ``hidden_dim``, ``dropout``) are also the
+    training defaults: :class:`artsim.train.config.TrainConfig` takes them from here.
+    """
 
     image_tower: str
     text_tower: str
@@ -30,8 +33,8 @@ class ModelConfig:
     text_feature_dim: int
     tower_versions: tuple[str, str] = ("", "")
     embed_dim: int = 256
-    hidden_dim: int = 512
-    dropout: float = 0.1
+    hidden_dim: int = 0  # 0: linear heads, which generalise best to unseen works here
+    dropout: float = 0.5
 
 
 class ProjectionHead(nn.Module):
@@ -109,7 +112,7 @@ def save_model(
         "has_finetuned_image_tower": bool(tower_state),
         **(extra or {}),
     }
-    (folder / MODEL_CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    runfolder.write_model_card(folder, card)
     return folder / MODEL_WEIGHTS
 
 
@@ -140,11 +143,11 @@ def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
             f"{folder}: no trained model here (expected {MODEL_WEIGHTS} and {MODEL_CARD})"
         )
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card = runfolder.read_model_card(folder)
         raw = card["config"]
         raw["tower_versions"] = tuple(raw.get("tower_versions", ("", "")))
         config = ModelConfig(**raw)
-    except (ValueError, KeyError, TypeError) as error:
+    except (UserError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{card_path}: not an artsim model card ({error})") from error
     tensors = load_file(str(weights))
     model = ArtSimModel(config)

@@ -1,4 +1,4 @@
-"""``artsim compare RUN_A RUN_B [...]``: the seed's run-against-run comparison, figure by figure.
+"""The seed's run-against-run comparison, figure by figure (``artsim compare RUN_A RUN_B``).
 
 For each figure: both values, the relative change against the reference (the first run or group,
 "32% lower"), which one is better (lower loss, higher accuracy) and, beyond the seed, whether the
@@ -15,18 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.console import Console
-from rich.table import Table
-
-from artsim.commands import run_app
+from artsim import runfolder
 from artsim.errors import UserError
-from artsim.report.report import SEED_FIGURES, RunFolder, load_run
-from artsim.report.text import check_lang, join_list, label, num, pct, say
-
-console = Console(highlight=False)
+from artsim.report.reading import SEED_DOCUMENT_FIGURES, RunFolder, load_run
+from artsim.report.text import join_list, label, num, pct, say
 
 EVAL_FIGURES = (
     "eval/fused/recall@1",
@@ -185,18 +179,10 @@ def which_is_better(figure: str, reference: float, value: float) -> int:
     return 1 if improved else -1
 
 
-def _evaluation(run: RunFolder) -> dict[str, Any]:
-    path = run.path / "eval" / "val.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (ValueError, UnicodeDecodeError):
-        return {}
-
-
 def run_figures(run: RunFolder) -> dict[str, float | None]:
     """The seed's figures (final epoch) plus evaluation figures when ``eval/val.json`` exists."""
-    figures: dict[str, float | None] = {key: run.figure(key) for key in SEED_FIGURES}
-    evaluation = _evaluation(run)
+    figures: dict[str, float | None] = {key: run.figure(key) for key in SEED_DOCUMENT_FIGURES}
+    evaluation = runfolder.read_evaluation(run.path, "val")
     for key in EVAL_FIGURES:
         kind, task, metric = key.split("/")
         if kind == "open_set":
@@ -219,8 +205,8 @@ def expand_runs(paths: Sequence[str | Path]) -> list[RunFolder]:
     runs = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir() and not (path / "summary.json").is_file():
-            children = sorted(p for p in path.iterdir() if (p / "summary.json").is_file())
+        if path.is_dir() and not (path / runfolder.SUMMARY_FILE).is_file():
+            children = sorted(p for p in path.iterdir() if (p / runfolder.SUMMARY_FILE).is_file())
             if children:
                 runs.extend(load_run(child) for child in children)
                 continue
@@ -281,7 +267,7 @@ def compare_groups(groups: Sequence[Group]) -> list[dict[str, Any]]:
     reference = groups[0]
     rows = []
     for other in groups[1:]:
-        for figure in (*SEED_FIGURES, *EVAL_FIGURES):
+        for figure in (*SEED_DOCUMENT_FIGURES, *EVAL_FIGURES):
             a, b = reference.values(figure), other.values(figure)
             if not a or not b:
                 continue
@@ -440,41 +426,3 @@ def comparison_markdown(result: dict[str, Any], lang: str) -> str:
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
-
-
-def compare_command(
-    runs: Annotated[list[Path], typer.Argument(help="run folders (or folders of runs)")],
-    lang: Annotated[str, typer.Option("--lang", help="en or es")] = "en",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="write the comparison as Markdown")
-    ] = None,
-) -> int:
-    """Compare training runs figure by figure, with relative changes and a noise check."""
-    try:
-        check_lang(lang)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    result = compare_runs(runs)
-    header, rows = comparison_table(result, lang)
-    table = Table(title=say(lang, "compare_title"))
-    for index, column in enumerate(header):
-        table.add_column(column, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-    for sentence in comparison_sentences(result, lang):
-        console.print(sentence)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(comparison_markdown(result, lang), encoding="utf-8")
-        console.print(f"wrote {out}")
-    return 0
-
-
-app = typer.Typer(add_completion=False, help="Compare training runs.")
-app.command("compare")(compare_command)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``artsim compare ...`` in-process; returns the exit code."""
-    return run_app(app, argv)

@@ -1,28 +1,21 @@
-"""``artsim sweep``: train every (validation fraction, seed) pair and say which split is better.
+"""A sweep's analysis: per figure and split, the mean over seeds with a 95% t-interval, and a
+plain verdict ("80/20 is better on X; no difference beyond noise on Y").
 
 The seed compared one 80/20 run with one 60/40 run; a 0.4% difference between two single runs
-says nothing about noise. A sweep trains each split with several seeds into
-``OUT/vf{fraction}_s{seed}/`` (combinations whose ``summary.json`` exists are skipped, so an
-interrupted sweep resumes), evaluates each run's validation split, then writes ``OUT/sweep.json``,
-``OUT/sweep.md`` (English and Spanish) and ``OUT/sweep.png``: per figure and split, the mean over
-seeds with a 95% t-interval, and a plain verdict ("80/20 is better on X; no difference beyond
-noise on Y").
+says nothing about noise. The ``sweep`` command (:mod:`artsim.cli.sweep`) trains each split with
+several seeds into ``OUT/vf{fraction}_s{seed}/`` and evaluates them; this module reads those run
+folders and writes ``OUT/sweep.json``, ``OUT/sweep.md`` (English and Spanish) and
+``OUT/sweep.png`` (:func:`write_sweep`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.console import Console
-from rich.table import Table
-
-from artsim.commands import run_app
-from artsim.errors import UserError
-from artsim.eval.evaluate import clean_json, evaluate_run
+from artsim import runfolder
 from artsim.report import plots
 from artsim.report.compare import (
     EVAL_FIGURES,
@@ -33,12 +26,11 @@ from artsim.report.compare import (
     t_interval,
     welch_t_test,
 )
-from artsim.report.report import SEED_FIGURES, load_run
+from artsim.report.reading import load_run
 from artsim.report.text import LANGS, label, num, say
+from artsim.runfolder import SEED_DOCUMENT_FIGURES, clean_json
 
-console = Console(highlight=False)
-
-SWEEP_FIGURES = (*SEED_FIGURES, *EVAL_FIGURES)
+SWEEP_FIGURES = (*SEED_DOCUMENT_FIGURES, *EVAL_FIGURES)
 PLOT_FIGURES = (
     "val/loss",
     "val/triplet_acc",
@@ -47,8 +39,6 @@ PLOT_FIGURES = (
     "eval/fused/mrr",
     "verification/fused/roc_auc",
 )
-
-TrainFunction = Callable[[Any], Path]
 
 
 def run_name(val_fraction: float, seed: int) -> str:
@@ -60,31 +50,6 @@ def split_name(val_fraction: float) -> str:
     """``0.2`` -> ``"80/20"`` (train/validation, as the seed names its splits)."""
     val = round(val_fraction * 100, 1)
     return f"{100 - val:g}/{val:g}"
-
-
-def parse_list(text: str, kind: type, option: str) -> list:
-    """``"0.2,0.4"`` -> ``[0.2, 0.4]``; a UserError naming the option otherwise."""
-    try:
-        values = [kind(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(
-            f"{option}: expected comma-separated {kind.__name__}s, got {text!r}"
-        ) from None
-    if not values:
-        raise UserError(f"{option}: give at least one value")
-    return list(dict.fromkeys(values))
-
-
-def _train_one(train: TrainFunction, config_fields: dict[str, Any]) -> Path:
-    from artsim.train.config import TrainConfig  # the train layer is only needed to train
-
-    return Path(train(TrainConfig(**config_fields)))
-
-
-def _default_train() -> TrainFunction:
-    from artsim.train.run import train_run  # lightning is heavy: import only when training
-
-    return train_run
 
 
 def summarise(
@@ -165,7 +130,8 @@ def verdicts(summary: dict[str, dict[str, dict[str, Any]]], lang: str) -> list[d
     return out
 
 
-def _cell_text(cell: dict[str, Any] | None) -> str:
+def cell_text(cell: dict[str, Any] | None) -> str:
+    """A summary cell as ``mean [low, high] (n=N)``."""
     if not cell:
         return "–"
     if cell["low"] is None:
@@ -188,7 +154,7 @@ def sweep_markdown(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([say(lang, "col_figure"), *splits]) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * len(splits)) + "|")
         for figure, cells in result["summary"].items():
-            row = [label(lang, figure), *(_cell_text(cells.get(s)) for s in splits)]
+            row = [label(lang, figure), *(cell_text(cells.get(s)) for s in splits)]
             lines.append("| " + " | ".join(row) + " |")
         lines += ["", f"## {say(lang, 'h_verdicts')}", ""]
         lines += [f"- {verdict['text']}" for verdict in result["verdicts"][lang]]
@@ -196,77 +162,27 @@ def sweep_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip("-\n ") + "\n"
 
 
-def run_sweep(
+def write_sweep(
+    out: str | Path,
     data: str | Path,
     val_fractions: Sequence[float],
     seeds: Sequence[int],
-    out: str | Path,
-    *,
-    max_epochs: int | None = None,
-    image_tower: str | None = None,
-    text_tower: str | None = None,
-    evaluate: bool = True,
-    train: TrainFunction | None = None,
-    progress: bool = True,
+    runs: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Train (or reuse) every combination, evaluate, aggregate; returns what sweep.json holds.
+    """Read the sweep's run folders and write ``sweep.json``, ``sweep.png`` and ``sweep.md``.
 
-    ``train`` defaults to :func:`artsim.train.run.train_run`; tests pass a fake.
-
-    >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
+    ``runs`` are the records of the runs (``val_fraction``, ``seed``, ``run`` folder, ``status``);
+    those whose folder holds no ``summary.json`` count in the records but not in the figures.
+    Returns what ``sweep.json`` holds.
     """
     out = Path(out)
-    if not Path(data).is_file():
-        raise UserError(f"manifest not found: {data}")
-    for fraction in val_fractions:
-        if not 0.0 < fraction < 1.0:
-            raise UserError(f"--val-fractions: {fraction} is not between 0 and 1")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = train or _default_train()
-    options = {
-        key: value
-        for key, value in (
-            ("max_epochs", max_epochs),
-            ("image_tower", image_tower),
-            ("text_tower", text_tower),
-        )
-        if value is not None
-    }
-    runs: list[dict[str, Any]] = []
     figures_by_config: dict[float, list[dict[str, float | None]]] = {}
-    for fraction in val_fractions:
-        for seed in seeds:
-            run_dir = out / run_name(fraction, seed)
-            record: dict[str, Any] = {"val_fraction": fraction, "seed": seed, "run": str(run_dir)}
-            if (run_dir / "summary.json").is_file():
-                record["status"] = "reused"
-            else:
-                console.print(f"training {run_dir.name} ({split_name(fraction)}, seed {seed})")
-                fields = {
-                    "data": str(data),
-                    "out": str(run_dir),
-                    "val_fraction": fraction,
-                    "seed": seed,
-                    **options,
-                }
-                try:
-                    run_dir = _train_one(trainer, fields)
-                    record["status"] = "trained"
-                except UserError as error:  # one failed run (NaN loss...) does not stop a sweep
-                    record["status"] = f"failed: {error}"
-                    console.print(f"[yellow]{run_dir.name}: {error}[/]", markup=True)
-                    if not (run_dir / "summary.json").is_file():
-                        runs.append(record)
-                        continue
-            if evaluate and (run_dir / "model.safetensors").is_file():
-                eval_file = run_dir / "eval" / "val.json"
-                if not eval_file.is_file():
-                    try:
-                        evaluate_run(run_dir, split="val", progress=progress)
-                    except UserError as error:
-                        record["evaluation"] = f"failed: {error}"
-            figures_by_config.setdefault(fraction, []).append(run_figures(load_run(run_dir)))
-            runs.append(record)
+    for record in runs:
+        run_dir = Path(record["run"])
+        if (run_dir / runfolder.SUMMARY_FILE).is_file():
+            figures_by_config.setdefault(record["val_fraction"], []).append(
+                run_figures(load_run(run_dir))
+            )
     summary = summarise(figures_by_config)
     result = {
         "data": str(data),
@@ -285,52 +201,3 @@ def run_sweep(
     (out / "sweep.png").write_bytes(plots.plot_sweep(summary, PLOT_FIGURES, "en", names))
     (out / "sweep.md").write_text(sweep_markdown(result), encoding="utf-8")
     return result
-
-
-def sweep_command(
-    data: Annotated[Path, typer.Option("--data", help="the manifest to train on")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the runs and the sweep report")],
-    val_fractions: Annotated[
-        str, typer.Option("--val-fractions", help="comma-separated validation fractions")
-    ] = "0.2,0.4",
-    seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds")] = "0,1,2",
-    max_epochs: Annotated[int | None, typer.Option("--max-epochs")] = None,
-    image_tower: Annotated[str | None, typer.Option("--image-tower")] = None,
-    text_tower: Annotated[str | None, typer.Option("--text-tower")] = None,
-    evaluate: Annotated[
-        bool, typer.Option("--evaluate/--no-evaluate", help="evaluate each run's val split")
-    ] = True,
-) -> int:
-    """Train every split x seed combination and compare the splits with intervals."""
-    fractions = parse_list(val_fractions, float, "--val-fractions")
-    seed_list = parse_list(seeds, int, "--seeds")
-    result = run_sweep(
-        data,
-        fractions,
-        seed_list,
-        out,
-        max_epochs=max_epochs,
-        image_tower=image_tower,
-        text_tower=text_tower,
-        evaluate=evaluate,
-    )
-    table = Table(title=say("en", "sweep_title", data=result["data"]))
-    table.add_column("figure")
-    for split in result["splits"]:
-        table.add_column(split, justify="right")
-    for figure, cells in result["summary"].items():
-        table.add_row(label("en", figure), *(_cell_text(cells.get(s)) for s in result["splits"]))
-    console.print(table)
-    for verdict in result["verdicts"]["en"]:
-        console.print(f"- {verdict['text']}")
-    console.print(f"wrote {Path(out) / 'sweep.md'}, sweep.json, sweep.png")
-    return 0
-
-
-app = typer.Typer(add_completion=False, help="Sweep validation fractions and seeds.")
-app.command("sweep")(sweep_command)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``artsim sweep ...`` in-process; returns the exit code."""
-    return run_app(app, argv)

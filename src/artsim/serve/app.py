@@ -54,16 +54,10 @@ from artsim.data.images import (
     sniff_image_format,
 )
 from artsim.errors import ImageError, UserError
-from artsim.index.index import (
-    ArtIndex,
-    IndexInfo,
-    add_picture,
-    embed_query,
-    load_calibration,
-    remove_originals,
-    score_pair,
-    search_index,
-)
+from artsim.index.build import add_picture, remove_originals
+from artsim.index.calibration import load_calibration
+from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.query import embed_query, score_pair, search_index
 from artsim.index.store import OriginalRecord
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -1,4 +1,4 @@
-"""Training: config, feature data module, Lightning module, callbacks and the ``train`` command."""
+"""Training: config, data modules, Lightning modules, callbacks, the stages of a fit and train_run."""
 
 from artsim.train.config import TrainConfig, resolve_config
 from artsim.train.run import train_run

@@ -9,8 +9,16 @@ from typing import Any
 
 import yaml
 
+from artsim import runfolder
 from artsim.errors import UserError
+from artsim.model.heads import ModelConfig
 from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
+
+_MODEL_DEFAULTS = {
+    field.name: field.default
+    for field in dataclasses.fields(ModelConfig)
+    if field.default is not dataclasses.MISSING
+}
 
 
 @dataclass
@@ -27,9 +35,10 @@ class TrainConfig:
     max_epochs: int = 60
     image_tower: str = DEFAULT_IMAGE_TOWER
     text_tower: str = DEFAULT_TEXT_TOWER
-    embed_dim: int = 256
-    hidden_dim: int = 0  # 0: linear heads, which generalise best to unseen works here
-    dropout: float = 0.5
+    # the heads' defaults are the model's (one source of truth: ModelConfig)
+    embed_dim: int = _MODEL_DEFAULTS["embed_dim"]
+    hidden_dim: int = _MODEL_DEFAULTS["hidden_dim"]
+    dropout: float = _MODEL_DEFAULTS["dropout"]
     margin: float = 0.2
     miner: str = "random"  # measured best on the demo corpus (BENCHMARKS.md)
     hard_negatives: str | None = None  # None, "artist" or "category": negatives that share it
@@ -107,8 +116,10 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
 
 
 def write_config(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(asdict(config), sort_keys=True), encoding="utf-8")
+    """Write the resolved config as ``config.yaml`` (:func:`artsim.runfolder.write_config`)."""
+    runfolder.write_config(asdict(config), path)
 
 
 def read_config(path: str | Path) -> TrainConfig:
+    """A ``config.yaml`` read back as a :class:`TrainConfig` (unknown keys are an error)."""
     return TrainConfig(**load_config_file(path))

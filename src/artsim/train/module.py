@@ -9,18 +9,18 @@ import lightning.pytorch as pl
 import torch
 
 from artsim.losses import (
-    FAMILIES,
+    TRIPLET_FAMILIES,
     LossWeights,
     MultimodalTripletLoss,
     TripletMarginLoss,
     create_miner,
-    seed_figures,
+    seed_document_figures,
 )
 from artsim.model.heads import ArtSimModel, ModelConfig
 from artsim.train.config import TrainConfig
 from artsim.train.gather import gather_batch
 
-TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in (*FAMILIES, "cross")))
+TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in (*TRIPLET_FAMILIES, "cross")))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -99,7 +99,7 @@ class TripletModule(pl.LightningModule):
                 f"batch {batch_index}"
             )
         values = {"loss": total, "triplet_acc": parts["triplet_acc"]}
-        values.update({f"{f}_loss": parts[f] for f in (*FAMILIES, "cross")})
+        values.update({f"{f}_loss": parts[f] for f in (*TRIPLET_FAMILIES, "cross")})
         for key, value in values.items():
             self._train_sums[key] += float(value.detach())
         self._train_batches += 1
@@ -139,7 +139,7 @@ class TripletModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         joined = {k: torch.cat([part[k] for part in self._val_parts]) for k in self._val_parts[0]}
-        figures = seed_figures(
+        figures = seed_document_figures(
             joined["image"],
             joined["text"],
             joined["label"],

@@ -1,4 +1,8 @@
-"""``artsim train``: manifest -> group split -> cached features -> heads trained with Lightning.
+"""Training a run: manifest -> group split -> cached features -> heads trained with Lightning.
+
+:func:`train_run` goes through its stages in order: check a resumed run's options, load the
+manifest, choose the split, compute tower features, train the heads, optionally fine-tune the
+image tower (kept only when it beat the heads alone), then write the summary and the model.
 
 A run folder holds ``config.yaml`` (resolved), ``split.csv``, ``problems.txt`` (rows skipped),
 ``metrics.jsonl`` (one row per epoch), ``summary.json``, ``model.safetensors`` + ``model.json``
@@ -7,25 +11,18 @@ A run folder holds ``config.yaml`` (resolved), ``split.csv``, ``problems.txt`` (
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import time
-import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
-import typer
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from artsim.commands import run_app
-from artsim.data.manifest import load_manifest, write_problems
+from artsim import runfolder
+from artsim.data.items import Item
+from artsim.data.manifest import Manifest, load_manifest, write_problems
 from artsim.data.split import (
     carve_calibration,
     group_split,
@@ -37,39 +34,15 @@ from artsim.errors import DataError, UserError
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ModelConfig, save_model
 from artsim.model.towers import create_image_tower, create_text_tower
-from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter, read_metrics
-from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
+from artsim.progress import Reporter, or_silent
+from artsim.runfolder import read_metrics
+from artsim.train.config import TrainConfig, read_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
+from artsim.train.stage import ProgressBarFactory, Stage, is_global_zero
 
-console = Console(highlight=False)
-
-# Lightning advertises a cloud logger at every fit and warns about its own internals: neither is
-# anything a user of artsim can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-
-
-class _NoAdverts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
-
-SEED_TABLE_ROWS = [
-    ("epochs completed", "epochs_completed"),
-    ("final learning rate", "final_lr"),
-    ("train loss", "train/loss"),
-    ("train triplet accuracy", "train/triplet_acc"),
-    ("validation loss", "val/loss"),
-    ("validation triplet accuracy", "val/triplet_acc"),
-    ("image loss / accuracy", ("val/image_loss", "val/image_acc")),
-    ("text loss / accuracy", ("val/text_loss", "val/text_acc")),
-    ("cross-modal loss / accuracy", ("val/cross_loss", "val/cross_acc")),
-    ("image-to-text accuracy (i2t)", "val/i2t_acc"),
-    ("text-to-image accuracy (t2i)", "val/t2i_acc"),
-]
+MAX_PROBLEMS_SHOWN = 20
 
 
 class TrainingStopped(UserError):
@@ -78,24 +51,140 @@ class TrainingStopped(UserError):
     exit_code = 1
 
 
-def _is_global_zero() -> bool:
-    # Lightning's DDP launcher starts the other processes with these set.
-    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+@dataclass
+class _Data:
+    """The manifest, its split and the two sides of it."""
+
+    manifest: Manifest
+    train_items: list[Item]
+    val_items: list[Item]
+    sizes: dict[str, dict[str, int]]
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not enabled or not _is_global_zero(),
+@dataclass
+class _Features:
+    """Tower features of the training then the validation items, and what made them."""
+
+    image: np.ndarray
+    text: np.ndarray
+    tower_versions: tuple[str, str]
+
+
+def train_run(
+    config: TrainConfig,
+    resume: bool = False,
+    *,
+    reporter: Reporter | None = None,
+    progress_bar: ProgressBarFactory | None = None,
+) -> Path:
+    """Train one run as ``config`` says and return its folder.
+
+    With ``resume`` the run continues from ``RUN_DIR/checkpoints/last.ckpt`` (same split, same
+    data) and ends with the figures an uninterrupted run would have. ``reporter`` receives the
+    feature-extraction steps and notes; ``progress_bar`` makes Lightning's epoch bar.
+    """
+    config.validate()
+    reporter = or_silent(reporter)
+    out = Path(config.out)
+    if resume:
+        _check_resumed_options(config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = _load_and_split(config, out, resume, reporter)
+    features = _tower_features(config, data, reporter)
+    started = time.perf_counter()
+    items = data.train_items + data.val_items
+    group_index = {group: k for k, group in enumerate(sorted({item.group for item in items}))}
+    n_train = len(data.train_items)
+    train_set = build_feature_set(
+        data.train_items,
+        features.image[:n_train],
+        features.text[:n_train],
+        group_index,
+        config.hard_negatives,
     )
+    val_set = build_feature_set(
+        data.val_items,
+        features.image[n_train:],
+        features.text[n_train:],
+        group_index,
+        config.hard_negatives,
+    )
+    model_config = ModelConfig(
+        image_tower=config.image_tower,
+        text_tower=config.text_tower,
+        image_feature_dim=int(features.image.shape[1]),
+        text_feature_dim=int(features.text.shape[1]),
+        tower_versions=features.tower_versions,
+        embed_dim=config.embed_dim,
+        hidden_dim=config.hidden_dim,
+        dropout=config.dropout,
+    )
+
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    module = TripletModule(model_config, config)
+    datamodule = FeatureDataModule(
+        train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
+    )
+
+    def stopped(error: NonFiniteLossError, stage: Stage) -> TrainingStopped:
+        if stage.trainer.is_global_zero:
+            _write_summary(out, config, stage, [], data, time.perf_counter() - started)
+        kept = f"; the last good checkpoint is {stage.last}" if stage.last.is_file() else ""
+        return TrainingStopped(f"training stopped: {error}{kept}")
+
+    heads = Stage(
+        "heads",
+        out,
+        out / runfolder.CHECKPOINTS_DIR,
+        config,
+        config.max_epochs,
+        progress_bar=progress_bar,
+        reporter=reporter,
+    )
+    _heads_stage(heads, module, datamodule, resume, stopped)
+    stages = [heads]
+    tower_state = None
+    if config.finetune_epochs > 0:
+        tuning, tower_state = _finetune_stage(
+            heads, module, model_config, data, (train_set, val_set), resume, stopped
+        )
+        stages.append(tuning)
+    if not stages[-1].trainer.is_global_zero:
+        return out
+    summary = _write_summary(out, config, heads, stages, data, time.perf_counter() - started)
+    save_model(
+        module.model.cpu(),
+        out,
+        extra={
+            "trained_on": data.manifest.fingerprint(),
+            "best_epoch": summary["best_epoch"],
+            "run": str(out),
+        },
+        tower_state=tower_state,
+    )
+    return out
+
+
+def _check_resumed_options(config: TrainConfig, out: Path) -> None:
+    """A resumed run must keep the data, seed and towers of the interrupted one."""
+    if not (out / runfolder.CONFIG_FILE).is_file():
+        return
+    saved = read_config(out / runfolder.CONFIG_FILE)
+    if (saved.data, saved.seed, saved.image_tower, saved.text_tower) != (
+        config.data,
+        config.seed,
+        config.image_tower,
+        config.text_tower,
+    ):
+        raise UserError(
+            f"{out}: --resume needs the options of the interrupted run "
+            f"(it used --data {saved.data} --seed {saved.seed} --image-tower "
+            f"{saved.image_tower} --text-tower {saved.text_tower})"
+        )
 
 
 def _resolve_split(config: TrainConfig, manifest, out: Path, resume: bool) -> dict[str, str]:
-    saved = out / "split.csv"
+    saved = out / runfolder.SPLIT_FILE
     if resume and saved.is_file():
         return read_split(saved, manifest)
     if config.split:
@@ -104,38 +193,20 @@ def _resolve_split(config: TrainConfig, manifest, out: Path, resume: bool) -> di
     return carve_calibration(assignment, manifest.items, config.calib_fraction, seed=config.seed)
 
 
-def train_run(config: TrainConfig, resume: bool = False) -> Path:
-    """Train one run as ``config`` says and return its folder.
-
-    With ``resume`` the run continues from ``RUN_DIR/checkpoints/last.ckpt`` (same split, same
-    data) and ends with the figures an uninterrupted run would have.
-    """
-    config.validate()
-    out = Path(config.out)
-    is_zero = _is_global_zero()
-    if resume and (out / "config.yaml").is_file():
-        saved = read_config(out / "config.yaml")
-        if (saved.data, saved.seed, saved.image_tower, saved.text_tower) != (
-            config.data,
-            config.seed,
-            config.image_tower,
-            config.text_tower,
-        ):
-            raise UserError(
-                f"{out}: --resume needs the options of the interrupted run "
-                f"(it used --data {saved.data} --seed {saved.seed} --image-tower "
-                f"{saved.image_tower} --text-tower {saved.text_tower})"
-            )
-    out.mkdir(parents=True, exist_ok=True)
+def _load_and_split(config: TrainConfig, out: Path, resume: bool, reporter: Reporter) -> _Data:
+    """Load the manifest (problems to ``problems.txt``), split it, write config and split."""
+    is_zero = is_global_zero()
     manifest = load_manifest(config.data, max_pixels=config.max_pixels)
     if is_zero:
-        write_problems(manifest, out / "problems.txt")
-        for problem in manifest.problems[:20]:
-            console.print(f"[yellow]{problem.format(str(manifest.path))}[/]", markup=True)
-        if len(manifest.problems) > 20:
-            console.print(f"... {len(manifest.problems) - 20} more in {out / 'problems.txt'}")
+        write_problems(manifest, out / runfolder.PROBLEMS_FILE)
+        for problem in manifest.problems[:MAX_PROBLEMS_SHOWN]:
+            reporter.note(problem.format(str(manifest.path)), "warning")
+        if len(manifest.problems) > MAX_PROBLEMS_SHOWN:
+            reporter.note(
+                f"... {len(manifest.problems) - MAX_PROBLEMS_SHOWN} more in {out / runfolder.PROBLEMS_FILE}"
+            )
     if not manifest.items:
-        raise DataError(f"{config.data}: no usable rows (see {out / 'problems.txt'})")
+        raise DataError(f"{config.data}: no usable rows (see {out / runfolder.PROBLEMS_FILE})")
 
     assignment = _resolve_split(config, manifest, out, resume)
     train_items = [item for item in manifest.items if assignment.get(item.id) == "train"]
@@ -147,9 +218,9 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
         )
     sizes = split_sizes(assignment, manifest.items)
     if is_zero:
-        write_config(config, out / "config.yaml")
-        write_split(assignment, out / "split.csv")
-        console.print(
+        write_config(config, out / runfolder.CONFIG_FILE)
+        write_split(assignment, out / runfolder.SPLIT_FILE)
+        reporter.note(
             f"split: train {sizes['train']['items']} items / {sizes['train']['groups']} groups, "
             f"val {sizes['val']['items']} items / {sizes['val']['groups']} groups, "
             + (
@@ -159,7 +230,11 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
                 else "no calibration part"
             )
         )
+    return _Data(manifest, train_items, val_items, sizes)
 
+
+def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Features:
+    """Image and text tower features of every item (cached on disk), training items first."""
     image_tower = create_image_tower(config.image_tower)
     text_tower = create_text_tower(config.text_tower)
     device = (
@@ -167,72 +242,30 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
         if torch.cuda.is_available() and config.accelerator in ("auto", "gpu", "cuda")
         else "cpu"
     )
-    items = train_items + val_items
-    with _progress(config.progress) as progress:
-        task = progress.add_task(f"image features ({image_tower.name})", total=len(items))
-        image_features = compute_image_features(
-            image_tower,
-            [item.image for item in items],
-            FeatureCache(config.cache_dir, image_tower.version),
-            max_pixels=config.max_pixels,
-            progress=lambda n: progress.advance(task, n),
-            device=device,
-        )
-        texts = [item.text for item in items]
-        task = progress.add_task(f"text features ({text_tower.name})", total=len(texts))
-        text_features = compute_text_features(
-            text_tower,
-            texts,
-            FeatureCache(config.cache_dir, text_tower.version),
-            progress=lambda n: progress.advance(task, n),
-        )
-    tower_versions = (image_tower.version, text_tower.version)
-    del image_tower  # the heads train on cached features; free the tower's memory
-
-    groups = sorted({item.group for item in items})
-    group_index = {group: k for k, group in enumerate(groups)}
-    n_train = len(train_items)
-    train_set = build_feature_set(
-        train_items,
-        image_features[:n_train],
-        text_features[:n_train],
-        group_index,
-        config.hard_negatives,
+    items = data.train_items + data.val_items
+    image_features = compute_image_features(
+        image_tower,
+        [item.image for item in items],
+        FeatureCache(config.cache_dir, image_tower.version),
+        max_pixels=config.max_pixels,
+        progress=reporter.task(f"image features ({image_tower.name})", len(items)),
+        device=device,
     )
-    val_set = build_feature_set(
-        val_items,
-        image_features[n_train:],
-        text_features[n_train:],
-        group_index,
-        config.hard_negatives,
+    texts = [item.text for item in items]
+    text_features = compute_text_features(
+        text_tower,
+        texts,
+        FeatureCache(config.cache_dir, text_tower.version),
+        progress=reporter.task(f"text features ({text_tower.name})", len(texts)),
     )
-    model_config = ModelConfig(
-        image_tower=config.image_tower,
-        text_tower=config.text_tower,
-        image_feature_dim=int(image_features.shape[1]),
-        text_feature_dim=int(text_features.shape[1]),
-        tower_versions=tower_versions,
-        embed_dim=config.embed_dim,
-        hidden_dim=config.hidden_dim,
-        dropout=config.dropout,
-    )
+    # the heads train on cached features; the tower's memory is freed on return
+    return _Features(image_features, text_features, (image_tower.version, text_tower.version))
 
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = TripletModule(model_config, config)
-    datamodule = FeatureDataModule(
-        train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
-    )
-    started = time.perf_counter()
 
-    def stopped(error: NonFiniteLossError, stage: Stage) -> TrainingStopped:
-        if stage.trainer.is_global_zero:
-            _write_summary(out, config, stage, [], sizes, manifest, time.perf_counter() - started)
-        kept = f"; the last good checkpoint is {stage.last}" if stage.last.is_file() else ""
-        return TrainingStopped(f"training stopped: {error}{kept}")
-
-    heads = Stage("heads", out, out / "checkpoints", config, config.max_epochs)
-    marker = out / "checkpoints" / "heads.done"
-    if resume and marker.is_file() and config.finetune_epochs > 0:
+def _heads_stage(heads: Stage, module, datamodule, resume: bool, stopped) -> None:
+    """Train the projection heads on cached features; the module ends with the best heads."""
+    marker = heads.out / runfolder.CHECKPOINTS_DIR / "heads.done"
+    if resume and marker.is_file() and heads.config.finetune_epochs > 0:
         heads.reason = marker.read_text(encoding="utf-8").strip()  # stage one had finished
     else:
         try:
@@ -242,157 +275,51 @@ def train_run(config: TrainConfig, resume: bool = False) -> Path:
         if heads.trainer.is_global_zero:
             marker.write_text(heads.reason + "\n", encoding="utf-8")
     module.load_state_dict(heads.best_state())
-    stages = [heads]
 
-    tower_state = None
-    if config.finetune_epochs > 0:
-        tower = create_image_tower(config.image_tower)
-        finetune = FinetuneModule(model_config, config, tower)
-        finetune.model.load_state_dict(module.model.state_dict())
-        pixels = FinetuneDataModule(
-            PixelSet(train_items, train_set, tower, True, config.seed, config.max_pixels),
-            PixelSet(val_items, val_set, tower, False, config.seed, config.max_pixels),
-            config,
-        )
-        rows_so_far = len(read_metrics(out / "metrics.jsonl"))
-        tuning = Stage(
-            "finetune",
-            out,
-            out / "checkpoints" / "finetune",
-            config,
-            config.finetune_epochs,
-            rows_so_far,
-        )
-        try:
-            tuning.fit(finetune, pixels, resume)
-        except NonFiniteLossError as error:
-            raise stopped(error, tuning) from None
-        stages.append(tuning)
-        # fine-tuning is kept only where it beat the heads alone on the validation groups
-        tuning.kept = tuning.best_score() < heads.best_score()
-        if tuning.kept:
-            finetune.load_state_dict(tuning.best_state())
-            module.model.load_state_dict(finetune.model.state_dict())
-            tower_state = finetune.tower_state()
-    if not stages[-1].trainer.is_global_zero:
-        return out
-    summary = _write_summary(
-        out, config, heads, stages, sizes, manifest, time.perf_counter() - started
+
+def _finetune_stage(
+    heads, module, model_config, data, feature_sets, resume, stopped
+) -> tuple[Stage, dict[str, torch.Tensor] | None]:
+    """Fine-tune the image tower's last blocks with the heads; keep it only if it beat them.
+
+    Returns the stage and the tower's weights to save (``None`` when the heads alone won).
+    """
+    config, out = heads.config, heads.out
+    train_set, val_set = feature_sets
+    tower = create_image_tower(config.image_tower)
+    finetune = FinetuneModule(model_config, config, tower)
+    finetune.model.load_state_dict(module.model.state_dict())
+    pixels = FinetuneDataModule(
+        PixelSet(data.train_items, train_set, tower, True, config.seed, config.max_pixels),
+        PixelSet(data.val_items, val_set, tower, False, config.seed, config.max_pixels),
+        config,
     )
-    save_model(
-        module.model.cpu(),
+    rows_so_far = len(read_metrics(out))
+    tuning = Stage(
+        "finetune",
         out,
-        extra={
-            "trained_on": manifest.fingerprint(),
-            "best_epoch": summary["best_epoch"],
-            "run": str(out),
-        },
-        tower_state=tower_state,
+        out / runfolder.CHECKPOINTS_DIR / "finetune",
+        config,
+        config.finetune_epochs,
+        rows_so_far,
+        progress_bar=heads.progress_bar,
+        reporter=heads.reporter,
     )
-    return out
+    try:
+        tuning.fit(finetune, pixels, resume)
+    except NonFiniteLossError as error:
+        raise stopped(error, tuning) from None
+    # fine-tuning is kept only where it beat the heads alone on the validation groups
+    tuning.kept = tuning.best_score() < heads.best_score()
+    if not tuning.kept:
+        return tuning, None
+    finetune.load_state_dict(tuning.best_state())
+    module.model.load_state_dict(finetune.model.state_dict())
+    return tuning, finetune.tower_state()
 
 
-class Stage:
-    """One Lightning fit with its checkpoints, early stopping and metrics rows."""
-
-    def __init__(
-        self,
-        name: str,
-        out: Path,
-        folder: Path,
-        config: TrainConfig,
-        max_epochs: int,
-        epoch_offset: int = 0,
-    ):
-        self.name, self.folder, self.config = name, folder, config
-        self.last = folder / "last.ckpt"
-        self.reason = "not_run"
-        self.kept = True
-        self.checkpoint = ModelCheckpoint(
-            dirpath=folder,
-            filename="best",
-            monitor="val/loss",
-            mode="min",
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        )
-        # A second checkpoint for resuming, written every epoch whatever the monitored value does.
-        last_checkpoint = ModelCheckpoint(
-            dirpath=folder,
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        )
-        self.early_stopping = EarlyStopping(
-            monitor="val/loss",
-            mode="min",
-            patience=config.early_stopping_patience,
-            min_delta=config.early_stopping_min_delta,
-            check_finite=True,
-        )
-        callbacks: list[pl.Callback] = [
-            MetricsJsonlWriter(out / "metrics.jsonl", epoch_offset=epoch_offset, stage=name),
-            self.early_stopping,
-            self.checkpoint,
-            last_checkpoint,
-        ]
-        if config.progress:
-            callbacks.append(RichProgressBar(leave=False))
-        world = config.devices * config.num_nodes
-        self.max_epochs = max_epochs
-        self.trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            accelerator=config.accelerator,
-            devices=config.devices,
-            num_nodes=config.num_nodes,
-            strategy="ddp" if world > 1 else "auto",
-            callbacks=callbacks,
-            logger=False,
-            plugins=[AtomicCheckpointIO()],
-            num_sanity_val_steps=0,
-            enable_model_summary=False,
-            enable_progress_bar=config.progress,
-            use_distributed_sampler=False,
-            deterministic=name == "heads",  # some backward kernels of the tower have none
-            default_root_dir=str(out),
-        )
-
-    def fit(
-        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool
-    ) -> None:
-        ckpt_path = str(self.last) if resume and self.last.is_file() else None
-        if resume and ckpt_path is None and _is_global_zero():
-            console.print(
-                f"[yellow]no checkpoint in {self.folder}: stage {self.name} starts anew[/]"
-            )
-        self.trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        if self.early_stopping.stopped_epoch > 0:
-            self.reason = "early_stopping"
-        elif self.trainer.current_epoch >= self.max_epochs:
-            self.reason = "max_epochs"
-        else:
-            self.reason = "interrupted"
-
-    def best_score(self) -> float:
-        score = self.checkpoint.best_model_score
-        if score is None and self.checkpoint.best_model_path:
-            return float("inf")
-        return float(score) if score is not None else float("inf")
-
-    def best_state(self) -> dict[str, torch.Tensor]:
-        best = self.folder / "best.ckpt"
-        return torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-
-    def final_lr(self) -> float | None:
-        optimizers = self.trainer.optimizers
-        return optimizers[0].param_groups[0]["lr"] if optimizers else None
-
-
-def _write_summary(out, config, heads, stages, sizes, manifest, seconds) -> dict[str, Any]:
-    rows = read_metrics(out / "metrics.jsonl") if (out / "metrics.jsonl").exists() else []
+def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str, Any]:
+    rows = read_metrics(out)
     best_row = min(rows, key=lambda r: r.get("val/loss", float("inf"))) if rows else {}
     failed = not stages  # a NaN loss: the stage that failed is `heads`' or the fine-tune's
     last_stage = stages[-1] if stages else heads
@@ -416,123 +343,18 @@ def _write_summary(out, config, heads, stages, sizes, manifest, seconds) -> dict
         "seed": config.seed,
         "image_tower": config.image_tower,
         "text_tower": config.text_tower,
-        "train_size": sizes["train"],
-        "val_size": sizes["val"],
-        "calib_size": sizes.get("calib", {"items": 0, "groups": 0}),
+        "train_size": data.sizes["train"],
+        "val_size": data.sizes["val"],
+        "calib_size": data.sizes.get("calib", {"items": 0, "groups": 0}),
         "calib_fraction": None if config.split else config.calib_fraction,
         "data": str(Path(config.data).resolve()),
-        "data_fingerprint": manifest.fingerprint(),
-        "skipped_rows": len(manifest.errors),
+        "data_fingerprint": data.manifest.fingerprint(),
+        "skipped_rows": len(data.manifest.errors),
         "train_seconds": round(seconds, 2),
         "best_checkpoint": str(heads.checkpoint.best_model_path or ""),
         "final": rows[-1] if rows else {},
         "best": best_row,
         "config": asdict(config),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    runfolder.write_summary(out, summary)
     return summary
-
-
-def seed_table(summary: dict[str, Any], title: str = "the seed's figures") -> Table:
-    """The seed's table of figures for one run (final epoch, like the seed reports them)."""
-    final = {
-        **summary.get("final", {}),
-        **{k: summary.get(k) for k in ("epochs_completed", "final_lr")},
-    }
-    table = Table(title=title)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-
-    def show(key: str) -> str:
-        value = final.get(key)
-        if value is None:
-            return "-"
-        if key == "epochs_completed":
-            return str(value)
-        return f"{value:.5g}"
-
-    for label, keys in SEED_TABLE_ROWS:
-        text = " / ".join(show(k) for k in keys) if isinstance(keys, tuple) else show(keys)
-        table.add_row(label, text)
-    table.caption = (
-        f"stopped by {summary.get('stop_reason')}; best epoch {summary.get('best_epoch')}"
-    )
-    return table
-
-
-def train_command(
-    data: Annotated[str | None, typer.Option(help="manifest (CSV, JSONL or Parquet)")] = None,
-    out: Annotated[str | None, typer.Option(help="run folder")] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="validation share by group: 0.2 = 80/20")
-    ] = None,
-    calib_fraction: Annotated[
-        float | None,
-        typer.Option(help="share of the validation groups kept for calibrating verdicts (0.5)"),
-    ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="split file (id,split) instead of --val-fraction")
-    ] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    config: Annotated[str | None, typer.Option("--config", help="YAML file of options")] = None,
-    max_epochs: Annotated[int | None, typer.Option()] = None,
-    image_tower: Annotated[
-        str | None, typer.Option(help="efficientnet-lite0, tiny, open_clip:ARCH:FILE")
-    ] = None,
-    text_tower: Annotated[
-        str | None, typer.Option(help="e5-small, minilm, tiny, open_clip:ARCH:FILE")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="initial learning rate")] = None,
-    margin: Annotated[float | None, typer.Option(help="triplet margin (cosine distance)")] = None,
-    miner: Annotated[str | None, typer.Option(help="random, semihard or hard")] = None,
-    hard_negatives: Annotated[str | None, typer.Option(help="artist or category")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="feature cache folder")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")
-    ] = False,
-    devices: Annotated[
-        int | None, typer.Option(help="processes/GPUs per machine (DDP when > 1)")
-    ] = None,
-    num_nodes: Annotated[int | None, typer.Option(help="machines")] = None,
-    accelerator: Annotated[str | None, typer.Option(help="auto, cpu or gpu")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-) -> int:
-    """Train the multimodal triplet model on a manifest."""
-    resolved = resolve_config(
-        config,
-        data=data,
-        out=out,
-        val_fraction=val_fraction,
-        calib_fraction=calib_fraction,
-        split=split,
-        seed=seed,
-        max_epochs=max_epochs,
-        image_tower=image_tower,
-        text_tower=text_tower,
-        lr=lr,
-        margin=margin,
-        miner=miner,
-        hard_negatives=hard_negatives,
-        cache_dir=cache_dir,
-        devices=devices,
-        num_nodes=num_nodes,
-        accelerator=accelerator,
-        progress=progress,
-    )
-    run_dir = train_run(resolved, resume=resume)
-    if _is_global_zero():
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        console.print(
-            seed_table(summary, title=f"{run_dir}: the seed's figures (validation split)")
-        )
-        console.print(f"model: {run_dir / 'model.safetensors'}")
-    return 0
-
-
-app = typer.Typer(add_completion=False)
-app.command("train")(train_command)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``artsim train ...`` in-process."""
-    return run_app(app, argv, prog_name="artsim train")

@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artsim.commands import run_app
+from artsim.cli.commands import run_app
+from artsim.cli.progress import RichReporter
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import Manifest, load_manifest, validate_manifest
 from artsim.data.split import group_split, split_sizes, write_split
@@ -31,6 +32,19 @@ app = typer.Typer(
 # Problem texts quote user data (paths, ids) that may contain [brackets]: no markup there.
 console = Console(highlight=False, soft_wrap=True)
 
+
+def _reporter() -> RichReporter:
+    return RichReporter(console, transient=True)
+
+
+Seed = Annotated[int, typer.Option("--seed", min=0, help="Random seed.")]
+PerOriginal = Annotated[
+    int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
+]
+CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")]
+MaxOriginals = Annotated[
+    int | None, typer.Option("--max-originals", min=1, help="Keep at most this many originals.")
+]
 ManifestArgument = Annotated[
     Path,
     typer.Argument(
@@ -103,7 +117,7 @@ def split(
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Share of items for validation.")
     ] = 0.2,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    seed: Seed = 0,
     stratify: Annotated[
         str | None,
         typer.Option("--stratify", help="Split each value of this column (e.g. lang) apart."),
@@ -137,10 +151,8 @@ def split(
 def derive(
     manifest_path: ManifestArgument,
     out: Annotated[Path, typer.Option("--out", help="Folder for the new images and manifest.")],
-    per_original: Annotated[
-        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
-    ] = 3,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    per_original: PerOriginal = 3,
+    seed: Seed = 0,
     family: Annotated[
         str,
         typer.Option(
@@ -188,7 +200,10 @@ def derive(
     else:
         from artsim.data.derive import derive_manifest
 
-        written = derive_manifest(manifest, out, per_original=per_original, seed=seed)
+        with _reporter() as reporter:
+            written = derive_manifest(
+                manifest, out, per_original=per_original, seed=seed, reporter=reporter
+            )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0
 
@@ -198,16 +213,10 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo corpus.")] = Path(
         "data/demo"
     ),
-    max_originals: Annotated[
-        int | None, typer.Option("--max-originals", min=1, help="Keep at most this many originals.")
-    ] = None,
-    per_original: Annotated[
-        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
-    ] = 3,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
-    ] = None,
+    max_originals: MaxOriginals = None,
+    per_original: PerOriginal = 3,
+    seed: Seed = 0,
+    cache_dir: CacheDir = None,
     corpus: Annotated[
         str,
         typer.Option(
@@ -220,14 +229,16 @@ def demo(
     """Build the demo corpus (originals plus generated stand-ins) under --out."""
     from artsim.data.demo import build_demo_corpus
 
-    written = build_demo_corpus(
-        out,
-        max_originals=max_originals,
-        per_original=per_original,
-        seed=seed,
-        cache_dir=cache_dir,
-        corpus=corpus,
-    )
+    with _reporter() as reporter:
+        written = build_demo_corpus(
+            out,
+            max_originals=max_originals,
+            per_original=per_original,
+            seed=seed,
+            cache_dir=cache_dir,
+            corpus=corpus,
+            reporter=reporter,
+        )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0
 
@@ -239,11 +250,9 @@ def folder(
     per_original: Annotated[
         int, typer.Option("--per-original", min=0, help="Generated stand-ins per original.")
     ] = 3,
-    max_originals: Annotated[
-        int | None, typer.Option("--max-originals", min=1, help="Keep at most this many originals.")
-    ] = None,
+    max_originals: MaxOriginals = None,
     source: Annotated[str, typer.Option("--source", help="Credit written in each row.")] = "",
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    seed: Seed = 0,
 ) -> int:
     """Make a manifest from a folder of images: captions from file names, then stand-ins."""
     from artsim.data.derive import derive_manifest
@@ -253,7 +262,10 @@ def folder(
         images, out, source=source, max_originals=max_originals, seed=seed
     )
     if per_original > 0:
-        written = derive_manifest(load_manifest(written), out, per_original=per_original, seed=seed)
+        with _reporter() as reporter:
+            written = derive_manifest(
+                load_manifest(written), out, per_original=per_original, seed=seed, reporter=reporter
+            )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0
 
@@ -263,13 +275,9 @@ def external(
     out: Annotated[Path, typer.Option("--out", help="Folder for the external set.")] = Path(
         "data/external"
     ),
-    per_original: Annotated[
-        int, typer.Option("--per-original", min=1, help="Generated stand-ins per original.")
-    ] = 3,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
-    cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="Where downloads are cached.")
-    ] = None,
+    per_original: PerOriginal = 3,
+    seed: Seed = 0,
+    cache_dir: CacheDir = None,
     source: Annotated[
         str,
         typer.Option(
@@ -285,9 +293,16 @@ def external(
     """Build an external evaluation set from a Debian package, never trained on."""
     from artsim.data.folder import build_external_corpus
 
-    written = build_external_corpus(
-        out, per_original=per_original, seed=seed, cache_dir=cache_dir, source=source, family=family
-    )
+    with _reporter() as reporter:
+        written = build_external_corpus(
+            out,
+            per_original=per_original,
+            seed=seed,
+            cache_dir=cache_dir,
+            source=source,
+            family=family,
+            reporter=reporter,
+        )
     _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
     return 0
 
@@ -303,7 +318,7 @@ def lofo(
     per_original: Annotated[
         int, typer.Option("--per-original", min=1, help="Held-out derivatives per original.")
     ] = 3,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
+    seed: Seed = 0,
     distractors: Annotated[
         Path | None,
         typer.Option("--distractors", help="Folder or manifest for mosaics and collages."),

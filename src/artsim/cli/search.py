@@ -1,7 +1,7 @@
 """``artsim search`` (which originals is this like?) and ``artsim score`` (how alike are these two?).
 
 Both print a table for people or JSON (``--json``) for programs; the logic lives in
-:mod:`artsim.index.index`.
+:mod:`artsim.index.query`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artsim.commands import run_app
+from artsim.cli.commands import run_app
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
 from artsim.eval.verdicts import (
@@ -24,19 +24,12 @@ from artsim.eval.verdicts import (
     VERDICT_RELATED,
     VERDICT_UNCALIBRATED,
 )
-from artsim.index.index import (
-    SCORE_NAMES,
-    ArtIndex,
-    Calibration,
-    embed_query,
-    load_calibration,
-    score_pair,
-    search_index,
-)
+from artsim.index.calibration import Calibration, load_calibration
+from artsim.index.catalog import ArtIndex
+from artsim.index.query import SCORE_NAMES, embed_query, score_pair, search_index
 from artsim.model.embedder import Embedder
 
 console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 TASK_WORDS = {
     "image": "image vs. image",

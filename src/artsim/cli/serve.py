@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from artsim.commands import err_console, run_app
+from artsim.cli.commands import err_console, run_app
 from artsim.errors import UserError
 from artsim.serve.app import MAX_TEXT_CHARS, create_app
 

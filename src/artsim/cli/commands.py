@@ -1,6 +1,6 @@
 """Run a typer app as ``main(argv) -> int`` so every command can be called in-process.
 
-Each command module builds its own ``typer.Typer`` and exposes ``main(argv)`` through
+Each command module of :mod:`artsim.cli` builds its own ``typer.Typer`` and exposes ``main(argv)`` through
 :func:`run_app`; the top-level ``artsim`` CLI mounts them as sub-commands.
 """
 

@@ -1,4 +1,9 @@
-"""The ``artsim`` command: every sub-command is a module's typer command, mounted here."""
+"""The command line: typer apps, rich tables and progress bars over the library.
+
+Every sub-command lives in a module of this package (``artsim.cli.train``, ``artsim.cli.index``,
+...) with its own ``main(argv) -> int``; this module mounts them as ``artsim``. Nothing below this
+package imports typer or rich: the library reports progress through :mod:`artsim.progress`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import sys
 
 import typer
 
-from artsim.commands import run_app
+from artsim.cli.commands import run_app
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,17 +27,17 @@ app = typer.Typer(
 
 
 def _mount() -> None:
-    from artsim.data.cli import app as data_app
-    from artsim.eval.evaluate import evaluate_command
-    from artsim.index.index import app as index_app
-    from artsim.index.index import calibrate_command
-    from artsim.index.search import score_command, search_command
-    from artsim.pipeline import demo_command
-    from artsim.report.compare import compare_command
-    from artsim.report.report import report_command
-    from artsim.report.sweep import sweep_command
-    from artsim.serve.cli import serve_command
-    from artsim.train.run import train_command
+    from artsim.cli.compare import compare_command
+    from artsim.cli.data import app as data_app
+    from artsim.cli.evaluate import evaluate_command
+    from artsim.cli.index import app as index_app
+    from artsim.cli.index import calibrate_command
+    from artsim.cli.pipeline import demo_command
+    from artsim.cli.report import report_command
+    from artsim.cli.search import score_command, search_command
+    from artsim.cli.serve import serve_command
+    from artsim.cli.sweep import sweep_command
+    from artsim.cli.train import train_command
 
     app.command("demo")(demo_command)
     app.add_typer(data_app, name="data")

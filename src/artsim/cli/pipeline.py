@@ -1,4 +1,4 @@
-"""``artsim demo``: the main job end to end on the real demo corpus.
+"""``artsim demo``: the main job end to end on the real demo corpus (a command over the library).
 
 Debian's clip art and Tux Paint stamps -> generated stand-ins -> an 80/20 group split -> the
 triplet model -> evaluation on the validation groups (with a calibrated threshold) and on an
@@ -9,8 +9,6 @@ Every step reuses what an earlier run of the demo left, when it is still valid.
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,17 +18,21 @@ import typer
 from rich.console import Console
 from rich.rule import Rule
 
+from artsim import runfolder
+from artsim.cli.commands import run_app
+from artsim.cli.evaluate import evaluate_with_progress, result_table
+from artsim.cli.index import calibration_lines
+from artsim.cli.progress import RichReporter
+from artsim.cli.search import search_command
+from artsim.cli.train import seed_document_table, train_with_progress
 from artsim.data.demo import build_demo_corpus
 from artsim.data.folder import build_external_corpus
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
-from artsim.eval.evaluate import evaluate_run, result_table
+from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
-from artsim.index.index import build_index, calibration_lines
-from artsim.index.search import search_command
 from artsim.report.report import build_report
 from artsim.train.config import resolve_config
-from artsim.train.run import seed_table, train_run
 
 console = Console(highlight=False)
 
@@ -46,14 +48,9 @@ def _done(started: float) -> None:
 
 def _trained(run_dir: Path, manifest: Path, config) -> bool:
     """A finished run of the same data and options can be reused as it is."""
-    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
-    if not (
-        summary_path.is_file()
-        and config_path.is_file()
-        and (run_dir / "model.safetensors").is_file()
-    ):
+    summary = runfolder.read_summary(run_dir)
+    if not (summary and runfolder.read_config(run_dir) and runfolder.has_model(run_dir)):
         return False
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
     same_options = _options(summary.get("config", {})) == _options(asdict(config))
     return same_options and summary.get("data_fingerprint") == load_manifest(manifest).fingerprint()
 
@@ -65,9 +62,9 @@ def _options(values: dict) -> dict:
 
 def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None:
     """A generated item of the validation groups: the model never saw its group."""
-    val_ids = set()
-    with (run_dir / "split.csv").open(encoding="utf-8") as handle:
-        val_ids = {row["id"] for row in csv.DictReader(handle) if row["split"] == "val"}
+    val_ids = {
+        item_id for item_id, side in runfolder.read_split_ids(run_dir).items() if side == "val"
+    }
     manifest = load_manifest(manifest_path, check_images=False)
     for item in manifest.generated():
         if item.id in val_ids:
@@ -76,8 +73,7 @@ def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None
 
 
 def _has_calibration_part(run_dir: Path) -> bool:
-    with (run_dir / "split.csv").open(encoding="utf-8") as handle:
-        return any(row["split"] == "calib" for row in csv.DictReader(handle))
+    return runfolder.CALIB in set(runfolder.read_split_ids(run_dir).values())
 
 
 def demo_command(
@@ -104,7 +100,10 @@ def demo_command(
     """Build the demo corpus, train, evaluate, report, index and search: the whole job."""
     begun = time.perf_counter()
     started = _step("1. demo corpus (Debian's openclipart-png and tuxpaint-stamps-default)")
-    manifest = build_demo_corpus(data_dir, max_originals=max_originals, seed=seed)
+    with RichReporter(console, transient=True) as reporter:
+        manifest = build_demo_corpus(
+            data_dir, max_originals=max_originals, seed=seed, reporter=reporter
+        )
     _done(started)
 
     started = _step(f"2. training ({1 - val_fraction:.0%}/{val_fraction:.0%} split by group)")
@@ -118,21 +117,23 @@ def demo_command(
     if not retrain and _trained(out, manifest, config):
         console.print(f"{out} already holds this run; --retrain trains it again")
     else:
-        train_run(config)
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        train_with_progress(config)
+    summary = runfolder.read_summary(out)
     console.print(
-        seed_table(summary, title="the seed's figures, validation groups never seen in training")
+        seed_document_table(
+            summary, title="the seed's figures, validation groups never seen in training"
+        )
     )
     _done(started)
 
     started = _step(
         "3. evaluation: each generated item of the validation groups asks for its original"
     )
-    result = evaluate_run(out, manifest, split="val")
+    result = evaluate_with_progress(out, manifest, split="val")
     console.print(result_table(result))
     if _has_calibration_part(out):
         # the verdict's thresholds: set on groups that neither trained nor chose the model
-        calibrated = evaluate_run(out, manifest, split="calib")
+        calibrated = evaluate_with_progress(out, manifest, split="calib")
         console.print(
             f"calibration part: {calibrated['counts']['queries']} queries -> "
             f"{calibrated['calibration']}"
@@ -143,11 +144,12 @@ def demo_command(
         "4. external check: art4apps illustrations (Debian's pysiogame), never trained on"
     )
     try:
-        external = build_external_corpus(external_dir, seed=seed)
+        with RichReporter(console, transient=True) as reporter:
+            external = build_external_corpus(external_dir, seed=seed, reporter=reporter)
     except DataError as error:  # the demo goes on without it; say why
         console.print(f"[yellow]skipped: {error}[/]")
     else:
-        console.print(result_table(evaluate_run(out, external)))
+        console.print(result_table(evaluate_with_progress(out, external)))
     _done(started)
 
     started = _step("5. reports")
@@ -157,7 +159,8 @@ def demo_command(
 
     started = _step("6. search index of the originals")
     index_dir = out / "index"
-    index = build_index(out, manifest, index_dir, force=True, console=console)
+    with RichReporter(console, remaining=True, description_width=22) as reporter:
+        index = build_index(out, manifest, index_dir, force=True, reporter=reporter)
     console.print(f"{index.count()} originals indexed in {index_dir}")
     try:
         # verdicts calibrated on the indexed collection itself (index.json)
@@ -190,6 +193,4 @@ app.command("demo")(demo_command)
 
 def main(argv: list[str] | None = None) -> int:
     """``artsim demo ...`` in-process."""
-    from artsim.commands import run_app
-
     return run_app(app, argv, prog_name="artsim demo")

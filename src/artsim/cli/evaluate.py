@@ -1,0 +1,132 @@
+"""``artsim evaluate``: retrieval, verification and baselines of a run (:mod:`artsim.eval`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artsim import runfolder
+from artsim.cli.commands import run_app
+from artsim.cli.progress import RichReporter
+from artsim.eval.evaluate import evaluate_run
+from artsim.eval.tasks import TASKS
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def evaluate_with_progress(run, manifest=None, **options) -> dict[str, Any]:
+    """:func:`artsim.eval.evaluate.evaluate_run` with transient rich bars on stderr."""
+    with RichReporter(Console(stderr=True), transient=True) as reporter:
+        return evaluate_run(run, manifest, reporter=reporter, **options)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3f}"
+
+
+def result_table(result: dict[str, Any]) -> Table:
+    """A rich table of the tasks and baselines of an evaluation result."""
+    table = Table(
+        title=f"evaluation: {result['name']} ({result['counts']['queries']} queries, "
+        f"{result['counts']['gallery']} originals)"
+    )
+    columns = ("recall@1", "recall@5", "mrr", "map", "triplet_acc", "triplet_acc_hard")
+    # short headers: the table must fit an 80-column terminal
+    headers = ("R@1", "R@5", "MRR", "mAP", "trip", "hard", "AUC", "n")
+    table.caption = (
+        "R@k recall@k, trip/hard triplet accuracy with a random/the hardest negative, "
+        "AUC verification ROC-AUC"
+    )
+    table.add_column("task")
+    for header in headers:
+        table.add_column(header, justify="right")
+    rows: list[tuple[str, dict | None, dict | None]] = [
+        (task, result["tasks"][task], result["verification"][task]) for task in TASKS
+    ]
+    rows.append(("phash (image)", result["baselines"]["phash"].get("image"), None))
+    for task in ("image", "text", "fused"):
+        rows.append((f"frozen ({task})", result["baselines"]["frozen"].get(task), None))
+    for label, figures, verification in rows:
+        figures = figures or {}
+        table.add_row(
+            label,
+            *[_fmt(figures.get(column)) for column in columns],
+            _fmt((verification or {}).get("roc_auc")),
+            _fmt(figures.get("n_queries")),
+        )
+    return table
+
+
+def baseline_table(result: dict[str, Any]) -> Table:
+    """Per task: trained vs frozen towers vs perceptual hash (recall@1), losses flagged."""
+    table = Table(title="trained vs baselines (recall@1)")
+    for header in ("task", "trained", "frozen", "phash", "trained-frozen", "flag"):
+        table.add_column(header, justify="left" if header in ("task", "flag") else "right")
+    for task, row in (result.get("vs_baselines") or {}).items():
+        minus = row.get("minus_frozen")
+        table.add_row(
+            task,
+            _fmt(row.get("trained")),
+            _fmt(row.get("frozen")),
+            _fmt(row.get("phash")),
+            "–" if minus is None else f"{minus:+.3f}",
+            "BELOW FROZEN" if row.get("below_frozen") else "",
+        )
+    return table
+
+
+def evaluate_command(
+    run: Annotated[Path, typer.Option("--run", help="run folder (model.safetensors + model.json)")],
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="manifest to evaluate on (default: the run's training data)"),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="val or train (the run's split.csv ids) or all")
+    ] = "all",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="also write the result to this JSON file")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the random negatives")] = 0,
+) -> int:
+    """Retrieval, verification and baselines of a trained run on a manifest."""
+    result = evaluate_with_progress(run, data, split=split, seed=seed)
+    console.print(result_table(result))
+    console.print(baseline_table(result))
+    if result.get("below_frozen"):
+        console.print(
+            f"[bold red]BELOW FROZEN:[/] the trained model is below the frozen towers on "
+            f"{', '.join(result['below_frozen'])} (recall@1)",
+            markup=True,
+        )
+    for reason, count in result["counts"]["skipped"].items():
+        console.print(f"skipped {count}: {reason}")
+    for note in result["notes"]:
+        console.print(f"[yellow]note:[/] {note}", markup=True)
+    if result["counts"]["problems"]:
+        console.print(f"{len(result['counts']['problems'])} manifest problem(s), see the JSON")
+    if json_out is not None:
+        runfolder.write_json(json_out, result)
+        console.print(f"wrote {json_out}")
+    console.print(f"wrote {runfolder.evaluation_path(run, result['name'])}")
+    if result.get("calibration"):
+        console.print(f"wrote {result['calibration']}")
+    return 0
+
+
+app = typer.Typer(add_completion=False, help="Evaluate a trained run.")
+app.command("evaluate")(evaluate_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``artsim evaluate ...`` in-process; returns the exit code."""
+    return run_app(app, argv)

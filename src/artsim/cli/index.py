@@ -1,0 +1,221 @@
+"""``artsim index build|add|remove|info``: make and change the search index (:mod:`artsim.index`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from artsim.cli.commands import run_app
+from artsim.cli.progress import RichReporter
+from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.errors import UserError
+from artsim.index.build import add_items, build_index, originals_of, remove_originals
+from artsim.index.catalog import ArtIndex
+from artsim.model.embedder import Embedder
+
+err_console = Console(stderr=True, highlight=False)
+
+
+def _reporter() -> RichReporter:
+    return RichReporter(err_console, remaining=True, description_width=22)
+
+
+app = typer.Typer(
+    name="index",
+    help="Build and change the search index of original artworks.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command("build")
+def build_command(
+    run: Annotated[Path, typer.Option("--run", help="Run folder with the trained model.")],
+    data: Annotated[Path, typer.Option("--data", help="Manifest; its originals are indexed.")],
+    out: Annotated[Path, typer.Option("--out", help="Index folder to create.")],
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Keep vectors in Milvus: milvus://HOST:PORT."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an index at --out.")] = False,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+    calibrate_sample: Annotated[
+        int,
+        typer.Option(
+            "--calibrate-sample",
+            min=0,
+            help="Groups drawn to calibrate verdicts on this collection (0: do not calibrate).",
+        ),
+    ] = 80,
+) -> None:
+    """Embed the ORIGINALS of a manifest (image, caption, fused vectors) into a new index."""
+    with _reporter() as reporter:
+        index = build_index(
+            run, data, out, store=store, force=force, max_pixels=max_pixels, reporter=reporter
+        )
+    try:
+        err_console.print(
+            f"indexed {index.count()} originals into {out} "
+            f"(model {index.model_id}, {index.store.describe()})"
+        )
+        if calibrate_sample:
+            try:
+                _calibrate_and_say(index, index.load_embedder(run), calibrate_sample, 0, max_pixels)
+            except UserError as error:  # the index is built and usable: say why, keep it
+                err_console.print(f"[yellow]verdicts not calibrated: {error}[/]")
+    finally:
+        index.close()
+
+
+def _calibrate_and_say(
+    index: ArtIndex, embedder: Embedder, sample: int, seed: int, max_pixels: int
+) -> None:
+    from artsim.index.calibrate import calibrate_index
+
+    with err_console.status("calibrating verdicts on this collection"):
+        calibration = calibrate_index(
+            index, embedder, sample=sample, seed=seed, max_pixels=max_pixels
+        )
+    for line in calibration_lines(index.info.calibration or {}):
+        err_console.print(line)
+    if not calibration.tasks:
+        err_console.print("[yellow]too few usable queries: verdicts stay uncalibrated[/]")
+
+
+def calibration_lines(raw: dict) -> list[str]:
+    """What ``index.json``'s calibration says, in a few lines for people."""
+    if not raw:
+        return ["calibration: none (run `artsim calibrate --index INDEX`)"]
+    about = raw.get("about", {})
+    on = about.get("on", {})
+    lines = [
+        f"calibration: {on.get('match_queries', '?')} derivatives of indexed originals and "
+        f"{on.get('distractor_queries', '?')} of originals left out of the gallery "
+        f"({on.get('originals_in_index', '?')} originals, seed {on.get('seed', '?')}, "
+        f"{about.get('seconds', '?')} s); 'derived' at a {raw.get('rate', 0):.1%} false rate"
+    ]
+    for task, rates in about.get("measured", {}).items():
+        parts = []
+        for rate, values in rates.items():
+            if float(rate) > 0.05:
+                continue
+            high = values["false_rate_interval"][1]
+            parts.append(
+                f"{float(rate):.1%}: t={values['threshold']:.3f} recall {values['recall']:.2f} "
+                f"(false {values['false_rate']:.1%}, <= {high:.1%} at 95%)"
+            )
+        lines.append(f"  {task}: " + "; ".join(parts))
+    copy = raw.get("copy")
+    if copy:
+        lines.append(
+            f"  copy: image score >= {copy['threshold']:.3f} "
+            f"({copy['recall']:.0%} of {int(copy['n'])} near-duplicates)"
+        )
+    return lines
+
+
+@app.command("calibrate")
+def calibrate_command(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    sample: Annotated[
+        int, typer.Option("--sample", min=4, help="Groups drawn (half stay indexed).")
+    ] = 80,
+    seed: Annotated[int, typer.Option("--seed", help="Which groups are drawn.")] = 0,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Fit the verdict thresholds on the indexed collection itself (written to index.json)."""
+    index = ArtIndex.open(index_path)
+    try:
+        _calibrate_and_say(index, index.load_embedder(run), sample, seed, max_pixels)
+    finally:
+        index.close()
+
+
+@app.command("add")
+def add_command(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    data: Annotated[Path, typer.Option("--data", help="Manifest whose originals to add.")],
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+    ] = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Add a manifest's originals to an index (an id already there is replaced)."""
+    index = ArtIndex.open(index_path)
+    try:
+        with _reporter() as reporter:
+            originals = originals_of(data, max_pixels, reporter)
+            embedder = index.load_embedder()
+            before = set(index.store.get([item.id for item in originals]))
+            add_items(index, originals, embedder, max_pixels=max_pixels, reporter=reporter)
+        err_console.print(
+            f"added {len(originals) - len(before)} and replaced {len(before)} originals; "
+            f"the index holds {index.count()}"
+        )
+    finally:
+        index.close()
+
+
+@app.command("remove")
+def remove_command(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    ids: Annotated[str, typer.Option("--ids", help="Comma-separated ids to remove.")],
+) -> None:
+    """Remove originals from an index by id."""
+    wanted = [part.strip() for part in ids.split(",") if part.strip()]
+    if not wanted:
+        raise UserError("--ids is empty: give comma-separated ids, e.g. --ids a,b")
+    index = ArtIndex.open(index_path)
+    try:
+        removed = remove_originals(index, wanted)
+        unknown = [item_id for item_id in wanted if item_id not in set(removed)]
+        if not removed:
+            raise UserError(f"none of these ids is in {index_path}: {', '.join(unknown)}")
+        if unknown:
+            err_console.print(f"[yellow]not in the index:[/] {', '.join(unknown)}")
+        err_console.print(f"removed {len(removed)}; the index holds {index.count()}")
+    finally:
+        index.close()
+
+
+@app.command("info")
+def info_command(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Say what an index holds and which model built it."""
+    index = ArtIndex.open(index_path, read_only=True)
+    try:
+        data = {
+            **asdict(index.info),
+            "count": index.count(),
+            "store_detail": index.store.describe(),
+        }
+    finally:
+        index.close()
+    if json_output:
+        print(json.dumps(data, indent=2))
+    else:
+        calibration = data.pop("calibration", None)
+        for key, value in data.items():
+            print(f"{key}: {value}")
+        for line in calibration_lines(calibration or {}):
+            print(line)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``artsim index ...`` in-process: ``main(["build", "--run", ...])``."""
+    return run_app(app, argv, prog_name="artsim index")

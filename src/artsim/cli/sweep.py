@@ -1,0 +1,179 @@
+"""``artsim sweep``: train every (validation fraction, seed) pair and say which split is better.
+
+Each split is trained with several seeds into ``OUT/vf{fraction}_s{seed}/`` (combinations whose
+``summary.json`` exists are skipped, so an interrupted sweep resumes) and each run's validation
+split is evaluated; :mod:`artsim.report.sweep` then reads the runs and writes ``OUT/sweep.json``,
+``OUT/sweep.md`` (English and Spanish) and ``OUT/sweep.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artsim import runfolder
+from artsim.cli.commands import run_app
+from artsim.cli.evaluate import evaluate_with_progress
+from artsim.cli.progress import RichReporter
+from artsim.errors import UserError
+from artsim.progress import Reporter, or_silent
+from artsim.report.sweep import cell_text, run_name, split_name, write_sweep
+from artsim.report.text import label, say
+from artsim.train.config import TrainConfig
+
+console = Console(highlight=False)
+
+TrainFunction = Callable[[Any], Path]
+
+
+def parse_list(text: str, kind: type, option: str) -> list:
+    """``"0.2,0.4"`` -> ``[0.2, 0.4]``; a UserError naming the option otherwise."""
+    try:
+        values = [kind(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(
+            f"{option}: expected comma-separated {kind.__name__}s, got {text!r}"
+        ) from None
+    if not values:
+        raise UserError(f"{option}: give at least one value")
+    return list(dict.fromkeys(values))
+
+
+def _train_one(train: TrainFunction, config_fields: dict[str, Any]) -> Path:
+    return Path(train(TrainConfig(**config_fields)))
+
+
+def _default_train() -> TrainFunction:
+    from artsim.cli.train import train_with_progress  # lightning is heavy: only to train
+
+    return train_with_progress
+
+
+def run_sweep(
+    data: str | Path,
+    val_fractions: Sequence[float],
+    seeds: Sequence[int],
+    out: str | Path,
+    *,
+    max_epochs: int | None = None,
+    image_tower: str | None = None,
+    text_tower: str | None = None,
+    evaluate: bool = True,
+    train: TrainFunction | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Train (or reuse) every combination, evaluate, aggregate; returns what sweep.json holds.
+
+    ``train`` defaults to :func:`artsim.train.run.train_run` with progress bars; tests pass a
+    fake. ``reporter`` receives a line per run trained or failed. The aggregation
+    and the sweep files are :func:`artsim.report.sweep.write_sweep`.
+
+    >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
+    """
+    out = Path(out)
+    if not Path(data).is_file():
+        raise UserError(f"manifest not found: {data}")
+    for fraction in val_fractions:
+        if not 0.0 < fraction < 1.0:
+            raise UserError(f"--val-fractions: {fraction} is not between 0 and 1")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = train or _default_train()
+    options = {
+        key: value
+        for key, value in (
+            ("max_epochs", max_epochs),
+            ("image_tower", image_tower),
+            ("text_tower", text_tower),
+        )
+        if value is not None
+    }
+    reporter = or_silent(reporter)
+    runs: list[dict[str, Any]] = []
+    for fraction in val_fractions:
+        for seed in seeds:
+            run_dir = out / run_name(fraction, seed)
+            record: dict[str, Any] = {"val_fraction": fraction, "seed": seed, "run": str(run_dir)}
+            if (run_dir / runfolder.SUMMARY_FILE).is_file():
+                record["status"] = "reused"
+            else:
+                reporter.note(f"training {run_dir.name} ({split_name(fraction)}, seed {seed})")
+                fields = {
+                    "data": str(data),
+                    "out": str(run_dir),
+                    "val_fraction": fraction,
+                    "seed": seed,
+                    **options,
+                }
+                try:
+                    run_dir = _train_one(trainer, fields)
+                    record["status"] = "trained"
+                except UserError as error:  # one failed run (NaN loss...) does not stop a sweep
+                    record["status"] = f"failed: {error}"
+                    reporter.note(f"{run_dir.name}: {error}", "warning")
+                    if not (run_dir / runfolder.SUMMARY_FILE).is_file():
+                        runs.append(record)
+                        continue
+            if evaluate and runfolder.has_model(run_dir):
+                eval_file = runfolder.evaluation_path(run_dir, "val")
+                if not eval_file.is_file():
+                    try:
+                        evaluate_with_progress(run_dir, split="val")
+                    except UserError as error:
+                        record["evaluation"] = f"failed: {error}"
+            runs.append(record)
+    return write_sweep(out, data, val_fractions, seeds, runs)
+
+
+def sweep_command(
+    data: Annotated[Path, typer.Option("--data", help="the manifest to train on")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the runs and the sweep report")],
+    val_fractions: Annotated[
+        str, typer.Option("--val-fractions", help="comma-separated validation fractions")
+    ] = "0.2,0.4",
+    seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds")] = "0,1,2",
+    max_epochs: Annotated[int | None, typer.Option("--max-epochs")] = None,
+    image_tower: Annotated[str | None, typer.Option("--image-tower")] = None,
+    text_tower: Annotated[str | None, typer.Option("--text-tower")] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="evaluate each run's val split")
+    ] = True,
+) -> int:
+    """Train every split x seed combination and compare the splits with intervals."""
+    fractions = parse_list(val_fractions, float, "--val-fractions")
+    seed_list = parse_list(seeds, int, "--seeds")
+    result = run_sweep(
+        data,
+        fractions,
+        seed_list,
+        out,
+        max_epochs=max_epochs,
+        image_tower=image_tower,
+        text_tower=text_tower,
+        evaluate=evaluate,
+        reporter=RichReporter(console, enabled=False),
+    )
+    table = Table(title=say("en", "sweep_title", data=result["data"]))
+    table.add_column("figure")
+    for split in result["splits"]:
+        table.add_column(split, justify="right")
+    for figure, cells in result["summary"].items():
+        table.add_row(label("en", figure), *(cell_text(cells.get(s)) for s in result["splits"]))
+    console.print(table)
+    for verdict in result["verdicts"]["en"]:
+        console.print(f"- {verdict['text']}")
+    console.print(f"wrote {Path(out) / 'sweep.md'}, sweep.json, sweep.png")
+    return 0
+
+
+app = typer.Typer(add_completion=False, help="Sweep validation fractions and seeds.")
+app.command("sweep")(sweep_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``artsim sweep ...`` in-process; returns the exit code."""
+    return run_app(app, argv)

@@ -1,0 +1,264 @@
+"""Changing an index: build one from a manifest's originals, add, add one picture, remove.
+
+Originals are embedded with the run's model (image, caption and fused vectors) and stored with a
+small thumbnail. Builds happen in a hidden folder renamed into place at the end; adds commit in
+batches; so an interruption never leaves a half-written index.
+
+>>> index = build_index("runs/demo", "data/demo/manifest.csv", "indexes/demo")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.items import Item
+from artsim.data.manifest import load_manifest
+from artsim.errors import DataError, ModelMismatchError, UserError
+from artsim.index.catalog import INDEX_FILE, UPLOAD_DIR, ArtIndex, IndexInfo
+from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
+from artsim.index.store import OriginalRecord, VectorStore
+from artsim.model.embedder import Embedder, fuse_embeddings
+from artsim.progress import Reporter, or_silent
+
+THUMBNAIL_SIZE = 160
+
+
+def make_thumbnail(image: Image.Image, size: int = THUMBNAIL_SIZE) -> bytes:
+    """A small JPEG (longest side ``size``) kept in the index for result pages."""
+    thumbnail = image.convert("RGB")
+    thumbnail.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    # no chroma subsampling: small flat-coloured artworks smear badly with 4:2:0
+    thumbnail.save(buffer, format="JPEG", quality=88, optimize=True, subsampling=0)
+    return buffer.getvalue()
+
+
+def record_for_item(item: Item, thumbnail: bytes | None) -> OriginalRecord:
+    """Metadata an index keeps for a manifest item."""
+    return OriginalRecord(
+        id=item.id,
+        group=item.group,
+        title=item.title,
+        artist=item.artist,
+        caption=item.text,
+        lang=item.lang,
+        image_path=str(item.image),
+        source=item.source,
+        metadata=dict(item.metadata),
+        thumbnail=thumbnail,
+    )
+
+
+def vectors_for(
+    embedder: Embedder, image_vectors: np.ndarray, captions: Sequence[str], progress=None
+) -> dict[str, np.ndarray]:
+    """The three vectors an index keeps per original, from its image vectors and captions."""
+    text = embedder.embed_texts(list(captions), progress=progress)
+    has_text = np.array([bool(caption.strip()) for caption in captions], dtype=bool)
+    fused = fuse_embeddings(image_vectors, text, has_text)
+    return {"image": image_vectors, "text": text, "fused": fused}
+
+
+def add_items(
+    index: ArtIndex,
+    items: Sequence[Item],
+    embedder: Embedder,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    reporter: Reporter | None = None,
+    batch_size: int = 2048,
+) -> int:
+    """Embed ``items`` (originals) and insert or replace them in the index; returns how many.
+
+    Works in batches, each committed on its own: an interruption keeps the batches already
+    committed and leaves the index usable.
+    """
+    index.check_model(embedder)
+    if index.store.dim != embedder.dim:
+        raise ModelMismatchError(
+            f"the index {index.path} holds {index.store.dim}-d vectors, the model makes "
+            f"{embedder.dim}-d ones"
+        )
+    items = list(items)
+    reporter = or_silent(reporter)
+    embed_step = reporter.task("embedding images", len(items))
+    text_step = reporter.task("embedding captions", sum(i.has_text for i in items))
+    thumb_step = reporter.task("thumbnails", len(items))
+    store_step = reporter.task("writing the index", len(items))
+    for start in range(0, len(items), batch_size):
+        batch = items[start : start + batch_size]
+        image_vectors = embedder.embed_images(
+            [item.image for item in batch], max_pixels=max_pixels, progress=embed_step
+        )
+        vectors = vectors_for(embedder, image_vectors, [i.text for i in batch], text_step)
+        records = []
+        for item in batch:
+            records.append(record_for_item(item, make_thumbnail(load_rgb(item.image, max_pixels))))
+            thumb_step(1)
+        index.store.add([item.id for item in batch], vectors, records)
+        store_step(len(batch))
+    return len(items)
+
+
+def add_picture(
+    index: ArtIndex,
+    embedder: Embedder,
+    image: Image.Image,
+    record: OriginalRecord,
+    image_bytes: bytes | None = None,
+    image_format: str = "png",
+) -> OriginalRecord:
+    """Add (or replace) one original given as a picture in memory, e.g. an upload.
+
+    With ``image_bytes`` the file is kept under the index's ``uploads/`` folder, so the index
+    still has the full picture; the record's ``image_path`` then points there.
+    """
+    index.check_model(embedder)
+    image_path = record.image_path
+    if image_bytes is not None:
+        folder = index.path / UPLOAD_DIR
+        folder.mkdir(exist_ok=True)
+        # the id may hold any character: name the file by a hash of it
+        name = f"{uuid.uuid5(uuid.NAMESPACE_URL, record.id).hex}.{image_format}"
+        temporary = folder / f".{name}.tmp"
+        temporary.write_bytes(image_bytes)
+        os.replace(temporary, folder / name)
+        image_path = str((folder / name).resolve())
+    record = OriginalRecord(
+        **{**asdict(record), "image_path": image_path, "thumbnail": make_thumbnail(image)}
+    )
+    vectors = vectors_for(embedder, embedder.embed_pil([image]), [record.caption])
+    index.store.add([record.id], vectors, [record])
+    return record
+
+
+def remove_originals(index: ArtIndex, ids: Sequence[str]) -> list[str]:
+    """Remove originals by id; returns those that were there. Uploaded files go with them."""
+    records = index.store.get(ids)
+    removed = index.store.remove(ids)
+    uploads = (index.path / UPLOAD_DIR).resolve()
+    for item_id in removed:
+        path = Path(records[item_id].image_path) if item_id in records else None
+        if path is not None and path.parent == uploads:
+            path.unlink(missing_ok=True)
+    return removed
+
+
+def originals_of(
+    manifest_path: str | Path, max_pixels: int, reporter: Reporter | None = None
+) -> list[Item]:
+    """The usable originals of a manifest; skipped rows are noted (the first ten by name)."""
+    reporter = or_silent(reporter)
+    manifest = load_manifest(manifest_path, max_pixels=max_pixels, check_images=True)
+    for problem in manifest.errors[:10]:
+        reporter.note(f"skipped: {problem.format(str(manifest.path))}", "warning")
+    if len(manifest.errors) > 10:
+        reporter.note(f"... and {len(manifest.errors) - 10} more skipped rows", "warning")
+    originals = manifest.originals()
+    if not originals:
+        raise DataError(f"{manifest_path}: no usable original (role 'original') to index")
+    return originals
+
+
+def build_index(
+    run_dir: str | Path,
+    manifest_path: str | Path,
+    out: str | Path,
+    *,
+    store: str | None = None,
+    force: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+    reporter: Reporter | None = None,
+    embedder: Embedder | None = None,
+) -> ArtIndex:
+    """Embed a manifest's originals with a run's model into a new index folder ``out``.
+
+    The index is built in a hidden folder beside ``out`` and renamed into place at the end, so
+    an interrupted build leaves any previous index at ``out`` as it was.
+    """
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not (out / INDEX_FILE).is_file():
+            raise UserError(f"{out} exists and is not an artsim index: choose another --out")
+        if not force:
+            raise UserError(
+                f"{out} already holds an index: use `artsim index add` to add to it, "
+                "or --force to replace it"
+            )
+    originals = originals_of(manifest_path, max_pixels, reporter)
+    run_dir = Path(run_dir).resolve()
+    embedder = embedder or Embedder.from_run(run_dir)
+    info = IndexInfo(
+        model_id=embedder.model_id,
+        run=str(run_dir),
+        dim=embedder.dim,
+        store=store or "faiss",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
+    building.mkdir()
+    vector_store: VectorStore | None = None
+    try:
+        if info.store == "faiss":
+            vector_store = FaissStore.create(building, embedder.dim, ivf_threshold=ivf_threshold)
+        elif info.store.startswith("milvus://"):
+            from artsim.index.milvus_store import MilvusStore
+
+            prefix = f"artsim_{uuid.uuid4().hex[:12]}"
+            info = IndexInfo(**{**asdict(info), "milvus_prefix": prefix})
+            vector_store = MilvusStore.create(info.store, prefix, embedder.dim)
+        else:
+            raise UserError(f"unknown --store {store!r}: leave it out, or give milvus://HOST:PORT")
+        info.write(building)
+        index = ArtIndex(building, info, vector_store)
+        add_items(index, originals, embedder, max_pixels=max_pixels, reporter=reporter)
+        vector_store.close()
+    except BaseException:
+        if vector_store is not None:
+            vector_store.close()
+            if info.milvus_prefix:
+                _drop_milvus(info, reporter)
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    _move_into_place(building, out, reporter)
+    return ArtIndex.open(out)
+
+
+def _drop_milvus(info: IndexInfo, reporter: Reporter | None) -> None:
+    from artsim.index.milvus_store import MilvusStore
+
+    try:
+        store = MilvusStore(info.store, info.milvus_prefix)
+        store.drop()
+        store.close()
+    except Exception as error:  # cleanup must not hide the original problem
+        or_silent(reporter).note(
+            f"could not drop Milvus collections {info.milvus_prefix}_*: {error}", "warning"
+        )
+
+
+def _move_into_place(building: Path, out: Path, reporter: Reporter | None) -> None:
+    """Swap the finished index in for whatever was at ``out`` (two renames)."""
+    old = None
+    if out.exists():
+        old_info = IndexInfo.read(out) if (out / INDEX_FILE).is_file() else None
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, old)
+    os.replace(building, out)
+    if old is not None:
+        if old_info is not None and old_info.milvus_prefix:
+            _drop_milvus(old_info, reporter)
+        shutil.rmtree(old, ignore_errors=True)

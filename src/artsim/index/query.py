@@ -1,0 +1,240 @@
+"""Asking an index: embed a query (image and/or text), rank originals, score a pair.
+
+Search ranks originals by the score of the query's *task* (``image`` for an image query,
+``text`` for a prompt against captions, ``fused`` for image + prompt), reports every other
+applicable score (image-image, text-caption, image->caption ``i2t``, prompt->image ``t2i``,
+fused) for the same originals, and a verdict from the run's ``calibration.json``
+(:class:`artsim.index.calibration.Calibration`).
+
+>>> search_index(index, embedder, text="a red circle", k=3).results[0].id  # doctest: +SKIP
+'g000-orig'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+from artsim.errors import UserError
+from artsim.index.calibration import Calibration, load_calibration
+from artsim.index.catalog import ArtIndex
+from artsim.model.embedder import Embedder, fuse_embeddings
+
+SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused")
+
+
+@dataclass(frozen=True)
+class QueryVectors:
+    """A query embedded: image and/or text vectors (``None`` where absent) and their fusion."""
+
+    image: np.ndarray | None
+    text: np.ndarray | None
+    fused: np.ndarray
+
+    @property
+    def task(self) -> str:
+        """What the query is: ``fused`` (image + text), ``image`` or ``text``."""
+        if self.image is not None and self.text is not None:
+            return "fused"
+        return "image" if self.image is not None else "text"
+
+
+def embed_query(
+    embedder: Embedder, image: Image.Image | None = None, text: str | None = None
+) -> QueryVectors:
+    """Embed an image and/or a text; raises :class:`UserError` if neither is given."""
+    text = (text or "").strip()
+    if image is None and not text:
+        raise UserError("give an image, a text, or both")
+    image_vector = embedder.embed_pil([image])[0] if image is not None else None
+    text_vector = embedder.embed_texts([text])[0] if text else None
+    base = image_vector if image_vector is not None else np.zeros(embedder.dim, np.float32)
+    other = text_vector if text_vector is not None else np.zeros(embedder.dim, np.float32)
+    fused = fuse_embeddings(base[None], other[None], np.array([text_vector is not None]))[0]
+    return QueryVectors(image_vector, text_vector, fused)
+
+
+@dataclass
+class SearchResult:
+    """One ranked original."""
+
+    rank: int
+    id: str
+    group: str
+    title: str
+    artist: str
+    caption: str
+    task: str
+    score: float
+    scores: dict[str, float]
+    verdict: str
+    threshold: float | None
+    decided_by: str = ""
+    probability: float | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResponse:
+    """Ranked originals for one query, with the query's task and the calibration used."""
+
+    model_id: str
+    task: str
+    k: int
+    calibration: Calibration
+    results: list[SearchResult]
+
+    def to_json(self) -> dict:
+        return {
+            "model_id": self.model_id,
+            "task": self.task,
+            "k": self.k,
+            "calibration": self.calibration.to_json(),
+            "results": [result.to_json() for result in self.results],
+        }
+
+
+def _finite(value: float) -> float:
+    return round(float(value), 6) if math.isfinite(value) else 0.0
+
+
+def search_index(
+    index: ArtIndex,
+    embedder: Embedder,
+    *,
+    image: Image.Image | None = None,
+    text: str | None = None,
+    k: int = 10,
+    calibration: Calibration | None = None,
+) -> SearchResponse:
+    """The ``k`` originals closest to an image and/or text query, best first."""
+    if k < 1:
+        raise UserError(f"k must be at least 1 (got {k})")
+    index.check_model(embedder)
+    query = embed_query(embedder, image, text)
+    calibration = calibration or load_calibration(index.info.run, index.model_id, index.info)
+    store = index.store
+    task = query.task
+    if task == "image":
+        modality, vector = "image", query.image
+    elif task == "text":
+        modality, vector = "text", query.text
+    else:
+        modality, vector = "fused", query.fused
+    hits = store.search(modality, vector[None], k)[0]
+    if task == "text" and not hits.ids:
+        # no original has a caption: compare the prompt with the images instead
+        task, modality = "t2i", "image"
+        hits = store.search(modality, vector[None], k)[0]
+    candidates = hits.ids
+    scores: dict[str, dict[str, float]] = {item_id: {} for item_id in candidates}
+
+    def collect(name: str, store_modality: str, query_vector: np.ndarray | None) -> None:
+        if query_vector is None or not candidates:
+            return
+        found = store.search(store_modality, query_vector[None], len(candidates), candidates)
+        for item_id, score in zip(found[0].ids, found[0].scores, strict=True):
+            scores[item_id][name] = _finite(score)
+
+    collect("image", "image", query.image)
+    collect("i2t", "text", query.image)
+    collect("text", "text", query.text)
+    collect("t2i", "image", query.text)
+    collect("fused", "fused", query.fused)
+    records = store.get(candidates)
+    results = []
+    for rank, (item_id, score) in enumerate(zip(hits.ids, hits.scores, strict=True), start=1):
+        record = records.get(item_id)
+        if record is None:  # removed by a writer between the search and this read
+            continue
+        own = {name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]}
+        verdict = calibration.grade(task, _finite(score), own)
+        results.append(
+            SearchResult(
+                rank=rank,
+                id=item_id,
+                group=record.group,
+                title=record.title,
+                artist=record.artist,
+                caption=record.caption,
+                task=task,
+                score=_finite(score),
+                scores=own,
+                verdict=verdict.verdict,
+                threshold=verdict.threshold,
+                decided_by=verdict.decided_by,
+                probability=verdict.probability,
+            )
+        )
+    return SearchResponse(index.model_id, task, k, calibration, results)
+
+
+@dataclass
+class PairScore:
+    """How similar two artworks are: per-modality scores, the fused score, and the verdict."""
+
+    model_id: str
+    task: str
+    score: float
+    scores: dict[str, float]
+    verdict: str
+    threshold: float | None
+    calibration: Calibration
+    decided_by: str = ""
+    probability: float | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["calibration"] = self.calibration.to_json()
+        return data
+
+
+def pair_task(a: QueryVectors, b: QueryVectors) -> str:
+    """Which calibrated task compares A (the query) with B (the candidate original)."""
+    a_image, a_text = a.image is not None, a.text is not None
+    b_image, b_text = b.image is not None, b.text is not None
+    if a_image and a_text and b_image and b_text:
+        return "fused"
+    if a_image and b_image:
+        return "image"
+    if a_text and b_text:
+        return "text"
+    return "i2t" if a_image else "t2i"
+
+
+def score_pair(
+    embedder: Embedder,
+    a: QueryVectors,
+    b: QueryVectors,
+    calibration: Calibration,
+) -> PairScore:
+    """Compare two embedded artworks; A plays the generated work, B the original."""
+    scores: dict[str, float] = {}
+    pairs = {
+        "image": (a.image, b.image),
+        "text": (a.text, b.text),
+        "i2t": (a.image, b.text),
+        "t2i": (a.text, b.image),
+        "fused": (a.fused, b.fused),
+    }
+    for name, (left, right) in pairs.items():
+        if left is not None and right is not None:
+            scores[name] = _finite(float(np.dot(left, right)))
+    task = pair_task(a, b)
+    verdict = calibration.grade(task, scores[task], scores)
+    return PairScore(
+        embedder.model_id,
+        task,
+        scores[task],
+        scores,
+        verdict.verdict,
+        verdict.threshold,
+        calibration,
+        verdict.decided_by,
+        verdict.probability,
+    )

@@ -1,0 +1,145 @@
+"""One Lightning fit of a run (the heads stage or the fine-tune stage) with its checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from artsim.progress import Reporter, or_silent
+from artsim.runfolder import metrics_path
+from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
+from artsim.train.config import TrainConfig
+
+# Lightning advertises a cloud logger at every fit and warns about its own internals: neither is
+# anything a user of artsim can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdverts())
+
+ProgressBarFactory = Callable[[], pl.Callback]
+
+
+def is_global_zero() -> bool:
+    """True in the process that writes files (always, without DDP)."""
+    # Lightning's DDP launcher starts the other processes with these set.
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+class Stage:
+    """One Lightning fit with its checkpoints, early stopping and metrics rows.
+
+    ``progress_bar`` makes the Lightning progress-bar callback (the commands pass rich's); without
+    it Lightning shows its default bar when ``config.progress`` is on.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        out: Path,
+        folder: Path,
+        config: TrainConfig,
+        max_epochs: int,
+        epoch_offset: int = 0,
+        progress_bar: ProgressBarFactory | None = None,
+        reporter: Reporter | None = None,
+    ):
+        self.name, self.out, self.folder, self.config = name, out, folder, config
+        self.reporter = or_silent(reporter)
+        self.progress_bar = progress_bar
+        self.last = folder / "last.ckpt"
+        self.reason = "not_run"
+        self.kept = True
+        self.checkpoint = ModelCheckpoint(
+            dirpath=folder,
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        # A second checkpoint for resuming, written every epoch whatever the monitored value does.
+        last_checkpoint = ModelCheckpoint(
+            dirpath=folder,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        )
+        self.early_stopping = EarlyStopping(
+            monitor="val/loss",
+            mode="min",
+            patience=config.early_stopping_patience,
+            min_delta=config.early_stopping_min_delta,
+            check_finite=True,
+        )
+        callbacks: list[pl.Callback] = [
+            MetricsJsonlWriter(metrics_path(out), epoch_offset=epoch_offset, stage=name),
+            self.early_stopping,
+            self.checkpoint,
+            last_checkpoint,
+        ]
+        if config.progress and progress_bar is not None:
+            callbacks.append(progress_bar())
+        world = config.devices * config.num_nodes
+        self.max_epochs = max_epochs
+        self.trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy="ddp" if world > 1 else "auto",
+            callbacks=callbacks,
+            logger=False,
+            plugins=[AtomicCheckpointIO()],
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            enable_progress_bar=config.progress,
+            use_distributed_sampler=False,
+            deterministic=name == "heads",  # some backward kernels of the tower have none
+            default_root_dir=str(out),
+        )
+
+    def fit(
+        self, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool
+    ) -> None:
+        ckpt_path = str(self.last) if resume and self.last.is_file() else None
+        if resume and ckpt_path is None and is_global_zero():
+            self.reporter.note(
+                f"no checkpoint in {self.folder}: stage {self.name} starts anew", "warning"
+            )
+        self.trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        if self.early_stopping.stopped_epoch > 0:
+            self.reason = "early_stopping"
+        elif self.trainer.current_epoch >= self.max_epochs:
+            self.reason = "max_epochs"
+        else:
+            self.reason = "interrupted"
+
+    def best_score(self) -> float:
+        score = self.checkpoint.best_model_score
+        if score is None and self.checkpoint.best_model_path:
+            return float("inf")
+        return float(score) if score is not None else float("inf")
+
+    def best_state(self) -> dict[str, torch.Tensor]:
+        best = self.folder / "best.ckpt"
+        return torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+
+    def final_lr(self) -> float | None:
+        optimizers = self.trainer.optimizers
+        return optimizers[0].param_groups[0]["lr"] if optimizers else None
