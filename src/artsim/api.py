@@ -1,0 +1,283 @@
+"""The Python API: the few calls a user needs, returning numpy arrays and plain dataclasses.
+
+``import artsim`` stays light: these names are loaded on first use (see ``artsim/__init__.py``),
+and nothing here imports the command line's or the service's toolkits.
+
+>>> model = artsim.load_model("runs/demo")  # doctest: +SKIP
+>>> model.embed_texts(["a red fox"]).shape  # doctest: +SKIP
+(1, 256)
+>>> index = artsim.open_index("runs/demo/index")  # doctest: +SKIP
+>>> index.search(text="a red fox", k=3)[0].id  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from artsim import runfolder
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.errors import UserError
+from artsim.index.build import add_items, originals_of, remove_originals
+from artsim.index.catalog import ArtIndex
+from artsim.index.query import PairScore, SearchResult, embed_query, score_pair, search_index
+from artsim.model.embedder import Embedder
+from artsim.progress import Reporter, as_reporter
+from artsim.runfolder import Calibration
+
+__all__ = [
+    "Index",
+    "Model",
+    "PairScore",
+    "SearchResult",
+    "evaluate",
+    "load_model",
+    "open_index",
+    "train",
+]
+
+ImageInput = str | Path | Image.Image
+
+
+def _picture(image: ImageInput | None, max_pixels: int) -> Image.Image | None:
+    if image is None or isinstance(image, Image.Image):
+        return image
+    return load_rgb(image, max_pixels)
+
+
+class Model:
+    """A trained model: its two towers and heads, embedding into one shared space.
+
+    Made by :func:`load_model`. Vectors are ``float32`` rows of unit length (an empty text gives
+    a zero row); image and text vectors of the same work are close, so every pair of modalities
+    can be compared with a dot product.
+    """
+
+    def __init__(self, embedder: Embedder, run_dir: Path):
+        self.embedder = embedder
+        self.run_dir = run_dir
+        self.calibration: Calibration = runfolder.load_calibration(run_dir, embedder.model_id)
+        """Decision thresholds from the run's ``calibration.json`` (``status`` says if any)."""
+
+    @property
+    def model_id(self) -> str:
+        """A short hash of the weights; indexes built with this model record it."""
+        return self.embedder.model_id
+
+    @property
+    def dim(self) -> int:
+        """The length of every vector."""
+        return self.embedder.dim
+
+    def embed_images(
+        self,
+        images: Sequence[ImageInput],
+        *,
+        batch_size: int | None = None,
+        progress: bool | Reporter = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> np.ndarray:
+        """One vector per image (file paths or PIL images), shape ``(len(images), dim)``.
+
+        Files go through the feature cache (a second call is fast); PIL images are embedded
+        directly. ``batch_size`` defaults to 4 on a CPU and 64 on a GPU.
+        """
+        images = list(images)
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        files = [i for i, image in enumerate(images) if not isinstance(image, Image.Image)]
+        pictures = [i for i, image in enumerate(images) if isinstance(image, Image.Image)]
+        advance = as_reporter(progress).task("embedding images", len(images))
+        if files:
+            out[files] = self.embedder.embed_images(
+                [images[i] for i in files],
+                max_pixels=max_pixels,
+                progress=advance,
+                batch_size=batch_size,
+            )
+        step = batch_size or 16
+        for start in range(0, len(pictures), step):
+            rows = pictures[start : start + step]
+            out[rows] = self.embedder.embed_pil([images[i] for i in rows])
+            advance(len(rows))
+        return out
+
+    def embed_texts(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 64,
+        progress: bool | Reporter = False,
+    ) -> np.ndarray:
+        """One vector per text, shape ``(len(texts), dim)``; an empty text gives a zero row."""
+        texts = list(texts)
+        advance = as_reporter(progress).task("embedding texts", len(texts))
+        vectors = self.embedder.embed_texts(texts, progress=advance, batch_size=batch_size)
+        advance.complete()
+        return vectors
+
+    def score(
+        self,
+        image_a: ImageInput | None = None,
+        image_b: ImageInput | None = None,
+        *,
+        text_a: str | None = None,
+        text_b: str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> PairScore:
+        """How similar work A (e.g. a generated one) is to work B (e.g. an original).
+
+        Each side is an image, a text or both. Returns every score the two sides allow
+        (``image``, ``text``, ``i2t``, ``t2i``, ``fused``), the score of the calibrated task and
+        the verdict (``derived``, ``not_derived`` or ``uncalibrated``).
+        """
+        a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a)
+        b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b)
+        return score_pair(self.embedder, a, b, self.calibration)
+
+
+def load_model(
+    run_or_model_dir: str | Path,
+    *,
+    device: str | None = None,
+    cache_dir: str | Path | bool | None = None,
+) -> Model:
+    """Load a trained model from a run folder (or any folder with ``model.safetensors`` and
+    ``model.json``).
+
+    ``cache_dir`` is the tower feature cache (default ``~/.cache/artsim/features``; ``False``
+    for none); ``device`` defaults to a GPU when there is one.
+    """
+    folder = Path(run_or_model_dir)
+    cache = False if cache_dir is False else (None if cache_dir is True else cache_dir)
+    return Model(Embedder.from_run(folder, cache_dir=cache, device=device), folder)
+
+
+class Index:
+    """A search index of originals, opened with :func:`open_index`; close it (or use ``with``)."""
+
+    def __init__(self, index: ArtIndex, model: Model):
+        self._index = index
+        self.model = model
+
+    @property
+    def path(self) -> Path:
+        """The index folder."""
+        return self._index.path
+
+    def __len__(self) -> int:
+        return self._index.count()
+
+    def search(
+        self,
+        image: ImageInput | None = None,
+        text: str | None = None,
+        *,
+        k: int = 10,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> list[SearchResult]:
+        """The ``k`` originals closest to an image and/or a text, best first.
+
+        Each :class:`~artsim.index.query.SearchResult` has the original's ``id``, ``group``,
+        ``title``, the ranking ``score`` of the query's ``task``, every per-modality score in
+        ``scores`` and a ``verdict`` from the model's calibration.
+        """
+        response = search_index(
+            self._index,
+            self.model.embedder,
+            image=_picture(image, max_pixels),
+            text=text,
+            k=k,
+            calibration=self.model.calibration,
+        )
+        return response.results
+
+    def add(
+        self,
+        manifest: str | Path,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress: bool | Reporter = False,
+    ) -> int:
+        """Add the originals of a manifest (an id already there is replaced); returns how many."""
+        reporter = as_reporter(progress)
+        originals = originals_of(manifest, max_pixels, reporter)
+        return add_items(
+            self._index, originals, self.model.embedder, max_pixels=max_pixels, reporter=reporter
+        )
+
+    def remove(self, ids: Sequence[str]) -> list[str]:
+        """Remove originals by id; returns the ids that were there."""
+        return remove_originals(self._index, list(ids))
+
+    def close(self) -> None:
+        """Release the store (files, connections)."""
+        self._index.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def open_index(
+    path: str | Path, *, run: str | Path | None = None, read_only: bool = False
+) -> Index:
+    """Open an index folder with the model that built it (or ``run``, if it is that model)."""
+    index = ArtIndex.open(path, read_only=read_only)
+    try:
+        embedder = index.load_embedder(run)
+    except BaseException:
+        index.close()
+        raise
+    return Index(index, Model(embedder, Path(run) if run is not None else Path(index.info.run)))
+
+
+def train(config: Any = None, /, **options: Any) -> dict[str, Any]:
+    """Train a run and return its summary (what ``RUN_DIR/summary.json`` holds).
+
+    ``config`` is a :class:`~artsim.train.config.TrainConfig`, a dict of its fields or a YAML
+    file; ``options`` override it (``data=``, ``out=``, ``max_epochs=``, ...). The run folder is
+    ``summary["config"]["out"]``.
+    """
+    from artsim.train.config import TrainConfig, resolve_config
+    from artsim.train.run import train_run
+
+    if isinstance(config, TrainConfig):
+        resolved = TrainConfig(**{**config.__dict__, **options}).validate()
+    elif isinstance(config, dict):
+        resolved = resolve_config(None, **{**config, **options})
+    elif config is None or isinstance(config, str | Path):
+        resolved = resolve_config(config, **options)
+    else:
+        raise UserError(f"train() takes a TrainConfig, a dict or a YAML file, not {config!r}")
+    run_dir = train_run(resolved, reporter=as_reporter(resolved.progress))
+    return runfolder.read_summary(run_dir)
+
+
+def evaluate(
+    run: str | Path,
+    manifest: str | Path | None = None,
+    *,
+    split: str | None = None,
+    name: str | None = None,
+    seed: int = 0,
+    write: bool = True,
+    progress: bool | Reporter = False,
+) -> dict[str, Any]:
+    """Evaluate a run on a manifest; returns the result ``artsim evaluate`` writes.
+
+    ``split`` is ``"val"`` or ``"train"`` (ids of the run's ``split.csv``) or ``None`` (every
+    item); ``manifest`` defaults to the run's training data. With ``write`` the result goes to
+    ``RUN_DIR/eval/<name>.json`` (and ``calibration.json`` for the run's own validation split).
+    """
+    from artsim.eval.evaluate import evaluate_run
+
+    return evaluate_run(
+        run, manifest, split=split, name=name, seed=seed, write=write,
+        reporter=as_reporter(progress),
+    )  # fmt: skip
