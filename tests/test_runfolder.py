@@ -1,0 +1,86 @@
+"""The run folder's one reader/writer: formats that training, evaluation and reports share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from artsim import runfolder
+from artsim.errors import DataError
+
+
+def test_metrics_skip_blank_lines_and_stop_at_a_torn_one(tmp_path: Path):
+    path = runfolder.metrics_path(tmp_path)
+    assert runfolder.read_metrics(tmp_path) == []  # no file yet
+    runfolder.write_metrics(path, [{"epoch": 1}, {"epoch": 2}])
+    runfolder.append_metrics_row(path, {"epoch": 3})
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('\n{"epoch": 4}\n{"epoch": 5, "val/lo')  # a blank line, then a crash mid-write
+    assert [row["epoch"] for row in runfolder.read_metrics(tmp_path)] == [1, 2, 3, 4]
+    assert runfolder.read_metrics(path) == runfolder.read_metrics(tmp_path)
+
+
+def test_split_rows_and_lenient_ids(tmp_path: Path):
+    runfolder.write_split({"a": "train", "b": "val"}, tmp_path / runfolder.SPLIT_FILE)
+    assert runfolder.read_split_ids(tmp_path) == {"a": "train", "b": "val"}
+    (tmp_path / "extra.csv").write_text(" id , split \n\nc,val\n", encoding="utf-8")
+    assert runfolder.read_split_rows(tmp_path / "extra.csv") == [
+        (1, "c", "val")
+    ]  # csv skips blanks
+    with pytest.raises(DataError, match="id,split"):
+        (tmp_path / "bad.csv").write_text("name,side\nx,val\n", encoding="utf-8")
+        runfolder.read_split_rows(tmp_path / "bad.csv")
+    with pytest.raises(DataError, match="unknown split 'test'"):
+        runfolder.write_split({"a": "test"}, tmp_path / "other.csv")
+
+
+def test_calibration_round_trip_and_other_models(tmp_path: Path):
+    thresholds = {"image": {"fpr_0.001": 0.8, "fpr_0.01": 0.6}, "text": {"fpr_0.01": 0.5}}
+    runfolder.write_calibration(
+        tmp_path, model_id="m1", source="val", data_fingerprint="f", thresholds=thresholds
+    )
+    calibration = runfolder.load_calibration(tmp_path, "m1")
+    assert calibration.status == "calibrated" and calibration.fpr == 0.001
+    assert calibration.verdict("image", 0.85) == (runfolder.VERDICT_DERIVED, 0.8)
+    assert calibration.verdict("image", 0.5) == (runfolder.VERDICT_NOT_DERIVED, 0.8)
+    assert calibration.verdict("fused", 0.99) == (runfolder.VERDICT_UNCALIBRATED, None)
+    # another model's file is not used; no file means no threshold
+    other = runfolder.load_calibration(tmp_path, "m2")
+    assert other.status == "uncalibrated" and "m1" in other.note
+    missing = runfolder.load_calibration(tmp_path / "nowhere", "m1")
+    assert missing.status == "uncalibrated" and "evaluate the run" in missing.note
+
+
+def test_evaluation_files_and_strict_json(tmp_path: Path):
+    result = {"name": "val", "tasks": {}, "baselines": {}, "score": float("nan")}
+    runfolder.write_evaluation(tmp_path, "val", result, {"items": {}}, {"image": {}})
+    on_disk = json.loads(runfolder.evaluation_path(tmp_path, "val").read_text(encoding="utf-8"))
+    assert on_disk["score"] is None  # NaN is not JSON: written as null
+    assert runfolder.read_evaluation(tmp_path, "val", "top5") == {"items": {}}
+    assert runfolder.read_evaluation(tmp_path, "nope") == {}
+    assert [r["name"] for r in runfolder.read_evaluations(tmp_path)] == ["val"]
+
+
+def test_config_and_summary(tmp_path: Path):
+    assert runfolder.read_config(tmp_path) == {} and runfolder.read_summary(tmp_path) == {}
+    runfolder.write_config({"data": "m.csv", "seed": 3}, tmp_path)
+    runfolder.write_summary(tmp_path, {"epochs_completed": 2})
+    assert runfolder.read_config(tmp_path) == {"data": "m.csv", "seed": 3}
+    assert runfolder.training_manifest(tmp_path) == "m.csv"
+    (tmp_path / runfolder.SUMMARY_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(Exception, match="not valid JSON"):
+        runfolder.read_summary(tmp_path)
+
+
+def test_training_defaults_for_the_heads_are_the_model_config_defaults():
+    import dataclasses
+
+    from artsim.model.heads import ModelConfig
+    from artsim.train.config import TrainConfig
+
+    model = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name in ("embed_dim", "hidden_dim", "dropout"):
+        assert train[name] == model[name], name
