@@ -36,21 +36,13 @@ def test_split_rows_and_lenient_ids(tmp_path: Path):
         runfolder.write_split({"a": "test"}, tmp_path / "other.csv")
 
 
-def test_calibration_round_trip_and_other_models(tmp_path: Path):
-    thresholds = {"image": {"fpr_0.001": 0.8, "fpr_0.01": 0.6}, "text": {"fpr_0.01": 0.5}}
-    runfolder.write_calibration(
-        tmp_path, model_id="m1", source="val", data_fingerprint="f", thresholds=thresholds
-    )
-    calibration = runfolder.load_calibration(tmp_path, "m1")
-    assert calibration.status == "calibrated" and calibration.fpr == 0.001
-    assert calibration.verdict("image", 0.85) == (runfolder.VERDICT_DERIVED, 0.8)
-    assert calibration.verdict("image", 0.5) == (runfolder.VERDICT_NOT_DERIVED, 0.8)
-    assert calibration.verdict("fused", 0.99) == (runfolder.VERDICT_UNCALIBRATED, None)
-    # another model's file is not used; no file means no threshold
-    other = runfolder.load_calibration(tmp_path, "m2")
-    assert other.status == "uncalibrated" and "m1" in other.note
-    missing = runfolder.load_calibration(tmp_path / "nowhere", "m1")
-    assert missing.status == "uncalibrated" and "evaluate the run" in missing.note
+def test_calibration_file_round_trip(tmp_path: Path):
+    assert runfolder.read_calibration(tmp_path) == {}
+    runfolder.write_calibration(tmp_path, {"model_id": "m1", "open_set": {"rate": 0.01}})
+    assert runfolder.read_calibration(tmp_path) == {"model_id": "m1", "open_set": {"rate": 0.01}}
+    (tmp_path / runfolder.CALIBRATION_FILE).write_text("{", encoding="utf-8")
+    with pytest.raises(Exception, match="not valid JSON"):
+        runfolder.read_calibration(tmp_path)
 
 
 def test_evaluation_files_and_strict_json(tmp_path: Path):

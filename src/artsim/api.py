@@ -19,15 +19,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from artsim import runfolder
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from artsim.errors import UserError
 from artsim.index.build import add_items, originals_of, remove_originals
+from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import PairScore, SearchResult, embed_query, score_pair, search_index
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, as_reporter
-from artsim.runfolder import Calibration
 
 __all__ = [
     "Index",
@@ -60,7 +58,7 @@ class Model:
     def __init__(self, embedder: Embedder, run_dir: Path):
         self.embedder = embedder
         self.run_dir = run_dir
-        self.calibration: Calibration = runfolder.load_calibration(run_dir, embedder.model_id)
+        self.calibration: Calibration = load_calibration(run_dir, embedder.model_id)
         """Decision thresholds from the run's ``calibration.json`` (``status`` says if any)."""
 
     @property
@@ -132,7 +130,8 @@ class Model:
 
         Each side is an image, a text or both. Returns every score the two sides allow
         (``image``, ``text``, ``i2t``, ``t2i``, ``fused``), the score of the calibrated task and
-        the verdict (``derived``, ``not_derived`` or ``uncalibrated``).
+        the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
+        ``uncalibrated``).
         """
         a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a)
         b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b)
@@ -183,7 +182,7 @@ class Index:
 
         Each :class:`~artsim.index.query.SearchResult` has the original's ``id``, ``group``,
         ``title``, the ranking ``score`` of the query's ``task``, every per-modality score in
-        ``scores`` and a ``verdict`` from the model's calibration.
+        ``scores`` and a graded ``verdict`` (the index's own calibration first, else the run's).
         """
         response = search_index(
             self._index,
@@ -191,7 +190,6 @@ class Index:
             image=_picture(image, max_pixels),
             text=text,
             k=k,
-            calibration=self.model.calibration,
         )
         return response.results
 
@@ -244,19 +242,9 @@ def train(config: Any = None, /, **options: Any) -> dict[str, Any]:
     file; ``options`` override it (``data=``, ``out=``, ``max_epochs=``, ...). The run folder is
     ``summary["config"]["out"]``.
     """
-    from artsim.train.config import TrainConfig, resolve_config
-    from artsim.train.run import train_run
+    from artsim.train.run import train_and_summarise  # lightning is heavy: only to train
 
-    if isinstance(config, TrainConfig):
-        resolved = TrainConfig(**{**config.__dict__, **options}).validate()
-    elif isinstance(config, dict):
-        resolved = resolve_config(None, **{**config, **options})
-    elif config is None or isinstance(config, str | Path):
-        resolved = resolve_config(config, **options)
-    else:
-        raise UserError(f"train() takes a TrainConfig, a dict or a YAML file, not {config!r}")
-    run_dir = train_run(resolved, reporter=as_reporter(resolved.progress))
-    return runfolder.read_summary(run_dir)
+    return train_and_summarise(config, **options)
 
 
 def evaluate(

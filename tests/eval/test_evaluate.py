@@ -205,9 +205,9 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
     assert "calib" in assignment.values() and "val" in assignment.values()
     write_split(assignment, run / "split.csv")
 
-    val = evaluate_run(run, synthetic_manifest, split="val", progress=False)
+    val = evaluate_run(run, synthetic_manifest, split="val")
     assert val["calibration"] is None and not (run / "calibration.json").exists()
-    result = evaluate_run(run, synthetic_manifest, split="calib", progress=False)
+    result = evaluate_run(run, synthetic_manifest, split="calib")
     assert result["calibration"] == str(run / "calibration.json")
     saved = json.loads((run / "calibration.json").read_text("utf-8"))
     assert saved["source"].startswith("calib split") and "open_set" in saved["pairs"]

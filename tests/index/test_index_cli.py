@@ -13,10 +13,10 @@ from PIL import Image
 from artsim.cli.index import main
 from artsim.cli.search import score_main, search_main
 from artsim.errors import ModelMismatchError
+from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
-from artsim.runfolder import load_calibration
 
 
 def originals(manifest: Path) -> list[dict]:

@@ -7,6 +7,7 @@ The ``index``, ``search`` and ``score`` commands are in :mod:`artsim.cli`.
 """
 
 from artsim.index.build import add_items, add_picture, build_index, remove_originals
+from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.query import (
     PairScore,
@@ -17,7 +18,6 @@ from artsim.index.query import (
     search_index,
 )
 from artsim.index.store import MODALITIES, Hits, OriginalRecord, VectorStore
-from artsim.runfolder import Calibration, load_calibration
 
 __all__ = [
     "MODALITIES",

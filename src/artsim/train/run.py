@@ -34,9 +34,9 @@ from artsim.errors import DataError, UserError
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ModelConfig, save_model
 from artsim.model.towers import create_image_tower, create_text_tower
-from artsim.progress import Reporter, or_silent
+from artsim.progress import Reporter, as_reporter, or_silent
 from artsim.runfolder import read_metrics
-from artsim.train.config import TrainConfig, read_config, write_config
+from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
@@ -358,3 +358,18 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str
     }
     runfolder.write_summary(out, summary)
     return summary
+
+
+def train_and_summarise(config: Any = None, /, **options: Any) -> dict[str, Any]:
+    """:func:`artsim.train` (the API): train from a TrainConfig, a dict or a YAML file plus
+    overrides, with plain-text progress when ``progress`` is on; returns the run's summary."""
+    if isinstance(config, TrainConfig):
+        resolved = TrainConfig(**{**asdict(config), **options}).validate()
+    elif isinstance(config, dict):
+        resolved = resolve_config(None, **{**config, **options})
+    elif config is None or isinstance(config, str | Path):
+        resolved = resolve_config(config, **options)
+    else:
+        raise UserError(f"train() takes a TrainConfig, a dict or a YAML file, not {config!r}")
+    run_dir = train_run(resolved, reporter=as_reporter(resolved.progress))
+    return runfolder.read_summary(run_dir)
