@@ -31,25 +31,21 @@ from PIL import Image
 
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
-from artsim.eval.evaluate import hamming_similarity, phash_bits
+from artsim.eval.embedding import hamming_similarity, phash_bits
 from artsim.eval.openset import (
     binomial_interval,
     gallery_halves,
     isc_from_predictions,
 )
 from artsim.eval.verdicts import fit_task
+from artsim.index.build import add_items
 from artsim.index.calibrate import DEFAULT_SAMPLE, _draw_groups, calibrate_index
+from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.faiss_store import FaissStore
-from artsim.index.index import ArtIndex, IndexInfo, add_items, search_index
+from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
 
 FLAGGED = ("derived", "copy")
-
-
-def _progress():
-    from rich.progress import Progress
-
-    return Progress(transient=True)
 
 
 def _figures(top1_ok_in, flagged_in, flagged_out, scores, matches, n_in) -> dict:
@@ -191,10 +187,7 @@ def main() -> None:
         return a @ b.T
 
     def phash(queries, gallery):
-        with _progress() as bar:
-            return hamming_similarity(
-                phash_bits(queries, 50_000_000, bar), phash_bits(gallery, 50_000_000, bar)
-            )
+        return hamming_similarity(phash_bits(queries, 50_000_000), phash_bits(gallery, 50_000_000))
 
     result["frozen_image"] = baseline(frozen, indexed, calib, test, indexed_groups, held_out)
     result["phash"] = baseline(phash, indexed, calib, test, indexed_groups, held_out)
