@@ -178,16 +178,21 @@ def read_copyright_licence(path: Path) -> str:
     paragraphs = re.split(r"\n\s*\n", text)
     for paragraph in paragraphs:
         if re.search(r"^Files:\s*\*\s*$", paragraph, flags=re.MULTILINE):
-            match = re.search(r"^License:\s*(\S.*)$", paragraph, flags=re.MULTILINE)
+            match = re.search(r"^License:[ \t]*(\S.*)$", paragraph, flags=re.MULTILINE)
             if match:
                 return match.group(1).strip()
-    match = re.search(r"^License:\s*(\S.*)$", text, flags=re.MULTILINE)
+    # A licence name on the "License:" line itself; a bare "License:" heading followed by the
+    # licence's prose is free-form and read below.
+    match = re.search(r"^License:[ \t]*(\S.*)$", text, flags=re.MULTILINE)
     if match:
         return match.group(1).strip()
     lowered = " ".join(text.lower().split())
     if "public domain" in lowered:
         return "public domain"
-    for name, phrase in (("GPL", "gnu general public license"), ("CC-BY-SA", "share alike")):
-        if phrase in lowered:
-            return name
+    if "gnu general public license" in lowered:
+        version = re.search(r"either version (\d)", lowered) or re.search(r"version (\d)", lowered)
+        later = "or (at your option) any later version" in lowered
+        return f"GPL-{version.group(1)}{'+' if later else ''}" if version else "GPL"
+    if "share alike" in lowered:
+        return "CC-BY-SA"
     return "see its copyright file"
