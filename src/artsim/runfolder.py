@@ -7,8 +7,8 @@ A run folder holds ``config.yaml`` (the resolved options), ``split.csv`` (``id,s
 (``<name>.json`` results, ``<name>.top5.json`` and ``<name>.curves.json`` side files).
 
 Every other module reads and writes these files through the functions here, so their formats
-live in one place. This module sits at the bottom of the package (it imports only
-:mod:`artsim.errors` of the package): training, evaluation, reports, the index and the service all use it.
+live in one place. This module sits at the bottom of the package (of artsim it imports only
+:mod:`artsim.errors`): training, evaluation, reports, the index and the service all use it.
 """
 
 from __future__ import annotations
