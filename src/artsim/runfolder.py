@@ -150,11 +150,14 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
     return read_json(Path(run_dir) / SUMMARY_FILE)
 
 
+def _write_indented(path: Path, data: Mapping[str, Any]) -> Path:
+    path.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def write_summary(run_dir: str | Path, summary: Mapping[str, Any]) -> Path:
     """Write ``RUN_DIR/summary.json``."""
-    path = Path(run_dir) / SUMMARY_FILE
-    path.write_text(json.dumps(dict(summary), indent=2) + "\n", encoding="utf-8")
-    return path
+    return _write_indented(Path(run_dir) / SUMMARY_FILE, summary)
 
 
 def training_manifest(run_dir: str | Path) -> str | None:
@@ -320,9 +323,7 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any]:
 
 def write_model_card(folder: str | Path, card: Mapping[str, Any]) -> Path:
     """Write ``model.json`` beside ``model.safetensors``."""
-    path = Path(folder) / MODEL_CARD
-    path.write_text(json.dumps(dict(card), indent=2) + "\n", encoding="utf-8")
-    return path
+    return _write_indented(Path(folder) / MODEL_CARD, card)
 
 
 def read_model_card(folder: str | Path) -> dict[str, Any]:

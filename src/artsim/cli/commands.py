@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
 
 import click
 import typer
@@ -24,6 +26,16 @@ if _typer_exceptions is not None and hasattr(_typer_exceptions, "TyperException"
     _CLICK_ERRORS += (_typer_exceptions.TyperException,)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Options several commands share, declared once.
+IndexOption = Annotated[Path, typer.Option("--index", help="Index folder.")]
+RunOfIndexOption = Annotated[
+    Path | None,
+    typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
+]
+MaxPixelsOption = Annotated[
+    int, typer.Option("--max-pixels", help="Refuse images larger than this.")
+]
 
 
 def fail(message: str) -> None:

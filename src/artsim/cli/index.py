@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from artsim.cli.commands import run_app
+from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.cli.progress import RichReporter
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
@@ -44,9 +44,7 @@ def build_command(
         typer.Option("--store", help="Keep vectors in Milvus: milvus://HOST:PORT."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an index at --out.")] = False,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
-    ] = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
     calibrate_sample: Annotated[
         int,
         typer.Option(
@@ -124,18 +122,13 @@ def calibration_lines(raw: dict) -> list[str]:
 
 @app.command("calibrate")
 def calibrate_command(
-    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    index_path: IndexOption,
     sample: Annotated[
         int, typer.Option("--sample", min=4, help="Groups drawn (half stay indexed).")
     ] = 80,
     seed: Annotated[int, typer.Option("--seed", help="Which groups are drawn.")] = 0,
-    run: Annotated[
-        Path | None,
-        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
-    ] = None,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
-    ] = DEFAULT_MAX_PIXELS,
+    run: RunOfIndexOption = None,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Fit the verdict thresholds on the indexed collection itself (written to index.json)."""
     index = ArtIndex.open(index_path)
@@ -147,11 +140,9 @@ def calibrate_command(
 
 @app.command("add")
 def add_command(
-    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    index_path: IndexOption,
     data: Annotated[Path, typer.Option("--data", help="Manifest whose originals to add.")],
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
-    ] = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Add a manifest's originals to an index (an id already there is replaced)."""
     index = ArtIndex.open(index_path)
@@ -171,7 +162,7 @@ def add_command(
 
 @app.command("remove")
 def remove_command(
-    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    index_path: IndexOption,
     ids: Annotated[str, typer.Option("--ids", help="Comma-separated ids to remove.")],
 ) -> None:
     """Remove originals from an index by id."""
@@ -193,7 +184,7 @@ def remove_command(
 
 @app.command("info")
 def info_command(
-    index_path: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    index_path: IndexOption,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Say what an index holds and which model built it."""

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artsim.cli.commands import run_app
+from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
 from artsim.eval.verdicts import (
@@ -66,20 +66,15 @@ def _calibration_line(calibration: Calibration, task: str, threshold: float | No
 
 
 def search_command(
-    index: Annotated[Path, typer.Option("--index", help="Index folder.")],
+    index: IndexOption,
     image: Annotated[
         Path | None, typer.Option("--image", help="Image file to look up (e.g. a generated one).")
     ] = None,
     text: Annotated[str | None, typer.Option("--text", help="Prompt or description.")] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many originals.")] = 10,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    run: Annotated[
-        Path | None,
-        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
-    ] = None,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
-    ] = DEFAULT_MAX_PIXELS,
+    run: RunOfIndexOption = None,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Rank the indexed originals by similarity to an image and/or a text."""
     if image is None and not (text or "").strip():
@@ -132,9 +127,7 @@ def score_command(
     text_a: Annotated[str | None, typer.Option("--text-a", help="A's prompt.")] = None,
     text_b: Annotated[str | None, typer.Option("--text-b", help="B's caption.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    max_pixels: Annotated[
-        int, typer.Option("--max-pixels", help="Refuse images larger than this.")
-    ] = DEFAULT_MAX_PIXELS,
+    max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]

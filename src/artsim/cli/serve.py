@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from artsim.cli.commands import err_console, run_app
+from artsim.cli.commands import RunOfIndexOption, err_console, run_app
 from artsim.errors import UserError
 from artsim.serve.app import MAX_TEXT_CHARS, create_app
 
@@ -50,10 +50,7 @@ def serve_command(
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.01, help="Largest accepted upload.")
     ] = 10.0,
-    run: Annotated[
-        Path | None,
-        typer.Option("--run", help="Run folder of the model (default: the one that built it)."),
-    ] = None,
+    run: RunOfIndexOption = None,
     max_text_chars: Annotated[
         int,
         typer.Option(
