@@ -117,7 +117,7 @@ def demo_command(
     if not retrain and _trained(out, manifest, config):
         console.print(f"{out} already holds this run; --retrain trains it again")
     else:
-        train_with_progress(config)
+        train_with_progress(config, overwrite=True)  # the demo's own run: retrain replaces it
     summary = runfolder.read_summary(out)
     console.print(
         seed_document_table(

@@ -49,9 +49,12 @@ def _train_one(train: TrainFunction, config_fields: dict[str, Any]) -> Path:
 
 
 def _default_train() -> TrainFunction:
+    from functools import partial
+
     from artsim.cli.train import train_with_progress  # lightning is heavy: only to train
 
-    return train_with_progress
+    # a sweep's run folders are its own: one not reused is trained again from scratch
+    return partial(train_with_progress, overwrite=True)
 
 
 def run_sweep(

@@ -60,13 +60,14 @@ def seed_document_table(summary: dict[str, Any], title: str = "the seed's figure
     return table
 
 
-def train_with_progress(config, resume: bool = False):
+def train_with_progress(config, resume: bool = False, overwrite: bool = False):
     """:func:`artsim.train.run.train_run` with rich bars (features, epochs) and notes."""
     enabled = config.progress and is_global_zero()
     with RichReporter(console, enabled=enabled) as reporter:
         return train_run(
             config,
             resume=resume,
+            overwrite=overwrite,
             reporter=reporter,
             progress_bar=lambda: RichProgressBar(leave=False),
         )
@@ -97,6 +98,10 @@ def train_command(
     cache_dir: Annotated[str | None, typer.Option(help="feature cache folder")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="replace the run files already in a non-empty --out"),
     ] = False,
     devices: Annotated[
         int | None, typer.Option(help="processes/GPUs per machine (DDP when > 1)")
@@ -131,7 +136,7 @@ def train_command(
         progress=progress,
         calib_fraction=calib_fraction,
     )
-    run_dir = train_with_progress(resolved, resume=resume)
+    run_dir = train_with_progress(resolved, resume=resume, overwrite=overwrite)
     if is_global_zero():
         summary = runfolder.read_summary(run_dir)
         console.print(

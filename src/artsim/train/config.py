@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,27 +67,139 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> TrainConfig:
-        """Raise UserError on values that cannot work, naming the option."""
+        """Raise UserError on values that cannot work, naming the option; nothing is touched.
+
+        Every number is checked for its type and range (learning rates positive, the margin in
+        (0, 2): cosine distances lie in [0, 2]), names against the known ones (accelerator,
+        miner, hard negatives). :meth:`check_folders` checks the folders can be written.
+        """
         if not self.data:
             raise UserError("--data MANIFEST is required")
-        if self.split is None and not 0.0 < self.val_fraction < 1.0:
-            raise UserError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
-        if self.split is None and not 0.0 <= self.calib_fraction < 1.0:
-            raise UserError(f"--calib-fraction must be in [0, 1), got {self.calib_fraction}")
-        if self.max_epochs < 1:
-            raise UserError(f"--max-epochs must be at least 1, got {self.max_epochs}")
+        for name, kind, low, high, rule in _RANGES:
+            value = getattr(self, name)
+            if name in ("val_fraction", "calib_fraction") and self.split is not None:
+                continue
+            _check_number(name, value, kind, low, high, rule)
         if self.miner not in ("random", "semihard", "hard"):
-            raise UserError(f"miner must be random, semihard or hard, got {self.miner!r}")
+            raise UserError(f"--miner must be random, semihard or hard, got {self.miner!r}")
         if self.hard_negatives not in (None, "artist", "category"):
             raise UserError(
-                f"hard_negatives must be artist or category, got {self.hard_negatives!r}"
+                f"--hard-negatives must be artist or category, got {self.hard_negatives!r}"
             )
+        if self.accelerator not in ACCELERATORS:
+            raise UserError(
+                f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}"
+            )
+        if not isinstance(self.loss_weights, dict):
+            raise UserError("loss_weights must map image, text and cross to weights")
         unknown = set(self.loss_weights) - {"image", "text", "cross"}
         if unknown:
             raise UserError(f"loss_weights: unknown parts {sorted(unknown)} (image, text, cross)")
-        if self.devices < 1 or self.num_nodes < 1:
-            raise UserError("--devices and --num-nodes must be at least 1")
+        for part, weight in self.loss_weights.items():
+            _check_number(f"loss_weights.{part}", weight, float, 0.0, None, "at least 0")
+        if not any(weight > 0 for weight in self.loss_weights.values()):
+            raise UserError("loss_weights: at least one of image, text, cross must be above 0")
+        for name in ("out", "cache_dir", "split", "image_tower", "text_tower"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise UserError(f"{_option(name)} must be a text, got {value!r}")
+        if not self.out:
+            raise UserError("--out RUN_DIR must not be empty")
         return self
+
+    def check_folders(self) -> None:
+        """Raise UserError unless ``--out`` and ``--cache-dir`` can be created and written.
+
+        Creates the folders (training would) and writes and removes one small file in each.
+        """
+        _check_writable(Path(self.out), "--out")
+        if self.cache_dir:
+            _check_writable(Path(self.cache_dir), "--cache-dir")
+
+    def check_accelerator(self) -> None:
+        """Raise UserError when the accelerator asked for is not on this machine."""
+        import torch
+
+        if self.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise UserError(
+                f"--accelerator {self.accelerator}: no CUDA GPU is available on this machine "
+                "(use --accelerator cpu or auto)"
+            )
+        if self.accelerator == "mps" and not torch.backends.mps.is_available():
+            raise UserError("--accelerator mps: Apple's MPS is not available on this machine")
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+# (field, type, low, high, rule): low/high exclusive or inclusive as the rule says.
+_RANGES: list[tuple[str, type, float | None, float | None, str]] = [
+    ("val_fraction", float, 0.0, 1.0, "between 0 and 1 (exclusive)"),
+    ("calib_fraction", float, 0.0, 1.0, "in [0, 1)"),
+    ("seed", int, 0, None, "at least 0"),
+    ("max_epochs", int, 1, None, "at least 1"),
+    ("embed_dim", int, 1, None, "at least 1"),
+    ("hidden_dim", int, 0, None, "at least 0"),
+    ("dropout", float, 0.0, 1.0, "in [0, 1)"),
+    ("margin", float, 0.0, 2.0, "between 0 and 2 (exclusive; cosine distances lie in [0, 2])"),
+    ("groups_per_batch", int, 2, None, "at least 2 (a triplet needs another group)"),
+    ("items_per_group", int, 2, None, "at least 2 (a triplet needs two items of a group)"),
+    ("lr", float, 0.0, None, "a positive number"),
+    ("weight_decay", float, 0.0, None, "at least 0"),
+    ("plateau_factor", float, 0.0, 1.0, "between 0 and 1 (exclusive)"),
+    ("plateau_patience", int, 0, None, "at least 0"),
+    ("min_lr", float, 0.0, None, "at least 0"),
+    ("early_stopping_patience", int, 0, None, "at least 0"),
+    ("early_stopping_min_delta", float, 0.0, None, "at least 0"),
+    ("finetune_epochs", int, 0, None, "at least 0"),
+    ("finetune_lr", float, 0.0, None, "a positive number"),
+    ("finetune_blocks", int, 1, None, "at least 1"),
+    ("devices", int, 1, None, "at least 1"),
+    ("num_nodes", int, 1, None, "at least 1"),
+    ("max_pixels", int, 1, None, "at least 1"),
+]
+# Rules whose bounds are excluded (the others include theirs).
+_EXCLUSIVE_LOW = {"val_fraction", "margin", "lr", "plateau_factor", "finetune_lr"}
+_EXCLUSIVE_HIGH = {"val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor"}
+# Options that have a command-line flag; the others are named as in the YAML file.
+_FLAGS = {
+    "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
+    "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
+    "accelerator", "max_pixels",
+}  # fmt: skip
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}" if name in _FLAGS else name
+
+
+def _check_number(name: str, value: Any, kind: type, low, high, rule: str) -> None:
+    """One line naming the option unless ``value`` is a finite number of ``kind`` within range."""
+    shown = _option(name)
+    integral = isinstance(value, int) and not isinstance(value, bool)
+    if kind is int and not integral:
+        raise UserError(f"{shown} must be a whole number ({rule}), got {value!r}")
+    if kind is float and not (integral or isinstance(value, float)):
+        raise UserError(f"{shown} must be a number ({rule}), got {value!r}")
+    if not math.isfinite(value):
+        raise UserError(f"{shown} must be a finite number ({rule}), got {value!r}")
+    base = name.split(".")[0]
+    too_low = low is not None and (value <= low if base in _EXCLUSIVE_LOW else value < low)
+    too_high = high is not None and (value >= high if base in _EXCLUSIVE_HIGH else value > high)
+    if too_low or too_high:
+        raise UserError(f"{shown} must be {rule}, got {value!r}")
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Create ``folder`` if needed and write one file in it, or one line saying why not."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{option} {folder}: is a file, not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".artsim-write-check-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UserError(f"{option} {folder}: cannot write there ({reason})") from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from artsim.train.config import TrainConfig, read_config, resolve_config, write_
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
+from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
 from artsim.train.stage import ProgressBarFactory, Stage, is_global_zero
 
 MAX_PROBLEMS_SHOWN = 20
@@ -70,10 +71,26 @@ class _Features:
     tower_versions: tuple[str, str]
 
 
+class TrainingInterrupted(UserError):
+    """Ctrl-C: the run folder keeps its last checkpoint; the message says how to resume."""
+
+    exit_code = 130
+
+
+def _resume_hint(out: Path) -> str:
+    if (out / runfolder.CONFIG_FILE).is_file():
+        return (
+            f"interrupted: {out} keeps the last finished epoch; continue with: "
+            f"artsim train --config {out / runfolder.CONFIG_FILE} --resume"
+        )
+    return f"interrupted before training started: run the same command again (--out {out})"
+
+
 def train_run(
     config: TrainConfig,
     resume: bool = False,
     *,
+    overwrite: bool = False,
     reporter: Reporter | None = None,
     progress_bar: ProgressBarFactory | None = None,
 ) -> Path:
@@ -82,8 +99,36 @@ def train_run(
     With ``resume`` the run continues from ``RUN_DIR/checkpoints/last.ckpt`` (same split, same
     data) and ends with the figures an uninterrupted run would have. ``reporter`` receives the
     feature-extraction steps and notes; ``progress_bar`` makes Lightning's epoch bar.
+
+    Options and folders are checked before any work starts. A non-empty ``config.out`` is
+    refused unless ``resume`` or ``overwrite`` (which removes the earlier run's files first); the
+    folder is locked while the run trains (a second run on it fails at once). Ctrl-C raises
+    :class:`TrainingInterrupted`, whose message says how to resume.
     """
     config.validate()
+    config.check_accelerator()
+    out = Path(config.out)
+    if not is_global_zero():  # a DDP worker: process zero guards and locks the folder
+        return _train_run(config, resume, reporter, progress_bar)
+    check_out_folder(out, resume=resume, overwrite=overwrite)
+    config.check_folders()
+    with RunLock(out):
+        # again under the lock: another run may have written the folder in between
+        check_out_folder(out, resume=resume, overwrite=overwrite)
+        if overwrite:
+            remove_run_files(out)
+        try:
+            return _train_run(config, resume, reporter, progress_bar)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(_resume_hint(out)) from None
+
+
+def _train_run(
+    config: TrainConfig,
+    resume: bool,
+    reporter: Reporter | None,
+    progress_bar: ProgressBarFactory | None,
+) -> Path:
     reporter = or_silent(reporter)
     out = Path(config.out)
     if resume:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -122,7 +123,15 @@ class Stage:
             self.reporter.note(
                 f"no checkpoint in {self.folder}: stage {self.name} starts anew", "warning"
             )
-        self.trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        try:
+            self.trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SystemExit:
+            # Lightning turns Ctrl-C into sys.exit(1) after a graceful stop, and ignores SIGINT
+            # from then on: give Ctrl-C back and let the caller say how to resume.
+            if self.trainer.interrupted:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt from None
+            raise
         if self.early_stopping.stopped_epoch > 0:
             self.reason = "early_stopping"
         elif self.trainer.current_epoch >= self.max_epochs:
