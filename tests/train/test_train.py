@@ -123,7 +123,7 @@ def test_early_stopping_stops_a_run_that_does_not_improve(
     training_manifest, feature_cache, tiny_args, tmp_path
 ):
     config = tmp_path / "config.yaml"
-    config.write_text("early_stopping_patience: 1\nlr: 0.0\n")
+    config.write_text("early_stopping_patience: 1\nlr: 1.0e-12\n")  # 0 is refused
     out = tmp_path / "run"
     args = tiny_args(
         training_manifest, out, feature_cache, "--max-epochs", "10", "--config", str(config)
