@@ -240,7 +240,8 @@ def train(config: Any = None, /, **options: Any) -> dict[str, Any]:
 
     ``config`` is a :class:`~artsim.train.config.TrainConfig`, a dict of its fields or a YAML
     file; ``options`` override it (``data=``, ``out=``, ``max_epochs=``, ...). The run folder is
-    ``summary["config"]["out"]``.
+    ``summary["config"]["out"]``. A non-empty ``out`` is refused unless ``resume=True`` (continue
+    the run in it) or ``overwrite=True`` (replace its run files).
     """
     from artsim.train.run import train_and_summarise  # lightning is heavy: only to train
 

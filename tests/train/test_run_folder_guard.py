@@ -154,3 +154,22 @@ def test_ctrl_c_says_how_to_resume_and_the_resume_finishes(
     epochs = [row["epoch"] for row in read_metrics(out / "metrics.jsonl")]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) >= 2
     assert (out / "model.safetensors").is_file()
+
+
+def test_the_python_api_guards_the_folder_too(training_manifest, feature_cache, tmp_path):
+    import artsim
+
+    options = {
+        "data": str(training_manifest),
+        "out": str(tmp_path / "run"),
+        "image_tower": "tiny",
+        "text_tower": "tiny",
+        "cache_dir": str(feature_cache),
+        "accelerator": "cpu",
+        "progress": False,
+        "max_epochs": 1,
+    }
+    assert artsim.train(options)["epochs_completed"] == 1
+    with pytest.raises(UserError, match="--overwrite"):
+        artsim.train(options, seed=2)
+    assert artsim.train(options, seed=2, overwrite=True)["seed"] == 2

@@ -405,9 +405,12 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str
     return summary
 
 
-def train_and_summarise(config: Any = None, /, **options: Any) -> dict[str, Any]:
+def train_and_summarise(
+    config: Any = None, /, *, resume: bool = False, overwrite: bool = False, **options: Any
+) -> dict[str, Any]:
     """:func:`artsim.train` (the API): train from a TrainConfig, a dict or a YAML file plus
-    overrides, with plain-text progress when ``progress`` is on; returns the run's summary."""
+    overrides, with plain-text progress when ``progress`` is on; returns the run's summary.
+    ``resume`` and ``overwrite`` are those of :func:`train_run` (a non-empty ``out`` needs one)."""
     if isinstance(config, TrainConfig):
         resolved = TrainConfig(**{**asdict(config), **options}).validate()
     elif isinstance(config, dict):
@@ -416,5 +419,7 @@ def train_and_summarise(config: Any = None, /, **options: Any) -> dict[str, Any]
         resolved = resolve_config(config, **options)
     else:
         raise UserError(f"train() takes a TrainConfig, a dict or a YAML file, not {config!r}")
-    run_dir = train_run(resolved, reporter=as_reporter(resolved.progress))
+    run_dir = train_run(
+        resolved, resume, overwrite=overwrite, reporter=as_reporter(resolved.progress)
+    )
     return runfolder.read_summary(run_dir)
