@@ -87,11 +87,29 @@ def rows(label: str, run_label: str, result: dict, with_baselines: bool) -> list
     return out
 
 
+def pattern_rows(label: str, run_label: str, result: dict) -> list[str]:
+    """Markdown rows of trained vs frozen recall@1 per held-out pattern."""
+    out = []
+    for pattern, figures in sorted((result.get("by_pattern") or {}).items()):
+        cells = []
+        for task in ("image", "text", "fused"):
+            part = figures.get(task) or {}
+            for key in ("trained", "frozen"):
+                value = part.get(key)
+                cells.append("–" if value is None else f"{value:.3f}")
+        n = (figures.get("image") or {}).get("n_queries", "–")
+        out.append(f"| {label} | {run_label} | {pattern} | {n} | " + " | ".join(cells) + " |")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN_DIR")
     parser.add_argument("--set", type=_pair, action="append", required=True, help="LABEL=MANIFEST")
     parser.add_argument("--json-out", type=Path, help="also write every result to this file")
+    parser.add_argument(
+        "--patterns", action="store_true", help="then a table per held-out pattern (each run)"
+    )
     args = parser.parse_args(argv)
     print(
         "| evaluation | model | image | text | fused | i2t | t2i | image triplet acc "
@@ -105,6 +123,17 @@ def main(argv: list[str] | None = None) -> int:
             collected[f"{run_label} | {set_label}"] = result
             for row in rows(set_label, run_label, result, with_baselines=position == 0):
                 print(row, flush=True)
+    if args.patterns:
+        print()
+        print(
+            "| evaluation | model | pattern | queries | image | frozen image | text "
+            "| frozen text | fused | frozen fused |"
+        )
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for key, result in collected.items():
+            run_label, set_label = key.split(" | ", 1)
+            for row in pattern_rows(set_label, run_label, result):
+                print(row)
     if args.json_out:
         args.json_out.write_text(json.dumps(collected, indent=1), encoding="utf-8")
     return 0

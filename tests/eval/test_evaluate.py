@@ -223,3 +223,29 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
     assert "open_set" in result["baselines"]["phash"]["image"]
     counts = result["open_set_confusion"]["image"]
     assert sum(sum(row.values()) for row in counts.values()) == 2 * n_queries
+
+
+def test_heldout_queries_get_figures_per_pattern(eval_run, run_copy, tmp_path):
+    from artsim.data.heldout import derive_heldout_manifest
+    from artsim.data.manifest import load_manifest
+
+    run = run_copy(eval_run)
+    originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=5, seed=3))
+    heldout = derive_heldout_manifest(originals, tmp_path / "heldout", per_original=4)
+    result = evaluate_run(run, heldout, name="heldout")
+    queries = load_manifest(heldout).generated()
+    expected = {}
+    for item in queries:
+        pattern = item.metadata["pattern"].split(":")[0]
+        expected[pattern] = expected.get(pattern, 0) + 1
+    by_pattern = result["by_pattern"]
+    assert {p: figures["image"]["n_queries"] for p, figures in by_pattern.items()} == expected
+    for figures in by_pattern.values():
+        assert set(figures) == {"image", "text", "fused"}
+        for task in ("image", "fused"):
+            assert 0.0 <= figures[task]["trained"] <= 1.0 and 0.0 <= figures[task]["frozen"] <= 1.0
+    # weighted by queries, the patterns add up to the whole task
+    total = sum(f["image"]["trained"] * f["image"]["n_queries"] for f in by_pattern.values())
+    assert abs(total / len(queries) - result["tasks"]["image"]["recall@1"]) < 1e-9
+    # the training family's stand-ins carry no pattern: no per-pattern part
+    assert "by_pattern" not in evaluate_run(run, make_synthetic_manifest(tmp_path / "o", 4))

@@ -16,6 +16,7 @@ the run's own validation split, ``RUN_DIR/calibration.json`` (thresholds the sea
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,35 @@ def _calibration_confusion(calibration: OpenSetCalibration, crossfits: dict) -> 
             truth.append("original not indexed")
             predicted.append(calibration.grade(task, float(score), {task: float(score)}).verdict)
         out[task] = confusion(truth, predicted)
+    return out
+
+
+def _pattern_figures(
+    task: str,
+    similarity: np.ndarray,
+    raw: np.ndarray,
+    data: TaskData,
+    items: Sequence[Item],
+    seed: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Trained and frozen recall@1 per derivation pattern (the ``pattern`` column that held-out
+    manifests carry; chains count as ``combo``); empty when the queries carry no pattern."""
+    names = [items[row].metadata.get("pattern", "").split(":")[0] for row in data.queries]
+    out = []
+    for pattern in sorted({name for name in names if name}):
+        rows = np.nonzero(np.array(names) == pattern)[0]
+        trained = retrieval_figures(task, similarity, data, seed, rows)
+        frozen = retrieval_figures(task, raw, data, seed, rows)
+        out.append(
+            (
+                pattern,
+                {
+                    "trained": trained["recall@1"],
+                    "frozen": frozen["recall@1"],
+                    "n_queries": len(rows),
+                },
+            )
+        )
     return out
 
 
@@ -264,12 +294,9 @@ def evaluate_run(
                 **retrieval_figures(task, hashed, data, seed),
                 "open_set": _open_set_summary(hashed, data, gallery_groups),
             }
+        raw = None
         if task in ("image", "text"):
             raw = task_similarity(spec, embedded, data, raw=True)
-            result["baselines"]["frozen"][task] = {
-                **retrieval_figures(task, raw, data, seed),
-                "open_set": _open_set_summary(raw, data, gallery_groups),
-            }
         elif task == "fused":
             raw = frozen_fused_similarity(
                 task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
@@ -277,12 +304,15 @@ def evaluate_run(
                 embedded.has_text[data.queries],
                 embedded.has_text[data.gallery],
             )
+        if raw is None:
+            result["baselines"]["frozen"][task] = None
+        else:
             result["baselines"]["frozen"][task] = {
                 **retrieval_figures(task, raw, data, seed),
                 "open_set": _open_set_summary(raw, data, gallery_groups),
             }
-        else:
-            result["baselines"]["frozen"][task] = None
+            for pattern, figures in _pattern_figures(task, similarity, raw, data, items, seed):
+                result.setdefault("by_pattern", {}).setdefault(pattern, {})[task] = figures
     result["baselines"]["frozen"]["reason"] = FROZEN_REASON
     comparison = baseline_comparison(result)
     result["vs_baselines"] = comparison["tasks"]
