@@ -18,6 +18,7 @@ from artsim.errors import UserError
 from artsim.index.build import add_items, build_index, originals_of, remove_originals
 from artsim.index.catalog import ArtIndex
 from artsim.model.embedder import Embedder
+from artsim.index.vector_index import describe_plan
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -160,15 +161,38 @@ def add_command(
         index.close()
 
 
+def _ids_from_file(path: Path) -> list[str]:
+    """One id per line (UTF-8); surrounding spaces and blank lines are ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--ids-file {path}: cannot read it ({error})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 @app.command("remove")
 def remove_command(
     index_path: IndexOption,
-    ids: Annotated[str, typer.Option("--ids", help="Comma-separated ids to remove.")],
+    ids: Annotated[str | None, typer.Option("--ids", help="Comma-separated ids to remove.")] = None,
+    id_list: Annotated[
+        list[str] | None,
+        typer.Option("--id", help="One id to remove, taken whole (commas too); repeatable."),
+    ] = None,
+    ids_file: Annotated[
+        Path | None, typer.Option("--ids-file", help="File with one id per line to remove.")
+    ] = None,
 ) -> None:
-    """Remove originals from an index by id."""
-    wanted = [part.strip() for part in ids.split(",") if part.strip()]
+    """Remove originals from an index by id (--ids a,b or --id 'a, b' or --ids-file FILE)."""
+    wanted = [part.strip() for part in (ids or "").split(",") if part.strip()]
+    wanted += [item_id.strip() for item_id in id_list or [] if item_id.strip()]
+    if ids_file is not None:
+        wanted += _ids_from_file(ids_file)
+    wanted = list(dict.fromkeys(wanted))
     if not wanted:
-        raise UserError("--ids is empty: give comma-separated ids, e.g. --ids a,b")
+        raise UserError(
+            "no id to remove: give --ids a,b, --id ID (repeatable; an id may hold commas) "
+            "or --ids-file FILE"
+        )
     index = ArtIndex.open(index_path)
     try:
         removed = remove_originals(index, wanted)
@@ -187,11 +211,13 @@ def info_command(
     index_path: IndexOption,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Say what an index holds and which model built it."""
+    """Say what an index holds, which model built it and how each modality is searched."""
     index = ArtIndex.open(index_path, read_only=True)
     try:
+        plans = index.store.search_plans()  # the store's committed plans, not the mirror
         data = {
             **asdict(index.info),
+            "search": plans,
             "count": index.count(),
             "store_detail": index.store.describe(),
         }
@@ -199,12 +225,17 @@ def info_command(
         index.close()
     if json_output:
         print(json.dumps(data, indent=2))
-    else:
-        calibration = data.pop("calibration", None)
-        for key, value in data.items():
+        return
+    calibration = data.pop("calibration", None)
+    for key, value in data.items():
+        if key != "search":
             print(f"{key}: {value}")
-        for line in calibration_lines(calibration or {}):
-            print(line)
+    for modality, plan in plans.items():
+        print(f"search {modality}: {describe_plan(plan)} ({plan.get('vectors', 0)} vectors)")
+        if plan.get("note"):
+            print(f"  {plan['note']}")
+    for line in calibration_lines(calibration or {}):
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

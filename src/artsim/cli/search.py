@@ -27,6 +27,7 @@ from artsim.eval.verdicts import (
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import SCORE_NAMES, embed_query, score_pair, search_index
+from artsim.index.vector_index import describe_plan
 from artsim.model.embedder import Embedder
 
 console = Console(highlight=False)
@@ -51,6 +52,19 @@ def _verdict_markup(verdict: str, probability: float | None = None) -> str:
     if verdict == VERDICT_UNCALIBRATED:
         return "[dim]uncalibrated[/]"
     return f"[green]unrelated[/]{chance}"
+
+
+def _search_line(search: dict) -> str:
+    """How the ranking was found: exact, or approximate with its measured recall."""
+    modality = search.get("modality", "?")
+    if search.get("exact"):
+        return f"search: exact over the {modality} vectors"
+    if search.get("kind") == "ivf":
+        return (
+            f"search: approximate over the {modality} vectors ({describe_plan(search)}); "
+            "a true neighbour can be missed that often"
+        )
+    return f"search: {modality} vectors, recall not measured by this store"
 
 
 def _calibration_line(calibration: Calibration, task: str, threshold: float | None) -> str:
@@ -118,6 +132,7 @@ def search_command(
         if task_calibration is not None:
             threshold = task_calibration.threshold(response.calibration.open_set.rate)
     console.print(_calibration_line(response.calibration, response.task, threshold))
+    console.print(_search_line(response.search))
 
 
 def score_command(

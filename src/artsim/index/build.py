@@ -15,6 +15,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,8 +26,15 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError, ModelMismatchError, UserError
-from artsim.index.catalog import INDEX_FILE, UPLOAD_DIR, ArtIndex, IndexInfo
+from artsim.index.catalog import (
+    INDEX_FILE,
+    UPLOAD_DIR,
+    ArtIndex,
+    IndexInfo,
+    mirror_search_plans,
+)
 from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
+from artsim.index.locking import index_write_lock
 from artsim.index.store import OriginalRecord, VectorStore
 from artsim.model.embedder import Embedder, fuse_embeddings
 from artsim.progress import Reporter, or_silent
@@ -125,33 +133,37 @@ def add_picture(
     still has the full picture; the record's ``image_path`` then points there.
     """
     index.check_model(embedder)
-    image_path = record.image_path
-    if image_bytes is not None:
-        folder = index.path / UPLOAD_DIR
-        folder.mkdir(exist_ok=True)
-        # the id may hold any character: name the file by a hash of it
-        name = f"{uuid.uuid5(uuid.NAMESPACE_URL, record.id).hex}.{image_format}"
-        temporary = folder / f".{name}.tmp"
-        temporary.write_bytes(image_bytes)
-        os.replace(temporary, folder / name)
-        image_path = str((folder / name).resolve())
-    record = OriginalRecord(
-        **{**asdict(record), "image_path": image_path, "thumbnail": make_thumbnail(image)}
-    )
     vectors = vectors_for(embedder, embedder.embed_pil([image]), [record.caption])
-    index.store.add([record.id], vectors, [record])
+    thumbnail = make_thumbnail(image)
+    # the kept file and the store's row change together, with no other writer in between
+    with index.write_lock():
+        image_path = record.image_path
+        if image_bytes is not None:
+            folder = index.path / UPLOAD_DIR
+            folder.mkdir(exist_ok=True)
+            # the id may hold any character: name the file by a hash of it
+            name = f"{uuid.uuid5(uuid.NAMESPACE_URL, record.id).hex}.{image_format}"
+            temporary = folder / f".{name}.tmp"
+            temporary.write_bytes(image_bytes)
+            os.replace(temporary, folder / name)
+            image_path = str((folder / name).resolve())
+        record = OriginalRecord(
+            **{**asdict(record), "image_path": image_path, "thumbnail": thumbnail}
+        )
+        index.store.add([record.id], vectors, [record])
     return record
 
 
 def remove_originals(index: ArtIndex, ids: Sequence[str]) -> list[str]:
     """Remove originals by id; returns those that were there. Uploaded files go with them."""
-    records = index.store.get(ids)
-    removed = index.store.remove(ids)
-    uploads = (index.path / UPLOAD_DIR).resolve()
-    for item_id in removed:
-        path = Path(records[item_id].image_path) if item_id in records else None
-        if path is not None and path.parent == uploads:
-            path.unlink(missing_ok=True)
+    with index.write_lock():  # no other writer re-adds an id between its removal and its file's
+        records = index.store.get(ids)
+        removed = index.store.remove(ids)
+        uploads = (index.path / UPLOAD_DIR).resolve()
+        for item_id in removed:
+            path = Path(records[item_id].image_path) if item_id in records else None
+            if path is not None and path.parent == uploads:
+                path.unlink(missing_ok=True)
     return removed
 
 
@@ -219,10 +231,13 @@ def build_index(
 
             prefix = f"artsim_{uuid.uuid4().hex[:12]}"
             info = IndexInfo(**{**asdict(info), "milvus_prefix": prefix})
-            vector_store = MilvusStore.create(info.store, prefix, embedder.dim)
+            vector_store = MilvusStore.create(
+                info.store, prefix, embedder.dim, lock_folder=building
+            )
         else:
             raise UserError(f"unknown --store {store!r}: leave it out, or give milvus://HOST:PORT")
         info.write(building)
+        vector_store.on_commit = mirror_search_plans(building)
         index = ArtIndex(building, info, vector_store)
         add_items(index, originals, embedder, max_pixels=max_pixels, reporter=reporter)
         vector_store.close()
@@ -251,13 +266,21 @@ def _drop_milvus(info: IndexInfo, reporter: Reporter | None) -> None:
 
 
 def _move_into_place(building: Path, out: Path, reporter: Reporter | None) -> None:
-    """Swap the finished index in for whatever was at ``out`` (two renames)."""
+    """Swap the finished index in for whatever was at ``out`` (two renames).
+
+    An index being replaced is swapped under its write lock: no writer is half-way through a
+    change of it, and writers waiting for the lock notice the swap and refuse to write into
+    the old folder.
+    """
     old = None
     if out.exists():
         old_info = IndexInfo.read(out) if (out / INDEX_FILE).is_file() else None
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(out, old)
-    os.replace(building, out)
+        with index_write_lock(out) if old_info is not None else nullcontext():
+            os.replace(out, old)
+            os.replace(building, out)
+    else:
+        os.replace(building, out)
     if old is not None:
         if old_info is not None and old_info.milvus_prefix:
             _drop_milvus(old_info, reporter)

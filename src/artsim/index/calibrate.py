@@ -42,7 +42,7 @@ from artsim.eval.verdicts import (
     copy_threshold,
     fit_task,
 )
-from artsim.index.catalog import ArtIndex
+from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.model.embedder import Embedder, fuse_embeddings
 
 # Groups drawn by default: 2 x 40 derivatives and 40 near-duplicates, about a minute on 2 cores.
@@ -210,8 +210,10 @@ def calibrate_index(
         "seconds": round(time.perf_counter() - started, 1),
     }
     calibration = replace(calibration, about=about)
-    info = replace(index.info, calibration=calibration.to_json())
-    info.write(index.path)
+    # under the write lock and from the file as it is now: keeps what writers put there meanwhile
+    with index.write_lock():
+        info = replace(IndexInfo.read(index.path), calibration=calibration.to_json())
+        info.write(index.path)
     index.info = info
     return calibration
 

@@ -3,17 +3,24 @@ and a :class:`~artsim.index.store.VectorStore` (faiss + SQLite in the folder, or
 
 Queries embedded by another model are refused (:class:`~artsim.errors.ModelMismatchError`): their
 vectors live in another space.
+
+``index.json`` also mirrors, under ``search``, how each modality is searched (exact, or IVF with
+its nprobe and measured recall@10): rewritten after every committed change, under the index's
+write lock. The store's own record (SQLite for faiss) is the authority; the mirror is for
+people and tools reading the folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from artsim.errors import ModelMismatchError, UserError
 from artsim.index.faiss_store import FaissStore
+from artsim.index.locking import index_write_lock
 from artsim.index.store import VectorStore
 from artsim.model.embedder import Embedder
 
@@ -35,6 +42,7 @@ class IndexInfo:
     format_version: int = FORMAT_VERSION
     # open-set verdict calibration fitted on this collection (artsim calibrate), or None
     calibration: dict | None = None
+    search: dict = field(default_factory=dict)  # per modality: kind, nprobe, recall_at_10...
 
     @classmethod
     def read(cls, folder: Path) -> IndexInfo:
@@ -50,25 +58,55 @@ class IndexInfo:
             raise UserError(f"{path}: unreadable index description ({error})") from None
 
     def write(self, folder: Path) -> None:
-        temporary = folder / f".{INDEX_FILE}.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, folder / INDEX_FILE)
+        """Replace ``index.json`` atomically, keeping keys this version does not know."""
+        path = folder / INDEX_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        except ValueError:
+            data = {}
+        data.update(asdict(self))
+        temporary = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+
+
+def mirror_search_plans(folder: Path) -> Callable[[VectorStore], None]:
+    """A store's ``on_commit``: copy its search plans into ``index.json`` (under the lock)."""
+
+    def write(store: VectorStore) -> None:
+        try:
+            info = IndexInfo.read(folder)
+            replace(info, search=store.search_plans()).write(folder)
+        except (OSError, UserError):
+            pass  # the mirror only: the store holds the plans; the next commit rewrites it
+
+    return write
 
 
 def open_store(folder: Path, info: IndexInfo, read_only: bool = False) -> VectorStore:
     """The vector store an index folder describes."""
+    store: VectorStore
     if info.store == "faiss":
-        return FaissStore(folder, read_only=read_only)
-    if info.store.startswith("milvus://"):
+        store = FaissStore(folder, read_only=read_only)
+    elif info.store.startswith("milvus://"):
         from artsim.index.milvus_store import MilvusStore
 
-        store = MilvusStore(info.store, info.milvus_prefix, read_only=read_only)
+        store = MilvusStore(
+            info.store,
+            info.milvus_prefix,
+            read_only=read_only,
+            lock_folder=folder,
+            plans=info.search,
+        )
         if store.dim == 0:
             raise UserError(
                 f"{folder}: its Milvus collections {info.milvus_prefix}_* are gone from {info.store}"
             )
-        return store
-    raise UserError(f"{folder}: unknown store {info.store!r} in {INDEX_FILE}")
+    else:
+        raise UserError(f"{folder}: unknown store {info.store!r} in {INDEX_FILE}")
+    if not read_only:
+        store.on_commit = mirror_search_plans(folder)
+    return store
 
 
 class ArtIndex:
@@ -90,6 +128,11 @@ class ArtIndex:
 
     def count(self) -> int:
         return self.store.count()
+
+    def write_lock(self):
+        """The index's write lock (re-entrant in this thread): hold it around a change made of
+        several steps, e.g. a store change and the uploaded files that go with it."""
+        return index_write_lock(self.path)
 
     def check_model(self, embedder: Embedder) -> None:
         """Refuse an embedder whose vectors are not in this index's space."""

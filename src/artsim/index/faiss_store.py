@@ -430,7 +430,7 @@ class FaissStore(VectorStore):
         ``change()`` updates the rows and returns the new indexes (``None``: nothing to
         commit) and a result; then the plans are revisited, the generation committed and the
         files of older generations removed."""
-        with self._write_lock, index_write_lock(self.folder):
+        with index_write_lock(self.folder), self._write_lock:
             with self._db_lock:
                 self._begin_write()
                 try:

@@ -13,7 +13,7 @@ fused) for the same originals, and a verdict from the run's ``calibration.json``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -88,6 +88,9 @@ class SearchResponse:
     k: int
     calibration: Calibration
     results: list[SearchResult]
+    # how the ranking modality was searched: its plan (kind, recall_at_10 measured against
+    # exact search...) plus "modality"; "exact" is True when no neighbour can have been missed
+    search: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -95,6 +98,7 @@ class SearchResponse:
             "task": self.task,
             "k": self.k,
             "calibration": self.calibration.to_json(),
+            "search": self.search,
             "results": [result.to_json() for result in self.results],
         }
 
@@ -171,7 +175,9 @@ def search_index(
                 probability=verdict.probability,
             )
         )
-    return SearchResponse(index.model_id, task, k, calibration, results)
+    plan = store.search_plans().get(modality, {})
+    search = {"modality": modality, **plan, "exact": plan.get("kind") == "flat"}
+    return SearchResponse(index.model_id, task, k, calibration, results, search)
 
 
 @dataclass
