@@ -97,6 +97,7 @@ def open_store(folder: Path, info: IndexInfo, read_only: bool = False) -> Vector
             read_only=read_only,
             lock_folder=folder,
             plans=info.search,
+            plans_loader=lambda: IndexInfo.read(folder).search,
         )
         if store.dim == 0:
             raise UserError(

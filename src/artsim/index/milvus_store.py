@@ -35,8 +35,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -103,6 +103,7 @@ class MilvusStore(VectorStore):
         lock_folder: str | Path | None = None,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
         plans: Mapping[str, dict] | None = None,
+        plans_loader: Callable[[], Mapping[str, dict]] | None = None,
     ):
         try:
             from pymilvus import MilvusClient
@@ -118,6 +119,8 @@ class MilvusStore(VectorStore):
         self.lock_folder = Path(lock_folder) if lock_folder is not None else None
         self.exact_limit = exact_limit
         self._plans = {m: dict(p) for m, p in (plans or {}).items()}
+        # where another process's newer plans can be read (the index folder's index.json)
+        self._plans_loader = plans_loader
         try:
             self._client = MilvusClient(uri=f"http://{host}:{port}", timeout=timeout)
         except Exception as error:  # pymilvus raises several kinds for "cannot connect"
@@ -261,6 +264,10 @@ class MilvusStore(VectorStore):
     # ----------------------------------------------------------------- search plans
 
     def search_plans(self) -> dict[str, dict]:
+        if self._plans_loader is not None:
+            # another writer may have changed the collections' indexes since we opened them
+            with suppress(OSError, ValueError, UserError):
+                self._plans = {m: dict(p) for m, p in self._plans_loader().items()} or self._plans
         return {modality: dict(plan) for modality, plan in self._plans.items()}
 
     def _collection_count(self, modality: str) -> int:
@@ -413,7 +420,7 @@ class MilvusStore(VectorStore):
             return [Hits([], []) for _ in queries]
         if restrict_to is not None:
             return self._search_among(modality, queries, k, list(restrict_to))
-        plan = self._plans.get(modality) or {}
+        plan = self.search_plans().get(modality) or {}
         params = {"nprobe": int(plan["nprobe"])} if plan.get("kind") == "ivf" else {}
         answers = self._client.search(
             self._name(modality),
