@@ -17,8 +17,8 @@ from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
 from artsim.index.build import add_items, build_index, originals_of, remove_originals
 from artsim.index.catalog import ArtIndex
-from artsim.model.embedder import Embedder
 from artsim.index.vector_index import describe_plan
+from artsim.model.embedder import Embedder
 
 err_console = Console(stderr=True, highlight=False)
 
