@@ -76,3 +76,14 @@ def test_training_defaults_for_the_heads_are_the_model_config_defaults():
     train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for name in ("embed_dim", "hidden_dim", "dropout"):
         assert train[name] == model[name], name
+
+
+def test_the_train_command_table_shows_exactly_the_seed_document_figures():
+    from artsim.cli.train import SEED_DOCUMENT_TABLE_ROWS
+
+    shown = [
+        key
+        for _, keys in SEED_DOCUMENT_TABLE_ROWS
+        for key in (keys if isinstance(keys, tuple) else (keys,))
+    ]
+    assert shown == list(runfolder.SEED_DOCUMENT_FIGURES)
