@@ -28,6 +28,7 @@ import yaml
 from artsim.errors import DataError, UserError
 
 CONFIG_FILE = "config.yaml"
+CHANGES_FILE = "changes.log"  # one line per resume that changed options
 SPLIT_FILE = "split.csv"
 PROBLEMS_FILE = "problems.txt"
 METRICS_FILE = "metrics.jsonl"
@@ -151,7 +152,8 @@ def read_summary(run_dir: str | Path) -> dict[str, Any]:
 
 
 def _write_indented(path: Path, data: Mapping[str, Any]) -> Path:
-    path.write_text(json.dumps(dict(data), indent=2) + "\n", encoding="utf-8")
+    # strict JSON: a figure that does not exist (a stage without a score) is null, never Infinity
+    path.write_text(json.dumps(clean_json(dict(data)), indent=2, allow_nan=False) + "\n", "utf-8")
     return path
 
 
@@ -229,6 +231,14 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 def write_metrics(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     """Replace a ``metrics.jsonl`` with ``rows`` (atomically)."""
     return write_text_atomic(path, "".join(dumps_row(row) + "\n" for row in rows))
+
+
+def append_change(run_dir: str | Path, line: str) -> Path:
+    """Add one line to ``RUN_DIR/changes.log`` (options changed by a resume)."""
+    path = Path(run_dir) / CHANGES_FILE
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line.rstrip("\n") + "\n")
+    return path
 
 
 def append_metrics_row(path: str | Path, row: Mapping[str, Any]) -> None:

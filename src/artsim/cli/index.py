@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -54,11 +55,35 @@ def build_command(
             help="Groups drawn to calibrate verdicts on this collection (0: do not calibrate).",
         ),
     ] = 80,
+    devices: Annotated[
+        int, typer.Option("--devices", min=1, help="Processes (GPUs) per machine for the images.")
+    ] = 1,
+    num_nodes: Annotated[
+        int, typer.Option("--num-nodes", min=1, help="Machines, each running this command.")
+    ] = 1,
 ) -> None:
     """Embed the ORIGINALS of a manifest (image, caption, fused vectors) into a new index."""
+    embedder = None
+    if devices * num_nodes > 1:
+        embedder = Embedder.from_run(Path(run).resolve(), devices=devices, num_nodes=num_nodes)
+        # every machine's processes embed the images into the feature cache first (Lightning's
+        # prediction loop); the first machine then builds the index from the cache
+        with _reporter() as reporter:
+            originals = originals_of(data, max_pixels, reporter)
+        embedder.image_features([item.image for item in originals], max_pixels=max_pixels)
+        if int(os.environ.get("NODE_RANK", "0")) != 0:
+            err_console.print("embedded this machine's share; the first machine writes the index")
+            return
     with _reporter() as reporter:
         index = build_index(
-            run, data, out, store=store, force=force, max_pixels=max_pixels, reporter=reporter
+            run,
+            data,
+            out,
+            store=store,
+            force=force,
+            max_pixels=max_pixels,
+            reporter=reporter,
+            embedder=embedder,
         )
     try:
         err_console.print(

@@ -60,13 +60,16 @@ def seed_document_table(summary: dict[str, Any], title: str = "the seed's figure
     return table
 
 
-def train_with_progress(config, resume: bool = False, overwrite: bool = False):
+def train_with_progress(
+    config, resume: bool = False, overwrite: bool = False, resume_with_changes: bool = False
+):
     """:func:`artsim.train.run.train_run` with rich bars (features, epochs) and notes."""
     enabled = config.progress and is_global_zero()
     with RichReporter(console, enabled=enabled) as reporter:
         return train_run(
             config,
             resume=resume,
+            resume_with_changes=resume_with_changes,
             overwrite=overwrite,
             reporter=reporter,
             progress_bar=lambda: RichProgressBar(leave=False),
@@ -99,10 +102,20 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")
     ] = False,
+    resume_with_changes: Annotated[
+        bool,
+        typer.Option(
+            "--resume-with-changes",
+            help="resume although options differ from the run's (recorded in changes.log)",
+        ),
+    ] = False,
     overwrite: Annotated[
         bool,
         typer.Option("--overwrite", help="replace the run files already in a non-empty --out"),
     ] = False,
+    precision: Annotated[
+        str | None, typer.Option(help="32-true (default) or bf16-mixed (meant for CUDA)")
+    ] = None,
     devices: Annotated[
         int | None, typer.Option(help="processes/GPUs per machine (DDP when > 1)")
     ] = None,
@@ -133,10 +146,13 @@ def train_command(
         devices=devices,
         num_nodes=num_nodes,
         accelerator=accelerator,
+        precision=precision,
         progress=progress,
         calib_fraction=calib_fraction,
     )
-    run_dir = train_with_progress(resolved, resume=resume, overwrite=overwrite)
+    run_dir = train_with_progress(
+        resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes
+    )
     if is_global_zero():
         summary = runfolder.read_summary(run_dir)
         console.print(

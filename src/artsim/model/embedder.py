@@ -57,8 +57,12 @@ class Embedder:
         cache_dir: str | Path | None = None,
         device: str | None = None,
         card: dict | None = None,
+        devices: int = 1,
+        num_nodes: int = 1,
     ):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # image features of uncached files on devices x num_nodes processes when above 1
+        self.devices, self.num_nodes = devices, num_nodes
         self.model = model.to(self.device).eval()
         self.image_tower = image_tower.to(self.device).eval()
         self.text_tower = text_tower
@@ -76,7 +80,12 @@ class Embedder:
 
     @classmethod
     def from_run(
-        cls, run_dir: str | Path, cache_dir: str | Path | None = None, device: str | None = None
+        cls,
+        run_dir: str | Path,
+        cache_dir: str | Path | None = None,
+        device: str | None = None,
+        devices: int = 1,
+        num_nodes: int = 1,
     ) -> Embedder:
         """Load ``model.safetensors`` + ``model.json`` from a run folder and build its towers."""
         model, card, tower_state = load_model(run_dir)
@@ -85,7 +94,17 @@ class Embedder:
             # strict: a key mismatch must not silently leave the packaged weights in place
             load_tower_weights(image_tower, tower_state, str(Path(run_dir) / "model.safetensors"))
         text_tower = create_text_tower(model.config.text_tower)
-        return cls(model, image_tower, text_tower, card["model_id"], cache_dir, device, card)
+        return cls(
+            model,
+            image_tower,
+            text_tower,
+            card["model_id"],
+            cache_dir,
+            device,
+            card,
+            devices=devices,
+            num_nodes=num_nodes,
+        )
 
     @property
     def dim(self) -> int:
@@ -107,6 +126,8 @@ class Embedder:
             max_pixels=max_pixels,
             progress=progress,
             device=self.device,
+            devices=self.devices,
+            num_nodes=self.num_nodes,
         )
 
     def text_features(

@@ -115,8 +115,14 @@ def compute_image_features(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: ProgressCallback | None = None,
     device: str | torch.device = "cpu",
+    devices: int = 1,
+    num_nodes: int = 1,
 ) -> np.ndarray:
-    """Tower features for each image path, reading cached rows and computing only the missing."""
+    """Tower features for each image path, reading cached rows and computing only the missing.
+
+    With ``devices * num_nodes > 1`` the missing rows are computed by that many processes
+    (:func:`artsim.model.predict.predict_image_features`) and merged in input order.
+    """
     keys = [file_key(path) for path in paths]
     missing = sorted(
         {key: index for index, key in enumerate(keys) if not (cache and key in cache)}.items()
@@ -126,7 +132,25 @@ def compute_image_features(
         # On CPU small batches are faster: large activation buffers, freed and allocated again
         # every batch, cost more in page faults than batching saves (BENCHMARKS.md, Training).
         batch_size = 4 if str(device) == "cpu" else 64
-    if missing:
+    if missing and devices * num_nodes > 1:
+        from artsim.model.predict import predict_image_features  # Lightning only when asked
+
+        accelerator = "cpu" if str(device) == "cpu" else "gpu"
+        features = predict_image_features(
+            tower,
+            [paths[index] for _, index in missing],
+            devices=devices,
+            num_nodes=num_nodes,
+            accelerator=accelerator,
+            max_pixels=max_pixels,
+        )
+        batch_keys = [key for key, _ in missing]
+        if cache is not None:
+            cache.put(batch_keys, features)
+        computed.update(zip(batch_keys, features, strict=True))
+        if progress:
+            progress(len(missing))
+    elif missing:
         tower.to(device).eval()
 
         def load(index: int) -> torch.Tensor:

@@ -208,7 +208,7 @@ class TinyTextTower(TextTower):
         )
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        counts = torch.zeros(len(texts), self.buckets)
+        counts = torch.zeros(len(texts), self.buckets, device=self.projection.device)
         for row, text in enumerate(texts):
             padded = f"  {text.lower()}  "
             for start in range(len(padded) - 2):

@@ -62,6 +62,7 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1
     accelerator: str = "auto"
+    precision: str = "32-true"  # or "bf16-mixed" (bf16 autocast; meant for CUDA)
     cache_dir: str | None = None
     max_pixels: int = 50_000_000
     progress: bool = True
@@ -89,6 +90,10 @@ class TrainConfig:
         if self.accelerator not in ACCELERATORS:
             raise UserError(
                 f"--accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise UserError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if not isinstance(self.loss_weights, dict):
             raise UserError("loss_weights must map image, text and cross to weights")
@@ -130,6 +135,8 @@ class TrainConfig:
 
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# Lightning's names; 16-bit float needs a loss scaler and CUDA, bf16 needs neither.
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 
 # (field, type, low, high, rule): low/high exclusive or inclusive as the rule says.
 _RANGES: list[tuple[str, type, float | None, float | None, str]] = [

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 from artsim.losses import (
     TRIPLET_FAMILIES,
@@ -40,6 +41,9 @@ class TripletModule(pl.LightningModule):
         self._train_batches = 0
         self.val_figures: dict[str, float] = {}
         self.epoch_lr = config.lr
+        # set by a resume with --resume-with-changes: the checkpoint's optimiser, scheduler and
+        # early-stopping settings give way to the configuration's
+        self.apply_config_on_resume = False
 
     # -- training ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -189,6 +193,27 @@ class TripletModule(pl.LightningModule):
         state = getattr(self, "_plateau_state", None)
         if state is not None:
             self.plateau.load_state_dict(state)
+
+    def on_train_start(self) -> None:
+        if self.apply_config_on_resume:
+            self.apply_config_hyperparameters()
+
+    def apply_config_hyperparameters(self) -> None:
+        """Put the configuration's rates, decay, plateau and early-stopping settings in force
+        (a restored checkpoint brings the old ones back with the optimiser's state)."""
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        for group, wanted in zip(optimizer.param_groups, self.parameter_groups(), strict=True):
+            group["lr"] = wanted["lr"]
+            group["weight_decay"] = self.config.weight_decay
+        self.plateau.factor = self.config.plateau_factor
+        self.plateau.patience = self.config.plateau_patience
+        self.plateau.min_lrs = [self.config.min_lr] * len(optimizer.param_groups)
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, EarlyStopping):
+                callback.patience = self.config.early_stopping_patience
+                # Lightning keeps min_delta signed by the direction of improvement (min: negative)
+                callback.min_delta = -abs(self.config.early_stopping_min_delta)
+        self.epoch_lr = optimizer.param_groups[0]["lr"]
 
     def hparams_for_checkpoint(self) -> dict:
         return {"model": asdict(self.model.config), "train": asdict(self.config)}

@@ -11,6 +11,9 @@ A run folder holds ``config.yaml`` (resolved), ``split.csv``, ``problems.txt`` (
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,10 +43,12 @@ from artsim.train.config import TrainConfig, read_config, resolve_config, write_
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.module import NonFiniteLossError, TripletModule
+from artsim.train.resume import check_resume, record_changes
 from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
 from artsim.train.stage import ProgressBarFactory, Stage, is_global_zero
 
 MAX_PROBLEMS_SHOWN = 20
+RESUMED_WITH_CHANGES = "ARTSIM_RESUMED_WITH_CHANGES"
 
 
 class TrainingStopped(UserError):
@@ -90,6 +95,7 @@ def train_run(
     config: TrainConfig,
     resume: bool = False,
     *,
+    resume_with_changes: bool = False,
     overwrite: bool = False,
     reporter: Reporter | None = None,
     progress_bar: ProgressBarFactory | None = None,
@@ -97,7 +103,9 @@ def train_run(
     """Train one run as ``config`` says and return its folder.
 
     With ``resume`` the run continues from ``RUN_DIR/checkpoints/last.ckpt`` (same split, same
-    data) and ends with the figures an uninterrupted run would have. ``reporter`` receives the
+    data) and ends with the figures an uninterrupted run would have. Options that differ from
+    the interrupted run's are refused, each named, unless ``resume_with_changes`` (then they are
+    put in force and recorded in ``RUN_DIR/changes.log``). ``reporter`` receives the
     feature-extraction steps and notes; ``progress_bar`` makes Lightning's epoch bar.
 
     Options and folders are checked before any work starts. A non-empty ``config.out`` is
@@ -108,8 +116,9 @@ def train_run(
     config.validate()
     config.check_accelerator()
     out = Path(config.out)
+    resume = resume or resume_with_changes
     if not is_global_zero():  # a DDP worker: process zero guards and locks the folder
-        return _train_run(config, resume, reporter, progress_bar)
+        return _train_run(config, resume, resume_with_changes, reporter, progress_bar)
     check_out_folder(out, resume=resume, overwrite=overwrite)
     config.check_folders()
     with RunLock(out):
@@ -118,7 +127,7 @@ def train_run(
         if overwrite:
             remove_run_files(out)
         try:
-            return _train_run(config, resume, reporter, progress_bar)
+            return _train_run(config, resume, resume_with_changes, reporter, progress_bar)
         except KeyboardInterrupt:
             raise TrainingInterrupted(_resume_hint(out)) from None
 
@@ -126,13 +135,13 @@ def train_run(
 def _train_run(
     config: TrainConfig,
     resume: bool,
+    resume_with_changes: bool,
     reporter: Reporter | None,
     progress_bar: ProgressBarFactory | None,
 ) -> Path:
     reporter = or_silent(reporter)
     out = Path(config.out)
-    if resume:
-        _check_resumed_options(config, out)
+    apply_changes = _check_resumed_options(config, out, resume_with_changes) if resume else False
     out.mkdir(parents=True, exist_ok=True)
     data = _load_and_split(config, out, resume, reporter)
     features = _tower_features(config, data, reporter)
@@ -167,6 +176,7 @@ def _train_run(
 
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = TripletModule(model_config, config)
+    module.apply_config_on_resume = apply_changes
     datamodule = FeatureDataModule(
         train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
     )
@@ -191,7 +201,7 @@ def _train_run(
     tower_state = None
     if config.finetune_epochs > 0:
         tuning, tower_state = _finetune_stage(
-            heads, module, model_config, data, (train_set, val_set), resume, stopped
+            heads, module, model_config, data, (train_set, val_set), resume, stopped, apply_changes
         )
         stages.append(tuning)
     if not stages[-1].trainer.is_global_zero:
@@ -210,22 +220,22 @@ def _train_run(
     return out
 
 
-def _check_resumed_options(config: TrainConfig, out: Path) -> None:
-    """A resumed run must keep the data, seed and towers of the interrupted one."""
+def _check_resumed_options(config: TrainConfig, out: Path, with_changes: bool) -> bool:
+    """Refuse a resume under options other than the interrupted run's, naming each, unless
+    ``with_changes`` (recorded in ``changes.log``). Returns whether changed options must be put
+    in force over the checkpoint's."""
     if not (out / runfolder.CONFIG_FILE).is_file():
-        return
+        return False
     saved = read_config(out / runfolder.CONFIG_FILE)
-    if (saved.data, saved.seed, saved.image_tower, saved.text_tower) != (
-        config.data,
-        config.seed,
-        config.image_tower,
-        config.text_tower,
-    ):
-        raise UserError(
-            f"{out}: --resume needs the options of the interrupted run "
-            f"(it used --data {saved.data} --seed {saved.seed} --image-tower "
-            f"{saved.image_tower} --text-tower {saved.text_tower})"
-        )
+    changes = check_resume(out, saved, config, with_changes)
+    if is_global_zero():
+        record_changes(out, changes)
+        # DDP processes Lightning starts later re-run this after config.yaml holds the new
+        # values, so they see no change: the environment they inherit tells them
+        if changes and config.devices * config.num_nodes > 1:
+            os.environ[RESUMED_WITH_CHANGES] = "1"
+        return bool(changes)
+    return os.environ.get(RESUMED_WITH_CHANGES) == "1"
 
 
 def _resolve_split(config: TrainConfig, manifest, out: Path, resume: bool) -> dict[str, str]:
@@ -288,6 +298,7 @@ def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Fe
         else "cpu"
     )
     items = data.train_items + data.val_items
+    launching = "LOCAL_RANK" not in os.environ
     image_features = compute_image_features(
         image_tower,
         [item.image for item in items],
@@ -295,6 +306,10 @@ def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Fe
         max_pixels=config.max_pixels,
         progress=reporter.task(f"image features ({image_tower.name})", len(items)),
         device=device,
+        # the launching process spreads uncached images over the run's processes; the DDP
+        # processes Lightning starts later for training find them all in the cache
+        devices=config.devices if launching else 1,
+        num_nodes=config.num_nodes if launching else 1,
     )
     texts = [item.text for item in items]
     text_features = compute_text_features(
@@ -311,19 +326,54 @@ def _heads_stage(heads: Stage, module, datamodule, resume: bool, stopped) -> Non
     """Train the projection heads on cached features; the module ends with the best heads."""
     marker = heads.out / runfolder.CHECKPOINTS_DIR / "heads.done"
     if resume and marker.is_file() and heads.config.finetune_epochs > 0:
-        heads.reason = marker.read_text(encoding="utf-8").strip()  # stage one had finished
+        # stage one had finished: its reason and best score come from its marker
+        heads.reason, heads.recorded_best = _read_marker(marker, heads.out)
     else:
         try:
             heads.fit(module, datamodule, resume)
         except NonFiniteLossError as error:
             raise stopped(error, heads) from None
         if heads.trainer.is_global_zero:
-            marker.write_text(heads.reason + "\n", encoding="utf-8")
+            best = heads.best_score()
+            marker.write_text(
+                json.dumps(
+                    {"reason": heads.reason, "best_val_loss": best if math.isfinite(best) else None}
+                )
+                + "\n",
+                encoding="utf-8",
+            )
     module.load_state_dict(heads.best_state())
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, float | int) and math.isfinite(value)
+
+
+def _read_marker(marker: Path, out: Path) -> tuple[str, float | None]:
+    """A finished heads stage's stop reason and best validation loss.
+
+    Older markers hold the reason alone: the best loss is then the lowest of the heads rows.
+    """
+    text = marker.read_text(encoding="utf-8").strip()
+    try:
+        saved = json.loads(text)
+    except json.JSONDecodeError:
+        saved = None
+    if not isinstance(saved, dict):
+        saved = {"reason": text}
+    best = saved.get("best_val_loss")
+    if not _finite(best):
+        losses = [
+            row["val/loss"]
+            for row in read_metrics(out)
+            if row.get("stage", "heads") == "heads" and _finite(row.get("val/loss"))
+        ]
+        best = min(losses) if losses else None
+    return str(saved.get("reason", "max_epochs")), best
+
+
 def _finetune_stage(
-    heads, module, model_config, data, feature_sets, resume, stopped
+    heads, module, model_config, data, feature_sets, resume, stopped, apply_changes=False
 ) -> tuple[Stage, dict[str, torch.Tensor] | None]:
     """Fine-tune the image tower's last blocks with the heads; keep it only if it beat them.
 
@@ -333,13 +383,16 @@ def _finetune_stage(
     train_set, val_set = feature_sets
     tower = create_image_tower(config.image_tower)
     finetune = FinetuneModule(model_config, config, tower)
+    finetune.apply_config_on_resume = apply_changes
     finetune.model.load_state_dict(module.model.state_dict())
     pixels = FinetuneDataModule(
         PixelSet(data.train_items, train_set, tower, True, config.seed, config.max_pixels),
         PixelSet(data.val_items, val_set, tower, False, config.seed, config.max_pixels),
         config,
     )
-    rows_so_far = len(read_metrics(out))
+    # the fine-tune stage's epochs follow the heads' epochs: on a resume during the fine-tune
+    # stage the file also holds fine-tune rows, which the stage itself restores or drops
+    rows_so_far = sum(1 for row in read_metrics(out) if row.get("stage", "heads") == "heads")
     tuning = Stage(
         "finetune",
         out,
@@ -365,7 +418,8 @@ def _finetune_stage(
 
 def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str, Any]:
     rows = read_metrics(out)
-    best_row = min(rows, key=lambda r: r.get("val/loss", float("inf"))) if rows else {}
+    scored = [row for row in rows if _finite(row.get("val/loss"))]
+    best_row = min(scored, key=lambda r: r["val/loss"]) if scored else {}
     failed = not stages  # a NaN loss: the stage that failed is `heads`' or the fine-tune's
     last_stage = stages[-1] if stages else heads
     summary = {
@@ -396,7 +450,11 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str
         "data_fingerprint": data.manifest.fingerprint(),
         "skipped_rows": len(data.manifest.errors),
         "train_seconds": round(seconds, 2),
-        "best_checkpoint": str(heads.checkpoint.best_model_path or ""),
+        # a heads stage finished before a resume has no live checkpoint callback: its file
+        "best_checkpoint": str(
+            heads.checkpoint.best_model_path
+            or (heads.folder / "best.ckpt" if (heads.folder / "best.ckpt").is_file() else "")
+        ),
         "final": rows[-1] if rows else {},
         "best": best_row,
         "config": asdict(config),

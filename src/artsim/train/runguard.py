@@ -24,6 +24,7 @@ LOCK_FILE = ".artsim.lock"
 # exactly these, so a user's own files in the folder survive.
 RUN_FILES = (
     runfolder.CONFIG_FILE,
+    runfolder.CHANGES_FILE,
     runfolder.SPLIT_FILE,
     runfolder.PROBLEMS_FILE,
     runfolder.METRICS_FILE,

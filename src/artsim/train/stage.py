@@ -63,6 +63,7 @@ class Stage:
         self.last = folder / "last.ckpt"
         self.reason = "not_run"
         self.kept = True
+        self.recorded_best: float | None = None  # a finished stage's best, from its marker
         self.checkpoint = ModelCheckpoint(
             dirpath=folder,
             filename="best",
@@ -103,6 +104,7 @@ class Stage:
             accelerator=config.accelerator,
             devices=config.devices,
             num_nodes=config.num_nodes,
+            precision=config.precision,
             strategy="ddp" if world > 1 else "auto",
             callbacks=callbacks,
             logger=False,
@@ -140,9 +142,10 @@ class Stage:
             self.reason = "interrupted"
 
     def best_score(self) -> float:
+        """The best validation loss of this stage (inf when it has none: compare, never write)."""
+        if self.recorded_best is not None:
+            return self.recorded_best
         score = self.checkpoint.best_model_score
-        if score is None and self.checkpoint.best_model_path:
-            return float("inf")
         return float(score) if score is not None else float("inf")
 
     def best_state(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,114 @@
+"""Image features of big collections on several processes or machines (Lightning's prediction
+loop), merged back in input order.
+
+``predict_image_features(tower, paths, devices=2)`` starts ``devices`` processes per machine
+(``num_nodes`` machines, each started with the same command and Lightning's usual environment:
+``MASTER_ADDR``, ``MASTER_PORT``, ``NODE_RANK``). Each process runs the tower over its share of
+the images; the shares are gathered to every process with ``all_gather_object`` and each
+machine's first process hands the merged matrix back to the calling process through a file in a
+temporary folder. A distributed sampler pads the last share with repeats; rows are placed by
+their input index, so repeats fall away and the order is the input's.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import BasePredictionWriter
+from safetensors.numpy import load_file, save_file
+from torch.utils.data import DataLoader, Dataset
+
+from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.model.towers import ImageTower
+
+MERGED = "features.safetensors"
+
+
+class _ImageSet(Dataset):
+    def __init__(self, paths: Sequence[str | Path], tower: ImageTower, max_pixels: int):
+        self.paths, self.tower, self.max_pixels = [str(p) for p in paths], tower, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image = load_rgb(self.paths[index], max_pixels=self.max_pixels)
+        return {"index": torch.tensor(index), "pixels": self.tower.preprocess(image)}
+
+
+class _TowerPredictor(pl.LightningModule):
+    def __init__(self, tower: ImageTower):
+        super().__init__()
+        self.tower = tower.eval()
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> dict:
+        return {"index": batch["index"], "features": self.tower(batch["pixels"]).float()}
+
+
+class _MergeWriter(BasePredictionWriter):
+    """Gathers every process's rows and writes them, in input order, on each machine."""
+
+    def __init__(self, folder: str, count: int, dim: int):
+        super().__init__(write_interval="epoch")
+        self.folder, self.count, self.dim = folder, count, dim
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        index = np.concatenate([p["index"].cpu().numpy() for p in predictions] or [np.zeros(0)])
+        rows = [p["features"].cpu().numpy() for p in predictions]
+        features = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
+        shares = [(index, features)]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            shares = [None] * dist.get_world_size()
+            dist.all_gather_object(shares, (index, features))
+        if trainer.local_rank != 0:
+            return
+        merged = np.zeros((self.count, self.dim), np.float32)
+        seen = np.zeros(self.count, bool)
+        for share_index, share_features in shares:
+            merged[share_index.astype(np.int64)] = share_features
+            seen[share_index.astype(np.int64)] = True
+        if not seen.all():  # pragma: no cover - the sampler covers every index
+            raise RuntimeError(f"{int((~seen).sum())} images were not embedded by any process")
+        save_file({"features": merged}, str(Path(self.folder) / MERGED))
+
+
+def predict_image_features(
+    tower: ImageTower,
+    paths: Sequence[str | Path],
+    devices: int = 1,
+    num_nodes: int = 1,
+    accelerator: str = "auto",
+    batch_size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Tower features of ``paths`` (N x tower.dim, input order) over devices x num_nodes
+    processes.
+
+    >>> predict_image_features(tower, paths, devices=2, accelerator="cpu")  # doctest: +SKIP
+    """
+    if not paths:
+        return np.zeros((0, tower.dim), np.float32)
+    world = devices * num_nodes
+    if batch_size is None:
+        batch_size = 4 if accelerator == "cpu" or not torch.cuda.is_available() else 64
+    with tempfile.TemporaryDirectory(prefix="artsim-predict-") as folder:
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            # spawn: only the prediction runs in the new processes, not the calling command
+            strategy="ddp_spawn" if world > 1 else "auto",
+            callbacks=[_MergeWriter(folder, len(paths), tower.dim)],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        loader = DataLoader(_ImageSet(paths, tower, max_pixels), batch_size=batch_size)
+        trainer.predict(_TowerPredictor(tower), loader, return_predictions=False)
+        return load_file(str(Path(folder) / MERGED))["features"]

@@ -1,0 +1,30 @@
+"""Image features over two CPU processes (Lightning's prediction loop) equal one process's,
+in the same order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from artsim.model.features import FeatureCache, compute_image_features
+from artsim.model.predict import predict_image_features
+from artsim.model.towers import TinyImageTower
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_processes_give_one_process_vectors_in_input_order(synthetic_manifest, tmp_path):
+    # an odd count: the distributed sampler pads the last share with a repeat
+    paths = sorted((synthetic_manifest.parent / "images").glob("*.png"))[:23]
+    paths = paths[::-1]  # not the order of the files on disk
+    tower = TinyImageTower(batch_norm=True)
+    single = compute_image_features(tower, paths)
+    both = predict_image_features(tower, paths, devices=2, accelerator="cpu")
+    assert both.shape == single.shape == (23, tower.dim)
+    np.testing.assert_allclose(both, single, rtol=1e-5, atol=1e-6)
+    # the same through the cached path: two processes fill the cache, one process reads it
+    cache = FeatureCache(tmp_path, tower.version)
+    cached = compute_image_features(tower, paths, cache, devices=2)
+    np.testing.assert_allclose(cached, single, rtol=1e-5, atol=1e-6)
+    again = compute_image_features(tower, paths, FeatureCache(tmp_path, tower.version))
+    np.testing.assert_array_equal(again, cached)
