@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "train":
-        from artsim.train.run import main as train_main
+        from artsim.cli.train import main as train_main
 
         sys.exit(train_main(sys.argv[2:]))
     sys.exit(main())
