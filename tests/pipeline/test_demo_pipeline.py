@@ -39,6 +39,11 @@ def test_demo_runs_every_step_on_a_small_real_corpus(tmp_path, capsys):
     ):
         assert (out / name).is_file(), name
     assert (out / "index").is_dir()
+    # the validation groups through the held-out family, judged against the frozen towers
+    heldout = json.loads((out / "eval" / "heldout-val.json").read_text())
+    assert heldout["counts"]["queries"] > 0 and "below_frozen" in heldout
+    assert (tmp_path / "heldout" / "val" / "manifest.csv").is_file()
+    assert "trained vs baselines" in printed
     assert json.loads((out / "summary.json").read_text())["epochs_completed"] <= 3
     assert "closest originals" in printed and "artsim serve --index" in printed
     # a second run reuses the trained model instead of training again

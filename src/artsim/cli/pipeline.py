@@ -1,8 +1,9 @@
 """``artsim demo``: the main job end to end on the real demo corpus (a command over the library).
 
 Debian's clip art and Tux Paint stamps -> generated stand-ins -> an 80/20 group split -> the
-triplet model -> evaluation on the validation groups (with a calibrated threshold) and on an
-external set never trained on -> reports in English and Spanish -> a search index of the
+triplet model -> evaluation on the validation groups (with a calibrated threshold), on the
+same groups through the held-out transform family, and on an external set never trained on
+(with both families), each next to the frozen towers -> reports in English and Spanish -> a search index of the
 originals -> one sample search.
 Every step reuses what an earlier run of the demo left, when it is still valid.
 """
@@ -20,13 +21,14 @@ from rich.rule import Rule
 
 from artsim import runfolder
 from artsim.cli.commands import run_app
-from artsim.cli.evaluate import evaluate_with_progress, result_table
+from artsim.cli.evaluate import baseline_table, evaluate_with_progress, result_table
 from artsim.cli.index import calibration_lines
 from artsim.cli.progress import RichReporter
 from artsim.cli.search import search_command
 from artsim.cli.train import seed_document_table, train_with_progress
 from artsim.data.demo import build_demo_corpus
 from artsim.data.folder import build_external_corpus
+from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.index.build import build_index
@@ -72,6 +74,25 @@ def _sample_query(run_dir: Path, manifest_path: Path) -> tuple[Path, str] | None
     return None
 
 
+def _val_groups(run_dir: Path, manifest_path: Path) -> set[str]:
+    """Groups of the run's validation side (never trained on, never used to choose the model)."""
+    val_ids = {
+        item_id for item_id, side in runfolder.read_split_ids(run_dir).items() if side == "val"
+    }
+    manifest = load_manifest(manifest_path, check_images=False)
+    return {item.group for item in manifest.items if item.id in val_ids}
+
+
+def _print_generalisation(result: dict) -> None:
+    """Trained vs frozen vs hash, and the tasks below frozen, for one evaluation."""
+    console.print(baseline_table(result))
+    if result.get("below_frozen"):
+        console.print(
+            f"[bold red]BELOW FROZEN[/] on {result['name']}: "
+            f"{', '.join(result['below_frozen'])} (recall@1)"
+        )
+
+
 def _has_calibration_part(run_dir: Path) -> bool:
     return runfolder.CALIB in set(runfolder.read_split_ids(run_dir).values())
 
@@ -84,6 +105,12 @@ def demo_command(
     external_dir: Annotated[
         Path, typer.Option(help="where the external evaluation set is built")
     ] = Path("data/external"),
+    heldout_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where the held-out-family sets are built (default: heldout/ beside the corpus)"
+        ),
+    ] = None,
     max_originals: Annotated[
         int | None, typer.Option(help="originals in the corpus (default 1600)")
     ] = None,
@@ -141,23 +168,41 @@ def demo_command(
     _done(started)
 
     started = _step(
-        "4. external check: art4apps illustrations (Debian's pysiogame), never trained on"
+        "4. generalisation: the validation groups through the held-out transform family "
+        "(other code than training's)"
+    )
+    heldout_dir = heldout_dir or data_dir.parent / "heldout"
+    val_groups = _val_groups(out, manifest)
+    heldout_val = derive_heldout_manifest(
+        load_manifest(manifest, check_images=False), heldout_dir / "val", groups=val_groups
+    )
+    _print_generalisation(evaluate_with_progress(out, heldout_val, name="heldout-val"))
+    _done(started)
+
+    started = _step(
+        "5. external check: art4apps illustrations (Debian's pysiogame), never trained on"
     )
     try:
         with RichReporter(console, transient=True) as reporter:
             external = build_external_corpus(external_dir, seed=seed, reporter=reporter)
+            external_heldout = build_external_corpus(
+                heldout_dir / "art4apps", seed=seed, family="heldout", reporter=reporter
+            )
     except DataError as error:  # the demo goes on without it; say why
         console.print(f"[yellow]skipped: {error}[/]")
     else:
         console.print(result_table(evaluate_with_progress(out, external)))
+        _print_generalisation(
+            evaluate_with_progress(out, external_heldout, name="external-art4apps-heldout")
+        )
     _done(started)
 
-    started = _step("5. reports")
+    started = _step("6. reports")
     english = build_report(out, lang="en")
     spanish = build_report(out, lang="es")
     _done(started)
 
-    started = _step("6. search index of the originals")
+    started = _step("7. search index of the originals")
     index_dir = out / "index"
     with RichReporter(console, remaining=True, description_width=22) as reporter:
         index = build_index(out, manifest, index_dir, force=True, reporter=reporter)
@@ -174,7 +219,7 @@ def demo_command(
     sample = _sample_query(out, manifest)
     if sample is not None:
         image, text = sample
-        _step("7. a sample search: a generated image of a validation group, and its prompt")
+        _step("8. a sample search: a generated image of a validation group, and its prompt")
         console.print(f"query image: {image}\nquery prompt: {text!r}")
         search_command(index=index_dir, image=image, text=text or None, k=5)
 
