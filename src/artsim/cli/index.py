@@ -17,6 +17,7 @@ from artsim.cli.progress import RichReporter
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
 from artsim.index.build import add_items, build_index, originals_of, remove_originals
+from artsim.index.calibrate import DEFAULT_SAMPLE
 from artsim.index.catalog import ArtIndex
 from artsim.index.vector_index import describe_plan
 from artsim.model.embedder import Embedder
@@ -54,7 +55,7 @@ def build_command(
             min=0,
             help="Groups drawn to calibrate verdicts on this collection (0: do not calibrate).",
         ),
-    ] = 80,
+    ] = DEFAULT_SAMPLE,
     devices: Annotated[
         int, typer.Option("--devices", min=1, help="Processes (GPUs) per machine for the images.")
     ] = 1,
@@ -151,7 +152,7 @@ def calibrate_command(
     index_path: IndexOption,
     sample: Annotated[
         int, typer.Option("--sample", min=4, help="Groups drawn (half stay indexed).")
-    ] = 80,
+    ] = DEFAULT_SAMPLE,
     seed: Annotated[int, typer.Option("--seed", help="Which groups are drawn.")] = 0,
     run: RunOfIndexOption = None,
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
