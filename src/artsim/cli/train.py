@@ -89,7 +89,8 @@ def train_command(
     config: Annotated[str | None, typer.Option("--config", help="YAML file of options")] = None,
     max_epochs: Annotated[int | None, typer.Option()] = None,
     image_tower: Annotated[
-        str | None, typer.Option(help="efficientnet-lite0, tiny, open_clip:ARCH:FILE")
+        str | None,
+        typer.Option(help="efficientnet-lite0-gem, efficientnet-lite0, tiny, open_clip:ARCH:FILE"),
     ] = None,
     text_tower: Annotated[
         str | None, typer.Option(help="e5-small, minilm, tiny, open_clip:ARCH:FILE")
@@ -126,6 +127,16 @@ def train_command(
         float | None,
         typer.Option(help="share of the validation groups kept for calibrating verdicts (0.5)"),
     ] = None,
+    blend: Annotated[
+        str | None,
+        typer.Option(
+            help="loso (trained/frozen blend chosen on leave-one-source-out folds), trained or "
+            "frozen"
+        ),
+    ] = None,
+    whiten_dim: Annotated[
+        int | None, typer.Option(help="PCA-whitening of the frozen image part (0: none)")
+    ] = None,
 ) -> int:
     """Train the multimodal triplet model on a manifest."""
     resolved = resolve_config(
@@ -149,6 +160,8 @@ def train_command(
         precision=precision,
         progress=progress,
         calib_fraction=calib_fraction,
+        blend=blend,
+        whiten_dim=whiten_dim,
     )
     run_dir = train_with_progress(
         resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes

@@ -11,7 +11,7 @@ import numpy as np
 
 from artsim.data.images import load_rgb
 from artsim.data.items import Item
-from artsim.model.embedder import Embedder, fuse_embeddings
+from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
 
 
@@ -55,7 +55,7 @@ def embed_items(
         text_features=text_features,
         image=image,
         text=text,
-        fused=fuse_embeddings(image, text, has_text),
+        fused=embedder.fuse(image, text, has_text),
         has_text=has_text,
     )
 

@@ -36,7 +36,7 @@ from artsim.index.catalog import (
 from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
 from artsim.index.locking import index_write_lock
 from artsim.index.store import OriginalRecord, VectorStore
-from artsim.model.embedder import Embedder, fuse_embeddings
+from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
 
 THUMBNAIL_SIZE = 160
@@ -74,7 +74,7 @@ def vectors_for(
     """The three vectors an index keeps per original, from its image vectors and captions."""
     text = embedder.embed_texts(list(captions), progress=progress)
     has_text = np.array([bool(caption.strip()) for caption in captions], dtype=bool)
-    fused = fuse_embeddings(image_vectors, text, has_text)
+    fused = embedder.fuse(image_vectors, text, has_text)
     return {"image": image_vectors, "text": text, "fused": fused}
 
 

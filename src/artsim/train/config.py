@@ -56,6 +56,10 @@ class TrainConfig:
     min_lr: float = 1e-6
     early_stopping_patience: int = 5
     early_stopping_min_delta: float = 1e-4
+    # blend of trained and frozen scores: "loso" (chosen on leave-one-source-out folds),
+    # "trained" (heads alone) or "frozen" (towers alone); see artsim.train.select
+    blend: str = "loso"
+    whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
     finetune_epochs: int = 0
     finetune_lr: float = 1e-5
     finetune_blocks: int = 2
@@ -110,6 +114,16 @@ class TrainConfig:
                 raise UserError(f"{_option(name)} must be a text, got {value!r}")
         if not self.out:
             raise UserError("--out RUN_DIR must not be empty")
+        if self.blend not in ("loso", "trained", "frozen"):
+            raise UserError(f"--blend must be loso, trained or frozen, got {self.blend!r}")
+        if (
+            isinstance(self.whiten_dim, bool)
+            or not isinstance(self.whiten_dim, int)
+            or self.whiten_dim < 0
+        ):
+            raise UserError(
+                f"--whiten-dim must be a whole number, 0 or more, got {self.whiten_dim!r}"
+            )
         return self
 
     def check_folders(self) -> None:

@@ -42,6 +42,7 @@ from artsim.runfolder import read_metrics
 from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
+from artsim.train.loso import choose_blend
 from artsim.train.module import NonFiniteLossError, TripletModule
 from artsim.train.resume import check_resume, record_changes
 from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
@@ -172,6 +173,11 @@ def _train_run(
         embed_dim=config.embed_dim,
         hidden_dim=config.hidden_dim,
         dropout=config.dropout,
+        whiten_dim=min(
+            config.whiten_dim,
+            int(features.image.shape[1]),
+            max(0, sum(item.is_original for item in data.train_items) - 1),
+        ),
     )
 
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -206,7 +212,15 @@ def _train_run(
         stages.append(tuning)
     if not stages[-1].trainer.is_global_zero:
         return out
-    summary = _write_summary(out, config, heads, stages, data, time.perf_counter() - started)
+    blend = choose_blend(
+        config,
+        module.model,
+        items,
+        ["train"] * n_train + ["val"] * (len(items) - n_train),
+        features.image,
+        features.text,
+    )
+    summary = _write_summary(out, config, heads, stages, data, time.perf_counter() - started, blend)
     save_model(
         module.model.cpu(),
         out,
@@ -214,6 +228,7 @@ def _train_run(
             "trained_on": data.manifest.fingerprint(),
             "best_epoch": summary["best_epoch"],
             "run": str(out),
+            "blend": blend,
         },
         tower_state=tower_state,
     )
@@ -416,7 +431,7 @@ def _finetune_stage(
     return tuning, finetune.tower_state()
 
 
-def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str, Any]:
+def _write_summary(out, config, heads, stages, data: _Data, seconds, blend=None) -> dict[str, Any]:
     rows = read_metrics(out)
     scored = [row for row in rows if _finite(row.get("val/loss"))]
     best_row = min(scored, key=lambda r: r["val/loss"]) if scored else {}
@@ -458,6 +473,7 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds) -> dict[str
         "final": rows[-1] if rows else {},
         "best": best_row,
         "config": asdict(config),
+        "blend": blend,
     }
     runfolder.write_summary(out, summary)
     return summary

@@ -1,0 +1,192 @@
+"""Leave-one-source-out folds for choosing the blend (see :mod:`artsim.train.select`).
+
+For every source of the training corpus, heads are trained as the run's own are (same options,
+early stopping on the remaining validation groups) but without that source's groups, then scored
+on all of its groups, trained and frozen, so :func:`select_blend` sees how much training helps on
+a source and style it never saw.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from artsim.data.items import Item
+from artsim.model.blend import fit_whitening, whiten
+from artsim.model.heads import ModelConfig
+from artsim.train.config import TrainConfig
+from artsim.train.datamodule import FeatureDataModule, build_feature_set
+from artsim.train.module import TripletModule
+from artsim.train.select import SelectionSet, group_sources, select_blend
+
+MIN_FOLD_GROUPS = 2
+
+
+def _heads(model_config: ModelConfig, config: TrainConfig, train_set, val_set) -> TripletModule:
+    """Heads trained like the run's own, in a throwaway folder."""
+    module = TripletModule(model_config, config)
+    with tempfile.TemporaryDirectory(prefix="artsim-loso-") as folder:
+        checkpoint = ModelCheckpoint(
+            dirpath=folder, filename="best", monitor="val/loss", mode="min", save_top_k=1
+        )
+        stopping = EarlyStopping(
+            monitor="val/loss",
+            mode="min",
+            patience=config.early_stopping_patience,
+            min_delta=config.early_stopping_min_delta,
+        )
+        trainer = pl.Trainer(
+            max_epochs=config.max_epochs,
+            accelerator="cpu" if config.accelerator == "auto" else config.accelerator,
+            devices=1,
+            callbacks=[stopping, checkpoint],
+            logger=False,
+            num_sanity_val_steps=0,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+            deterministic=True,
+            default_root_dir=folder,
+        )
+        datamodule = FeatureDataModule(
+            train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
+        )
+        trainer.fit(module, datamodule=datamodule)
+        if checkpoint.best_model_path:
+            state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state["state_dict"])
+    return module.eval()
+
+
+def loso_sets(
+    model_config: ModelConfig,
+    config: TrainConfig,
+    items: Sequence[Item],
+    sides: Sequence[str],
+    image_features: np.ndarray,
+    text_features: np.ndarray,
+    whitening,
+) -> list[SelectionSet]:
+    """One :class:`SelectionSet` per source with enough groups; [] for a one-source corpus.
+
+    ``sides`` is "train" or "val" per item (the run's split); ``whitening(rows)`` returns the
+    frozen image part fitted on the training originals among ``rows``.
+    """
+    sources = group_sources(items)
+    counts: dict[str, int] = {}
+    for source in sources.values():
+        counts[source] = counts.get(source, 0) + 1
+    held_out = sorted(s for s, n in counts.items() if n >= MIN_FOLD_GROUPS)
+    if len(held_out) < 2:
+        return []
+    groups = sorted({item.group for item in items})
+    group_index = {group: k for k, group in enumerate(groups)}
+    fold_config = replace(copy.deepcopy(config), progress=False)
+    sets = []
+    for source in held_out:
+        inside = np.array([sources.get(item.group) != source for item in items])
+        train_rows = np.nonzero(inside & (np.asarray(sides) == "train"))[0]
+        val_rows = np.nonzero(inside & (np.asarray(sides) == "val"))[0]
+        out_rows = np.nonzero(~inside)[0]
+        if len(train_rows) == 0 or len(val_rows) == 0:
+            continue
+
+        def feature_set(rows):
+            return build_feature_set(
+                [items[r] for r in rows],
+                image_features[rows],
+                text_features[rows],
+                group_index,
+                config.hard_negatives,
+            )
+
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        module = _heads(model_config, fold_config, feature_set(train_rows), feature_set(val_rows))
+        with torch.no_grad():
+            image = torch.from_numpy(image_features[out_rows])
+            text = torch.from_numpy(text_features[out_rows])
+            trained_image = module.model.embed_image(image).numpy()
+            trained_text = module.model.embed_text(text).numpy()
+        frozen_image = whitening(train_rows)(image_features[out_rows])
+        frozen_text = text_features[out_rows] / np.maximum(
+            np.linalg.norm(text_features[out_rows], axis=1, keepdims=True), 1e-12
+        )
+        sets.append(
+            SelectionSet(
+                name=f"without {source}",
+                items=[items[r] for r in out_rows],
+                trained_image=trained_image,
+                trained_text=trained_text,
+                frozen_image=frozen_image,
+                frozen_text=frozen_text.astype(np.float32),
+            )
+        )
+    return sets
+
+
+def whitening_fitter(items: Sequence[Item], image_features: np.ndarray, dim: int):
+    """``fitter(rows)`` -> a function that whitens features with the PCA of the originals among
+    ``rows`` (unit-length output; ``dim`` 0 only normalises)."""
+
+    def fitter(rows):
+        originals = [r for r in rows if items[r].is_original]
+        if dim <= 0 or len(originals) < 2:
+            return lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        mean, projection = fit_whitening(image_features[originals], dim)
+        mean_t, projection_t = torch.from_numpy(mean), torch.from_numpy(projection)
+        if projection.shape[1] != dim:  # fewer originals than dimensions: pad with zeros
+            projection_t = torch.nn.functional.pad(projection_t, (0, dim - projection.shape[1]))
+        return lambda x: whiten(
+            torch.from_numpy(np.asarray(x, np.float32)), mean_t, projection_t
+        ).numpy()
+
+    return fitter
+
+
+def choose_blend(
+    config: TrainConfig,
+    model,
+    items: Sequence[Item],
+    sides: Sequence[str],
+    image_features: np.ndarray,
+    text_features: np.ndarray,
+) -> dict:
+    """Fit the model's whitening on the training originals and set its blend weights as
+    ``config.blend`` says; returns what was chosen and why (for summary.json and model.json)."""
+    dim = model.config.whiten_dim
+    train_rows = [r for r, side in enumerate(sides) if side == "train"]
+    originals = [r for r in train_rows if items[r].is_original]
+    if dim > 0:
+        mean, projection = fit_whitening(image_features[originals], dim)
+        projection = np.pad(projection, ((0, 0), (0, dim - projection.shape[1])))
+        model.set_whitening(torch.from_numpy(mean), torch.from_numpy(projection))
+    chosen: dict = {"mode": config.blend, "whitened_on": len(originals)}
+    if config.blend == "trained":
+        weights = {"image_blend": 1.0, "text_blend": 1.0, "fused_image_weight": 0.5}
+    elif config.blend == "frozen":
+        weights = {"image_blend": 0.0, "text_blend": 0.0, "fused_image_weight": 0.5}
+    else:
+        fitter = whitening_fitter(items, image_features, dim)
+        sets = loso_sets(model.config, config, items, sides, image_features, text_features, fitter)
+        if sets:
+            selected = select_blend(sets)
+            weights = {
+                k: selected.pop(k) for k in ("image_blend", "text_blend", "fused_image_weight")
+            }
+            chosen.update(selected)
+        else:
+            weights = {"image_blend": 0.0, "text_blend": 0.0, "fused_image_weight": 0.5}
+            chosen["note"] = (
+                "fewer than two sources with groups: no fold to choose on, the frozen towers "
+                "are kept (blend 0)"
+            )
+    for key, value in weights.items():
+        setattr(model.config, key, float(value))
+    chosen.update(weights)
+    return chosen

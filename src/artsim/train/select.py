@@ -1,0 +1,155 @@
+"""Choosing the blend of trained and frozen scores on data unlike the training data.
+
+The in-corpus validation shares source, style and transforms with training and cannot see a head
+that forgets what the frozen towers knew (issue 10). The blend weights are chosen instead on
+*leave-one-source-out* folds: heads trained without one source are scored on that source's
+groups, for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, ties go to the
+smaller ``a``, and a weight above 0 is taken only if it is not below frozen on any fold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from artsim.data.items import Item
+from artsim.model.blend import fuse
+
+BLEND_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+# The smallest weight that keeps the trained heads' cross-modal search (image <-> text scores are
+# sqrt(a_image * a_text) * trained, so a weight of 0 switches it off): preferred to 0 on a tie.
+KEEP_CROSS = 0.05
+FUSED_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class SelectionSet:
+    """One fold: its items' trained embeddings and frozen descriptors (all unit length)."""
+
+    name: str
+    items: list[Item]
+    trained_image: np.ndarray
+    trained_text: np.ndarray
+    frozen_image: np.ndarray
+    frozen_text: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.has_text = np.array([item.has_text for item in self.items], dtype=bool)
+        originals = [row for row, item in enumerate(self.items) if item.is_original]
+        position = {self.items[row].group: k for k, row in enumerate(originals)}
+        queries = [
+            row
+            for row, item in enumerate(self.items)
+            if not item.is_original and item.group in position
+        ]
+        self.gallery = np.asarray(originals, dtype=np.int64)
+        self.queries = np.asarray(queries, dtype=np.int64)
+        self.correct = np.asarray([position[self.items[r].group] for r in queries], np.int64)
+        self.trained_text = np.where(self.has_text[:, None], self.trained_text, 0.0)
+        self.frozen_text = np.where(self.has_text[:, None], self.frozen_text, 0.0)
+
+    def vectors(self, image_blend: float, text_blend: float) -> tuple[np.ndarray, np.ndarray]:
+        """The blended image and text vectors (layout of :mod:`artsim.model.blend`)."""
+        n = len(self.items)
+        image = np.concatenate(
+            [
+                np.sqrt(image_blend) * self.trained_image,
+                np.sqrt(1.0 - image_blend) * self.frozen_image,
+                np.zeros((n, self.frozen_text.shape[1]), np.float32),
+            ],
+            axis=1,
+        )
+        text = np.concatenate(
+            [
+                np.sqrt(text_blend) * self.trained_text,
+                np.zeros((n, self.frozen_image.shape[1]), np.float32),
+                np.sqrt(1.0 - text_blend) * self.frozen_text,
+            ],
+            axis=1,
+        )
+        return image, text
+
+    def recall(self, space: np.ndarray, need_text: bool = False) -> float:
+        """Recall@1 of the queries against the originals (items without text left out when
+        the task needs it)."""
+        queries, correct, gallery = self.queries, self.correct, self.gallery
+        if need_text:
+            keep_gallery = self.has_text[gallery]
+            remap = np.cumsum(keep_gallery) - 1
+            keep = self.has_text[queries] & keep_gallery[correct]
+            queries, correct = queries[keep], remap[correct[keep]]
+            gallery = gallery[keep_gallery]
+        if len(queries) == 0 or len(gallery) == 0:
+            return float("nan")
+        similarity = space[queries] @ space[gallery].T
+        return float((similarity.argmax(axis=1) == correct).mean())
+
+
+def _choose(scores: dict[float, list[float]]) -> float:
+    """The best weight by mean score; ties go to the smaller weight (closer to frozen), except
+    that :data:`KEEP_CROSS` goes before 0, and a weight below frozen (weight 0) on any fold is
+    not taken."""
+    frozen = scores.get(0.0)
+    best, best_score = 0.0, -1.0
+    order = sorted(scores, key=lambda w: (w != KEEP_CROSS, w))
+    for weight in order:
+        values = scores[weight]
+        if any(np.isnan(values)):
+            continue
+        if frozen is not None and any(v < f for v, f in zip(values, frozen, strict=True)):
+            continue
+        mean = float(np.mean(values))
+        if mean > best_score + 1e-9:
+            best, best_score = weight, mean
+    return best
+
+
+def select_blend(sets: Sequence[SelectionSet]) -> dict:
+    """Image and text blend weights, then the fused image weight, chosen on ``sets``.
+
+    Returns the chosen ``image_blend``, ``text_blend``, ``fused_image_weight`` and every
+    candidate's recall@1 per fold (``scores``), for the run's summary.
+    """
+    table: dict[str, dict[str, list[float]]] = {"image": {}, "text": {}, "fused": {}}
+    image_scores: dict[float, list[float]] = {}
+    text_scores: dict[float, list[float]] = {}
+    for weight in BLEND_GRID:
+        image_scores[weight], text_scores[weight] = [], []
+        for fold in sets:
+            image, text = fold.vectors(weight, weight)
+            image_scores[weight].append(fold.recall(image))
+            text_scores[weight].append(fold.recall(text, need_text=True))
+    image_blend, text_blend = _choose(image_scores), _choose(text_scores)
+    fused_scores: dict[float, list[float]] = {}
+    for weight in FUSED_GRID:
+        fused_scores[weight] = []
+        for fold in sets:
+            image, text = fold.vectors(image_blend, text_blend)
+            fused_scores[weight].append(fold.recall(fuse(image, text, fold.has_text, weight)))
+    means = {w: float(np.mean(v)) for w, v in fused_scores.items() if not np.isnan(v).any()}
+    fused_weight = max(means, key=lambda w: (means[w], -abs(w - 0.5))) if means else 0.5
+    for name, scores in (("image", image_scores), ("text", text_scores), ("fused", fused_scores)):
+        table[name] = {f"{weight:g}": values for weight, values in scores.items()}
+    return {
+        "image_blend": image_blend,
+        "text_blend": text_blend,
+        "fused_image_weight": fused_weight,
+        "folds": [fold.name for fold in sets],
+        "scores": table,
+    }
+
+
+def group_sources(items: Sequence[Item]) -> dict[str, str]:
+    """The source of every group: its original's package (or source) column."""
+    sources: dict[str, str] = {}
+    for item in items:
+        if item.is_original:
+            sources[item.group] = item.metadata.get("package") or item.source or "unknown"
+    return sources

@@ -1,0 +1,173 @@
+"""The blend of trained and frozen scores: whitening, the embedding layout, fusing, selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from artsim.data.items import Item
+from artsim.model.blend import fit_whitening, fuse
+from artsim.model.heads import ArtSimModel, ModelConfig, load_model, save_model
+from artsim.train.select import KEEP_CROSS, SelectionSet, _choose, select_blend
+
+
+def test_whitening_makes_the_training_rows_uncorrelated_with_unit_variance():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, 8)) @ rng.normal(size=(8, 8)) + 3.0
+    mean, projection = fit_whitening(features, dim=8, shrinkage=0.0)
+    white = (features - mean) @ projection
+    np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(8), atol=1e-3)
+    # fewer dimensions: the leading principal directions
+    assert fit_whitening(features, dim=3)[1].shape == (8, 3)
+
+
+def _blended_model(image_blend: float, text_blend: float) -> ArtSimModel:
+    torch.manual_seed(0)
+    config = ModelConfig(
+        "tiny", "tiny", 12, 10, embed_dim=6, hidden_dim=0, dropout=0.0,
+        image_blend=image_blend, text_blend=text_blend, whiten_dim=5,
+    )  # fmt: skip
+    model = ArtSimModel(config).eval()
+    mean, projection = fit_whitening(np.random.default_rng(1).normal(size=(40, 12)), 5)
+    model.set_whitening(torch.from_numpy(mean), torch.from_numpy(projection))
+    return model
+
+
+def test_blended_dot_products_are_the_weighted_trained_and_frozen_cosines():
+    model = _blended_model(0.3, 0.8)
+    images, texts = torch.randn(4, 12), torch.randn(4, 10)
+    with torch.no_grad():
+        image, text = model.infer_image(images), model.infer_text(texts)
+        trained_i, trained_t = model.embed_image(images), model.embed_text(texts)
+        frozen_i = model.frozen_image(images)
+        frozen_t = torch.nn.functional.normalize(texts, dim=-1)
+    assert image.shape == text.shape == (4, model.output_dim) == (4, 6 + 5 + 10)
+    torch.testing.assert_close(image.norm(dim=1), torch.ones(4))
+    expected = 0.3 * trained_i @ trained_i.T + 0.7 * frozen_i @ frozen_i.T
+    torch.testing.assert_close(image @ image.T, expected)
+    expected = 0.8 * trained_t @ trained_t.T + 0.2 * frozen_t @ frozen_t.T
+    torch.testing.assert_close(text @ text.T, expected)
+    # cross-modal: the trained heads' scores, scaled
+    torch.testing.assert_close(image @ text.T, (0.3 * 0.8) ** 0.5 * trained_i @ trained_t.T)
+
+
+def test_a_blend_of_zero_is_the_frozen_towers_alone():
+    model = _blended_model(0.0, 0.0)
+    images = torch.randn(3, 12)
+    with torch.no_grad():
+        image = model.infer_image(images)
+        frozen = model.frozen_image(images)
+    torch.testing.assert_close(image @ image.T, frozen @ frozen.T)
+
+
+def test_fused_vectors_weigh_the_image_and_text_cosines():
+    rng = np.random.default_rng(0)
+    image = np.concatenate([rng.normal(size=(5, 4)), np.zeros((5, 3))], axis=1)
+    text = np.concatenate([np.zeros((5, 4)), rng.normal(size=(5, 3))], axis=1)
+    image /= np.linalg.norm(image, axis=1, keepdims=True)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    fused = fuse(image, text, None, image_weight=0.3)
+    np.testing.assert_allclose(
+        fused @ fused.T, 0.3 * image @ image.T + 0.7 * text @ text.T, atol=1e-6
+    )
+    no_text = fuse(image, np.zeros_like(text), None, image_weight=0.3)
+    np.testing.assert_allclose(no_text, image, atol=1e-6)
+
+
+def test_a_saved_blend_loads_with_its_weights_and_whitening(tmp_path):
+    model = _blended_model(0.25, 0.5)
+    save_model(model, tmp_path)
+    loaded, _card, _ = load_model(tmp_path)
+    assert (loaded.config.image_blend, loaded.config.text_blend) == (0.25, 0.5)
+    images = torch.randn(2, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.infer_image(images), model.infer_image(images))
+
+
+def test_a_model_saved_before_the_blend_still_loads(tmp_path):
+    config = ModelConfig("tiny", "tiny", 12, 10, embed_dim=6, hidden_dim=0)
+    model = ArtSimModel(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("whiten_")}
+    from safetensors.torch import save_file
+
+    save_model(model, tmp_path)
+    save_file(
+        {f"heads.{k}": v.contiguous() for k, v in state.items()},
+        str(tmp_path / "model.safetensors"),
+    )
+    loaded, _, _ = load_model(tmp_path)
+    assert loaded.output_dim == 6 and not loaded.config.blended
+
+
+def _fold(trained_good: bool, frozen_good: bool, groups: int = 12, seed: int = 0) -> SelectionSet:
+    """Originals and two copies per group; the good side maps copies onto their original."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(groups, 8))
+    items, rows = [], []
+    for g in range(groups):
+        for k in range(3):
+            role = "original" if k == 0 else "generated"
+            items.append(Item(f"g{g}-{k}", f"g{g}", role, f"g{g}-{k}.png", text=f"text {g}"))
+            rows.append(g)
+    rows = np.asarray(rows)
+
+    def space(good: bool) -> np.ndarray:
+        x = (
+            centres[rows] + rng.normal(size=(len(rows), 8)) * 0.05
+            if good
+            else rng.normal(size=(len(rows), 8))
+        )
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    return SelectionSet(
+        "fold",
+        items,
+        space(trained_good),
+        space(trained_good),
+        space(frozen_good),
+        space(frozen_good),
+    )
+
+
+def test_selection_keeps_frozen_when_training_does_not_help():
+    chosen = select_blend([_fold(False, True, seed=0), _fold(False, True, seed=1)])
+    # a trained part of 0.05 changes no ranking here, and keeps the cross-modal search alive
+    assert chosen["image_blend"] == chosen["text_blend"] == KEEP_CROSS
+    assert chosen["scores"]["image"]["0"] == chosen["scores"]["image"]["0.05"] == [1.0, 1.0]
+
+
+def test_the_choice_rule_on_given_scores():
+    # where even the small trained part loses, frozen alone is kept
+    assert _choose({0.0: [1.0], 0.05: [0.9], 0.5: [0.8]}) == 0.0
+    # a higher mean that is below frozen on one fold is refused
+    assert _choose({0.0: [0.5, 0.5], 0.05: [0.5, 0.5], 0.25: [0.9, 0.4]}) == KEEP_CROSS
+    # a higher mean never below frozen is taken; ties go to the smaller weight
+    assert _choose({0.0: [0.5, 0.5], 0.25: [0.6, 0.5], 0.5: [0.6, 0.5], 1.0: [0.55, 0.5]}) == 0.25
+
+
+def test_selection_takes_the_trained_heads_when_they_are_better_on_every_fold():
+    chosen = select_blend([_fold(True, False, seed=0), _fold(True, False, seed=1)])
+    assert chosen["image_blend"] > 0.5 and chosen["text_blend"] > 0.5
+
+
+def test_selection_refuses_a_weight_below_frozen_on_any_fold():
+    # training helps a lot on one fold and hurts on the other: frozen stays
+    folds = [_fold(True, False, seed=0), _fold(False, True, seed=1)]
+    folds[0].frozen_image[:] = folds[0].trained_image  # frozen ties trained on fold 0
+    folds[0].frozen_text[:] = folds[0].trained_text
+    chosen = select_blend(folds)
+    scores = chosen["scores"]["image"]
+    assert scores["1"][1] < scores["0"][1]  # training hurts fold 1
+    allowed = [v for v in scores.values() if v[1] >= scores["0"][1]]
+    picked = scores[f"{chosen['image_blend']:g}"]
+    assert picked[1] >= scores["0"][1]
+    assert np.mean(picked) == max(np.mean(v) for v in allowed)
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_selection_vectors_match_the_model_layout(weight):
+    fold = _fold(True, True)
+    image, text = fold.vectors(weight, weight)
+    assert image.shape[1] == text.shape[1] == 8 + 8 + 8
+    np.testing.assert_allclose(np.linalg.norm(image, axis=1), 1.0, atol=1e-5)

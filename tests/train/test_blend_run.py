@@ -1,0 +1,111 @@
+"""A run chooses its blend of trained and frozen scores on leave-one-source-out folds."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+
+from artsim.eval.evaluate import evaluate_run
+from artsim.model.embedder import Embedder
+from artsim.model.heads import load_model
+from artsim.train.run import main
+
+
+def _two_sources(manifest, tmp_copy):
+    """The synthetic corpus with half of its groups' originals from another package."""
+    copied = tmp_copy(manifest)
+    rows = list(csv.DictReader(copied.open(encoding="utf-8")))
+    groups = sorted({row["group"] for row in rows})
+    other = set(groups[: len(groups) // 2])
+    fields = list(rows[0]) + (["package"] if "package" not in rows[0] else [])
+    for row in rows:
+        if row["role"] == "original":
+            row["package"] = "pkg-b" if row["group"] in other else "pkg-a"
+    with copied.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return copied
+
+
+def test_a_two_source_run_chooses_its_blend_on_folds_and_every_user_applies_it(
+    training_manifest, feature_cache, tiny_args, tmp_path, tmp_copy
+):
+    manifest = _two_sources(training_manifest, tmp_copy)
+    out = tmp_path / "run"
+    assert (
+        main(tiny_args(manifest, out, feature_cache, "--max-epochs", "3", "--whiten-dim", "8")) == 0
+    )
+    model, card, _ = load_model(out)
+    blend = card["blend"]
+    assert blend["mode"] == "loso"
+    assert blend["folds"] == ["without pkg-a", "without pkg-b"]
+    # the chosen weight is the best of the grid on the folds' mean, never below frozen on a fold
+    scores = blend["scores"]["image"]
+    frozen = scores["0"]
+    chosen = scores[f"{blend['image_blend']:g}"]
+    assert all(c >= f for c, f in zip(chosen, frozen, strict=True))
+    assert np.mean(chosen) == max(
+        np.mean(v) for v in scores.values() if all(a >= b for a, b in zip(v, frozen, strict=True))
+    )
+    assert model.config.image_blend == blend["image_blend"]
+    assert model.config.whiten_dim == 8
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["blend"]["image_blend"] == blend["image_blend"]
+    embedder = Embedder.from_run(out, cache_dir=feature_cache, device="cpu")
+    assert embedder.dim == model.output_dim
+    result = evaluate_run(out, manifest, split="val", cache_dir=feature_cache, progress=False)
+    assert result["tasks"]["image"]["n_queries"] > 0
+
+
+def test_blend_trained_keeps_the_heads_alone_and_frozen_the_towers_alone(
+    training_manifest, feature_cache, tiny_args, tmp_path
+):
+    trained, frozen = tmp_path / "trained", tmp_path / "frozen"
+    assert (
+        main(
+            tiny_args(
+                training_manifest, trained, feature_cache, "--max-epochs", "2", "--blend", "trained"
+            )
+        )
+        == 0
+    )
+    assert (
+        main(
+            tiny_args(
+                training_manifest,
+                frozen,
+                feature_cache,
+                "--max-epochs",
+                "2",
+                "--blend",
+                "frozen",
+                "--whiten-dim",
+                "0",
+            )
+        )
+        == 0
+    )
+    model, _card, _ = load_model(trained)
+    assert not model.config.blended and model.output_dim == model.config.embed_dim
+    model, _card, _ = load_model(frozen)
+    assert (model.config.image_blend, model.config.text_blend) == (0.0, 0.0)
+    # frozen, unwhitened: the evaluation's image scores are the frozen baseline's exactly
+    result = evaluate_run(
+        frozen, training_manifest, split="val", cache_dir=feature_cache, progress=False
+    )
+    assert (
+        result["tasks"]["image"]["recall@1"] == result["baselines"]["frozen"]["image"]["recall@1"]
+    )
+    assert result["tasks"]["text"]["recall@1"] == result["baselines"]["frozen"]["text"]["recall@1"]
+
+
+def test_a_one_source_run_keeps_the_frozen_towers_and_says_why(
+    training_manifest, feature_cache, tiny_args, tmp_path
+):
+    out = tmp_path / "run"
+    assert main(tiny_args(training_manifest, out, feature_cache, "--max-epochs", "2")) == 0
+    _, card, _ = load_model(out)
+    assert card["blend"]["image_blend"] == 0.0 and "fewer than two sources" in card["blend"]["note"]
