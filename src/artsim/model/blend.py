@@ -31,7 +31,7 @@ def fit_whitening(
 ) -> tuple[np.ndarray, np.ndarray]:
     """PCA-whitening of ``features`` (rows): returns (mean, projection features_dim x dim).
 
-    ``shrinkage`` adds that share of the mean eigenvalue to every eigenvalue before dividing,
+    ``shrinkage`` adds that share of the mean of all eigenvalues to each kept one before dividing,
     so the many near-empty directions of a small corpus are not blown up into noise.
     """
     features = np.asarray(features, dtype=np.float64)
@@ -42,9 +42,10 @@ def fit_whitening(
     centred = features - mean
     covariance = centred.T @ centred / len(features)
     values, vectors = np.linalg.eigh(covariance)
+    shrink = shrinkage * float(np.mean(np.clip(values, 0.0, None)))  # mean of all eigenvalues
     order = np.argsort(values)[::-1][:dim]
     values, vectors = np.clip(values[order], 0.0, None), vectors[:, order]
-    scale = values + shrinkage * float(np.mean(values)) + 1e-12
+    scale = values + shrink + 1e-12
     projection = vectors / np.sqrt(scale)[None, :]
     return mean.astype(np.float32), projection.astype(np.float32)
 
