@@ -116,14 +116,6 @@ class TrainConfig:
             raise UserError("--out RUN_DIR must not be empty")
         if self.blend not in ("loso", "trained", "frozen"):
             raise UserError(f"--blend must be loso, trained or frozen, got {self.blend!r}")
-        if (
-            isinstance(self.whiten_dim, bool)
-            or not isinstance(self.whiten_dim, int)
-            or self.whiten_dim < 0
-        ):
-            raise UserError(
-                f"--whiten-dim must be a whole number, 0 or more, got {self.whiten_dim!r}"
-            )
         return self
 
     def check_folders(self) -> None:
@@ -177,6 +169,7 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("devices", int, 1, None, "at least 1"),
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),
+    ("whiten_dim", int, 0, None, "at least 0"),
 ]
 # Rules whose bounds are excluded (the others include theirs).
 _EXCLUSIVE_LOW = {"val_fraction", "margin", "lr", "plateau_factor", "finetune_lr"}
@@ -185,7 +178,7 @@ _EXCLUSIVE_HIGH = {"val_fraction", "calib_fraction", "dropout", "margin", "plate
 _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
-    "accelerator", "max_pixels",
+    "accelerator", "max_pixels", "blend", "whiten_dim",
 }  # fmt: skip
 
 
