@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 
+from artsim.cli.train import main
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.embedder import Embedder
 from artsim.model.heads import load_model
-from artsim.train.run import main
 
 
 def _two_sources(manifest, tmp_copy):
@@ -56,7 +56,7 @@ def test_a_two_source_run_chooses_its_blend_on_folds_and_every_user_applies_it(
     assert summary["blend"]["image_blend"] == blend["image_blend"]
     embedder = Embedder.from_run(out, cache_dir=feature_cache, device="cpu")
     assert embedder.dim == model.output_dim
-    result = evaluate_run(out, manifest, split="val", cache_dir=feature_cache, progress=False)
+    result = evaluate_run(out, manifest, split="val", cache_dir=feature_cache)
     assert result["tasks"]["image"]["n_queries"] > 0
 
 
@@ -93,9 +93,7 @@ def test_blend_trained_keeps_the_heads_alone_and_frozen_the_towers_alone(
     model, _card, _ = load_model(frozen)
     assert (model.config.image_blend, model.config.text_blend) == (0.0, 0.0)
     # frozen, unwhitened: the evaluation's image scores are the frozen baseline's exactly
-    result = evaluate_run(
-        frozen, training_manifest, split="val", cache_dir=feature_cache, progress=False
-    )
+    result = evaluate_run(frozen, training_manifest, split="val", cache_dir=feature_cache)
     assert (
         result["tasks"]["image"]["recall@1"] == result["baselines"]["frozen"]["image"]["recall@1"]
     )
