@@ -11,6 +11,7 @@ from artsim.cli.train import main
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.embedder import Embedder
 from artsim.model.heads import load_model
+from artsim.train.select import KEEP_CROSS
 
 
 def _two_sources(manifest, tmp_copy):
@@ -106,4 +107,5 @@ def test_a_one_source_run_keeps_the_frozen_towers_and_says_why(
     out = tmp_path / "run"
     assert main(tiny_args(training_manifest, out, feature_cache, "--max-epochs", "2")) == 0
     _, card, _ = load_model(out)
-    assert card["blend"]["image_blend"] == 0.0 and "fewer than two sources" in card["blend"]["note"]
+    assert card["blend"]["image_blend"] == KEEP_CROSS == card["config"]["image_blend"]
+    assert "fewer than two sources" in card["blend"]["note"]

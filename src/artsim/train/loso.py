@@ -24,7 +24,7 @@ from artsim.model.heads import ModelConfig
 from artsim.train.config import TrainConfig
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.module import TripletModule
-from artsim.train.select import SelectionSet, group_sources, select_blend
+from artsim.train.select import KEEP_CROSS, SelectionSet, group_sources, select_blend
 
 MIN_FOLD_GROUPS = 2
 
@@ -181,10 +181,14 @@ def choose_blend(
             }
             chosen.update(selected)
         else:
-            weights = {"image_blend": 0.0, "text_blend": 0.0, "fused_image_weight": 0.5}
+            weights = {
+                "image_blend": KEEP_CROSS,
+                "text_blend": KEEP_CROSS,
+                "fused_image_weight": 0.5,
+            }
             chosen["note"] = (
-                "fewer than two sources with groups: no fold to choose on, the frozen towers "
-                "are kept (blend 0)"
+                "fewer than two sources with groups: no fold to choose on, the frozen towers are "
+                f"kept with the smallest trained part ({KEEP_CROSS}) that keeps cross-modal search"
             )
     for key, value in weights.items():
         setattr(model.config, key, float(value))
