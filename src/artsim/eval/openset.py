@@ -36,6 +36,10 @@ import numpy as np
 OPEN_SET_RATES = (0.001, 0.01, 0.05)
 DEFAULT_RATE = 0.01
 PRECISION_TARGETS = (0.9, 0.95)
+# "Just above" a score: more than the float32 rounding that separates the same cosine computed
+# by two searches (an exhaustive one and one restricted to candidates), so a threshold set above
+# a calibration query's score stays above it when the service recomputes that score.
+ABOVE = 1e-5
 
 
 def _pooled(scores, is_match) -> tuple[np.ndarray, np.ndarray]:
@@ -217,14 +221,14 @@ def open_set_threshold(distractor_top1, rate: float) -> float:
         return float("nan")
     allowed = math.floor(rate * len(values) + 1e-9)  # how many may reach the threshold
     if allowed == 0:
-        return float(np.nextafter(values[-1], np.inf))
+        return float(values[-1]) + ABOVE
     candidate = values[len(values) - allowed]
     # everything tied with the candidate reaches it too: step above the tie if it is too many
     reached = len(values) - np.searchsorted(values, candidate, side="left")
     if reached > allowed:
         above = int(np.searchsorted(values, candidate, side="right"))
         if above == len(values):
-            return float(np.nextafter(candidate, np.inf))
+            return float(candidate) + ABOVE
         return float(values[above])
     return float(candidate)
 
