@@ -47,7 +47,8 @@ from artsim.model.embedder import Embedder
 
 # Groups drawn by default: 150 distractor queries, so the 1% threshold lets at most one of them
 # through (with 40, as at 80 groups, it is the highest distractor score and 3 of 150 fresh
-# distractors reached it on the demo: BENCHMARKS.md, Verdicts). About 30 s on 2 cores.
+# distractors reached it on the demo: BENCHMARKS.md, Verdicts). Measured: 7 s for 80 groups of
+# the demo, 86 s for 290 groups of art4apps (2 shared cores, other jobs running).
 DEFAULT_SAMPLE = 300
 CALIBRATED_TASKS = ("image", "text", "fused")
 
