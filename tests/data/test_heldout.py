@@ -14,7 +14,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artsim.cli.data import main
-from artsim.data import heldout, heldout_prompts, heldout_transforms
+from artsim.data import (
+    heldout,
+    heldout_canvas,
+    heldout_overlays,
+    heldout_prompts,
+    heldout_transforms,
+)
 from artsim.data.heldout import derive_heldout_manifest, heldout_seed
 from artsim.data.heldout_prompts import heldout_prompt
 from artsim.data.heldout_transforms import (
@@ -140,9 +146,10 @@ def test_no_code_shared_with_the_training_transforms() -> None:
     from artsim.data import derive, prompts, transforms
 
     training = ("artsim.data.derive", "artsim.data.transforms", "artsim.data.prompts")
-    for module in (heldout, heldout_prompts, heldout_transforms):
+    ours_modules = (heldout, heldout_canvas, heldout_overlays, heldout_prompts, heldout_transforms)
+    for module in ours_modules:
         assert not set(training) & _imports(module), module.__name__
-    ours = set().union(*(_function_bodies(Path(m.__file__)) for m in (heldout, heldout_transforms)))
+    ours = set().union(*(_function_bodies(Path(m.__file__)) for m in ours_modules))
     for module in (derive, transforms, prompts):
         assert not ours & _function_bodies(Path(module.__file__)), module.__name__
     names = {name for family in transforms.TRANSFORMS.values() for name in family}
