@@ -10,7 +10,7 @@ from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.predict import predict_image_features
 from artsim.model.towers import TinyImageTower
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.spawn_predict]
 
 
 def test_two_processes_give_one_process_vectors_in_input_order(synthetic_manifest, tmp_path):
