@@ -1,0 +1,116 @@
+"""Bounded work per request: body size, text length and pixels being decoded at once."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# Room for multipart boundaries and the text fields around the uploaded files.
+FORM_OVERHEAD = 256 * 1024
+MAX_K = 100
+# Texts are cut to this many characters before any model work. MiniLM reads only its first 256
+# tokens anyway; e5-small reads all of a text in 510-token windows, and its time grows with the
+# length (about 1 s per KB on 2 CPU cores), so without a cut one request could hold a model slot
+# for minutes. 2,000 characters is about 400-500 tokens of English: one e5 window.
+MAX_TEXT_CHARS = 2_000
+# Images with a longer side are shrunk (by an integer factor) right after decoding: the towers see
+# 224x224 (or their own size) and thumbnails are 256 px, so nothing of use is lost.
+WORKING_SIDE = 2_048
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The service's error answer: ``{"error": message}`` with ``status``."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, before they are parsed or spooled.
+
+    Bodies that are not ``multipart/form-data`` (urlencoded forms, JSON) carry no files and are
+    held to ``other_limit``. ``Content-Length`` is checked up front; a chunked body is counted
+    as it arrives.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, other_limit: int | None = None):
+        self.app, self.multipart_limit = app, limit
+        self.other_limit = limit if other_limit is None else other_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", []))
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/form-data")
+        limit = self.multipart_limit if multipart else self.other_limit
+        kind = "" if multipart else " (a body without files)"
+        message = f"request body over the limit of {limit:,} bytes{kind}"
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await error_response(413, message)(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            incoming = await receive()
+            if incoming["type"] == "http.request":
+                received += len(incoming.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return incoming
+
+        async def tracking_send(outgoing: Message) -> None:
+            nonlocal started
+            if outgoing["type"] == "http.response.start":
+                started = True
+            await send(outgoing)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await error_response(413, message)(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class PixelBudget:
+    """Admission by pixels: at most ``capacity`` pixels of images being decoded or used at once.
+
+    A request reserves its image's pixel count (read from the header) before decoding; one image
+    over the capacity reserves all of it, so it runs alone. Waiting requests hold no pixels.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity, self.used = max(1, int(capacity)), 0
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def reserve(self, pixels: int):
+        pixels = min(max(0, int(pixels)), self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used + pixels <= self.capacity)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
+
+
+def cut_text(text: str | None, field: str, limit: int, truncated: list[dict]) -> str | None:
+    """``text`` cut to ``limit`` characters; a cut is recorded in ``truncated``."""
+    if text is None or len(text) <= limit:
+        return text
+    truncated.append({"field": field, "given_chars": len(text), "used_chars": limit})
+    return text[:limit]

@@ -1,0 +1,98 @@
+"""``/originals``: read one original and its thumbnail; add or remove originals (with the token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from artsim.index.build import add_picture, remove_originals
+from artsim.index.store import OriginalRecord
+from artsim.serve.service import ApiError, Service, check_upload_id, record_json
+
+
+def originals_router(service: Service) -> APIRouter:
+    """The ``/originals`` routes of ``service``."""
+    router = APIRouter()
+    index, embedder = service.index, service.embedder
+
+    async def find(item_id: str, with_thumbnail: bool = False) -> OriginalRecord:
+        if item_id in (".", ".."):
+            raise ApiError(404, f"{item_id!r} is not an original's id")
+        found = await run_in_threadpool(index.store.get, [item_id], with_thumbnail)
+        if item_id not in found:
+            raise ApiError(404, f"no original with id {item_id!r} in the index")
+        return found[item_id]
+
+    @router.get("/originals/{item_id}", summary="One original's metadata")
+    async def original(item_id: str) -> dict:
+        return record_json(await find(item_id))
+
+    @router.get(
+        "/originals/{item_id}/thumbnail",
+        summary="One original's thumbnail (JPEG)",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}},
+    )
+    async def thumbnail(item_id: str) -> Response:
+        record = await find(item_id, with_thumbnail=True)
+        if not record.thumbnail:
+            raise ApiError(404, f"original {item_id!r} has no thumbnail")
+        return Response(
+            record.thumbnail,
+            media_type="image/jpeg",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    @router.post(
+        "/originals",
+        status_code=201,
+        summary="Add or replace an original (needs the token)",
+        dependencies=[Depends(service.token_dependency())],
+    )
+    async def add_original(
+        image: Annotated[UploadFile | str, File(description="The original's image.")],
+        id: Annotated[str, Form(min_length=1, max_length=512)],
+        group: Annotated[str | None, Form()] = None,
+        title: Annotated[str, Form()] = "",
+        artist: Annotated[str, Form()] = "",
+        caption: Annotated[str, Form()] = "",
+        lang: Annotated[str, Form()] = "",
+    ) -> dict:
+        item_id = check_upload_id(id)
+        upload = await service.read_upload(image, "image")
+        if upload is None:
+            raise ApiError(400, "an original needs an image")
+        record = OriginalRecord(
+            id=item_id,
+            group=(group or item_id).strip(),
+            title=title,
+            artist=artist,
+            caption=caption,
+            lang=lang,
+            source="upload",
+        )
+        added = await service.with_pictures(
+            [upload],
+            lambda picture: add_picture(
+                index, embedder, picture, record, upload.data, upload.format
+            ),
+        )
+        return record_json(added)
+
+    @router.delete(
+        "/originals/{item_id}",
+        summary="Remove an original (needs the token)",
+        dependencies=[Depends(service.token_dependency())],
+    )
+    async def delete_original(item_id: str) -> dict:
+        if item_id in (".", ".."):
+            raise ApiError(404, f"{item_id!r} is not an original's id")
+        removed = await run_in_threadpool(remove_originals, index, [item_id])
+        if not removed:
+            raise ApiError(404, f"no original with id {item_id!r} in the index")
+        return {"removed": item_id, "count": await run_in_threadpool(index.count)}
+
+    return router

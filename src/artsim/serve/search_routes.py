@@ -1,0 +1,71 @@
+"""``POST /search`` and ``POST /score``: the model work of the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from artsim.index.query import embed_query, score_pair, search_index
+from artsim.serve.limits import MAX_K, cut_text
+from artsim.serve.service import ApiError, Service, thumbnail_url
+
+
+def search_router(service: Service) -> APIRouter:
+    """The search and score routes of ``service``."""
+    router = APIRouter()
+    index, embedder = service.index, service.embedder
+    max_text_chars = service.max_text_chars
+
+    @router.post("/search", summary="Originals most similar to an image and/or a prompt")
+    async def search(
+        image: Annotated[UploadFile | str | None, File(description="Image to look up.")] = None,
+        text: Annotated[
+            str | None, Form(description="Prompt or description (cut to the text budget).")
+        ] = None,
+        k: Annotated[int, Form(ge=1, le=MAX_K, description="How many originals.")] = 10,
+    ) -> dict:
+        upload = await service.read_upload(image, "image")
+        if upload is None and not (text or "").strip():
+            raise ApiError(400, "give an image, a text, or both")
+        truncated: list[dict] = []
+        text = cut_text(text, "text", max_text_chars, truncated)
+        chosen = service.calibration()
+
+        def run(picture):
+            return search_index(index, embedder, image=picture, text=text, k=k, calibration=chosen)
+
+        response = await service.with_pictures([upload], run)
+        data = response.to_json()
+        for result in data["results"]:
+            result["thumbnail_url"] = thumbnail_url(result["id"])
+        data["truncated"] = truncated
+        return data
+
+    @router.post("/score", summary="How similar two artworks are (A generated, B original)")
+    async def score(
+        image_a: Annotated[UploadFile | str | None, File()] = None,
+        image_b: Annotated[UploadFile | str | None, File()] = None,
+        text_a: Annotated[str | None, Form()] = None,
+        text_b: Annotated[str | None, Form()] = None,
+    ) -> dict:
+        upload_a = await service.read_upload(image_a, "image_a")
+        upload_b = await service.read_upload(image_b, "image_b")
+        for side, upload, text in (("A", upload_a, text_a), ("B", upload_b, text_b)):
+            if upload is None and not (text or "").strip():
+                raise ApiError(400, f"artwork {side}: give an image, a text, or both")
+        truncated: list[dict] = []
+        text_a = cut_text(text_a, "text_a", max_text_chars, truncated)
+        text_b = cut_text(text_b, "text_b", max_text_chars, truncated)
+        chosen = service.calibration()
+
+        def compute(picture_a, picture_b):
+            a = embed_query(embedder, picture_a, text_a)
+            b = embed_query(embedder, picture_b, text_b)
+            return score_pair(embedder, a, b, chosen)
+
+        data = (await service.with_pictures([upload_a, upload_b], compute)).to_json()
+        data["truncated"] = truncated
+        return data
+
+    return router

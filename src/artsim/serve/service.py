@@ -1,0 +1,172 @@
+"""What every route of the service shares: the index and model, uploads, admission and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Header, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from artsim.data.images import image_size_bytes, load_rgb_bytes, sniff_image_format
+from artsim.errors import ImageError, UserError
+from artsim.index.calibration import load_calibration
+from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.store import OriginalRecord
+from artsim.serve.limits import WORKING_SIDE, PixelBudget
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded image, checked from its header only (not decoded yet)."""
+
+    data: bytes
+    format: str
+    name: str
+    pixels: int
+
+
+def check_upload_id(item_id: str) -> str:
+    """The id of an uploaded original, stripped; refuse ids that cannot be a URL path segment
+    (every original is fetched, shown and deleted as ``/originals/{id}``)."""
+    item_id = item_id.strip()
+    if not item_id:
+        raise ApiError(422, "id: empty")
+    if item_id in (".", ".."):
+        raise ApiError(422, f"id: {item_id!r} cannot name an original (a URL path segment)")
+    for character in ("/", "\\"):
+        if character in item_id:
+            raise ApiError(
+                422,
+                f"id {item_id!r}: contains {character!r}, which a URL path cannot carry in "
+                "/originals/{id}; use another character",
+            )
+    return item_id
+
+
+def thumbnail_url(item_id: str) -> str:
+    return f"/originals/{quote(item_id, safe='')}/thumbnail"
+
+
+def record_json(record: OriginalRecord) -> dict:
+    """An original's metadata as answered: a thumbnail link, no server path."""
+    data = record.to_json()
+    data.pop("image_path", None)  # a path on the server: nothing a client can use
+    data["thumbnail_url"] = thumbnail_url(record.id)
+    return data
+
+
+@dataclass
+class Service:
+    """One index and its model, with the limits every request is held to."""
+
+    index: ArtIndex
+    embedder: Any
+    run_dir: Path
+    token: str | None
+    max_upload_bytes: int
+    max_pixels: int
+    max_text_chars: int
+    pixels_in_use: PixelBudget
+    # Model work runs a few requests at a time, admitted first come first served: letting all
+    # of the thread pool's workers run torch at once on a few cores makes every request slow
+    # and the unlucky ones very slow (p99 about 5x p50 under 50 clients without this).
+    model_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(max(1, os.cpu_count() or 1))
+    )
+
+    def calibration(self):
+        # index.json is re-read: `artsim calibrate` may have run since the service started
+        try:
+            info = IndexInfo.read(self.index.path)
+        except UserError:
+            info = self.index.info
+        return load_calibration(self.run_dir, self.index.model_id, info)
+
+    async def in_model_slot(self, function, *args, **kwargs):
+        async with self.model_slots:
+            return await run_in_threadpool(function, *args, **kwargs)
+
+    async def read_upload(self, upload: UploadFile | str | None, field: str) -> Upload | None:
+        """An uploaded image's bytes, checked from its header only; ``None`` when the field is
+        empty. Nothing is decoded here: :meth:`with_pictures` does that, admitted."""
+        if upload is None:
+            return None
+        if isinstance(upload, str):
+            if not upload:
+                return None
+            raise ApiError(
+                422,
+                f"{field}: sent as a plain form field without a filename; send the image as a "
+                f'file part (e.g. curl -F "{field}=@picture.png")',
+            )
+        limit = self.max_upload_bytes
+        data = await upload.read(limit + 1)
+        name = f"{field} ({upload.filename})" if upload.filename else field
+        if not data:
+            if not upload.filename:
+                return None  # a form's file input left empty
+            raise ImageError(f"{name}: empty file (0 bytes)")
+        if len(data) > limit:
+            raise ApiError(413, f"{name}: over the upload limit of {limit:,} bytes")
+        fmt = sniff_image_format(data)
+        if fmt is None:
+            raise ApiError(
+                415,
+                f"{name}: not an image (its bytes are none of PNG, JPEG, GIF, WEBP, BMP, TIFF)",
+            )
+        width, height = await run_in_threadpool(image_size_bytes, data, name, self.max_pixels)
+        return Upload(data, fmt, name, width * height)
+
+    async def with_pictures(self, uploads: list[Upload | None], work):
+        """``work(*pictures)`` in a model slot, the uploads decoded there, after their pixels
+        are admitted by the budget (a missing upload is ``None``)."""
+        needed = sum(upload.pixels for upload in uploads if upload is not None)
+
+        def job():
+            pictures = [
+                None
+                if upload is None
+                else load_rgb_bytes(
+                    upload.data, upload.name, self.max_pixels, max_side=WORKING_SIDE
+                )
+                for upload in uploads
+            ]
+            return work(*pictures)
+
+        async with self.pixels_in_use.reserve(needed):
+            return await self.in_model_slot(job)
+
+    def require_token(self, authorization: str | None) -> None:
+        if self.token is None:
+            raise ApiError(403, "this service is read-only: start it with --token to allow changes")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        ):
+            raise ApiError(
+                401,
+                "changing the index needs the header Authorization: Bearer <token>",
+                {"WWW-Authenticate": "Bearer"},
+            )
+
+    def token_dependency(self):
+        """A FastAPI dependency that calls :meth:`require_token` with the request's header."""
+
+        def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+            self.require_token(authorization)
+
+        return require_token
