@@ -13,9 +13,9 @@ drawn like the collection but not in it; recall@10 against exact results:
 
 * ``faiss IndexFlatIP``: exact, the reference latency;
 * ``artsim default``: :func:`artsim.index.vector_index.choose_index`, what the embedded store
-  builds for each modality: exact below 200k vectors, above it IVF whose nprobe is chosen by
-  measuring recall@10 on the collection's own vectors (target 0.99), exact again when IVF
-  cannot reach the target;
+  builds for each modality: exact below 200k vectors; above it IVF, or a PQ fast-scan pass with
+  exact re-ranking, whose parameters are chosen by measuring recall@10 on the collection's own
+  vectors (target 0.99); exact again when neither reaches the target;
 * at 100k only, the whole embedded store (``FaissStore``: SQLite id mapping included).
 
 Each (size, kind) is measured by its own call and cached in ``benchmarks/results/search/``, so
@@ -202,37 +202,29 @@ search. "vs Flat" is the p50 latency over faiss Flat's. Machine: {"; ".join(mach
 {chr(10).join(lines)}
 
 artsim's default is what the embedded store builds for each modality
-(`artsim.index.vector_index.choose_index`): exact below 200k vectors; above, an IVF index whose
-nprobe is the smallest reaching recall@10 0.99 on 300 of the collection's own vectors (measured
-against exact search at build time), or exact search again when no nprobe up to a quarter of the
-lists reaches it. The chosen plan and its measured recall are written to `index.json`, shown by
-`artsim index info` and in search output. Timings on this shared 2-core machine vary by 2x
-or more between runs (other jobs ran beside these, unevenly: below 200k the three methods search
-the same flat index, so their differences there are noise); recall does not vary.
+(`artsim.index.vector_index.choose_index`): exact below 200k vectors. Above, an IVF index
+(about 2 sqrt(n) lists) is measured first: the smallest nprobe reaching recall@10 0.99 on 300
+of the collection's own vectors (against exact search, at build time), kept at once if it
+probes at most 1/32 of the lists. Otherwise a PQ fast-scan first pass over every vector (4-bit
+codes, dim/4 sub-quantizers, then dim/2 if those miss) with exact re-ranking of the shortest
+list of candidates (20 ... 4000) reaching 0.99 is measured too, and of the plans reaching the
+target the one reading the fewest bytes per query is kept; exact search if none does. Every
+kind keeps the full vectors (scores are exact; only a neighbour can be missed) and supports
+removal. The "build" column of a default row includes these measurements. The chosen plan
+and its measured recall are written to `index.json`, shown by `artsim index info` and in
+search output. Timings on this shared 2-core machine vary by 2x or more between runs (other
+jobs ran beside these, unevenly: below 200k the three methods search the same flat index, so
+their differences there are noise); recall does not vary.
 
 Against the issue's targets (artsim's default):
 
 {chr(10).join(targets)}
 
-`clustered` is the easy case (well-separated centres: a few lists hold every true neighbour);
-`overlapping` is closer to the worst case. Where IVF cannot reach recall@10 0.99 with a quarter of its lists probed (random vectors, and the
-overlapping mixture, where it reached {{overlap}}), artsim keeps exact search: right answers at
-Flat's latency (about 0.1-0.2 s per query at 1M on 2 cores) rather than fast wrong ones. Going
-faster there needs a graph index (HNSW), which faiss cannot remove from; not done.
+`clustered` is the easy case (well-separated centres: a few IVF lists hold every true
+neighbour); `overlapping` and `random` defeat IVF (the true neighbours of a query lie in many
+lists), so the compressed full scan with exact re-ranking is what makes them fast there.
 """
-    overlap = next(
-        (
-            r["rows"][1]["plan"]
-            .get("note", "")
-            .split(" under")[0]
-            .replace("IVF reached ", "")
-            .rstrip(", ")
-            for r in results
-            if r["kind"] == "overlapping" and r["rows"][1]["plan"].get("note")
-        ),
-        "n/a",
-    )
-    return body.replace("{overlap}", overlap)
+    return body
 
 
 def main(argv: list[str] | None = None) -> int:

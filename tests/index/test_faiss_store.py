@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from artsim.errors import UserError
-from artsim.index import faiss_store
+from artsim.index import faiss_files
 from artsim.index.faiss_store import FaissStore
 from artsim.index.store import OriginalRecord
 
@@ -110,7 +110,7 @@ def test_interrupted_add_leaves_the_store_as_it_was(tmp_path: Path, monkeypatch)
     rng = np.random.default_rng(4)
     store = FaissStore.create(tmp_path / "s", DIM)
     before = add_random(store, ["a", "b"], rng)
-    real_write = faiss_store._fsync_write
+    real_write = faiss_files.fsync_write
     calls = []
 
     def failing_write(index, path):
@@ -119,10 +119,10 @@ def test_interrupted_add_leaves_the_store_as_it_was(tmp_path: Path, monkeypatch)
             raise KeyboardInterrupt  # as if the user pressed Ctrl+C half-way
         real_write(index, path)
 
-    monkeypatch.setattr(faiss_store, "_fsync_write", failing_write)
+    monkeypatch.setattr(faiss_files, "fsync_write", failing_write)
     with pytest.raises(KeyboardInterrupt):
         add_random(store, ["c", "a"], rng)
-    monkeypatch.setattr(faiss_store, "_fsync_write", real_write)
+    monkeypatch.setattr(faiss_files, "fsync_write", real_write)
     reopened = FaissStore(tmp_path / "s")
     assert sorted(reopened.ids()) == ["a", "b"]
     assert reopened.search("image", before["image"][0], 1)[0].ids == ["a"]

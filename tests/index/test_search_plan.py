@@ -56,13 +56,14 @@ def test_clustered_vectors_get_ivf_whose_measured_recall_holds_on_fresh_queries(
     assert "recall@10" in describe_plan(plan)
 
 
-def test_unclustered_vectors_stay_exact_and_say_why():
+def test_unclustered_vectors_stay_exact_under_ivf_alone_and_say_why():
     rng = np.random.default_rng(1)
     vectors = unit(rng, 3000, dim=64)  # no structure: IVF cannot reach 0.99 cheaply
     keys = np.arange(len(vectors), dtype=np.int64) + 100
-    index, plan = choose_index(keys, vectors, exact_limit=1000)
+    index, plan = choose_index(keys, vectors, exact_limit=1000, kinds=("ivf",))
     assert plan["kind"] == "flat" and plan["recall_at_10"] == 1.0
     assert "exact search kept" in plan["note"] and plan["ivf_tried_at"] == 3000
+    assert plan["note"].startswith("IVF at nprobe 27 of 110 lists reached recall@10")  # 110 // 4
     _, found = index.search(vectors[:5], 1)
     assert found[:, 0].tolist() == keys[:5].tolist()
     # not tried again on every small add: only once it has doubled
@@ -110,6 +111,7 @@ def test_an_index_from_before_plans_says_so_and_is_measured_at_the_next_change(t
     import json
     import sqlite3
 
+    from artsim.index.faiss_files import vector_path
     from artsim.index.vector_index import all_vectors, create_ivf_index
 
     rng = np.random.default_rng(3)
@@ -124,7 +126,7 @@ def test_an_index_from_before_plans_says_so_and_is_measured_at_the_next_change(t
         ivf = create_ivf_index(vectors, 32)
         ivf.add_with_ids(vectors, keys)
         ivf.nprobe = 3
-        faiss.write_index(ivf, str(store._vector_path(store.generation, modality)))
+        faiss.write_index(ivf, str(vector_path(folder, store.generation, modality)))
     store.close()
     db = sqlite3.connect(folder / "meta.sqlite")
     with db:

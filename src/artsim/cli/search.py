@@ -27,7 +27,7 @@ from artsim.eval.verdicts import (
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import SCORE_NAMES, embed_query, score_pair, search_index
-from artsim.index.vector_index import describe_plan
+from artsim.index.vector_index import APPROXIMATE_KINDS, describe_plan
 from artsim.model.embedder import Embedder
 
 console = Console(highlight=False)
@@ -59,7 +59,7 @@ def _search_line(search: dict) -> str:
     modality = search.get("modality", "?")
     if search.get("exact"):
         return f"search: exact over the {modality} vectors"
-    if search.get("kind") == "ivf":
+    if search.get("kind") in APPROXIMATE_KINDS:
         return (
             f"search: approximate over the {modality} vectors ({describe_plan(search)}); "
             "a true neighbour can be missed that often"

@@ -19,11 +19,15 @@ generations (and any left by a writer that died) removed. So:
 * two writers never interleave: the second waits for the lock (``ARTSIM_INDEX_LOCK_TIMEOUT``
   seconds, 60 by default), then fails with one line naming the holder.
 
-Which faiss index each modality gets (exact ``IndexFlatIP``, or ``IndexIVFFlat`` with a measured
-``nprobe``) is decided by :mod:`artsim.index.vector_index` and revisited as the collection grows;
-the plan (kind, nprobe, measured recall@10) is committed with the generation and reported by
-:meth:`FaissStore.search_plans`. A hash-table direct map keeps ``reconstruct`` working on IVF,
-so scores of other modalities are computed exactly for a search's candidates.
+Which faiss index each modality gets (exact ``IndexFlatIP``, ``IndexIVFFlat`` with a measured
+``nprobe``, or a PQ fast-scan pass with exact re-ranking of a measured number of candidates) is
+decided by :mod:`artsim.index.vector_index` and revisited as the collection grows; the plan
+(kind, parameters, measured recall@10) is committed with the generation and reported by
+:meth:`FaissStore.search_plans`. Every kind keeps the full vectors (``reconstruct`` works), so
+scores of other modalities are computed exactly for a search's candidates.
+
+The SQLite side is :mod:`artsim.index.faiss_meta`, the files of a generation
+:mod:`artsim.index.faiss_files`; this module is the store that ties them into transactions.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ import faiss
 import numpy as np
 
 from artsim.errors import UserError
+from artsim.index import faiss_files, faiss_meta
+from artsim.index.faiss_files import VECTOR_DIR
+from artsim.index.faiss_meta import META_FILE
 from artsim.index.faults import fault_point
 from artsim.index.locking import index_write_lock
 from artsim.index.store import (
@@ -56,42 +63,14 @@ from artsim.index.vector_index import (
     describe_plan,
     exact_plan,
     plan_of,
+    remove_keys,
     replan,
 )
+from artsim.index.vector_index import search as search_index
 
 DEFAULT_IVF_THRESHOLD = DEFAULT_EXACT_LIMIT
 T = TypeVar("T")
-META_FILE = "meta.sqlite"
-VECTOR_DIR = "vectors"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS originals (
-    key INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    grp TEXT NOT NULL,
-    title TEXT NOT NULL,
-    artist TEXT NOT NULL,
-    caption TEXT NOT NULL,
-    lang TEXT NOT NULL,
-    image_path TEXT NOT NULL,
-    source TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    in_text INTEGER NOT NULL,
-    thumbnail BLOB
-);
-CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-_RECORD_COLUMNS = "id, grp, title, artist, caption, lang, image_path, source, metadata"
-
-
-def _fsync_write(index: faiss.Index, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    faiss.write_index(index, str(temporary))
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    fault_point("commit:before-rename")
-    os.replace(temporary, path)
+__all__ = ["DEFAULT_IVF_THRESHOLD", "META_FILE", "VECTOR_DIR", "FaissStore"]
 
 
 class FaissStore(VectorStore):
@@ -110,16 +89,7 @@ class FaissStore(VectorStore):
         if not meta.is_file():
             raise UserError(f"{self.folder}: not an artsim index store (no {META_FILE})")
         try:
-            if read_only:
-                # mode=ro: a read-only service cannot change the file even by accident.
-                uri = f"{meta.resolve().as_uri()}?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            else:
-                self._db = sqlite3.connect(meta, check_same_thread=False, timeout=30)
-                # indexes made before WAL mode move to it at their first writable open
-                if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.isolation_level = None  # explicit BEGIN/COMMIT: we decide what is atomic
+            self._db = faiss_meta.connect(meta, read_only)
             self._meta_inode = os.stat(meta).st_ino
             self._db_lock = threading.Lock()
             self._write_lock = threading.Lock()
@@ -152,31 +122,23 @@ class FaissStore(VectorStore):
             raise UserError(f"{folder}: already holds an index store")
         (folder / VECTOR_DIR).mkdir(parents=True, exist_ok=True)
         for modality in MODALITIES:
-            _fsync_write(create_flat_index(dim), folder / VECTOR_DIR / f"000000-{modality}.faiss")
-        db = sqlite3.connect(folder / META_FILE)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                db.executescript(_SCHEMA)
-                db.executemany(
-                    "INSERT INTO state (name, value) VALUES (?, ?)",
-                    [
-                        ("dim", str(dim)),
-                        ("generation", "0"),
-                        ("ivf_threshold", str(ivf_threshold)),
-                        ("search_plan", json.dumps({m: exact_plan(0) for m in MODALITIES})),
-                    ],
-                )
-        finally:
-            db.close()
+            faiss_files.fsync_write(
+                create_flat_index(dim), faiss_files.vector_path(folder, 0, modality)
+            )
+        faiss_meta.create_meta(
+            folder / META_FILE,
+            {
+                "dim": str(dim),
+                "generation": "0",
+                "ivf_threshold": str(ivf_threshold),
+                "search_plan": json.dumps({m: exact_plan(0) for m in MODALITIES}),
+            },
+        )
         return cls(folder)
 
     def _state(self) -> dict[str, str]:
         with self._db_lock:
-            return dict(self._db.execute("SELECT name, value FROM state").fetchall())
-
-    def _vector_path(self, generation: int, modality: str) -> Path:
-        return self.folder / VECTOR_DIR / f"{generation:06d}-{modality}.faiss"
+            return faiss_meta.read_state(self._db)
 
     def _refresh(self) -> None:
         """Load the committed generation if it is not the one in memory (another writer ran)."""
@@ -194,10 +156,7 @@ class FaissStore(VectorStore):
         if generation == self.generation:
             return
         plans = json.loads(state.get("search_plan", "{}"))
-        indexes = {
-            modality: faiss.read_index(str(self._vector_path(generation, modality)))
-            for modality in MODALITIES
-        }
+        indexes = faiss_files.read_generation(self.folder, generation, MODALITIES)
         for modality, index in indexes.items():
             if modality in plans:
                 apply_plan(index, plans[modality])
@@ -217,21 +176,11 @@ class FaissStore(VectorStore):
             )
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            state = dict(self._db.execute("SELECT name, value FROM state").fetchall())
+            state = faiss_meta.read_state(self._db)
             self._load_generation(int(state["generation"]), state)
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-
-    def _remove_orphans(self) -> None:
-        """Delete every vector file but the current generation's: older generations and what a
-        killed writer left. Only called under the write lock, right after a commit, so no other
-        writer can be writing a file here."""
-        keep = {self._vector_path(self.generation, m).name for m in MODALITIES}
-        for path in sorted((self.folder / VECTOR_DIR).iterdir()):
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
-                fault_point("commit:removing-old-files")
 
     def search_plans(self) -> dict[str, dict]:
         """The committed search plan of each modality (kind, nprobe, measured recall@10)."""
@@ -240,9 +189,9 @@ class FaissStore(VectorStore):
 
     @property
     def kind(self) -> str:
-        """``flat`` (exact) or ``ivf`` (approximate) for the fused vectors."""
+        """``flat`` (exact), ``ivf`` or ``pq`` (approximate) for the fused vectors."""
         self._refresh()
-        return "ivf" if isinstance(self._indexes["fused"], faiss.IndexIVF) else "flat"
+        return str(self._plans.get("fused", {}).get("kind", "flat"))
 
     def describe(self) -> str:
         search = describe_plan(self.search_plans().get("fused"))
@@ -252,53 +201,24 @@ class FaissStore(VectorStore):
 
     def count(self) -> int:
         with self._db_lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM originals").fetchone()[0])
+            return faiss_meta.count(self._db)
 
     def ids(self) -> list[str]:
         with self._db_lock:
-            return [row[0] for row in self._db.execute("SELECT id FROM originals ORDER BY key")]
+            return faiss_meta.all_ids(self._db)
 
     def get(self, ids: Sequence[str], with_thumbnails: bool = False) -> dict[str, OriginalRecord]:
-        columns = _RECORD_COLUMNS + (", thumbnail" if with_thumbnails else "")
-        found: dict[str, OriginalRecord] = {}
-        ids = list(ids)
         with self._db_lock:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT {columns} FROM originals WHERE id IN ({marks})", chunk
-                ).fetchall()
-                for row in rows:
-                    found[row[0]] = OriginalRecord(
-                        id=row[0],
-                        group=row[1],
-                        title=row[2],
-                        artist=row[3],
-                        caption=row[4],
-                        lang=row[5],
-                        image_path=row[6],
-                        source=row[7],
-                        metadata=json.loads(row[8]),
-                        thumbnail=row[9] if with_thumbnails else None,
-                    )
-        return found
+            return faiss_meta.get_records(self._db, ids, with_thumbnails)
 
     def _keys_for(self, ids: Sequence[str], modality: str) -> dict[str, int]:
         text_only = " AND in_text = 1" if modality == "text" else ""
         with self._db_lock:
-            return dict(self._select_id_keys(list(ids), text_only))
+            return dict(faiss_meta.select_id_keys(self._db, list(ids), text_only))
 
     def _ids_for(self, keys: Sequence[int]) -> dict[int, str]:
-        keys = [int(key) for key in keys]
-        if not keys:
-            return {}
-        marks = ",".join("?" * len(keys))
         with self._db_lock:
-            rows = self._db.execute(
-                f"SELECT key, id FROM originals WHERE key IN ({marks})", keys
-            ).fetchall()
-        return dict(rows)
+            return faiss_meta.ids_for_keys(self._db, keys)
 
     def search(
         self,
@@ -309,13 +229,13 @@ class FaissStore(VectorStore):
     ) -> list[Hits]:
         self._check_modality(modality)
         self._refresh()
-        index = self._indexes[modality]
+        index, plan = self._indexes[modality], self._plans.get(modality)
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if restrict_to is not None:
             return self._search_among(index, modality, queries, k, restrict_to)
         if index.ntotal == 0 or k <= 0:
             return [Hits([], []) for _ in queries]
-        scores, keys = index.search(queries, min(k, index.ntotal))
+        scores, keys = search_index(index, queries, min(k, index.ntotal), plan)
         names = self._ids_for(np.unique(keys[keys >= 0]))
         results = []
         for row_scores, row_keys in zip(scores, keys, strict=True):
@@ -363,43 +283,23 @@ class FaissStore(VectorStore):
         in_text = text_rows(vectors["text"])
 
         def change() -> tuple[dict[str, faiss.Index], None]:
-            old_keys = self._select_keys(ids)
-            first_key = 1 + int(
-                self._db.execute(
-                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'originals'), 0)"
-                ).fetchone()[0]
-            )
-            keys = np.arange(first_key, first_key + len(ids), dtype=np.int64)
-            self._delete_rows(ids)
-            self._db.executemany(
-                "INSERT INTO originals (key, id, grp, title, artist, caption, lang, "
-                "image_path, source, metadata, in_text, thumbnail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        int(key),
-                        record.id,
-                        record.group,
-                        record.title,
-                        record.artist,
-                        record.caption,
-                        record.lang,
-                        record.image_path,
-                        record.source,
-                        json.dumps(dict(record.metadata), ensure_ascii=False),
-                        int(flag),
-                        record.thumbnail,
-                    )
-                    for key, record, flag in zip(keys, records, in_text, strict=True)
-                ],
-            )
+            db = self._db
+            old_keys = [key for _, key in faiss_meta.select_id_keys(db, ids)]
+            old_text = [key for _, key in faiss_meta.select_id_keys(db, ids, " AND in_text = 1")]
+            keys = faiss_meta.next_keys(db, len(ids))
+            faiss_meta.delete_rows(db, ids)
+            faiss_meta.insert_records(db, keys, records, in_text)
             fault_point("add:rows-written")
             indexes = {}
             for modality in MODALITIES:
-                index = faiss.clone_index(self._indexes[modality])
-                if old_keys:
-                    index.remove_ids(np.asarray(old_keys, dtype=np.int64))
                 rows = in_text if modality == "text" else slice(None)
+                gone = old_text if modality == "text" else old_keys
+                if not gone and not len(keys[rows]):
+                    indexes[modality] = self._indexes[modality]  # unchanged: not rewritten
+                    continue
+                index = faiss.clone_index(self._indexes[modality])
+                if gone:
+                    remove_keys(index, np.asarray(gone, dtype=np.int64))
                 index.add_with_ids(vectors[modality][rows], keys[rows])
                 indexes[modality] = index
             return indexes, None
@@ -411,15 +311,19 @@ class FaissStore(VectorStore):
         ids = list(dict.fromkeys(ids))
 
         def change() -> tuple[dict[str, faiss.Index] | None, list[str]]:
-            found = dict(self._select_id_keys(ids))
+            found = dict(faiss_meta.select_id_keys(self._db, ids))
             if not found:
                 return None, []
-            self._delete_rows(list(found))
+            text = [key for _, key in faiss_meta.select_id_keys(self._db, ids, " AND in_text = 1")]
+            faiss_meta.delete_rows(self._db, list(found))
             fault_point("remove:rows-deleted")
             indexes = {}
             for modality in MODALITIES:
-                index = faiss.clone_index(self._indexes[modality])
-                index.remove_ids(np.asarray(list(found.values()), dtype=np.int64))
+                keys = text if modality == "text" else list(found.values())
+                index = self._indexes[modality]
+                if keys:  # an original without a caption has no text vector
+                    index = faiss.clone_index(index)
+                    remove_keys(index, np.asarray(keys, dtype=np.int64))
                 indexes[modality] = index
             return indexes, [i for i in ids if i in found]
 
@@ -449,55 +353,22 @@ class FaissStore(VectorStore):
                         self._db.execute("ROLLBACK")
                     raise
             fault_point("commit:after-sqlite-commit")
-            self._remove_orphans()
+            faiss_files.remove_orphans(self.folder, self.generation, MODALITIES)
             self._notify_commit()
         return result
 
-    def _select_id_keys(self, ids: Sequence[str], condition: str = "") -> list[tuple[str, int]]:
-        """(id, faiss key) of the given ids, in chunks under SQLite's variable limit; the caller
-        holds the lock. ``condition`` is a fixed SQL fragment (``" AND in_text = 1"``)."""
-        pairs: list[tuple[str, int]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            pairs.extend(
-                self._db.execute(
-                    f"SELECT id, key FROM originals WHERE id IN ({marks}){condition}", chunk
-                ).fetchall()
-            )
-        return pairs
-
-    def _select_keys(self, ids: Sequence[str]) -> list[int]:
-        return [key for _, key in self._select_id_keys(ids)]
-
-    def _delete_rows(self, ids: Sequence[str]) -> None:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            self._db.execute(f"DELETE FROM originals WHERE id IN ({marks})", chunk)
-
     def _commit(self, indexes: dict[str, faiss.Index], plans: dict[str, dict]) -> None:
-        """Write the next generation's files, then commit it (caller holds the transaction)."""
+        """Write the next generation's files, then commit it (caller holds the transaction).
+        A modality whose index and plan did not change is linked, not written again."""
         generation = self.generation + 1
-        written = []
+        unchanged = {
+            m
+            for m, index in indexes.items()
+            if index is self._indexes.get(m) and plans[m] == self._plans.get(m)
+        }
+        written = faiss_files.write_generation(self.folder, generation, indexes, unchanged)
         try:
-            for modality, index in indexes.items():
-                path = self._vector_path(generation, modality)
-                _fsync_write(index, path)
-                written.append(path)
-                fault_point("commit:vector-file")
-            directory = os.open(self.folder / VECTOR_DIR, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-            self._db.execute(
-                "UPDATE state SET value = ? WHERE name = 'generation'", (str(generation),)
-            )
-            self._db.execute(
-                "INSERT OR REPLACE INTO state (name, value) VALUES ('search_plan', ?)",
-                (json.dumps(plans),),
-            )
+            faiss_meta.write_state(self._db, generation, plans)
             fault_point("commit:before-sqlite-commit")
             self._db.execute("COMMIT")
         except BaseException:

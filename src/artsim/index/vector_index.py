@@ -1,13 +1,23 @@
 """Which faiss index a modality gets, and how well it searches: measured, not assumed.
 
 Below ``exact_limit`` vectors (200k by default: about 20 ms per query on 2 cores) a modality
-is searched exactly (``IndexFlatIP``). Above it, an ``IndexIVFFlat`` is trained and its
-``nprobe`` chosen by measurement: a sample of the collection's own vectors is searched exactly
-and through the IVF lists with 1, 2, 4, ... probes, and the smallest ``nprobe`` whose recall@10
-reaches ``target`` (0.99) is kept. IVF-Flat keeps full vectors, so the scores of what it finds
-are exact; only neighbours in unvisited lists can be missed, and the measured recall says how
-often. When no ``nprobe`` up to a quarter of the lists reaches the target (vectors without
-cluster structure), IVF would save little: the modality stays exact.
+is searched exactly (``IndexFlatIP``). Above it, approximate indexes are built and measured on
+a sample of the collection's own vectors (300, searched exactly and approximately; their own
+key left out); each gets the cheapest search parameters whose recall@10 reaches ``target``
+(0.99):
+
+1. ``IndexIVFFlat``: the smallest ``nprobe`` of 1, 2, 4, ... up to a quarter of its lists. Kept
+   at once when it probes at most 1/32 of them (clustered vectors: nothing is faster);
+2. otherwise a PQ fast-scan first pass over every vector (4-bit codes, ``dim / 4`` sub-quantizers,
+   then ``dim / 2`` if those miss) with exact re-ranking of the shortest list (20 ... 4000
+   candidates, at most 1/16 of the collection) that reaches the target
+   (:mod:`artsim.index.pq_refine`): works on vectors without cluster structure, where IVF
+   cannot partition. Of the measured plans that reach the target, the one reading the fewest
+   bytes per query (:func:`bytes_read`) is kept;
+3. exact search when none does, with a note saying what was tried and the recall measured.
+
+Every kind keeps the full vectors and returns exact scores for what it finds; only a true
+neighbour can be missed, and the measured recall says how often. Every kind supports removal.
 
 The decision and its measurement form a *plan* (a JSON-ready dict) that the store commits with
 its vectors, reports in ``artsim index info`` and in search output, and revisits as the
@@ -25,6 +35,16 @@ import math
 import faiss
 import numpy as np
 
+from artsim.index.pq_refine import (
+    create_refine_index,
+    pq_sub_quantizers,
+    refine_stage,
+    refine_vectors,
+    remove_refine_keys,
+    search_parameters,
+    set_rerank,
+)
+
 DEFAULT_EXACT_LIMIT = 200_000
 TARGET_RECALL = 0.99
 SAMPLE_QUERIES = 300
@@ -34,6 +54,12 @@ RETUNE_GROWTH = 1.25
 # grow this much since the lists were trained and they are trained again
 RETRAIN_GROWTH = 4.0
 MAX_PROBE_FRACTION = 4  # nprobe at most nlist / 4
+# IVF probing at most nlist / 32 reads no more than the PQ pass (dim / 8 bytes a vector)
+CHEAP_PROBE_FRACTION = 32
+RERANK_LENGTHS = (20, 50, 100, 200, 500, 1000, 2000, 4000)
+MAX_RERANK_FRACTION = 16  # re-rank at most n / 16 candidates
+PQ_SUB_DIMS = (4, 2)  # dimensions per sub-quantizer, coarse (fast) first
+APPROXIMATE_KINDS = ("ivf", "pq")
 
 
 def ivf_list_count(n: int) -> int:
@@ -71,8 +97,11 @@ def create_ivf_index(training: np.ndarray, nlist: int, seed: int = 0) -> faiss.I
 
 
 def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Every (key, vector) of a flat or IVF index, for rebuilding it as another kind."""
-    if isinstance(index, faiss.IndexIDMap2 | faiss.IndexIDMap):
+    """Every (key, vector) of a flat, IVF or PQ + re-rank index, for rebuilding it."""
+    if refine_stage(index) is not None:
+        keys = faiss.vector_to_array(index.id_map).astype(np.int64)
+        vectors = refine_vectors(index)
+    elif isinstance(index, faiss.IndexIDMap2 | faiss.IndexIDMap):
         keys = faiss.vector_to_array(index.id_map).astype(np.int64)
         vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else None
     else:
@@ -116,15 +145,33 @@ def _without_self(found: np.ndarray, own_key: int, k: int) -> np.ndarray:
     return row[:k]
 
 
+def remove_keys(index: faiss.Index, keys: np.ndarray) -> int:
+    """Remove ``keys`` from an index of any kind this module builds; the number removed."""
+    keys = np.asarray(keys, dtype=np.int64)
+    if refine_stage(index) is not None:
+        return remove_refine_keys(index, keys)
+    return int(index.remove_ids(keys))
+
+
+def search(
+    index: faiss.Index, queries: np.ndarray, k: int, plan: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, keys) of the top ``k`` of each query, with the plan's search parameters."""
+    if plan and plan.get("kind") == "pq" and refine_stage(index) is not None:
+        return index.search(queries, k, params=search_parameters(int(plan["rerank"]), k))
+    return index.search(queries, k)
+
+
 def measure_recall(
     index: faiss.Index,
     query_keys: np.ndarray,
     queries: np.ndarray,
     truth: np.ndarray,
     k: int = RECALL_K,
+    params: faiss.SearchParameters | None = None,
 ) -> float:
     """recall@k of ``index`` against exact results ``truth`` (keys, k + 1 per query)."""
-    _, found = index.search(queries, k + 1)
+    _, found = index.search(queries, k + 1, params=params)
     hits = total = 0
     for own, approximate, exact in zip(query_keys, found, truth, strict=True):
         expected = _without_self(exact, own, k)
@@ -143,20 +190,28 @@ def exact_neighbours(
     return np.where(rows >= 0, keys[np.clip(rows, 0, None)], -1)
 
 
+def _sample(keys: np.ndarray, vectors: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+    """(query keys, queries, their exact neighbours): what every measurement compares with."""
+    query_keys, queries = _sample_queries(keys, vectors, seed)
+    return query_keys, queries, exact_neighbours(keys, vectors, queries)
+
+
 def tune_nprobe(
     index: faiss.Index,
     keys: np.ndarray,
     vectors: np.ndarray,
     target: float = TARGET_RECALL,
     seed: int = 0,
+    *,
+    probe_fraction: int = MAX_PROBE_FRACTION,
+    sample: tuple[np.ndarray, ...] | None = None,
 ) -> dict:
     """Measure recall@10 for nprobe = 1, 2, 4, ... and return the plan of the smallest that
-    reaches ``target`` (``reached`` False with the best measured when none up to nlist/4 does).
-    Sets ``index.nprobe`` to the chosen value."""
+    reaches ``target`` (``reached`` False with the best measured when none up to
+    nlist / ``probe_fraction`` does). Sets ``index.nprobe`` to the chosen value."""
     ivf = faiss.extract_index_ivf(index)
-    query_keys, queries = _sample_queries(keys, vectors, seed)
-    truth = exact_neighbours(keys, vectors, queries)
-    limit = max(1, ivf.nlist // MAX_PROBE_FRACTION)
+    query_keys, queries, truth = sample or _sample(keys, vectors, seed)
+    limit = max(1, ivf.nlist // probe_fraction)
     nprobe, recall = 1, 0.0
     while True:
         ivf.nprobe = nprobe
@@ -177,35 +232,133 @@ def tune_nprobe(
     }
 
 
+def tune_rerank(
+    index: faiss.Index,
+    keys: np.ndarray,
+    vectors: np.ndarray,
+    target: float = TARGET_RECALL,
+    seed: int = 0,
+    *,
+    sample: tuple[np.ndarray, ...] | None = None,
+) -> dict:
+    """Measure recall@10 of a PQ + re-rank index for re-ranked lists of 20, 50, 100, ...
+    candidates (at most n / 16) and return the plan of the shortest that reaches ``target``
+    (``reached`` False with the longest measured when none does)."""
+    query_keys, queries, truth = sample or _sample(keys, vectors, seed)
+    n = len(keys)
+    lengths = [r for r in RERANK_LENGTHS if r <= n // MAX_RERANK_FRACTION] or [RERANK_LENGTHS[0]]
+    rerank, recall = lengths[0], 0.0
+    for rerank in lengths:
+        # k + 1 results (the query's own key is left out) from a list of ``rerank`` candidates
+        params = faiss.IndexRefineSearchParameters(k_factor=rerank / (RECALL_K + 1))
+        recall = measure_recall(index, query_keys, queries, truth, params=params)
+        if recall >= target:
+            break
+    set_rerank(index, rerank)
+    stage = refine_stage(index)
+    pq = faiss.downcast_index(stage.base_index).pq
+    return {
+        "kind": "pq",
+        "vectors": n,
+        "pq_m": int(pq.M),
+        "pq_bits": int(pq.nbits),
+        "rerank": int(rerank),
+        "recall_at_10": round(recall, 4),
+        "sample": len(query_keys),
+        "target": target,
+        "reached": recall >= target,
+        "measured_at": n,
+    }
+
+
+def _flat(keys: np.ndarray, vectors: np.ndarray) -> faiss.Index:
+    flat = create_flat_index(vectors.shape[1])
+    if len(keys):
+        flat.add_with_ids(vectors, keys)
+    return flat
+
+
+def _ivf(keys, vectors, target, seed, sample, probe_fraction) -> tuple[faiss.Index, dict]:
+    ivf = create_ivf_index(vectors, ivf_list_count(len(keys)), seed=seed)
+    ivf.add_with_ids(vectors, keys)
+    plan = tune_nprobe(
+        ivf, keys, vectors, target, seed, probe_fraction=probe_fraction, sample=sample
+    )
+    return ivf, {**plan, "trained_at": len(keys)}
+
+
+def _pq(keys, vectors, m, target, seed, sample) -> tuple[faiss.Index, dict]:
+    index = create_refine_index(vectors, m, seed=seed)
+    index.add_with_ids(vectors, keys)
+    plan = tune_rerank(index, keys, vectors, target, seed, sample=sample)
+    return index, {**plan, "trained_at": len(keys)}
+
+
 def choose_index(
     keys: np.ndarray,
     vectors: np.ndarray,
     exact_limit: int = DEFAULT_EXACT_LIMIT,
     target: float = TARGET_RECALL,
     seed: int = 0,
+    *,
+    kinds: tuple[str, ...] = APPROXIMATE_KINDS,
 ) -> tuple[faiss.Index, dict]:
-    """Build the index one modality's vectors get, and its measured plan."""
+    """Build the index one modality's vectors get, and its measured plan (``kinds``: which
+    approximate kinds may be tried)."""
     n, dim = vectors.shape
     if n < exact_limit:
-        flat = create_flat_index(dim)
-        if n:
-            flat.add_with_ids(vectors, keys)
-        return flat, exact_plan(n)
-    ivf = create_ivf_index(vectors, ivf_list_count(n), seed=seed)
-    ivf.add_with_ids(vectors, keys)
-    plan = tune_nprobe(ivf, keys, vectors, target, seed)
-    plan["trained_at"] = n
-    if plan["reached"]:
-        return ivf, plan
-    flat = create_flat_index(dim)
-    flat.add_with_ids(vectors, keys)
-    note = (
-        f"IVF reached recall@10 {plan['recall_at_10']:.3f} at nprobe {plan['nprobe']} of "
-        f"{plan['nlist']} lists, under the target {target}: exact search kept"
-    )
-    result = exact_plan(n, note)
-    result["ivf_tried_at"] = n
-    return flat, result
+        return _flat(keys, vectors), exact_plan(n)
+    sample = _sample(keys, vectors, seed)
+    tried: list[dict] = []
+    built: list[tuple[faiss.Index, dict]] = []
+    if "ivf" in kinds:
+        index, plan = _ivf(keys, vectors, target, seed, sample, MAX_PROBE_FRACTION)
+        if plan["reached"] and plan["nprobe"] <= max(1, plan["nlist"] // CHEAP_PROBE_FRACTION):
+            return index, plan  # reads no more than a PQ pass would: nothing to compare
+        if plan["reached"]:
+            built.append((index, plan))
+        else:
+            tried.append(plan)
+    if "pq" in kinds:
+        for sub_dim in PQ_SUB_DIMS:
+            m = pq_sub_quantizers(dim, sub_dim)
+            if m is None:
+                continue
+            index, plan = _pq(keys, vectors, m, target, seed, sample)
+            if plan["reached"]:
+                built.append((index, plan))
+                break
+            tried.append(plan)
+    if built:
+        return min(built, key=lambda pair: bytes_read(pair[1], dim))
+    result = exact_plan(n, _not_reached_note(tried, target))
+    result["ivf_tried_at"] = n  # any approximate kind; the key keeps its first name
+    return _flat(keys, vectors), result
+
+
+def bytes_read(plan: dict, dim: int) -> float:
+    """About how many bytes one query reads under a plan: what the choice between measured
+    plans that reach the target minimises (the IVF lists probed as float32 vectors; or every
+    PQ code plus the re-ranked candidates' full vectors)."""
+    n = plan["vectors"]
+    if plan["kind"] == "ivf":
+        return n * dim * 4 * plan["nprobe"] / plan["nlist"]
+    if plan["kind"] == "pq":
+        return n * plan["pq_m"] * plan["pq_bits"] / 8 + plan["rerank"] * dim * 4
+    return n * dim * 4
+
+
+def _not_reached_note(tried: list[dict], target: float) -> str:
+    parts = [_short(plan) + f" reached recall@10 {plan['recall_at_10']:.3f}" for plan in tried]
+    if not parts:
+        return "no approximate index was tried: exact search kept"
+    return f"{'; '.join(parts)}, under the target {target}: exact search kept"
+
+
+def _short(plan: dict) -> str:
+    if plan["kind"] == "ivf":
+        return f"IVF at nprobe {plan['nprobe']} of {plan['nlist']} lists"
+    return f"PQ {plan['pq_m']}x{plan['pq_bits']}-bit re-ranking {plan['rerank']}"
 
 
 def plan_is_stale(plan: dict | None, n: int, exact_limit: int) -> bool:
@@ -227,31 +380,36 @@ def replan(
     target: float = TARGET_RECALL,
 ) -> tuple[faiss.Index, dict]:
     """The index and plan of one modality after a change: the same when still right,
-    re-measured when it grew or shrank, rebuilt when IVF's lists no longer fit."""
+    re-measured when it grew or shrank, rebuilt when what was trained (IVF lists, PQ codebooks)
+    no longer fits or the measurement misses the target."""
     n = int(index.ntotal)
     if not plan_is_stale(plan, n, exact_limit):
         if plan and plan["kind"] == "flat":
             return index, {**plan, "vectors": n, "measured_at": n}
         return index, {**plan, "vectors": n} if plan else exact_plan(n)
     keys, vectors = all_vectors(index)
-    is_ivf = isinstance(index, faiss.IndexIVF)
     trained = int((plan or {}).get("trained_at", 0))
-    if is_ivf and exact_limit // 2 <= n < RETRAIN_GROWTH * max(trained, 1):
-        tuned = tune_nprobe(index, keys, vectors, target)
-        if tuned["reached"]:
+    if exact_limit // 2 <= n < RETRAIN_GROWTH * max(trained, 1):
+        tuned = None
+        if isinstance(index, faiss.IndexIVF):
+            tuned = tune_nprobe(index, keys, vectors, target, probe_fraction=CHEAP_PROBE_FRACTION)
+        elif refine_stage(index) is not None:
+            tuned = tune_rerank(index, keys, vectors, target)
+        if tuned and tuned["reached"]:
             return index, {**tuned, "trained_at": trained}
     if n < exact_limit:
-        flat = create_flat_index(index.d)
-        if n:
-            flat.add_with_ids(vectors, keys)
-        return flat, exact_plan(n)
+        return _flat(keys, vectors), exact_plan(n)
     return choose_index(keys, vectors, exact_limit, target)
 
 
 def apply_plan(index: faiss.Index, plan: dict | None) -> None:
     """Set the search parameters a plan chose on a freshly read index."""
-    if plan and plan.get("kind") == "ivf" and isinstance(index, faiss.IndexIVF):
+    if not plan:
+        return
+    if plan.get("kind") == "ivf" and isinstance(index, faiss.IndexIVF):
         index.nprobe = int(plan["nprobe"])
+    elif plan.get("kind") == "pq":
+        set_rerank(index, int(plan["rerank"]))
 
 
 def plan_of(index: faiss.Index) -> dict:
@@ -269,12 +427,20 @@ def plan_of(index: faiss.Index) -> dict:
 
 
 def describe_plan(plan: dict | None) -> str:
-    """One line for people: ``exact (flat)`` or ``IVF 632 lists, nprobe 16: recall@10 0.994``."""
+    """One line for people: ``exact (flat)``, ``IVF 632 lists, nprobe 16: recall@10 0.994
+    measured on 300 of its vectors`` or ``PQ fast-scan 64x4-bit, exact re-rank of 200: ...``."""
     if not plan or plan.get("kind") == "flat":
         return "exact (flat)"
+    if plan.get("kind") == "pq":
+        method = (
+            f"PQ fast-scan {plan['pq_m']}x{plan['pq_bits']}-bit, exact re-rank of the top "
+            f"{plan['rerank']}"
+        )
+    else:
+        method = f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}"
     if plan.get("recall_at_10") is None:
-        return f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}: recall not measured"
+        return f"{method}: recall not measured"
     return (
-        f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}: recall@10 "
-        f"{plan['recall_at_10']:.3f} measured on {plan['sample']} of its vectors"
+        f"{method}: recall@10 {plan['recall_at_10']:.3f} measured on {plan['sample']} of its "
+        "vectors"
     )
