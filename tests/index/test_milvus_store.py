@@ -218,3 +218,40 @@ def test_milvus_collections_get_a_measured_search_plan(milvus_uri: str):
     finally:
         store.drop()
         store.close()
+
+
+def test_milvus_scann_plan_is_measured_and_searched_with_its_reorder_k(milvus_uri: str):
+    """SCANN, the counterpart of the embedded store's PQ + re-rank plan: built, measured against
+    IVF_FLAT probing every list (exact), and searched with the chosen reorder_k."""
+    from artsim.index import milvus_plan
+    from artsim.index.milvus_store import MilvusStore
+    from artsim.index.vector_index import describe_plan
+
+    rng = np.random.default_rng(3)
+    store = MilvusStore.create(milvus_uri, "artsim_test_scann", DIM, exact_limit=100_000)
+    try:
+        ids = [f"r{i}" for i in range(800)]
+        points = unit(rng, 800)
+        store.add(
+            ids,
+            {m: points for m in ("image", "text", "fused")},
+            [OriginalRecord(id=i, group=i, caption="c") for i in ids],
+        )
+        name = store._name("fused")
+        ivf, sample = milvus_plan.tune_ivf(store._client, name, 56, 800)
+        assert ivf["index_type"] == "IVF_FLAT" and len(sample[0]) == 300
+        plan = milvus_plan.tune_scann(store._client, name, 56, 800, sample)
+        index_name = store._client.list_indexes(name)[0]
+        assert store._client.describe_index(name, index_name)["index_type"] == "SCANN"
+        assert plan["kind"] == "pq" and plan["nprobe"] == 56 and plan["rerank"] == 20
+        assert plan["reached"] and plan["recall_at_10"] >= 0.99
+        assert "Milvus SCANN" in describe_plan(plan) and "re-rank of the top 20" in describe_plan(
+            plan
+        )
+        store._plans["fused"] = plan
+        query = points[11]
+        expected = np.argsort(-(points @ query))[:5]
+        assert store.search("fused", query, 5)[0].ids == [ids[i] for i in expected]
+    finally:
+        store.drop()
+        store.close()

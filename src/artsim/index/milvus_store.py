@@ -24,8 +24,12 @@ idempotent). Writers of one index folder take its write lock (see
 Search: below ``exact_limit`` vectors a collection has a ``FLAT`` (exact) index. Above, it gets
 ``IVF_FLAT`` with ``nprobe`` chosen like the embedded store's (:mod:`artsim.index.vector_index`):
 the smallest reaching recall@10 0.99 on a sample of its own vectors, measured against
-probing every list (exact for IVF_FLAT); ``FLAT`` again when none up to a quarter of the lists
-does. The plans are reported by :meth:`MilvusStore.search_plans` and kept in ``index.json``.
+probing every list (exact for IVF_FLAT), kept at once when it probes at most 1/32 of the lists.
+Otherwise Milvus' ``SCANN`` (IVF over 4-bit PQ fast-scan codes with exact re-ranking of
+``reorder_k`` candidates: the counterpart of the embedded store's PQ + re-rank plan) is built,
+searched over every list, and given the shortest ``reorder_k`` reaching the target; if it does
+not, IVF_FLAT with its larger ``nprobe``; ``FLAT`` again when neither reaches the target.
+The plans are reported by :meth:`MilvusStore.search_plans` and kept in ``index.json``.
 
 Needs the optional extra ``milvus`` (``pip install 'artsim[milvus]'``).
 """
@@ -43,6 +47,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from artsim.errors import UserError
+from artsim.index import milvus_plan
 from artsim.index.faults import fault_point
 from artsim.index.locking import index_write_lock
 from artsim.index.store import (
@@ -54,12 +59,8 @@ from artsim.index.store import (
 )
 from artsim.index.vector_index import (
     DEFAULT_EXACT_LIMIT,
-    MAX_PROBE_FRACTION,
     RECALL_K,
-    SAMPLE_QUERIES,
-    TARGET_RECALL,
     exact_plan,
-    ivf_list_count,
     plan_is_stale,
 )
 
@@ -275,18 +276,7 @@ class MilvusStore(VectorStore):
         return int(rows[0]["count(*)"]) if rows else 0
 
     def _set_index(self, modality: str, index_type: str, params: dict) -> None:
-        from pymilvus import MilvusClient
-
-        name = self._name(modality)
-        self._client.release_collection(name)
-        for index_name in self._client.list_indexes(name):
-            self._client.drop_index(name, index_name)
-        index_params = MilvusClient.prepare_index_params()
-        index_params.add_index(
-            field_name="vector", index_type=index_type, metric_type="IP", params=params
-        )
-        self._client.create_index(name, index_params)
-        self._client.load_collection(name)
+        milvus_plan.set_index(self._client, self._name(modality), index_type, params)
 
     def _replan(self) -> None:
         """Revisit each collection's index as it grows or shrinks (see the module's docstring)."""
@@ -297,72 +287,11 @@ class MilvusStore(VectorStore):
                 self._plans[modality] = {**(plan or exact_plan(n)), "vectors": n}
                 continue
             if n < self.exact_limit:
-                if plan and plan.get("kind") == "ivf":
+                if plan and plan.get("kind") != "flat":
                     self._set_index(modality, "FLAT", {})
                 self._plans[modality] = exact_plan(n)
                 continue
-            nlist = ivf_list_count(n)
-            self._set_index(modality, "IVF_FLAT", {"nlist": nlist})
-            tuned = self._tune(modality, nlist, n)
-            if tuned["reached"]:
-                self._plans[modality] = tuned
-                continue
-            self._set_index(modality, "FLAT", {})
-            note = (
-                f"IVF_FLAT reached recall@10 {tuned['recall_at_10']:.3f} at nprobe "
-                f"{tuned['nprobe']} of {nlist} lists, under the target: exact search kept"
-            )
-            self._plans[modality] = {**exact_plan(n, note), "ivf_tried_at": n}
-
-    def _tune(self, modality: str, nlist: int, n: int) -> dict:
-        """Smallest nprobe whose recall@10 on a sample of the collection's own vectors reaches
-        the target, against probing every list (exact for IVF_FLAT)."""
-        rows = self._client.query(
-            self._name(modality),
-            filter='id != ""',
-            limit=SAMPLE_QUERIES,
-            output_fields=["id", "vector"],
-        )
-        names = [row["id"] for row in rows]
-        queries = [list(row["vector"]) for row in rows]
-
-        def top(nprobe: int) -> list[list[str]]:
-            answers = self._client.search(
-                self._name(modality),
-                data=queries,
-                limit=RECALL_K + 1,
-                output_fields=["id"],
-                search_params={"metric_type": "IP", "params": {"nprobe": nprobe}},
-            )
-            return [
-                [hit["id"] for hit in hits if hit["id"] != own][:RECALL_K]
-                for own, hits in zip(names, answers, strict=True)
-            ]
-
-        truth = top(nlist)
-        limit = max(1, nlist // MAX_PROBE_FRACTION)
-        nprobe = 1
-        while True:
-            found = top(nprobe)
-            hits = sum(len(set(a) & set(b)) for a, b in zip(found, truth, strict=True))
-            total = sum(len(b) for b in truth)
-            recall = hits / total if total else 1.0
-            if recall >= TARGET_RECALL or nprobe >= limit:
-                break
-            nprobe = min(nprobe * 2, limit)
-        return {
-            "kind": "ivf",
-            "index_type": "IVF_FLAT",
-            "vectors": n,
-            "nlist": nlist,
-            "nprobe": nprobe,
-            "recall_at_10": round(recall, 4),
-            "sample": len(names),
-            "target": TARGET_RECALL,
-            "reached": recall >= TARGET_RECALL,
-            "measured_at": n,
-            "trained_at": n,
-        }
+            self._plans[modality] = milvus_plan.choose(self._client, self._name(modality), n)
 
     # ----------------------------------------------------------------- reads
 
@@ -421,7 +350,12 @@ class MilvusStore(VectorStore):
         if restrict_to is not None:
             return self._search_among(modality, queries, k, list(restrict_to))
         plan = self.search_plans().get(modality) or {}
-        params = {"nprobe": int(plan["nprobe"])} if plan.get("kind") == "ivf" else {}
+        params = {}
+        if plan.get("kind") in ("ivf", "pq"):
+            params["nprobe"] = int(plan["nprobe"])
+        if plan.get("kind") == "pq":  # SCANN: re-rank more candidates for a longer top k
+            rerank = int(plan["rerank"])
+            params["reorder_k"] = max(rerank, rerank * k // RECALL_K, min(k, QUERY_WINDOW))
         answers = self._client.search(
             self._name(modality),
             data=queries.tolist(),

@@ -431,7 +431,12 @@ def describe_plan(plan: dict | None) -> str:
     measured on 300 of its vectors`` or ``PQ fast-scan 64x4-bit, exact re-rank of 200: ...``."""
     if not plan or plan.get("kind") == "flat":
         return "exact (flat)"
-    if plan.get("kind") == "pq":
+    if plan.get("index_type") == "SCANN":
+        method = (
+            f"Milvus SCANN (4-bit PQ fast scan over all {plan['nlist']} lists), exact re-rank "
+            f"of the top {plan['rerank']}"
+        )
+    elif plan.get("kind") == "pq":
         method = (
             f"PQ fast-scan {plan['pq_m']}x{plan['pq_bits']}-bit, exact re-rank of the top "
             f"{plan['rerank']}"
