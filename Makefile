@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 268435456
 
-.PHONY: setup demo test test-spawn test-fast lint format bench clean
+.PHONY: setup demo test test-fast lint format bench clean
 
 setup: $(STAMP)
 
@@ -32,14 +32,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -m "not spawn_predict"
-
-# multi-process embedding (ddp_spawn): a worker sometimes aborts at exit, see pyproject's markers
-test-spawn: $(STAMP)
-	$(BIN)/python -m pytest -q -m spawn_predict
+	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not spawn_predict"
+	$(BIN)/python -m pytest -q -m "not slow"
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

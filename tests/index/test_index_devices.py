@@ -12,7 +12,7 @@ import pytest
 from artsim.cli.index import main
 from artsim.model.embedder import Embedder
 
-pytestmark = [pytest.mark.slow, pytest.mark.spawn_predict]
+pytestmark = pytest.mark.slow
 
 
 def test_build_on_two_processes_embeds_like_one(

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.strategies import DDPStrategy
 from safetensors.numpy import load_file, save_file
 from torch.utils.data import DataLoader, Dataset
 
@@ -49,6 +50,24 @@ class _TowerPredictor(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> dict:
         return {"index": batch["index"], "features": self.tower(batch["pixels"]).float()}
+
+
+class _SpawnStrategy(DDPStrategy):
+    """``ddp_spawn`` whose workers take their process group down before they exit.
+
+    Left to the interpreter's shutdown, the group's gloo threads are sometimes destroyed while
+    still joinable and a worker aborts (SIGABRT, "terminate called without an active
+    exception"), failing the whole command after its work was done.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(start_method="spawn")
+
+    def teardown(self) -> None:
+        super().teardown()
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # no process still sends or receives when the group goes
+            dist.destroy_process_group()
 
 
 class _MergeWriter(BasePredictionWriter):
@@ -103,7 +122,7 @@ def predict_image_features(
             devices=devices,
             num_nodes=num_nodes,
             # spawn: only the prediction runs in the new processes, not the calling command
-            strategy="ddp_spawn" if world > 1 else "auto",
+            strategy=_SpawnStrategy() if world > 1 else "auto",
             callbacks=[_MergeWriter(folder, len(paths), tower.dim)],
             logger=False,
             enable_progress_bar=False,
