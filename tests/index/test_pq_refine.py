@@ -180,3 +180,22 @@ def test_a_change_of_one_modality_rewrites_one_file(tmp_path: Path):
     reopened = FaissStore(folder, read_only=True)
     assert len(reopened.search("text", unit(rng, 1)[0], 5)[0].ids) == 2
     assert sorted(reopened.ids()) == ["a", "b", "c"]
+
+
+def test_store_remeasures_pq_as_it_grows_and_goes_exact_as_it_shrinks(tmp_path: Path):
+    rng = np.random.default_rng(8)
+    data = unit(rng, 2100)
+    ids = [f"x{i}" for i in range(len(data))]
+    store = FaissStore.create(tmp_path / "s", DIM, ivf_threshold=1000)
+    add(store, ids[:1600], data[:1600])
+    first = store.search_plans()["fused"]
+    assert first["kind"] == "pq" and first["measured_at"] == first["trained_at"] == 1600
+    add(store, ids[1600:], data[1600:])  # 2100 >= 1.25 x 1600: measured again, not retrained
+    grown = store.search_plans()["fused"]
+    assert grown["kind"] == "pq" and grown["measured_at"] == 2100 and grown["trained_at"] == 1600
+    assert grown["recall_at_10"] >= 0.99
+    hits = store.search("fused", data[2050], 1)[0]
+    assert hits.ids == ["x2050"]
+    store.remove(ids[:1700])  # 400 < half the limit: exact again
+    assert store.kind == "flat" and store.search_plans()["fused"]["recall_at_10"] == 1.0
+    assert store.search("fused", data[1800], 1)[0].ids == ["x1800"]
