@@ -6,7 +6,8 @@ runs it under uvicorn). Every error is JSON ``{"error": "..."}`` with a meaningf
 * 400 neither image nor text, or a malformed field;
 * 401 a write without the right ``Authorization: Bearer TOKEN``; 403 a write to a service
   started without a token (it is read-only then, and opens the index read-only);
-* 404 unknown original; 409 the index and model disagree;
+* 404 unknown original; 409 the index and model disagree; 503 busy (the pixel budget's wait
+  timed out, or another writer holds the index lock);
 * 413 an upload over the size limit, or a body that is not multipart over ``FORM_OVERHEAD``;
   415 an upload that is not an image (type sniffed from the bytes, never from the name);
   422 an image with too many pixels or that cannot be decoded, a file field sent without a
@@ -17,9 +18,10 @@ Bounded work per request:
 * texts (``text``, ``text_a``, ``text_b``) are cut to their first ``max_text_chars`` characters
   (default :data:`MAX_TEXT_CHARS`) before any model work, whatever the body's encoding; the
   response's ``truncated`` list names each field that was cut, with its given and used length;
-* decoding is admitted by a pixel budget (:class:`~artsim.serve.limits.PixelBudget`, from the image header, before any
-  pixel is decoded) and runs inside the model slots; images whose longest side is over
-  :data:`WORKING_SIDE` are decoded at reduced size (JPEG draft mode) and shrunk before conversion.
+* decoding is admitted by a pixel budget (:class:`~artsim.serve.limits.PixelBudget`, from the
+  image header, before any pixel is decoded), first come first served, and runs inside the model
+  slots; a request that waits over ``admission_timeout`` seconds for it is answered 503 (busy,
+  with ``Retry-After``); images whose longest side is over :data:`WORKING_SIDE` are decoded at reduced size (JPEG draft mode) and shrunk before conversion.
 
 Responses name no server paths (an original's ``image_path`` stays inside the index).
 
@@ -47,6 +49,7 @@ from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
 from artsim.index.catalog import ArtIndex
 from artsim.serve.limits import (
+    ADMISSION_TIMEOUT,
     DEFAULT_MAX_UPLOAD_BYTES,
     FORM_OVERHEAD,
     MAX_K,
@@ -83,13 +86,16 @@ def create_app(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_text_chars: int = MAX_TEXT_CHARS,
     pixel_budget: int | None = None,
+    admission_timeout: float | None = ADMISSION_TIMEOUT,
 ) -> FastAPI:
     """The artsim service for one index.
 
     Without ``token`` the service is read-only; with it, ``POST /originals`` and
     ``DELETE /originals/{id}`` accept ``Authorization: Bearer <token>``. ``pixel_budget`` is
     how many pixels may be decoded at once over all requests (default: ``max_pixels``, so the
-    largest image allowed is decoded alone and small ones many at a time).
+    largest image allowed is decoded alone and small ones many at a time); requests are admitted
+    to it in arrival order, and one that waits over ``admission_timeout`` seconds (``None``: no
+    limit) is answered 503 with ``Retry-After``.
 
     >>> from fastapi.testclient import TestClient  # doctest: +SKIP
     >>> client = TestClient(create_app("indexes/demo"))  # doctest: +SKIP
@@ -107,7 +113,7 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         max_pixels=max_pixels,
         max_text_chars=max_text_chars,
-        pixels_in_use=PixelBudget(pixel_budget or max_pixels),
+        pixels_in_use=PixelBudget(pixel_budget or max_pixels, timeout=admission_timeout),
     )
 
     @asynccontextmanager
@@ -122,6 +128,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.index, app.state.embedder = index, embedder
+    app.state.pixel_budget = service.pixels_in_use
     if max_text_chars < 1:
         raise UserError(f"max_text_chars must be at least 1, got {max_text_chars}")
     app.add_middleware(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from contextlib import asynccontextmanager
 
 from fastapi.responses import JSONResponse
@@ -20,6 +21,8 @@ MAX_TEXT_CHARS = 2_000
 # Images with a longer side are shrunk (by an integer factor) right after decoding: the towers see
 # 224x224 (or their own size) and thumbnails are 256 px, so nothing of use is lost.
 WORKING_SIDE = 2_048
+# A request that waits longer than this for the pixel budget is answered 503 (try again later).
+ADMISSION_TIMEOUT = 60.0
 
 
 def error_response(
@@ -83,29 +86,84 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class BudgetTimeout(Exception):
+    """A request waited longer than its timeout for the pixel budget."""
+
+
 class PixelBudget:
     """Admission by pixels: at most ``capacity`` pixels of images being decoded or used at once.
 
     A request reserves its image's pixel count (read from the header) before decoding; one image
     over the capacity reserves all of it, so it runs alone. Waiting requests hold no pixels.
+    Admission is first come, first served: a request waits while anyone queued before it waits,
+    even if its own pixels would fit now, so a stream of small images cannot starve a large one.
+    A request that gives up (its ``timeout``, or a cancelled client) leaves the queue and lets
+    those behind it move up.
     """
 
-    def __init__(self, capacity: int):
-        self.capacity, self.used = max(1, int(capacity)), 0
-        self._changed = asyncio.Condition()
+    def __init__(self, capacity: int, timeout: float | None = None):
+        self.capacity, self.used, self.timeout = max(1, int(capacity)), 0, timeout
+        self._queue: deque[tuple[int, asyncio.Future]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for admission."""
+        return len(self._queue)
+
+    def size(self, pixels: int) -> int:
+        """What a request of ``pixels`` reserves: at least 0, at most the capacity."""
+        return min(max(0, int(pixels)), self.capacity)
+
+    async def acquire(self, pixels: int, timeout: float | None = None) -> int:
+        """Wait for ``pixels`` (in turn, at most ``timeout`` seconds, default the budget's);
+        returns what was reserved, to give to :meth:`release`. Raises :class:`BudgetTimeout`."""
+        pixels = self.size(pixels)
+        timeout = self.timeout if timeout is None else timeout
+        if not self._queue and self.used + pixels <= self.capacity:
+            self.used += pixels
+            return pixels
+        turn = asyncio.get_running_loop().create_future()
+        entry = (pixels, turn)
+        self._queue.append(entry)
+        try:
+            await asyncio.wait_for(turn, timeout)
+        except BaseException as error:
+            if turn.done() and not turn.cancelled():
+                self.release(pixels)  # admitted just as it gave up: hand the pixels on
+            else:
+                if entry in self._queue:
+                    self._queue.remove(entry)
+                self._admit()  # it may have held up those behind it
+            if isinstance(error, TimeoutError):
+                raise BudgetTimeout(f"waited over {timeout:g} s for the pixel budget") from None
+            raise
+        return pixels
+
+    def release(self, pixels: int) -> None:
+        """Give back what :meth:`acquire` reserved and admit the next in line."""
+        self.used -= pixels
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._queue:
+            pixels, turn = self._queue[0]
+            if turn.done():  # gave up and is on its way out
+                self._queue.popleft()
+                continue
+            if self.used + pixels > self.capacity:
+                return
+            self._queue.popleft()
+            self.used += pixels
+            turn.set_result(None)
 
     @asynccontextmanager
-    async def reserve(self, pixels: int):
-        pixels = min(max(0, int(pixels)), self.capacity)
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.used + pixels <= self.capacity)
-            self.used += pixels
+    async def reserve(self, pixels: int, timeout: float | None = None):
+        """``async with budget.reserve(pixels):`` holds ``pixels`` for the block."""
+        reserved = await self.acquire(pixels, timeout)
         try:
             yield
         finally:
-            async with self._changed:
-                self.used -= pixels
-                self._changed.notify_all()
+            self.release(reserved)
 
 
 def cut_text(text: str | None, field: str, limit: int, truncated: list[dict]) -> str | None:

@@ -18,7 +18,7 @@ from artsim.errors import ImageError, UserError
 from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.store import OriginalRecord
-from artsim.serve.limits import WORKING_SIDE, PixelBudget
+from artsim.serve.limits import WORKING_SIDE, BudgetTimeout, PixelBudget
 
 
 class ApiError(Exception):
@@ -147,8 +147,21 @@ class Service:
             ]
             return work(*pictures)
 
-        async with self.pixels_in_use.reserve(needed):
+        if needed == 0:  # nothing to decode: no turn to wait for
             return await self.in_model_slot(job)
+        budget = self.pixels_in_use
+        try:
+            reserved = await budget.acquire(needed)
+        except BudgetTimeout as error:
+            raise ApiError(
+                503,
+                f"the service is busy decoding other images ({error}); try again shortly",
+                {"Retry-After": str(max(1, round(budget.timeout or 1)))},
+            ) from None
+        try:
+            return await self.in_model_slot(job)
+        finally:
+            budget.release(reserved)
 
     def require_token(self, authorization: str | None) -> None:
         if self.token is None:
