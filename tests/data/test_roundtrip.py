@@ -2,7 +2,8 @@
 
 Split files, manifests (CSV, JSONL, Parquet) and metrics.jsonl, over ids with commas, quotes,
 newlines, carriage returns, Unicode line separators and other Unicode. Loaders strip the ends of
-ids and texts (documented), so generated values have no whitespace at their ends.
+texts and refuse ids with whitespace at their ends (documented; tests/index/test_exact_ids.py), so
+generated values have no whitespace at their ends.
 """
 
 from __future__ import annotations

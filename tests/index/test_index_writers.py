@@ -55,6 +55,10 @@ def test_remove_names_ids_with_commas(index_copy: Path, synthetic_manifest, tmp_
     assert not {"a", "b", "c"} & held_ids(index_copy)
     assert main(["remove", "--index", str(index_copy)]) == 2
     assert "no id to remove" in capsys.readouterr().err
+    # --id is exact, as ids are stored: an id with an added space names no original
+    assert main(["remove", "--index", str(index_copy), "--id", "g000-orig "]) != 0
+    assert "none of these ids" in capsys.readouterr().err
+    assert "g000-orig" in held_ids(index_copy)
 
 
 def test_second_writer_gets_one_line_naming_the_holder(index_copy: Path, monkeypatch, capsys):

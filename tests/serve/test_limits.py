@@ -98,6 +98,20 @@ def test_upload_ids_that_cannot_be_a_path_segment_are_refused(writable: TestClie
     assert writable.get("/health").json()["count"] == 6
 
 
+@pytest.mark.parametrize("bad_id", [" x", "x ", "x\n"])
+def test_upload_ids_with_outer_whitespace_are_refused_not_changed(writable: TestClient, bad_id):
+    answer = writable.post(
+        "/originals",
+        files={"image": ("a.png", png_bytes(40, seed=1))},
+        data={"id": bad_id},
+        headers=AUTH,
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"].startswith(f"id {bad_id!r} has leading or trailing whitespace")
+    assert writable.get("/originals/x").status_code == 404
+    assert writable.get("/health").json()["count"] == 6
+
+
 def test_an_upload_with_a_plain_odd_id_round_trips(writable: TestClient):
     item_id = 'Ünïcode, "quoted" id.v2'
     answer = writable.post(

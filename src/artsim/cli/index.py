@@ -210,7 +210,7 @@ def remove_command(
 ) -> None:
     """Remove originals from an index by id (--ids a,b or --id 'a, b' or --ids-file FILE)."""
     wanted = [part.strip() for part in (ids or "").split(",") if part.strip()]
-    wanted += [item_id.strip() for item_id in id_list or [] if item_id.strip()]
+    wanted += [item_id for item_id in id_list or [] if item_id.strip()]  # exact, as stored
     if ids_file is not None:
         wanted += _ids_from_file(ids_file)
     wanted = list(dict.fromkeys(wanted))

@@ -93,14 +93,18 @@ def originals_from_folder(
         keep = np.random.default_rng(seed).choice(len(paths), max_originals, replace=False)
         paths = [paths[i] for i in sorted(keep)]
     (out_dir / "originals").mkdir(parents=True, exist_ok=True)
-    items, seen = [], set()
+    items, seen, ids = [], set(), set()
     for path in paths:
         fingerprint = image_fingerprint(path)
         if fingerprint is None or fingerprint in seen:
             continue  # unreadable, too small, or the same picture under another name
         seen.add(fingerprint)
         relative = path.relative_to(folder)
-        item_id = "/".join(relative.with_suffix("").parts)
+        # ids are kept exactly by manifests, which refuse leading or trailing whitespace
+        item_id = "/".join(relative.with_suffix("").parts).strip()
+        if item_id in ids:
+            continue  # another file's name differs from this one by outer spaces only
+        ids.add(item_id)
         target = out_dir / "originals" / f"{item_id.replace('/', '.')}{path.suffix.lower()}"
         shutil.copyfile(path, target)
         category = "/".join(relative.parts[:-1])

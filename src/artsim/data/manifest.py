@@ -4,7 +4,8 @@ A manifest is a CSV (with a header), JSONL (one object per line) or Parquet file
 suffix (:mod:`artsim.data.formats` reads and writes them). Columns: ``id`` (unique), ``group`` (the original work), ``role`` (``original`` or
 ``generated``), ``image`` (path relative to the manifest's folder), ``text`` (may be empty),
 ``lang``, ``artist``, ``title``, ``source`` (optional). Extra columns become ``Item.metadata``
-(empty values are dropped).
+(empty values are dropped). Ids are kept exactly: an id with leading or trailing whitespace skips
+its row (the other cells are stripped).
 
 Problems with the whole file raise :class:`~artsim.errors.DataError`. Problems with one row are
 recorded as a :class:`~artsim.data.items.Problem` and the row is skipped, so one bad row never stops
@@ -149,13 +150,31 @@ def _image_path_problem(raw: str) -> str | None:
     return None
 
 
+def id_whitespace_problem(item_id: str) -> str | None:
+    """Why ``item_id`` is refused for leading or trailing whitespace, or ``None``.
+
+    Ids are kept exactly as written (they come back in search results and name originals in
+    ``/originals/{id}``), so an id that differs from its stripped self is refused rather than
+    silently changed.
+    """
+    if item_id == item_id.strip():
+        return None
+    return (
+        f"id {item_id!r} has leading or trailing whitespace; ids are kept exactly as written, "
+        "so remove it"
+    )
+
+
 def _row_to_item(
     cells: dict[str, str], root: Path, columns: list[str]
 ) -> tuple[Item | None, str, str]:
     """Build an item from one row, or say why not: (item, id, reason)."""
-    item_id = cells.get("id", "").strip()
-    if not item_id:
+    item_id = cells.get("id", "")
+    if not item_id.strip():
         return None, "", "empty id"
+    reason = id_whitespace_problem(item_id)
+    if reason:
+        return None, item_id, reason
     group = cells.get("group", "").strip()
     if not group:
         return None, item_id, "empty group"
@@ -359,7 +378,12 @@ def write_manifest(items: Iterable[Item], path: str | Path) -> Path:
     path = Path(path)
     suffix = manifest_suffix(path)
     folder = Path(os.path.abspath(path)).parent
-    columns, records = _item_rows(list(items), folder)
+    items = list(items)
+    for item in items:
+        reason = id_whitespace_problem(item.id)
+        if reason:
+            raise DataError(f"{path}: cannot write {reason} (loading would refuse the row)")
+    columns, records = _item_rows(items, folder)
     folder.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     try:

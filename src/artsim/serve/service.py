@@ -14,6 +14,7 @@ from fastapi import Header, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from artsim.data.images import image_size_bytes, load_rgb_bytes, sniff_image_format
+from artsim.data.manifest import id_whitespace_problem
 from artsim.errors import ImageError, UserError
 from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
@@ -40,11 +41,14 @@ class Upload:
 
 
 def check_upload_id(item_id: str) -> str:
-    """The id of an uploaded original, stripped; refuse ids that cannot be a URL path segment
-    (every original is fetched, shown and deleted as ``/originals/{id}``)."""
-    item_id = item_id.strip()
-    if not item_id:
+    """The id of an uploaded original, kept exactly; refuse ids with leading or trailing
+    whitespace (as manifests do) and ids that cannot be a URL path segment (every original is
+    fetched, shown and deleted as ``/originals/{id}``)."""
+    if not item_id.strip():
         raise ApiError(422, "id: empty")
+    reason = id_whitespace_problem(item_id)
+    if reason:
+        raise ApiError(422, reason)
     if item_id in (".", ".."):
         raise ApiError(422, f"id: {item_id!r} cannot name an original (a URL path segment)")
     for character in ("/", "\\"):
