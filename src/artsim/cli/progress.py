@@ -86,7 +86,10 @@ class RichReporter(Reporter):
             self.progress = None
 
     def note(self, text: str, level: str = "info") -> None:
+        # a note is one line: never wrapped at the terminal's width (paths stay whole)
         if level == "warning":
-            self.console.print(f"[yellow]{escape(text)}[/]", markup=True, highlight=False)
+            self.console.print(
+                f"[yellow]{escape(text)}[/]", markup=True, highlight=False, soft_wrap=True
+            )
         else:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)

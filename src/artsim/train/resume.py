@@ -79,3 +79,49 @@ def record_changes(out: Path, changes: list[tuple[str, Any, Any]]) -> None:
         return
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     runfolder.append_change(out, f"{stamp} resumed with changes: {_listed(changes)}")
+
+
+# A stage that ended with one of these is finished; a resumed trainer would run another epoch
+# after an early stop (its stop flag is not in the checkpoint), so a finished run is left alone.
+FINISHED_REASONS = ("early_stopping", "max_epochs")
+
+
+def finished_summary(out: Path) -> dict[str, Any] | None:
+    """The summary of a run in ``out`` that ended (every stage stopped early or at its epoch
+    limit, the model written), or ``None`` (no run, an interrupted one, or a NaN stop)."""
+    if not all((out / name).is_file() for name in (runfolder.MODEL_WEIGHTS, runfolder.MODEL_CARD)):
+        return None
+    try:
+        summary = runfolder.read_summary(out)
+    except (UserError, ValueError, OSError):
+        return None
+    stages = [stage for stage in summary.get("stages") or [] if isinstance(stage, dict)]
+    reasons = [stage.get("stop_reason") for stage in stages] or [summary.get("stop_reason")]
+    if not all(reason in FINISHED_REASONS for reason in reasons):
+        return None
+    return summary
+
+
+def nothing_to_resume(out: Path, saved: TrainConfig | None, wanted: TrainConfig) -> str | None:
+    """For a finished run: the one line saying there is nothing to resume, or ``None`` when a
+    resume may go on (not finished, or one that reached its epoch limit given new options such as
+    more epochs: :func:`check_resume` judges those). Raises UserError (one line) when other
+    options are asked of a run that stopped early: no resume continues it."""
+    summary = finished_summary(out)
+    if summary is None:
+        return None
+    changes = changed_options(saved, wanted) if saved is not None else []
+    stages = summary.get("stages") or [{}]
+    last = stages[-1].get("stop_reason") or summary.get("stop_reason")
+    ended = (
+        f"stopped by {last} after {summary.get('epochs_completed')} epochs, "
+        f"best epoch {summary.get('best_epoch')}"
+    )
+    if not changes:
+        return f"nothing to resume: {out} is a finished run ({ended}); its files are unchanged"
+    if last == "early_stopping":
+        raise UserError(
+            f"{out}: the run stopped early ({ended}): a resume cannot continue it under other "
+            f"options ({_listed(changes)}); train a new run (another --out, or --overwrite)"
+        )
+    return None

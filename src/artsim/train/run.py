@@ -11,8 +11,6 @@ A run folder holds ``config.yaml`` (resolved), ``split.csv``, ``problems.txt`` (
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -44,9 +42,9 @@ from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
 from artsim.train.loso import choose_blend
 from artsim.train.module import NonFiniteLossError, TripletModule
-from artsim.train.resume import check_resume, record_changes
+from artsim.train.resume import check_resume, nothing_to_resume, record_changes
 from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
-from artsim.train.stage import ProgressBarFactory, Stage, is_global_zero
+from artsim.train.stage import ProgressBarFactory, Stage, is_finite_number, is_global_zero
 
 MAX_PROBLEMS_SHOWN = 20
 RESUMED_WITH_CHANGES = "ARTSIM_RESUMED_WITH_CHANGES"
@@ -127,6 +125,12 @@ def train_run(
         check_out_folder(out, resume=resume, overwrite=overwrite)
         if overwrite:
             remove_run_files(out)
+        elif resume:
+            saved = out / runfolder.CONFIG_FILE
+            done = nothing_to_resume(out, read_config(saved) if saved.is_file() else None, config)
+            if done:
+                or_silent(reporter).note(done)
+                return out
         try:
             return _train_run(config, resume, resume_with_changes, reporter, progress_bar)
         except KeyboardInterrupt:
@@ -339,52 +343,14 @@ def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Fe
 
 def _heads_stage(heads: Stage, module, datamodule, resume: bool, stopped) -> None:
     """Train the projection heads on cached features; the module ends with the best heads."""
-    marker = heads.out / runfolder.CHECKPOINTS_DIR / "heads.done"
-    if resume and marker.is_file() and heads.config.finetune_epochs > 0:
-        # stage one had finished: its reason and best score come from its marker
-        heads.reason, heads.recorded_best = _read_marker(marker, heads.out)
-    else:
+    if not heads.ended_before(resume, followed=heads.config.finetune_epochs > 0):
         try:
             heads.fit(module, datamodule, resume)
         except NonFiniteLossError as error:
             raise stopped(error, heads) from None
         if heads.trainer.is_global_zero:
-            best = heads.best_score()
-            marker.write_text(
-                json.dumps(
-                    {"reason": heads.reason, "best_val_loss": best if math.isfinite(best) else None}
-                )
-                + "\n",
-                encoding="utf-8",
-            )
+            heads.mark_done()
     module.load_state_dict(heads.best_state())
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, float | int) and math.isfinite(value)
-
-
-def _read_marker(marker: Path, out: Path) -> tuple[str, float | None]:
-    """A finished heads stage's stop reason and best validation loss.
-
-    Older markers hold the reason alone: the best loss is then the lowest of the heads rows.
-    """
-    text = marker.read_text(encoding="utf-8").strip()
-    try:
-        saved = json.loads(text)
-    except json.JSONDecodeError:
-        saved = None
-    if not isinstance(saved, dict):
-        saved = {"reason": text}
-    best = saved.get("best_val_loss")
-    if not _finite(best):
-        losses = [
-            row["val/loss"]
-            for row in read_metrics(out)
-            if row.get("stage", "heads") == "heads" and _finite(row.get("val/loss"))
-        ]
-        best = min(losses) if losses else None
-    return str(saved.get("reason", "max_epochs")), best
 
 
 def _finetune_stage(
@@ -418,10 +384,13 @@ def _finetune_stage(
         progress_bar=heads.progress_bar,
         reporter=heads.reporter,
     )
-    try:
-        tuning.fit(finetune, pixels, resume)
-    except NonFiniteLossError as error:
-        raise stopped(error, tuning) from None
+    if not tuning.ended_before(resume, followed=False):
+        try:
+            tuning.fit(finetune, pixels, resume)
+        except NonFiniteLossError as error:
+            raise stopped(error, tuning) from None
+        if tuning.trainer.is_global_zero:
+            tuning.mark_done()
     # fine-tuning is kept only where it beat the heads alone on the validation groups
     tuning.kept = tuning.best_score() < heads.best_score()
     if not tuning.kept:
@@ -433,7 +402,7 @@ def _finetune_stage(
 
 def _write_summary(out, config, heads, stages, data: _Data, seconds, blend=None) -> dict[str, Any]:
     rows = read_metrics(out)
-    scored = [row for row in rows if _finite(row.get("val/loss"))]
+    scored = [row for row in rows if is_finite_number(row.get("val/loss"))]
     best_row = min(scored, key=lambda r: r["val/loss"]) if scored else {}
     failed = not stages  # a NaN loss: the stage that failed is `heads`' or the fine-tune's
     last_stage = stages[-1] if stages else heads
@@ -442,7 +411,8 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds, blend=None)
         "stop_reason": "nan_loss" if failed else heads.reason,
         "best_epoch": best_row.get("epoch"),
         "best_val_loss": best_row.get("val/loss"),
-        "final_lr": last_stage.final_lr() or config.lr,
+        # a stage taken from its marker on a resume has no optimiser: its last row's rate
+        "final_lr": last_stage.final_lr() or (rows[-1].get("lr") if rows else None) or config.lr,
         "stages": [
             {
                 "stage": s.name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import signal
 import warnings
@@ -14,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from artsim.progress import Reporter, or_silent
-from artsim.runfolder import metrics_path
+from artsim.runfolder import metrics_path, read_metrics
 from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
 from artsim.train.config import TrainConfig
 
@@ -117,6 +119,32 @@ class Stage:
             default_root_dir=str(out),
         )
 
+    @property
+    def marker(self) -> Path:
+        """Written when the stage's fit ends: its stop reason and best validation loss."""
+        return self.folder / f"{self.name}.done"
+
+    def mark_done(self) -> None:
+        best = self.best_score()
+        record = {"reason": self.reason, "best_val_loss": best if math.isfinite(best) else None}
+        self.marker.write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+    def ended_before(self, resume: bool, followed: bool) -> bool:
+        """On a resume, take a stage that had ended from its marker instead of fitting it again.
+
+        A stage that stopped early stays stopped (its resumed trainer would run another epoch:
+        the stop is not in the checkpoint). One that reached its epoch limit is taken as it is
+        when a later stage follows (``followed``); as the last stage it is fitted again, which
+        trains nothing unless a resume with changes gave it more epochs.
+        """
+        if not (resume and self.marker.is_file()):
+            return False
+        reason, best = read_marker(self.marker, self.out, self.name)
+        if reason != "early_stopping" and not followed:
+            return False
+        self.reason, self.recorded_best = reason, best
+        return True
+
     def fit(
         self, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool
     ) -> None:
@@ -155,3 +183,30 @@ class Stage:
     def final_lr(self) -> float | None:
         optimizers = self.trainer.optimizers
         return optimizers[0].param_groups[0]["lr"] if optimizers else None
+
+
+def is_finite_number(value: object) -> bool:
+    return isinstance(value, float | int) and math.isfinite(value)
+
+
+def read_marker(marker: Path, out: Path, stage: str = "heads") -> tuple[str, float | None]:
+    """A finished stage's stop reason and best validation loss.
+
+    Older markers hold the reason alone: the best loss is then the lowest of the stage's rows.
+    """
+    text = marker.read_text(encoding="utf-8").strip()
+    try:
+        saved = json.loads(text)
+    except json.JSONDecodeError:
+        saved = None
+    if not isinstance(saved, dict):
+        saved = {"reason": text}
+    best = saved.get("best_val_loss")
+    if not is_finite_number(best):
+        losses = [
+            row["val/loss"]
+            for row in read_metrics(out)
+            if row.get("stage", "heads") == stage and is_finite_number(row.get("val/loss"))
+        ]
+        best = min(losses) if losses else None
+    return str(saved.get("reason", "max_epochs")), best
