@@ -26,51 +26,52 @@ def run(scenario) -> list[str]:
     return asyncio.run(asyncio.wait_for(scenario(), timeout=30))
 
 
+class Scene:
+    """A budget of 100 pixels, a first request holding 60 until ``release`` is set, then a large
+    request (100 pixels) waiting behind it; ``order`` lists requests as they are admitted."""
+
+    def __init__(self):
+        self.budget = PixelBudget(100)
+        self.order: list[str] = []
+        self.release = asyncio.Event()
+
+    async def request(self, name: str, pixels: int, hold: asyncio.Event | None = None) -> None:
+        async with self.budget.reserve(pixels):
+            self.order.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    async def start(self, first: str) -> tuple[asyncio.Task, asyncio.Task]:
+        holder = asyncio.create_task(self.request(first, 60, self.release))
+        await until(lambda: self.order == [first])
+        large = asyncio.create_task(self.request("large", 100))
+        await until(lambda: self.budget.waiting == 1)
+        return holder, large
+
+
 def test_a_large_image_is_not_starved_by_small_ones_that_came_after_it():
     async def scenario() -> list[str]:
-        budget = PixelBudget(100)
-        order: list[str] = []
-        release_first = asyncio.Event()
-
-        async def request(name: str, pixels: int, hold: asyncio.Event | None = None) -> None:
-            async with budget.reserve(pixels):
-                order.append(name)
-                if hold is not None:
-                    await hold.wait()
-
-        first = asyncio.create_task(request("small-1", 60, release_first))
-        await until(lambda: order == ["small-1"])
-        large = asyncio.create_task(request("large", 100))
-        await until(lambda: budget.waiting == 1)
-        smalls = [asyncio.create_task(request(f"small-{i}", 10)) for i in (2, 3, 4)]
+        scene = Scene()
+        budget = scene.budget
+        first, large = await scene.start("small-1")
+        smalls = [asyncio.create_task(scene.request(f"small-{i}", 10)) for i in (2, 3, 4)]
         await until(lambda: budget.waiting == 4)
         # 60 + 10 pixels would fit, but the large image asked first: the small ones wait
-        assert order == ["small-1"] and budget.used == 60
-        release_first.set()
+        assert scene.order == ["small-1"] and budget.used == 60
+        scene.release.set()
         await asyncio.gather(first, large, *smalls)
         assert budget.used == 0 and budget.waiting == 0
-        return order
+        return scene.order
 
     assert run(scenario) == ["small-1", "large", "small-2", "small-3", "small-4"]
 
 
 def test_a_request_that_gives_up_lets_those_behind_it_in():
     async def scenario() -> list[str]:
-        budget = PixelBudget(100)
-        order: list[str] = []
-        release_first = asyncio.Event()
-
-        async def request(name: str, pixels: int, hold: asyncio.Event | None = None) -> None:
-            async with budget.reserve(pixels):
-                order.append(name)
-                if hold is not None:
-                    await hold.wait()
-
-        first = asyncio.create_task(request("holder", 60, release_first))
-        await until(lambda: order == ["holder"])
-        large = asyncio.create_task(request("large", 100))
-        await until(lambda: budget.waiting == 1)
-        small = asyncio.create_task(request("small", 10))
+        scene = Scene()
+        budget = scene.budget
+        first, large = await scene.start("holder")
+        small = asyncio.create_task(scene.request("small", 10))
         await until(lambda: budget.waiting == 2)
         large.cancel()  # e.g. its client went away
         await small  # admitted next to the holder, which still holds its 60 pixels
@@ -78,12 +79,12 @@ def test_a_request_that_gives_up_lets_those_behind_it_in():
         with pytest.raises(BudgetTimeout, match="pixel budget"):
             await budget.acquire(100, timeout=0)  # never admitted: it held nothing
         assert budget.used == 60 and budget.waiting == 0
-        release_first.set()
+        scene.release.set()
         await first
         with pytest.raises(asyncio.CancelledError):
             await large
         assert budget.used == 0
-        return order
+        return scene.order
 
     assert run(scenario) == ["holder", "small"]
 

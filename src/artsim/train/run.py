@@ -343,13 +343,8 @@ def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Fe
 
 def _heads_stage(heads: Stage, module, datamodule, resume: bool, stopped) -> None:
     """Train the projection heads on cached features; the module ends with the best heads."""
-    if not heads.ended_before(resume, followed=heads.config.finetune_epochs > 0):
-        try:
-            heads.fit(module, datamodule, resume)
-        except NonFiniteLossError as error:
-            raise stopped(error, heads) from None
-        if heads.trainer.is_global_zero:
-            heads.mark_done()
+    followed = heads.config.finetune_epochs > 0
+    heads.fit_unless_ended(module, datamodule, resume, followed=followed, stopped=stopped)
     module.load_state_dict(heads.best_state())
 
 
@@ -384,13 +379,7 @@ def _finetune_stage(
         progress_bar=heads.progress_bar,
         reporter=heads.reporter,
     )
-    if not tuning.ended_before(resume, followed=False):
-        try:
-            tuning.fit(finetune, pixels, resume)
-        except NonFiniteLossError as error:
-            raise stopped(error, tuning) from None
-        if tuning.trainer.is_global_zero:
-            tuning.mark_done()
+    tuning.fit_unless_ended(finetune, pixels, resume, followed=False, stopped=stopped)
     # fine-tuning is kept only where it beat the heads alone on the validation groups
     tuning.kept = tuning.best_score() < heads.best_score()
     if not tuning.kept:

@@ -19,6 +19,7 @@ from artsim.progress import Reporter, or_silent
 from artsim.runfolder import metrics_path, read_metrics
 from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
 from artsim.train.config import TrainConfig
+from artsim.train.module import NonFiniteLossError
 
 # Lightning advertises a cloud logger at every fit and warns about its own internals: neither is
 # anything a user of artsim can act on.
@@ -144,6 +145,18 @@ class Stage:
             return False
         self.reason, self.recorded_best = reason, best
         return True
+
+    def fit_unless_ended(self, module, datamodule, resume: bool, *, followed: bool, stopped):
+        """:meth:`fit`, marked done after, unless :meth:`ended_before`; a NaN loss raises what
+        ``stopped(error, stage)`` makes of it."""
+        if self.ended_before(resume, followed):
+            return
+        try:
+            self.fit(module, datamodule, resume)
+        except NonFiniteLossError as error:
+            raise stopped(error, self) from None
+        if self.trainer.is_global_zero:
+            self.mark_done()
 
     def fit(
         self, module: pl.LightningModule, datamodule: pl.LightningDataModule, resume: bool
