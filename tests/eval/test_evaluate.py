@@ -59,8 +59,15 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
         assert set(tasks["image"]) == RETRIEVAL_KEYS
     assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS | {"open_set"}
     frozen = result["baselines"]["frozen"]
-    assert set(frozen["image"]) == set(frozen["text"]) == RETRIEVAL_KEYS | {"open_set"}
-    assert set(frozen["fused"]) == RETRIEVAL_KEYS | {"open_set"}
+    frozen_keys = RETRIEVAL_KEYS | {"open_set", "paired"}
+    assert set(frozen["image"]) == set(frozen["text"]) == set(frozen["fused"]) == frozen_keys
+    for task in ("image", "text", "fused"):  # wins and losses add up to what recall@1 says
+        paired = frozen[task]["paired"]
+        n = paired["queries"]
+        assert n == result["tasks"][task]["n_queries"]
+        assert paired["wins"] + paired["losses"] <= n
+        gap = result["tasks"][task]["recall@1"] - frozen[task]["recall@1"]
+        assert abs(gap) <= (paired["wins"] + paired["losses"]) / n + 1e-9
     assert frozen["i2t"] is None and frozen["t2i"] is None
     assert "feature spaces" in frozen["reason"]
     # Per task: trained vs frozen vs hash, and the list of tasks below frozen, consistent.

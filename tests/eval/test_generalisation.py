@@ -10,8 +10,11 @@ import numpy as np
 from artsim.eval.generalisation import (
     baseline_comparison,
     frozen_fused_similarity,
+    paired_comparison,
     read_evaluations,
+    sign_test,
 )
+from artsim.eval.metrics import hits_at_k, recall_at_k
 
 
 def _result(name: str, trained: dict, frozen: dict, phash: float | None = 0.3) -> dict:
@@ -25,7 +28,7 @@ def _result(name: str, trained: dict, frozen: dict, phash: float | None = 0.3) -
     }
 
 
-def test_below_frozen_lists_every_task_that_loses_even_slightly() -> None:
+def test_without_paired_counts_below_frozen_lists_every_task_that_loses_even_slightly() -> None:
     result = _result(
         "x",
         {"image": 0.375, "text": 0.804, "fused": 0.9, "i2t": 0.01},
@@ -39,7 +42,11 @@ def test_below_frozen_lists_every_task_that_loses_even_slightly() -> None:
         "frozen": 0.536,
         "phash": 0.3,
         "minus_frozen": image["minus_frozen"],
+        "wins": None,
+        "losses": None,
+        "p_value": None,
         "below_frozen": True,
+        "lower_within_chance": False,
     }
     assert abs(image["minus_frozen"] - (0.375 - 0.536)) < 1e-12
     assert comparison["tasks"]["fused"]["below_frozen"] is False  # a tie is not a loss
@@ -75,3 +82,67 @@ def test_read_evaluations_puts_val_first_and_skips_side_files(tmp_path: Path) ->
     (eval_dir / "broken.json").write_text("{not json")
     assert [r["name"] for r in read_evaluations(tmp_path)] == ["val", "external-b", "heldout-a"]
     assert read_evaluations(tmp_path / "missing") == []
+
+
+def _sign_test_loop(wins: int, losses: int) -> float:
+    """Two-sided exact binomial test by summing every outcome as likely as or less likely than
+    the observed one (the textbook definition; equal to doubling the tail for p = 1/2)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    from math import comb
+
+    observed = comb(n, wins)
+    return min(1.0, sum(comb(n, k) for k in range(n + 1) if comb(n, k) <= observed) / 2**n)
+
+
+def test_sign_test_matches_the_textbook_definition() -> None:
+    for wins in range(0, 12):
+        for losses in range(0, 12):
+            assert abs(sign_test(wins, losses) - _sign_test_loop(wins, losses)) < 1e-12
+    assert sign_test(3, 3) == 1.0
+    assert abs(sign_test(0, 5) - 2 / 32) < 1e-12
+
+
+def test_paired_counts_come_from_per_query_hits_whose_mean_is_recall() -> None:
+    rng = np.random.default_rng(1)
+    trained, frozen = rng.normal(size=(40, 9)), rng.normal(size=(40, 9))
+    frozen[:5] = trained[:5]  # some queries rank identically
+    trained[7, 3] = trained[7, 0]  # a tie
+    correct = rng.integers(0, 9, size=40)
+    t_hits, f_hits = hits_at_k(trained, correct, 1), hits_at_k(frozen, correct, 1)
+    assert abs(t_hits.mean() - recall_at_k(trained, correct, 1)) < 1e-12
+    paired = paired_comparison(t_hits, f_hits)
+    wins = sum(1 for q in range(40) if t_hits[q] > f_hits[q])
+    losses = sum(1 for q in range(40) if t_hits[q] < f_hits[q])
+    assert paired == {
+        "wins": wins,
+        "losses": losses,
+        "queries": 40,
+        "p_value": sign_test(wins, losses),
+    }
+
+
+def _with_paired(result: dict, task: str, wins: int, losses: int) -> dict:
+    frozen = result["baselines"]["frozen"][task]
+    frozen["paired"] = {
+        "wins": wins,
+        "losses": losses,
+        "queries": 1743,
+        "p_value": sign_test(wins, losses),
+    }
+    return result
+
+
+def test_a_lower_figure_within_chance_is_reported_apart_not_as_below() -> None:
+    # 1 query won and 3 lost of 1743 (p 0.625): lower, but the gap may be chance
+    result = _result("art4apps", {"text": 0.9925, "image": 0.80}, {"text": 0.9937, "image": 0.85})
+    result = _with_paired(result, "text", 1, 3)
+    result = _with_paired(result, "image", 10, 97)  # a real loss (p far below 0.05)
+    comparison = baseline_comparison(result)
+    assert comparison["below_frozen"] == ["image"]
+    assert comparison["lower_within_chance"] == ["text"]
+    text = comparison["tasks"]["text"]
+    assert (text["wins"], text["losses"], text["below_frozen"]) == (1, 3, False)
+    assert text["lower_within_chance"] is True
+    assert abs(text["p_value"] - 0.625) < 1e-12

@@ -162,7 +162,37 @@ def test_selection_refuses_a_weight_below_frozen_on_any_fold():
     allowed = [v for v in scores.values() if v[1] >= scores["0"][1]]
     picked = scores[f"{chosen['image_blend']:g}"]
     assert picked[1] >= scores["0"][1]
-    assert np.mean(picked) == max(np.mean(v) for v in allowed)
+    # within one standard error of the best allowed mean (binomial, the folds' query counts)
+    best = max(allowed, key=np.mean)
+    counts = chosen["fold_queries"]["image"]
+    se = np.sqrt(sum(p * (1 - p) / n for p, n in zip(best, counts, strict=True))) / 2
+    assert np.mean(picked) >= np.mean(best) - se - 1e-9
+
+
+def test_the_one_standard_error_rule_on_the_demo_folds():
+    # recall@1 per fold (without openclipart: 2676 queries, without tux paint: 2124) of the
+    # demo run with seed 0 (BENCHMARKS.md): the best means are 0.25 (image) and 0.1 (text), but
+    # 0.1 and 0.05 are within one standard error of them and closer to frozen
+    image = {
+        0.0: [0.818, 0.819],
+        0.05: [0.820, 0.822],
+        0.1: [0.823, 0.827],
+        0.25: [0.826, 0.833],
+        0.5: [0.817, 0.823],
+        1.0: [0.758, 0.753],
+    }
+    text = {
+        0.0: [0.945, 0.608],
+        0.05: [0.946, 0.631],
+        0.1: [0.947, 0.634],
+        0.25: [0.941, 0.611],
+        1.0: [0.931, 0.548],
+    }
+    assert _choose(image) == 0.25 and _choose(text) == 0.1  # best mean without counts
+    assert _choose(image, [2676, 2124]) == 0.1
+    assert _choose(text, [2676, 2124]) == KEEP_CROSS
+    # with a thousand times the queries the noise is tiny and the best means win again
+    assert _choose(image, [2676000, 2124000]) == 0.25
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])

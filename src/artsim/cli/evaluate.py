@@ -66,10 +66,26 @@ def result_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def _flag(row: dict[str, Any]) -> str:
+    if row.get("below_frozen"):
+        return "BELOW FROZEN"
+    if row.get("lower_within_chance"):
+        return "lower, within chance"
+    return ""
+
+
+def _paired(row: dict[str, Any]) -> str:
+    if row.get("wins") is None:
+        return "–"
+    return f"+{row['wins']} / -{row['losses']} (p {row['p_value']:.2g})"
+
+
 def baseline_table(result: dict[str, Any]) -> Table:
-    """Per task: trained vs frozen towers vs perceptual hash (recall@1), losses flagged."""
+    """Per task: trained vs frozen towers vs perceptual hash (recall@1), the queries won and lost
+    against frozen with the sign test's p, losses flagged."""
     table = Table(title="trained vs baselines (recall@1)")
-    for header in ("task", "trained", "frozen", "phash", "trained-frozen", "flag"):
+    headers = ("task", "trained", "frozen", "phash", "trained-frozen", "won/lost", "flag")
+    for header in headers:
         table.add_column(header, justify="left" if header in ("task", "flag") else "right")
     for task, row in (result.get("vs_baselines") or {}).items():
         minus = row.get("minus_frozen")
@@ -79,7 +95,8 @@ def baseline_table(result: dict[str, Any]) -> Table:
             _fmt(row.get("frozen")),
             _fmt(row.get("phash")),
             "–" if minus is None else f"{minus:+.3f}",
-            "BELOW FROZEN" if row.get("below_frozen") else "",
+            _paired(row),
+            _flag(row),
         )
     return table
 
@@ -107,6 +124,11 @@ def evaluate_command(
             f"[bold red]BELOW FROZEN:[/] the trained model is below the frozen towers on "
             f"{', '.join(result['below_frozen'])} (recall@1)",
             markup=True,
+        )
+    if result.get("lower_within_chance"):
+        console.print(
+            "lower than frozen within chance (sign test p >= 0.05): "
+            f"{', '.join(result['lower_within_chance'])}"
         )
     for reason, count in result["counts"]["skipped"].items():
         console.print(f"skipped {count}: {reason}")

@@ -91,6 +91,11 @@ def _print_generalisation(result: dict) -> None:
             f"[bold red]BELOW FROZEN[/] on {result['name']}: "
             f"{', '.join(result['below_frozen'])} (recall@1)"
         )
+    if result.get("lower_within_chance"):
+        console.print(
+            f"lower than frozen within chance on {result['name']} (sign test p >= 0.05): "
+            f"{', '.join(result['lower_within_chance'])}"
+        )
 
 
 def _has_calibration_part(run_dir: Path) -> bool:

@@ -29,8 +29,18 @@ from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.errors import DataError, ImageError, UserError
 from artsim.eval.embedding import embed_items, hamming_similarity, phash_bits
-from artsim.eval.generalisation import baseline_comparison, frozen_fused_similarity
-from artsim.eval.metrics import FPR_TARGETS, roc_curve, score_histogram, verification_pairs
+from artsim.eval.generalisation import (
+    baseline_comparison,
+    frozen_fused_similarity,
+    paired_comparison,
+)
+from artsim.eval.metrics import (
+    FPR_TARGETS,
+    hits_at_k,
+    roc_curve,
+    score_histogram,
+    verification_pairs,
+)
 from artsim.eval.openset import OPEN_SET_RATES, cross_fit
 from artsim.eval.tasks import (
     TASK_SPECS,
@@ -310,6 +320,9 @@ def evaluate_run(
             result["baselines"]["frozen"][task] = {
                 **retrieval_figures(task, raw, data, seed),
                 "open_set": _open_set_summary(raw, data, gallery_groups),
+                "paired": paired_comparison(
+                    hits_at_k(similarity, data.correct, 1), hits_at_k(raw, data.correct, 1)
+                ),
             }
             for pattern, figures in _pattern_figures(task, similarity, raw, data, items, seed):
                 result.setdefault("by_pattern", {}).setdefault(pattern, {})[task] = figures
@@ -317,6 +330,7 @@ def evaluate_run(
     comparison = baseline_comparison(result)
     result["vs_baselines"] = comparison["tasks"]
     result["below_frozen"] = comparison["below_frozen"]
+    result["lower_within_chance"] = comparison["lower_within_chance"]
 
     labels = {group: index for index, group in enumerate(sorted({i.group for i in items}))}
     figures = seed_document_figures(

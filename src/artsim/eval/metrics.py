@@ -58,12 +58,20 @@ def recall_at_k(similarity: np.ndarray, correct: np.ndarray, k: int) -> float:
     >>> recall_at_k(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), 1)
     0.5
     """
+    hit = hits_at_k(similarity, correct, k)
+    return float(hit.mean()) if len(hit) else float("nan")
+
+
+def hits_at_k(similarity: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
+    """Per query, the chance that its correct item is among the ``k`` most similar (1 or 0
+    without ties; ties broken at random). Its mean is :func:`recall_at_k`.
+
+    >>> hits_at_k(np.array([[0.9, 0.1], [0.5, 0.5]]), np.array([0, 1]), 1).tolist()
+    [1.0, 0.5]
+    """
     higher, tied = tie_counts(similarity, correct)
-    if len(higher) == 0:
-        return float("nan")
     # the correct item lands uniformly on one of positions higher .. higher + tied (0-based)
-    hit = np.clip((k - higher) / (tied + 1), 0.0, 1.0)
-    return float(hit.mean())
+    return np.clip((k - higher) / (tied + 1), 0.0, 1.0)
 
 
 def mid_ranks(similarity: np.ndarray, correct: np.ndarray) -> np.ndarray:

@@ -29,8 +29,16 @@ WORDS: dict[str, dict[str, str]] = {
             "Below frozen on {evaluation}: {tasks}. On these tasks the trained model is worse "
             "than the towers it starts from; do not ship it for such data without fixing that."
         ),
-        "none_below": "The trained model is at or above the frozen towers on every task of {n} "
+        "none_below": "The trained model is not below the frozen towers on any task of {n} "
         "evaluation(s).",
+        "within_chance": (
+            "Lower than frozen on {evaluation}, within chance: {tasks}. Per query, the trained "
+            "model found the original where the frozen towers did not (won) or the reverse "
+            "(lost); with so few queries changing, an exact sign test cannot tell the gap from "
+            "chance (p ≥ 0.05)."
+        ),
+        "col_paired": "won / lost (p)",
+        "lower": "lower, within chance",
         "col_evaluation": "evaluation",
         "col_task": "task",
         "col_trained": "trained",
@@ -54,8 +62,16 @@ WORDS: dict[str, dict[str, str]] = {
             "modelo entrenado es peor que las torres de las que parte; no lo uses con datos así "
             "sin corregirlo antes."
         ),
-        "none_below": "El modelo entrenado iguala o supera a las torres congeladas en todas las "
-        "tareas de {n} evaluación(es).",
+        "none_below": "El modelo entrenado no queda por debajo de las torres congeladas en "
+        "ninguna tarea de {n} evaluación(es).",
+        "within_chance": (
+            "Por debajo de congelado en {evaluation}, dentro del azar: {tasks}. Por consulta, el "
+            "modelo entrenado encontró el original donde las torres congeladas no (ganadas) o al "
+            "revés (perdidas); con tan pocas consultas distintas, una prueba exacta de signos no "
+            "distingue la diferencia del azar (p ≥ 0,05)."
+        ),
+        "col_paired": "ganadas / perdidas (p)",
+        "lower": "menor, dentro del azar",
         "col_evaluation": "evaluación",
         "col_task": "tarea",
         "col_trained": "entrenado",
@@ -84,9 +100,10 @@ def generalisation_part(
     if not evaluations:
         return None
     header = [words[f"col_{key}"] for key in ("evaluation", "task", "trained", "frozen")]
-    header += [words["col_phash"], words["col_minus"], words["col_flag"]]
+    header += [words["col_phash"], words["col_minus"], words["col_paired"], words["col_flag"]]
     rows: list[list[str]] = []
     paragraphs = [words["intro"]]
+    flagged = False
     for result in evaluations:
         comparison = baseline_comparison(result)
         name = str(result.get("name", "?"))
@@ -99,15 +116,35 @@ def generalisation_part(
                     num(row["frozen"], 3),
                     num(row["phash"], 3),
                     _signed(row["minus_frozen"]),
-                    words["flag"] if row["below_frozen"] else "",
+                    _paired(row),
+                    _flag(row, words),
                 ]
             )
         if comparison["below_frozen"]:
             names = ", ".join(tasks.get(task, task) for task in comparison["below_frozen"])
             paragraphs.append(words["below"].format(evaluation=name, tasks=names))
-    if len(paragraphs) == 1:
+            flagged = True
+        if comparison["lower_within_chance"]:
+            names = ", ".join(
+                f"{tasks.get(task, task)} ({_paired(comparison['tasks'][task])})"
+                for task in comparison["lower_within_chance"]
+            )
+            paragraphs.append(words["within_chance"].format(evaluation=name, tasks=names))
+    if not flagged:
         paragraphs.append(words["none_below"].format(n=len(evaluations)))
     return words["title"], paragraphs, (header, rows)
+
+
+def _flag(row: dict[str, Any], words: dict[str, str]) -> str:
+    if row["below_frozen"]:
+        return words["flag"]
+    return words["lower"] if row.get("lower_within_chance") else ""
+
+
+def _paired(row: dict[str, Any]) -> str:
+    if row.get("wins") is None:
+        return "–"
+    return f"+{row['wins']} / −{row['losses']} (p {num(row['p_value'], 2)})"
 
 
 def _signed(value: Any) -> str:

@@ -3,8 +3,11 @@
 The in-corpus validation shares source, style and transforms with training and cannot see a head
 that forgets what the frozen towers knew (issue 10). The blend weights are chosen instead on
 *leave-one-source-out* folds: heads trained without one source are scored on that source's
-groups, for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, ties go to the
-smaller ``a``, and a weight above 0 is taken only if it is not below frozen on any fold.
+groups, for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, a weight above
+0 is taken only if it is not below frozen on any fold, and among the rest the weight closest to
+frozen whose mean recall is within one standard error of the best is taken (the one-standard-error
+rule): the folds are clip art too, so a gain smaller than their noise is not worth moving away from
+the frozen towers that generalise to other styles (BENCHMARKS.md, Generalisation).
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ class SelectionSet:
         )
         return image, text
 
+    def query_count(self, need_text: bool = False) -> int:
+        """How many queries :meth:`recall` scores for the task."""
+        if not need_text:
+            return len(self.queries)
+        keep_gallery = self.has_text[self.gallery]
+        return int((self.has_text[self.queries] & keep_gallery[self.correct]).sum())
+
     def recall(self, space: np.ndarray, need_text: bool = False) -> float:
         """Recall@1 of the queries against the originals (items without text left out when
         the task needs it)."""
@@ -92,23 +102,32 @@ class SelectionSet:
         return float((similarity.argmax(axis=1) == correct).mean())
 
 
-def _choose(scores: dict[float, list[float]]) -> float:
-    """The best weight by mean score; ties go to the smaller weight (closer to frozen), except
-    that :data:`KEEP_CROSS` goes before 0, and a weight below frozen (weight 0) on any fold is
-    not taken."""
+def _standard_error(values: Sequence[float], counts: Sequence[int] | None) -> float:
+    """Binomial standard error of the mean of per-fold recalls (0 without query counts)."""
+    if not counts:
+        return 0.0
+    variance = sum(p * (1.0 - p) / max(n, 1) for p, n in zip(values, counts, strict=True))
+    return float(np.sqrt(variance) / len(values))
+
+
+def _choose(scores: dict[float, list[float]], counts: Sequence[int] | None = None) -> float:
+    """The weight closest to frozen whose mean score is within one standard error of the best
+    (``counts``: queries per fold; without them, the best mean), where :data:`KEEP_CROSS` counts
+    as closer than 0 and a weight below frozen (weight 0) on any fold is not taken."""
     frozen = scores.get(0.0)
-    best, best_score = 0.0, -1.0
-    order = sorted(scores, key=lambda w: (w != KEEP_CROSS, w))
-    for weight in order:
-        values = scores[weight]
+    allowed = {}
+    for weight, values in scores.items():
         if any(np.isnan(values)):
             continue
         if frozen is not None and any(v < f for v, f in zip(values, frozen, strict=True)):
             continue
-        mean = float(np.mean(values))
-        if mean > best_score + 1e-9:
-            best, best_score = weight, mean
-    return best
+        allowed[weight] = float(np.mean(values))
+    if not allowed:
+        return 0.0
+    best = max(allowed, key=lambda w: (allowed[w], -w))
+    floor = allowed[best] - _standard_error(scores[best], counts) - 1e-9
+    order = sorted(allowed, key=lambda w: (w != KEEP_CROSS, w))
+    return next(w for w in order if allowed[w] >= floor)
 
 
 def select_blend(sets: Sequence[SelectionSet]) -> dict:
@@ -126,7 +145,10 @@ def select_blend(sets: Sequence[SelectionSet]) -> dict:
             image, text = fold.vectors(weight, weight)
             image_scores[weight].append(fold.recall(image))
             text_scores[weight].append(fold.recall(text, need_text=True))
-    image_blend, text_blend = _choose(image_scores), _choose(text_scores)
+    image_counts = [fold.query_count() for fold in sets]
+    text_counts = [fold.query_count(need_text=True) for fold in sets]
+    image_blend = _choose(image_scores, image_counts)
+    text_blend = _choose(text_scores, text_counts)
     fused_scores: dict[float, list[float]] = {}
     for weight in FUSED_GRID:
         fused_scores[weight] = []
@@ -142,6 +164,9 @@ def select_blend(sets: Sequence[SelectionSet]) -> dict:
         "text_blend": text_blend,
         "fused_image_weight": fused_weight,
         "folds": [fold.name for fold in sets],
+        "fold_queries": {"image": image_counts, "text": text_counts},
+        "rule": "closest to frozen within one standard error of the best mean, never below "
+        "frozen on a fold",
         "scores": table,
     }
 
