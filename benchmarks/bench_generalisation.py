@@ -79,6 +79,14 @@ def rows(label: str, run_label: str, result: dict, with_baselines: bool) -> list
         )
     tasks = result["tasks"]
     below = ", ".join(result.get("below_frozen") or []) or "none"
+    vs = result.get("vs_baselines") or {}
+    within = [
+        f"{task} within chance (+{vs[task]['wins']} / -{vs[task]['losses']}, "
+        f"p {vs[task]['p_value']:.2f})"
+        for task in result.get("lower_within_chance") or []
+    ]
+    if within:
+        below = "; ".join([below, *within]) if below != "none" else "; ".join(["none", *within])
     out.append(
         f"| {where} | {run_label} | "
         + " | ".join(_r1(tasks.get(task)) for task in TASKS)
