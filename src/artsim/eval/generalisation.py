@@ -18,14 +18,15 @@ frozen text cosine (the image cosine alone where either side has no text).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from artsim.runfolder import read_evaluations
+from artsim.stats import SIGNIFICANCE, sign_test
 
 __all__ = [
+    "SIGNIFICANCE",
     "baseline_comparison",
     "frozen_fused_similarity",
     "paired_comparison",
@@ -35,20 +36,6 @@ __all__ = [
 
 COMPARED_TASKS = ("image", "text", "fused")
 METRIC = "recall@1"
-SIGNIFICANCE = 0.05
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Exact two-sided sign test (binomial, p = 1/2) of ``wins`` against ``losses``.
-
-    >>> sign_test(0, 0), round(sign_test(1, 3), 3), round(sign_test(0, 10), 4)
-    (1.0, 0.625, 0.002)
-    """
-    n, low = wins + losses, min(wins, losses)
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2.0**n
-    return float(min(1.0, 2.0 * tail))
 
 
 def paired_comparison(trained_hits: np.ndarray, baseline_hits: np.ndarray) -> dict[str, Any]:

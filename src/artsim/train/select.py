@@ -6,7 +6,8 @@ that forgets what the frozen towers knew (issue 10). The blend weights are chose
 groups, for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, a weight above
 0 is taken only if it is not below frozen on any fold, and among the rest the weight closest to
 frozen whose mean recall is within one standard error of the best is taken (the one-standard-error
-rule): the folds are clip art too, so a gain smaller than their noise is not worth moving away from
+rule). "Below frozen" on a fold means significantly below: lower, and a paired sign test on the
+fold's queries rejects chance (one query lost among thousands is a near-tie flipped, not a loss): the folds are clip art too, so a gain smaller than their noise is not worth moving away from
 the frozen towers that generalise to other styles (BENCHMARKS.md, Generalisation).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from artsim.data.items import Item
 from artsim.model.blend import fuse
+from artsim.stats import SIGNIFICANCE, sign_test
 
 BLEND_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 # The smallest weight that keeps the trained heads' cross-modal search (image <-> text scores are
@@ -86,9 +88,9 @@ class SelectionSet:
         keep_gallery = self.has_text[self.gallery]
         return int((self.has_text[self.queries] & keep_gallery[self.correct]).sum())
 
-    def recall(self, space: np.ndarray, need_text: bool = False) -> float:
-        """Recall@1 of the queries against the originals (items without text left out when
-        the task needs it)."""
+    def hits(self, space: np.ndarray, need_text: bool = False) -> np.ndarray:
+        """Per query, 1.0 where its original is the most similar (items without text left out
+        when the task needs it)."""
         queries, correct, gallery = self.queries, self.correct, self.gallery
         if need_text:
             keep_gallery = self.has_text[gallery]
@@ -97,9 +99,14 @@ class SelectionSet:
             queries, correct = queries[keep], remap[correct[keep]]
             gallery = gallery[keep_gallery]
         if len(queries) == 0 or len(gallery) == 0:
-            return float("nan")
+            return np.zeros(0)
         similarity = space[queries] @ space[gallery].T
-        return float((similarity.argmax(axis=1) == correct).mean())
+        return (similarity.argmax(axis=1) == correct).astype(float)
+
+    def recall(self, space: np.ndarray, need_text: bool = False) -> float:
+        """Recall@1 of the queries against the originals (NaN without queries)."""
+        hits = self.hits(space, need_text)
+        return float(hits.mean()) if len(hits) else float("nan")
 
 
 def _standard_error(values: Sequence[float], counts: Sequence[int] | None) -> float:
@@ -110,16 +117,25 @@ def _standard_error(values: Sequence[float], counts: Sequence[int] | None) -> fl
     return float(np.sqrt(variance) / len(values))
 
 
-def _choose(scores: dict[float, list[float]], counts: Sequence[int] | None = None) -> float:
+def _choose(
+    scores: dict[float, list[float]],
+    counts: Sequence[int] | None = None,
+    below: dict[float, list[bool]] | None = None,
+) -> float:
     """The weight closest to frozen whose mean score is within one standard error of the best
     (``counts``: queries per fold; without them, the best mean), where :data:`KEEP_CROSS` counts
-    as closer than 0 and a weight below frozen (weight 0) on any fold is not taken."""
+    as closer than 0. A weight below frozen (weight 0) on a fold is not taken: ``below`` says per
+    weight and fold whether it is significantly below (a paired sign test); without it, any loss
+    counts."""
     frozen = scores.get(0.0)
     allowed = {}
     for weight, values in scores.items():
         if any(np.isnan(values)):
             continue
-        if frozen is not None and any(v < f for v, f in zip(values, frozen, strict=True)):
+        if below is not None:
+            if any(below.get(weight, [])):
+                continue
+        elif frozen is not None and any(v < f for v, f in zip(values, frozen, strict=True)):
             continue
         allowed[weight] = float(np.mean(values))
     if not allowed:
@@ -130,6 +146,20 @@ def _choose(scores: dict[float, list[float]], counts: Sequence[int] | None = Non
     return next(w for w in order if allowed[w] >= floor)
 
 
+def _significantly_below(hits: dict[float, list[np.ndarray]]) -> dict[float, list[bool]]:
+    """Per weight and fold: lower than frozen (weight 0) on the same queries, and a paired sign
+    test rejects chance (p < :data:`SIGNIFICANCE`)."""
+    frozen = hits[0.0]
+    return {
+        weight: [
+            bool(h.mean() < f.mean())
+            and sign_test(int((h > f).sum()), int((h < f).sum())) < SIGNIFICANCE
+            for h, f in zip(per_fold, frozen, strict=True)
+        ]
+        for weight, per_fold in hits.items()
+    }
+
+
 def select_blend(sets: Sequence[SelectionSet]) -> dict:
     """Image and text blend weights, then the fused image weight, chosen on ``sets``.
 
@@ -137,18 +167,26 @@ def select_blend(sets: Sequence[SelectionSet]) -> dict:
     candidate's recall@1 per fold (``scores``), for the run's summary.
     """
     table: dict[str, dict[str, list[float]]] = {"image": {}, "text": {}, "fused": {}}
-    image_scores: dict[float, list[float]] = {}
-    text_scores: dict[float, list[float]] = {}
+    image_hits: dict[float, list[np.ndarray]] = {}
+    text_hits: dict[float, list[np.ndarray]] = {}
     for weight in BLEND_GRID:
-        image_scores[weight], text_scores[weight] = [], []
+        image_hits[weight], text_hits[weight] = [], []
         for fold in sets:
             image, text = fold.vectors(weight, weight)
-            image_scores[weight].append(fold.recall(image))
-            text_scores[weight].append(fold.recall(text, need_text=True))
+            image_hits[weight].append(fold.hits(image))
+            text_hits[weight].append(fold.hits(text, need_text=True))
+
+    def means(hits: dict[float, list[np.ndarray]]) -> dict[float, list[float]]:
+        return {
+            w: [float(h.mean()) if len(h) else float("nan") for h in per_fold]
+            for w, per_fold in hits.items()
+        }
+
+    image_scores, text_scores = means(image_hits), means(text_hits)
     image_counts = [fold.query_count() for fold in sets]
     text_counts = [fold.query_count(need_text=True) for fold in sets]
-    image_blend = _choose(image_scores, image_counts)
-    text_blend = _choose(text_scores, text_counts)
+    image_blend = _choose(image_scores, image_counts, _significantly_below(image_hits))
+    text_blend = _choose(text_scores, text_counts, _significantly_below(text_hits))
     fused_scores: dict[float, list[float]] = {}
     for weight in FUSED_GRID:
         fused_scores[weight] = []
@@ -165,8 +203,8 @@ def select_blend(sets: Sequence[SelectionSet]) -> dict:
         "fused_image_weight": fused_weight,
         "folds": [fold.name for fold in sets],
         "fold_queries": {"image": image_counts, "text": text_counts},
-        "rule": "closest to frozen within one standard error of the best mean, never below "
-        "frozen on a fold",
+        "rule": "closest to frozen within one standard error of the best mean, never "
+        "significantly below frozen on a fold (sign test p < 0.05)",
         "scores": table,
     }
 
