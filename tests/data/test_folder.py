@@ -42,6 +42,16 @@ def test_originals_from_folder(tmp_path):
     assert fox.metadata["category"] == "animals"
 
 
+def test_file_names_with_outer_spaces_give_ids_a_manifest_keeps(tmp_path):
+    images = tmp_path / "images"
+    _picture(images / " red fox .png", 1)
+    _picture(images / "red fox.png", 2)  # the same id once stripped: the first one is kept
+    _picture(images / "owl.png", 3)
+    manifest = load_manifest(originals_from_folder(images, tmp_path / "out"))
+    assert not manifest.errors
+    assert sorted(manifest.by_id()) == ["owl", "red fox"]
+
+
 def test_folder_command_adds_stand_ins(tmp_path, capsys):
     images = tmp_path / "images"
     for k, name in enumerate(["cat", "dog", "owl"]):
