@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from artsim.errors import ImageError
 from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.predict import predict_image_features
 from artsim.model.towers import TinyImageTower
@@ -39,3 +40,15 @@ def test_repeated_two_process_embeddings_all_finish(synthetic_manifest):
     for _ in range(8):
         both = predict_image_features(tower, paths, devices=2, accelerator="cpu")
         np.testing.assert_allclose(both, single, rtol=1e-5, atol=1e-6)
+
+
+def test_a_worker_stopped_by_an_unreadable_image_gives_one_line_not_a_traceback(
+    synthetic_manifest, tmp_path
+):
+    paths = sorted((synthetic_manifest.parent / "images").glob("*.png"))[:5]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    paths.insert(1, bad)  # the second process's first image
+    with pytest.raises(ImageError, match=r"bad\.png: not an image") as raised:
+        predict_image_features(TinyImageTower(), paths, devices=2, accelerator="cpu")
+    assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value)

@@ -12,6 +12,7 @@ their input index, so repeats fall away and the order is the input's.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +24,34 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.strategies import DDPStrategy
 from safetensors.numpy import load_file, save_file
+from torch.multiprocessing import ProcessRaisedException
 from torch.utils.data import DataLoader, Dataset
 
+from artsim import errors
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.towers import ImageTower
 
 MERGED = "features.safetensors"
+# the last line of a worker's traceback when it stopped on one of artsim's user errors
+_USER_ERROR_LINE = re.compile(r"^artsim\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def worker_user_error(error: BaseException) -> errors.UserError | None:
+    """The user error (an unreadable image, say) that stopped a spawned worker, rebuilt in the
+    calling process from the traceback text the worker sent back; None for any other failure.
+
+    A worker's exception reaches the caller only as text (``ProcessRaisedException``), so
+    without this the one-line message of an :class:`~artsim.errors.ImageError` would come back
+    as a traceback.
+    """
+    found = _USER_ERROR_LINE.findall(str(error))
+    if not found:
+        return None
+    name, message = found[-1]
+    kind = getattr(errors, name, None)
+    if not (isinstance(kind, type) and issubclass(kind, errors.UserError)):
+        return None
+    return kind(message)
 
 
 class _ImageSet(Dataset):
@@ -129,5 +152,11 @@ def predict_image_features(
             enable_model_summary=False,
         )
         loader = DataLoader(_ImageSet(paths, tower, max_pixels), batch_size=batch_size)
-        trainer.predict(_TowerPredictor(tower), loader, return_predictions=False)
+        try:
+            trainer.predict(_TowerPredictor(tower), loader, return_predictions=False)
+        except ProcessRaisedException as error:
+            user_error = worker_user_error(error)
+            if user_error is None:
+                raise
+            raise user_error from None
         return load_file(str(Path(folder) / MERGED))["features"]
