@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -106,7 +108,9 @@ def test_a_model_saved_before_the_blend_still_loads(tmp_path):
     assert loaded.output_dim == 6 and not loaded.config.blended
 
 
-def _fold(trained_good: bool, frozen_good: bool, groups: int = 12, seed: int = 0) -> SelectionSet:
+def _fold(
+    trained_good: bool, frozen_good: bool, groups: int = 12, seed: int = 0, captions: bool = True
+) -> SelectionSet:
     """Originals and two copies per group; the good side maps copies onto their original."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(groups, 8))
@@ -114,7 +118,8 @@ def _fold(trained_good: bool, frozen_good: bool, groups: int = 12, seed: int = 0
     for g in range(groups):
         for k in range(3):
             role = "original" if k == 0 else "generated"
-            items.append(Item(f"g{g}-{k}", f"g{g}", role, f"g{g}-{k}.png", text=f"text {g}"))
+            text = f"text {g}" if captions else ""
+            items.append(Item(f"g{g}-{k}", f"g{g}", role, f"g{g}-{k}.png", text=text))
             rows.append(g)
     rows = np.asarray(rows)
 
@@ -229,3 +234,19 @@ def test_one_query_lost_among_thousands_does_not_refuse_a_weight():
     worse[0][np.nonzero(worse[0] == 1.0)[0][:40]] = 0.0
     below = _significantly_below({0.0: frozen, KEEP_CROSS: worse})
     assert below[KEEP_CROSS] == [True, False]
+
+
+def test_a_fold_without_captions_does_not_switch_the_text_blend_off():
+    # the second source has no text at all: it says nothing about the text weights, and the
+    # first fold, where the trained text heads are far better, decides
+    helpful = _fold(True, False, seed=0)
+    captionless = _fold(True, False, seed=1, captions=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" either
+        chosen = select_blend([helpful, captionless])
+    assert chosen["fold_queries"]["text"] == [24, 0]
+    assert chosen["text_blend"] > 0.5
+    assert np.isnan(chosen["scores"]["text"]["0"][1])  # the fold's figures stay visible as NaN
+    # no fold with text queries at all: the same as no fold, the smallest trained part
+    nothing = select_blend([_fold(True, False, seed=0, captions=False), captionless])
+    assert nothing["text_blend"] == KEEP_CROSS and nothing["image_blend"] > 0.5

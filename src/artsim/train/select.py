@@ -160,6 +160,24 @@ def _significantly_below(hits: dict[float, list[np.ndarray]]) -> dict[float, lis
     }
 
 
+def _choose_on_folds(
+    scores: dict[float, list[float]], counts: list[int], hits: dict[float, list[np.ndarray]]
+) -> float:
+    """:func:`_choose` on the folds that have queries for the task. A fold without (a source
+    without captions, for the text task) says nothing about the weights; left in, its NaN
+    scores would refuse every weight. With no such fold, :data:`KEEP_CROSS`, as for a corpus
+    without folds."""
+    keep = [fold for fold, count in enumerate(counts) if count > 0]
+    if not keep:
+        return KEEP_CROSS
+
+    def kept(values: list) -> list:
+        return [values[fold] for fold in keep]
+
+    below = _significantly_below({w: kept(per_fold) for w, per_fold in hits.items()})
+    return _choose({w: kept(v) for w, v in scores.items()}, kept(counts), below)
+
+
 def select_blend(sets: Sequence[SelectionSet]) -> dict:
     """Image and text blend weights, then the fused image weight, chosen on ``sets``.
 
@@ -185,8 +203,8 @@ def select_blend(sets: Sequence[SelectionSet]) -> dict:
     image_scores, text_scores = means(image_hits), means(text_hits)
     image_counts = [fold.query_count() for fold in sets]
     text_counts = [fold.query_count(need_text=True) for fold in sets]
-    image_blend = _choose(image_scores, image_counts, _significantly_below(image_hits))
-    text_blend = _choose(text_scores, text_counts, _significantly_below(text_hits))
+    image_blend = _choose_on_folds(image_scores, image_counts, image_hits)
+    text_blend = _choose_on_folds(text_scores, text_counts, text_hits)
     fused_scores: dict[float, list[float]] = {}
     for weight in FUSED_GRID:
         fused_scores[weight] = []
