@@ -110,6 +110,19 @@ def test_upload_ids_with_outer_whitespace_are_refused_not_changed(writable: Test
     assert writable.get("/originals/x").status_code == 404
 
 
+@pytest.mark.parametrize("group", ["", "   ", None])
+def test_an_upload_with_a_blank_group_is_its_own_group(writable: TestClient, group):
+    # a blank group is no group: the original stands alone, as when none is given (a group of
+    # spaces used to be stripped to "", an empty group that manifests refuse)
+    data = {"id": "alone"} if group is None else {"id": "alone", "group": group}
+    answer = writable.post(
+        "/originals", files={"image": ("a.png", png_bytes(40, seed=1))}, data=data, headers=AUTH
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["group"] == "alone"
+    assert writable.get("/originals/alone").json()["group"] == "alone"
+
+
 def test_an_upload_with_a_plain_odd_id_round_trips(writable: TestClient):
     item_id = 'Ünïcode, "quoted" id.v2'
     answer = writable.post(

@@ -67,7 +67,7 @@ def originals_router(service: Service) -> APIRouter:
             raise ApiError(400, "an original needs an image")
         record = OriginalRecord(
             id=item_id,
-            group=(group or item_id).strip(),
+            group=(group or "").strip() or item_id,  # a blank group is no group
             title=title,
             artist=artist,
             caption=caption,
