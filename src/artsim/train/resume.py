@@ -109,6 +109,8 @@ def nothing_to_resume(out: Path, saved: TrainConfig | None, wanted: TrainConfig)
     options are asked of a run that stopped early: no resume continues it."""
     summary = finished_summary(out)
     if summary is None:
+        if saved is not None:
+            _refuse_changes_after_an_early_stop(out, saved, wanted)
         return None
     changes = changed_options(saved, wanted) if saved is not None else []
     stages = summary.get("stages") or [{}]
@@ -125,3 +127,26 @@ def nothing_to_resume(out: Path, saved: TrainConfig | None, wanted: TrainConfig)
             f"options ({_listed(changes)}); train a new run (another --out, or --overwrite)"
         )
     return None
+
+
+def _refuse_changes_after_an_early_stop(out: Path, saved: TrainConfig, wanted: TrainConfig) -> None:
+    """A run stopped before its summary whose every stage had ended, the last one early: its
+    stages are never fitted again, so changed options would train nothing; refused in one line
+    as for a finished run (a resume without changes writes the summary)."""
+    changes = changed_options(saved, wanted)
+    checkpoints = out / runfolder.CHECKPOINTS_DIR
+    stages = [("heads", checkpoints / "heads.done")]
+    if saved.finetune_epochs > 0:
+        stages.append(("finetune", checkpoints / "finetune" / "finetune.done"))
+    if not changes or not all(marker.is_file() for _, marker in stages):
+        return
+    from artsim.train.stage import read_marker  # Lightning only where a run is resumed
+
+    name, marker = stages[-1]
+    reason, _ = read_marker(marker, out, name)
+    if reason == "early_stopping":
+        raise UserError(
+            f"{out}: the run stopped early (its {name} stage, before the summary was written): "
+            f"a resume cannot continue it under other options ({_listed(changes)}); resume it "
+            "without changes to finish it, or train a new run (another --out, or --overwrite)"
+        )
