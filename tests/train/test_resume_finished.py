@@ -60,10 +60,16 @@ def test_resuming_an_early_stopped_run_changes_nothing(
     assert _snapshot(out) == before
 
 
+@pytest.mark.parametrize("written_up", [True, False], ids=["finished", "before-summary"])
 def test_an_early_stopped_run_is_not_continued_under_other_options(
-    training_manifest, feature_cache, tiny_args, tmp_path, capsys
+    training_manifest, feature_cache, tiny_args, tmp_path, capsys, written_up
 ):
     out, args = _early_stopped_run(training_manifest, feature_cache, tiny_args, tmp_path)
+    if not written_up:
+        # stopped after its stage ended early but before the summary: more epochs would train
+        # nothing (the stage is never fitted again), so they are refused as for a finished run
+        for name in ("summary.json", "model.json", "model.safetensors"):
+            (out / name).unlink()
     before = _snapshot(out)
     capsys.readouterr()
     assert main([*args, "--max-epochs", "20", "--resume-with-changes"]) == 2
@@ -72,6 +78,10 @@ def test_an_early_stopped_run_is_not_continued_under_other_options(
     assert len(lines) == 1 and "stopped early" in lines[0] and "max_epochs 10 -> 20" in lines[0]
     assert "Traceback" not in error
     assert _snapshot(out) == before
+    if not written_up:  # without changes the resume finishes it, with no further epoch
+        rows = read_metrics(out / "metrics.jsonl")
+        assert main([*args, "--resume"]) == 0
+        assert read_metrics(out / "metrics.jsonl") == rows and (out / "summary.json").is_file()
 
 
 def test_resuming_a_run_that_reached_max_epochs_changes_nothing(
@@ -105,25 +115,3 @@ def test_a_run_stopped_early_but_not_written_up_trains_no_further_epoch(
     resumed = json.loads((out / "summary.json").read_text())
     for key in ("epochs_completed", "stop_reason", "best_epoch", "best_val_loss", "stages"):
         assert resumed[key] == summary[key], key
-
-
-def test_an_early_stopped_run_not_written_up_is_not_continued_under_other_options(
-    training_manifest, feature_cache, tiny_args, tmp_path, capsys
-):
-    # stopped after its stage ended early but before the summary: more epochs would train
-    # nothing (the stage is never fitted again), so they are refused as for a finished run
-    out, args = _early_stopped_run(training_manifest, feature_cache, tiny_args, tmp_path)
-    for name in ("summary.json", "model.json", "model.safetensors"):
-        (out / name).unlink()
-    before = _snapshot(out)
-    capsys.readouterr()
-    assert main([*args, "--max-epochs", "20", "--resume-with-changes"]) == 2
-    error = capsys.readouterr().err
-    lines = [line for line in error.splitlines() if line.strip()]
-    assert len(lines) == 1 and "stopped early" in lines[0] and "max_epochs 10 -> 20" in lines[0]
-    assert "Traceback" not in error
-    assert _snapshot(out) == before
-    # without changes the resume finishes it: summary and model written, no further epoch
-    rows = read_metrics(out / "metrics.jsonl")
-    assert main([*args, "--resume"]) == 0
-    assert read_metrics(out / "metrics.jsonl") == rows and (out / "summary.json").is_file()
