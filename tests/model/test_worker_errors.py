@@ -29,3 +29,13 @@ def test_other_failures_in_a_worker_are_not_turned_into_user_errors():
     assert (
         worker_user_error(raised_in_worker("artsim.errors.annotations: not an error class")) is None
     )
+
+
+def test_only_the_final_exception_of_a_worker_counts():
+    # a user error handled in the worker, then a real failure while handling it: not a user error
+    chained = raised_in_worker(
+        "artsim.errors.ImageError: a.png: truncated\n\nDuring handling of the above exception, "
+        'another exception occurred:\n\nTraceback (most recent call last):\n  File "y.py", '
+        "line 2, in h\nRuntimeError: gloo: connection reset"
+    )
+    assert worker_user_error(chained) is None

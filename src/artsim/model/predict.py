@@ -33,7 +33,7 @@ from artsim.model.towers import ImageTower
 
 MERGED = "features.safetensors"
 # the last line of a worker's traceback when it stopped on one of artsim's user errors
-_USER_ERROR_LINE = re.compile(r"^artsim\.errors\.(\w+): (.+)$", re.MULTILINE)
+_USER_ERROR_LINE = re.compile(r"artsim\.errors\.(\w+): (.+)")
 
 
 def worker_user_error(error: BaseException) -> errors.UserError | None:
@@ -44,10 +44,11 @@ def worker_user_error(error: BaseException) -> errors.UserError | None:
     without this the one-line message of an :class:`~artsim.errors.ImageError` would come back
     as a traceback.
     """
-    found = _USER_ERROR_LINE.findall(str(error))
-    if not found:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    found = _USER_ERROR_LINE.fullmatch(lines[-1].strip()) if lines else None
+    if found is None:  # the worker's final exception was not one of artsim's
         return None
-    name, message = found[-1]
+    name, message = found.groups()
     kind = getattr(errors, name, None)
     if not (isinstance(kind, type) and issubclass(kind, errors.UserError)):
         return None
