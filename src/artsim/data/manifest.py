@@ -1,11 +1,11 @@
 """Read, check and write manifests: a data set's table of original and generated works.
 
 A manifest is a CSV (with a header), JSONL (one object per line) or Parquet file, chosen by its
-suffix (:mod:`artsim.data.formats` reads and writes them). Columns: ``id`` (unique), ``group`` (the original work), ``role`` (``original`` or
-``generated``), ``image`` (path relative to the manifest's folder), ``text`` (may be empty),
-``lang``, ``artist``, ``title``, ``source`` (optional). Extra columns become ``Item.metadata``
-(empty values are dropped). Ids are kept exactly: an id with leading or trailing whitespace skips
-its row (the other cells are stripped).
+suffix (:mod:`artsim.data.formats` reads and writes them). Columns: ``id`` (unique), ``group`` (the
+original work), ``role`` (``original`` or ``generated``), ``image`` (path relative to the manifest's
+folder), ``text`` (may be empty), ``lang``, ``artist``, ``title``, ``source`` (optional). Extra
+columns become ``Item.metadata`` (empty values are dropped). Ids are kept exactly: an id with
+leading or trailing whitespace skips its row (the other cells are stripped).
 
 Problems with the whole file raise :class:`~artsim.errors.DataError`. Problems with one row are
 recorded as a :class:`~artsim.data.items.Problem` and the row is skipped, so one bad row never stops

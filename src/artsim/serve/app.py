@@ -18,10 +18,11 @@ Bounded work per request:
 * texts (``text``, ``text_a``, ``text_b``) are cut to their first ``max_text_chars`` characters
   (default :data:`MAX_TEXT_CHARS`) before any model work, whatever the body's encoding; the
   response's ``truncated`` list names each field that was cut, with its given and used length;
-* decoding is admitted by a pixel budget (:class:`~artsim.serve.limits.PixelBudget`, from the
-  image header, before any pixel is decoded), first come first served, and runs inside the model
-  slots; a request that waits over ``admission_timeout`` seconds for it is answered 503 (busy,
-  with ``Retry-After``); images whose longest side is over :data:`WORKING_SIDE` are decoded at reduced size (JPEG draft mode) and shrunk before conversion.
+* decoding is admitted by a pixel budget (:class:`~artsim.serve.limits.PixelBudget`, from the image
+  header, before any pixel is decoded), first come first served, and runs inside the model slots; a
+  request that waits over ``admission_timeout`` seconds for it is answered 503 (busy, with
+  ``Retry-After``); images whose longest side is over :data:`WORKING_SIDE` are decoded at reduced
+  size (JPEG draft mode) and shrunk before conversion.
 
 Responses name no server paths (an original's ``image_path`` stays inside the index).
 

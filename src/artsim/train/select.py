@@ -2,13 +2,14 @@
 
 The in-corpus validation shares source, style and transforms with training and cannot see a head
 that forgets what the frozen towers knew (issue 10). The blend weights are chosen instead on
-*leave-one-source-out* folds: heads trained without one source are scored on that source's
-groups, for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, a weight above
-0 is taken only if it is not below frozen on any fold, and among the rest the weight closest to
-frozen whose mean recall is within one standard error of the best is taken (the one-standard-error
-rule). "Below frozen" on a fold means significantly below: lower, and a paired sign test on the
-fold's queries rejects chance (one query lost among thousands is a near-tie flipped, not a loss): the folds are clip art too, so a gain smaller than their noise is not worth moving away from
-the frozen towers that generalise to other styles (BENCHMARKS.md, Generalisation).
+*leave-one-source-out* folds: heads trained without one source are scored on that source's groups,
+for every candidate weight. ``a = 0`` (frozen alone) is always a candidate, a weight above 0 is
+taken only if it is not below frozen on any fold, and among the rest the weight closest to frozen
+whose mean recall is within one standard error of the best is taken (the one-standard-error rule).
+"Below frozen" on a fold means significantly below: lower, and a paired sign test on the fold's
+queries rejects chance (one query lost among thousands is a near-tie flipped, not a loss): the folds
+are clip art too, so a gain smaller than their noise is not worth moving away from the frozen towers
+that generalise to other styles (BENCHMARKS.md, Generalisation).
 """
 
 from __future__ import annotations
