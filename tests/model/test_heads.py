@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from artsim.errors import UserError
 from artsim.model.embedder import Embedder, fuse_embeddings
@@ -123,6 +125,46 @@ def test_model_id_is_the_same_for_the_same_weights(tmp_path):
         save_model(model, tmp_path / f"save-{attempt}")
         ids.add(model_id(tmp_path / f"save-{attempt}"))
     assert len(ids) == 1, ids
+
+
+def test_model_id_changes_with_the_blend_and_loads_what_it_hashes(tmp_path):
+    """The same heads with another blend give other vectors: another id, so an index built with
+    one refuses queries from the other; the config saved with the weights is what loads."""
+    model = tiny_model(seed=0)
+    save_model(model, tmp_path / "a")
+    model.config.image_blend = 0.25
+    save_model(model, tmp_path / "b")
+    assert model_id(tmp_path / "a") != model_id(tmp_path / "b")
+    # a hand-edited card neither changes the id nor what the model computes
+    card_path = tmp_path / "b" / MODEL_CARD
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["config"]["image_blend"] = 0.9
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+    loaded, loaded_card, _ = load_model(tmp_path / "b")
+    assert loaded.config.image_blend == 0.25
+    assert loaded_card["model_id"] == model_id(tmp_path / "b") == card["model_id"]
+
+
+def test_weights_saved_without_a_config_keep_their_tensor_only_id(tmp_path):
+    """Files written before the config was stored in them keep their id (their indexes stay
+    usable) and load from the card's config."""
+    model = tiny_model(seed=0)
+    save_model(model, tmp_path / "new")
+    old = tmp_path / "old"
+    old.mkdir()
+    tensors = load_file(str(tmp_path / "new" / MODEL_WEIGHTS))
+    save_file(tensors, str(old / MODEL_WEIGHTS), metadata={"format": "artsim", "version": "1"})
+    (old / MODEL_CARD).write_text(
+        (tmp_path / "new" / MODEL_CARD).read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert model_id(old) == digest.hexdigest()[:16] != model_id(tmp_path / "new")
+    loaded, _, _ = load_model(old)
+    assert loaded.config == model.config
 
 
 def test_save_leaves_no_temporary_file(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,8 +163,16 @@ def save_model(
     for key, value in (tower_state or {}).items():
         tensors[f"image_tower.{key}"] = value.detach().cpu().contiguous()
     temporary = folder / f".{MODEL_WEIGHTS}.tmp"
+    # the config travels inside the weights file: the blend weights and towers decide the
+    # vectors as much as the tensors do, so model_id hashes it and load_model reads it from here
     save_file(
-        tensors, str(temporary), metadata={"format": "artsim", "version": str(FORMAT_VERSION)}
+        tensors,
+        str(temporary),
+        metadata={
+            "format": "artsim",
+            "version": str(FORMAT_VERSION),
+            "config": json.dumps(asdict(model.config), sort_keys=True),
+        },
     )
     temporary.replace(folder / MODEL_WEIGHTS)
     card = {
@@ -178,13 +187,18 @@ def save_model(
 
 
 def model_id(folder: str | Path) -> str:
-    """A short hash of the weights: indexes record it and refuse queries from another model.
+    """A short hash of the weights and the config saved with them (blend weights, towers): indexes
+    record it and refuse queries from another model.
 
     The tensors are hashed by sorted name (with dtype and shape), not the file's bytes: the
     same weights saved twice must keep their id, and safetensors' header order is not fixed.
+    Files saved before the config was stored in them hash their tensors only (their ids stay).
     """
     digest = hashlib.sha256()
     with safe_open(str(Path(folder, MODEL_WEIGHTS)), framework="pt") as handle:
+        config = (handle.metadata() or {}).get("config")
+        if config is not None:
+            digest.update(b"config|" + config.encode())
         for name in sorted(handle.keys()):
             tensor = handle.get_tensor(name).contiguous()
             digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
@@ -193,6 +207,12 @@ def model_id(folder: str | Path) -> str:
             raw = tensor.reshape(-1).view(torch.uint8) if tensor.numel() else None
             digest.update(raw.numpy().tobytes() if raw is not None else b"")
     return digest.hexdigest()[:16]
+
+
+def _config(raw: dict) -> ModelConfig:
+    raw = dict(raw)
+    raw["tower_versions"] = tuple(raw.get("tower_versions", ("", "")))
+    return ModelConfig(**raw)
 
 
 def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
@@ -205,9 +225,12 @@ def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
         )
     try:
         card = runfolder.read_model_card(folder)
-        raw = card["config"]
-        raw["tower_versions"] = tuple(raw.get("tower_versions", ("", "")))
-        config = ModelConfig(**raw)
+        config = _config(card["config"])  # the card must hold a whole config
+        with safe_open(str(weights), framework="pt") as handle:
+            saved = (handle.metadata() or {}).get("config")
+        if saved is not None:  # the config saved with the weights wins: model_id hashes it
+            config = _config(json.loads(saved))
+            card["config"] = asdict(config)
     except (UserError, ValueError, KeyError, TypeError) as error:
         raise UserError(f"{card_path}: not an artsim model card ({error})") from error
     tensors = load_file(str(weights))
