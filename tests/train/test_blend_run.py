@@ -109,3 +109,8 @@ def test_a_one_source_run_keeps_the_frozen_towers_and_says_why(
     _, card, _ = load_model(out)
     assert card["blend"]["image_blend"] == KEEP_CROSS == card["config"]["image_blend"]
     assert "fewer than two sources" in card["blend"]["note"]
+    # the fused weight is chosen on the validation groups: the best recall there (ties: nearest
+    # 0.5), not a fixed 0.5
+    scores = {float(w): v[0] for w, v in card["blend"]["scores"]["fused"].items()}
+    best = max(scores, key=lambda w: (scores[w], -abs(w - 0.5)))
+    assert card["config"]["fused_image_weight"] == card["blend"]["fused_image_weight"] == best

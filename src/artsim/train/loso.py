@@ -24,7 +24,13 @@ from artsim.model.heads import ModelConfig
 from artsim.train.config import TrainConfig
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.module import TripletModule
-from artsim.train.select import KEEP_CROSS, SelectionSet, group_sources, select_blend
+from artsim.train.select import (
+    KEEP_CROSS,
+    SelectionSet,
+    group_sources,
+    select_blend,
+    select_fused_weight,
+)
 
 MIN_FOLD_GROUPS = 2
 
@@ -130,6 +136,33 @@ def loso_sets(
     return sets
 
 
+def _validation_set(model, items, sides, image_features, text_features, fitter) -> SelectionSet:
+    """The run's validation groups, embedded by its heads and by the frozen towers (whitened
+    on the training originals), for the one choice that needs no unseen source."""
+    rows = np.nonzero(np.asarray(sides) == "val")[0]
+    train_rows = np.nonzero(np.asarray(sides) == "train")[0]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()  # no dropout in what is measured
+    with torch.no_grad():
+        image = torch.from_numpy(image_features[rows]).to(device)
+        text = torch.from_numpy(text_features[rows]).to(device)
+        trained_image = model.embed_image(image).cpu().numpy()
+        trained_text = model.embed_text(text).cpu().numpy()
+    model.train(was_training)
+    frozen_text = text_features[rows] / np.maximum(
+        np.linalg.norm(text_features[rows], axis=1, keepdims=True), 1e-12
+    )
+    return SelectionSet(
+        name="validation",
+        items=[items[r] for r in rows],
+        trained_image=trained_image,
+        trained_text=trained_text,
+        frozen_image=fitter(train_rows)(image_features[rows]),
+        frozen_text=frozen_text.astype(np.float32),
+    )
+
+
 def whitening_fitter(items: Sequence[Item], image_features: np.ndarray, dim: int):
     """``fitter(rows)`` -> a function that whitens features with the PCA of the originals among
     ``rows`` (unit-length output; ``dim`` 0 only normalises)."""
@@ -181,14 +214,21 @@ def choose_blend(
             }
             chosen.update(selected)
         else:
+            fused, fused_scores = select_fused_weight(
+                [_validation_set(model, items, sides, image_features, text_features, fitter)],
+                KEEP_CROSS,
+                KEEP_CROSS,
+            )
             weights = {
                 "image_blend": KEEP_CROSS,
                 "text_blend": KEEP_CROSS,
-                "fused_image_weight": 0.5,
+                "fused_image_weight": fused,
             }
+            chosen["scores"] = {"fused": {f"{w:g}": v for w, v in fused_scores.items()}}
             chosen["note"] = (
                 "fewer than two sources with groups: no fold to choose on, the frozen towers are "
-                f"kept with the smallest trained part ({KEEP_CROSS}) that keeps cross-modal search"
+                f"kept with the smallest trained part ({KEEP_CROSS}) that keeps cross-modal "
+                "search; the fused image weight is chosen on the validation groups"
             )
     for key, value in weights.items():
         setattr(model.config, key, float(value))
