@@ -8,7 +8,8 @@ those of the other half have no original in the index and must rarely be called 
 For the trained model the path is the product's (index, ``calibrate_index``, ``search_index``,
 image-only and image + prompt queries). The frozen image tower and the perceptual hash get the
 same protocol in numpy: thresholds fitted on the same calibration queries (the same drawn groups,
-the same derivatives, the same held-out gallery), then measured on the same test queries.
+the same derivatives, each a match and, without its own group, a distractor), then measured on
+the same test queries.
 
 Per scorer: the share of queries with no indexed original called derived (or copy) at the 1%
 calibrated rate, with its 95% interval; the indexed half's recall there (top-1 is the original
@@ -82,18 +83,17 @@ def trained(index: ArtIndex, embedder: Embedder, queries, indexed_groups, task: 
     return _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok))
 
 
-def baseline(similarity_of, gallery, calib, test, indexed_groups, held_out) -> dict:
-    """Fit the 1% threshold on the calibration queries (held-out groups out of the gallery),
+def baseline(similarity_of, gallery, calib, test, indexed_groups) -> dict:
+    """Fit the 1% threshold on the calibration queries as ``calibrate_index`` does (each query a
+    match against the whole indexed half and a distractor against it without its own group),
     then measure on the test queries against the whole indexed half."""
-    kept = [k for k, item in enumerate(gallery) if item.group not in held_out]
-    sim = similarity_of([q.image for q in calib], [gallery[k].image for k in kept])
+    sim = similarity_of([q.image for q in calib], [item.image for item in gallery])
     best = sim.argmax(axis=1)
     top1 = sim[np.arange(len(calib)), best]
-    correct = np.array(
-        [gallery[kept[b]].group == q.group for b, q in zip(best, calib, strict=True)]
-    )
-    is_match = np.array([q.group not in held_out for q in calib])
-    task = fit_task(top1[is_match], correct[is_match], top1[~is_match])
+    correct = np.array([gallery[b].group == q.group for b, q in zip(best, calib, strict=True)])
+    own = np.array([[item.group == q.group for item in gallery] for q in calib])
+    away = np.where(own, -np.inf, sim).max(axis=1)
+    task = fit_task(top1, correct, away)
     threshold = task.threshold(0.01)
     sim = similarity_of([q.image for q in test], [item.image for item in gallery])
     order = np.argsort(-sim, axis=1, kind="stable")[:, :10]
@@ -171,10 +171,8 @@ def main() -> None:
     index.close()
 
     # the same calibration queries for the baselines
-    matches, held_out = _draw_groups(indexed, args.sample, 0)
-    drawn = Manifest(
-        path=work / "d.csv", items=[i for i in indexed if i.group in matches | held_out]
-    )
+    drawn_groups = _draw_groups(indexed, args.sample, 0)
+    drawn = Manifest(path=work / "d.csv", items=[i for i in indexed if i.group in drawn_groups])
     calib = load_manifest(
         derive_heldout_manifest(drawn, work / "calib", per_original=1, seed=0)
     ).generated()
@@ -189,8 +187,8 @@ def main() -> None:
     def phash(queries, gallery):
         return hamming_similarity(phash_bits(queries, 50_000_000), phash_bits(gallery, 50_000_000))
 
-    result["frozen_image"] = baseline(frozen, indexed, calib, test, indexed_groups, held_out)
-    result["phash"] = baseline(phash, indexed, calib, test, indexed_groups, held_out)
+    result["frozen_image"] = baseline(frozen, indexed, calib, test, indexed_groups)
+    result["phash"] = baseline(phash, indexed, calib, test, indexed_groups)
     result["seconds"] = round(time.perf_counter() - started, 1)
     (work / "result.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     for label, figures in (

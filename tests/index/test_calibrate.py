@@ -55,7 +55,8 @@ def test_done_when_false_derived_share_stays_within_the_calibrated_rate(
 
     saved = json.loads((out / "index.json").read_text("utf-8"))["calibration"]
     about = saved["about"]
-    assert about["on"]["match_queries"] == about["on"]["distractor_queries"] == 10
+    # every drawn group gives a match query and, without its own group, a distractor query
+    assert about["on"]["match_queries"] == about["on"]["distractor_queries"] == 20
     assert set(saved["tasks"]) <= {"image", "text", "fused"} and "image" in saved["tasks"]
     measured = about["measured"]["image"]["0.05"]
     assert measured["false_rate"] <= 0.05 and 0.0 <= measured["recall"] <= 1.0
@@ -98,10 +99,11 @@ def test_calibrate_command_and_info(collection, tiny_run, tmp_path, capsys):
     build_index(tiny_run, indexed, out).close()
     assert index_main(["calibrate", "--index", str(out), "--sample", "8"]) == 0
     said = capsys.readouterr().err
-    assert "calibration: 4 derivatives of indexed originals and 4 of originals left out" in said
+    assert "calibration: 8 derivatives of indexed originals, each searched with its" in said
+    assert "one of 8 distractor queries, without its own group" in said
     assert index_main(["info", "--index", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "calibration: 4 derivatives" in printed and "image: 0.1%" in printed
+    assert "calibration: 8 derivatives" in printed and "image: 0.1%" in printed
     # too small a collection is one clear line
     tiny = _half(Manifest(path=collection.path, items=collection.items[:6]), tmp_path, 0)
     small = tmp_path / "small"

@@ -122,8 +122,9 @@ def calibration_lines(raw: dict) -> list[str]:
     about = raw.get("about", {})
     on = about.get("on", {})
     lines = [
-        f"calibration: {on.get('match_queries', '?')} derivatives of indexed originals and "
-        f"{on.get('distractor_queries', '?')} of originals left out of the gallery "
+        f"calibration: {on.get('match_queries', '?')} derivatives of indexed originals, each "
+        f"searched with its original and, as one of {on.get('distractor_queries', '?')} "
+        "distractor queries, without its own group "
         f"({on.get('originals_in_index', '?')} originals, seed {on.get('seed', '?')}, "
         f"{about.get('seconds', '?')} s); 'derived' at a {raw.get('rate', 0):.1%} false rate"
     ]

@@ -42,8 +42,9 @@ WORDS: dict[str, dict[str, str]] = {
         ),
         "calibration_index": (
             "The search index {index} is calibrated on its own collection: {matches} "
-            "derivatives of indexed originals and {distractors} of originals left out of the "
-            "gallery (evaluation-only transform family, seed {seed}). Verdicts there come from "
+            "derivatives of indexed originals, each searched against the whole index and, as "
+            "one of {distractors} distractor queries, without its own group (leave one group "
+            "out; evaluation-only transform family, seed {seed}). Verdicts there come from "
             "these thresholds."
         ),
         "confusion": "Grades of the calibration queries ({where}), by what each query is:",
@@ -91,8 +92,9 @@ WORDS: dict[str, dict[str, str]] = {
         ),
         "calibration_index": (
             "El índice de búsqueda {index} está calibrado en su propia colección: {matches} "
-            "derivadas de originales indexados y {distractors} de originales dejados fuera de la "
-            "galería (familia de transformaciones solo de evaluación, semilla {seed}). Los "
+            "derivadas de originales indexados, cada una buscada en todo el índice y, como una "
+            "de {distractors} consultas distractoras, sin su propio grupo (se deja fuera un "
+            "grupo; familia de transformaciones solo de evaluación, semilla {seed}). Los "
             "veredictos salen de esos umbrales."
         ),
         "confusion": "Veredictos de las consultas de calibración ({where}), según lo que es cada "
