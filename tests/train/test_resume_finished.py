@@ -115,3 +115,23 @@ def test_a_run_stopped_early_but_not_written_up_trains_no_further_epoch(
     resumed = json.loads((out / "summary.json").read_text())
     for key in ("epochs_completed", "stop_reason", "best_epoch", "best_val_loss", "stages"):
         assert resumed[key] == summary[key], key
+
+
+def test_a_stage_marker_killed_mid_write_keeps_the_last_complete_one(tmp_path, monkeypatch):
+    """The marker tells a resume how a stage ended; a write cut short (kill, full disk) must
+    leave the previous marker whole, not half a record that reads as another stop reason."""
+    from artsim.train.stage import read_marker, write_marker
+
+    marker = tmp_path / "heads.done"
+    write_marker(marker, "early_stopping", 0.25)
+    real_write = Path.write_text
+
+    def cut_short(self, text, *args, **kwargs):
+        real_write(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(Path, "write_text", cut_short)
+    with pytest.raises(OSError, match="killed mid-write"):
+        write_marker(marker, "max_epochs", 0.5)
+    monkeypatch.undo()
+    assert read_marker(marker, tmp_path) == ("early_stopping", 0.25)

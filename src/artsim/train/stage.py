@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from artsim.progress import Reporter, or_silent
-from artsim.runfolder import metrics_path, read_metrics
+from artsim.runfolder import metrics_path, read_metrics, write_text_atomic
 from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
 from artsim.train.config import TrainConfig
 from artsim.train.module import NonFiniteLossError
@@ -126,9 +126,7 @@ class Stage:
         return self.folder / f"{self.name}.done"
 
     def mark_done(self) -> None:
-        best = self.best_score()
-        record = {"reason": self.reason, "best_val_loss": best if math.isfinite(best) else None}
-        self.marker.write_text(json.dumps(record) + "\n", encoding="utf-8")
+        write_marker(self.marker, self.reason, self.best_score())
 
     def ended_before(self, resume: bool, followed: bool) -> bool:
         """On a resume, take a stage that had ended from its marker instead of fitting it again.
@@ -200,6 +198,13 @@ class Stage:
 
 def is_finite_number(value: object) -> bool:
     return isinstance(value, float | int) and math.isfinite(value)
+
+
+def write_marker(marker: Path, reason: str, best: float) -> Path:
+    """A stage's stop reason and best validation loss, written atomically: a kill mid-write
+    leaves the marker as it was (or absent), never a garbled reason that a resume would trust."""
+    record = {"reason": reason, "best_val_loss": best if math.isfinite(best) else None}
+    return write_text_atomic(marker, json.dumps(record) + "\n")
 
 
 def read_marker(marker: Path, out: Path, stage: str = "heads") -> tuple[str, float | None]:
