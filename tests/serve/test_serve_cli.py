@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -22,3 +23,22 @@ def test_a_taken_port_is_one_line_before_anything_is_served(built_index: Path, c
     assert len(lines) == 1, output
     assert f"cannot listen on 127.0.0.1:{port}" in lines[0] and "--port" in lines[0]
     assert "Traceback" not in output
+
+
+def test_admission_timeout_option_reaches_the_service(built_index: Path, monkeypatch):
+    """--admission-timeout is how long a request waits for its turn to decode images; the
+    service built by the command gets it (the server itself is not started here)."""
+    import artsim.cli.serve as serve_cli
+    from artsim.serve.limits import ADMISSION_TIMEOUT
+
+    seen = []
+
+    def fake_create_app(index, **options):
+        seen.append(options["admission_timeout"])
+        raise SystemExit(0)  # stop before uvicorn starts
+
+    monkeypatch.setattr(serve_cli, "create_app", fake_create_app)
+    for args, expected in ((["--admission-timeout", "5"], 5.0), ([], ADMISSION_TIMEOUT)):
+        with contextlib.suppress(SystemExit):
+            main(["--index", str(built_index), "--port", "0", *args])
+        assert seen[-1] == expected

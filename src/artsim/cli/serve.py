@@ -12,6 +12,7 @@ import typer
 from artsim.cli.commands import RunOfIndexOption, err_console, run_app
 from artsim.errors import UserError
 from artsim.serve.app import MAX_TEXT_CHARS, create_app
+from artsim.serve.limits import ADMISSION_TIMEOUT
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -57,6 +58,15 @@ def serve_command(
             "--max-text-chars", min=1, help="Texts are cut to this many characters (then said so)."
         ),
     ] = MAX_TEXT_CHARS,
+    admission_timeout: Annotated[
+        float,
+        typer.Option(
+            "--admission-timeout",
+            min=0.1,
+            help="Seconds a request may wait for its turn to decode images (then a 503 with "
+            "Retry-After).",
+        ),
+    ] = ADMISSION_TIMEOUT,
 ) -> None:
     """Serve search, score and the web page for an index (docs at /docs)."""
     import uvicorn
@@ -73,6 +83,7 @@ def serve_command(
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
             run=run,
             max_text_chars=max_text_chars,
+            admission_timeout=admission_timeout,
         )
         port = sock.getsockname()[1]
         mode = "read-write (token required)" if token else "read-only"
