@@ -161,3 +161,20 @@ def test_binomial_interval_known_values():
     assert low == pytest.approx(0.1871, abs=1e-4) and high == pytest.approx(0.8129, abs=1e-4)
     low, high = binomial_interval(10, 10)
     assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 10), abs=1e-4)
+
+
+def test_thresholds_with_confidence_let_through_only_what_the_bound_allows():
+    # 300 distinct distractor scores: the plain 1% threshold lets 3 reach it (1% on average); at
+    # 95% confidence none may (0 of 300 bounds the rate at 0.99%; 1 of 300 only at 1.57%)
+    from artsim.eval.openset import binomial_interval, bounded_count, open_set_threshold
+
+    scores = np.linspace(0.0, 1.0, 300)
+    assert int((scores >= open_set_threshold(scores, 0.01)).sum()) == 3
+    assert int((scores >= open_set_threshold(scores, 0.01, confidence=0.95)).sum()) == 0
+    for rate in (0.01, 0.05, 0.25):
+        allowed = int((scores >= open_set_threshold(scores, rate, confidence=0.95)).sum())
+        assert allowed == bounded_count(300, rate, 0.95)
+        # the largest count whose one-sided 95% upper bound is still within the rate
+        assert allowed == 0 or binomial_interval(allowed, 300, 0.90)[1] <= rate
+        assert binomial_interval(allowed + 1, 300, 0.90)[1] > rate
+    assert bounded_count(300, 0.05, 0.95) == 8 and bounded_count(600, 0.01, 0.95) == 1

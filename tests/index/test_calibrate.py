@@ -138,3 +138,23 @@ def test_build_keeps_an_index_too_small_to_calibrate(collection, tiny_run, tmp_p
     err = capsys.readouterr().err
     assert "verdicts not calibrated" in err and "at least 4 groups" in err
     assert ArtIndex.open(out, read_only=True).count() == 3
+
+
+def test_thresholds_bounded_with_confidence_are_never_below_the_average_ones(
+    collection, tiny_run, tmp_path
+):
+    indexed = _half(collection, tmp_path, 0)
+    out = tmp_path / "index"
+    build_index(tiny_run, indexed, out).close()
+    index = ArtIndex.open(out)
+    embedder = Embedder.from_run(tiny_run, cache_dir=False)
+    plain = calibrate_index(index, embedder, sample=20, seed=1)
+    bounded = calibrate_index(index, embedder, sample=20, seed=1, confidence=0.95)
+    index.close()
+    saved = json.loads((out / "index.json").read_text("utf-8"))["calibration"]["about"]
+    assert saved["on"]["confidence"] == 0.95 and "95% confidence" in saved["how"]
+    for rate in (0.05, 0.25):
+        assert bounded.tasks["image"].threshold(rate) >= plain.tasks["image"].threshold(rate)
+    # 20 distractors cannot bound a 5% rate even with none through: above all of them
+    measured = saved["measured"]["image"]["0.05"]
+    assert measured["false_rate"] == 0.0

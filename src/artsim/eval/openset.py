@@ -210,16 +210,36 @@ def cross_fit(
     )
 
 
-def open_set_threshold(distractor_top1, rate: float) -> float:
+def bounded_count(n: int, rate: float, confidence: float) -> int:
+    """The most of ``n`` distractors that may reach a threshold while the exact one-sided upper
+    bound (at ``confidence``) of the rate they stand for stays at or below ``rate``; 0 when even
+    none would not bound it that low (then the bound says how far it is).
+
+    >>> bounded_count(300, 0.01, 0.95), bounded_count(300, 0.05, 0.95), bounded_count(50, 0.01, 0.95)
+    (0, 8, 0)
+    """
+    allowed = math.floor(rate * n + 1e-9)
+    two_sided = 2.0 * confidence - 1.0  # its upper end is the one-sided bound at ``confidence``
+    while allowed > 0 and binomial_interval(allowed, n, two_sided)[1] > rate:
+        allowed -= 1
+    return allowed
+
+
+def open_set_threshold(distractor_top1, rate: float, confidence: float | None = None) -> float:
     """The lowest threshold that at most ``rate`` of the distractor top-1 scores reach.
 
-    When no threshold allows so few (ties at the top, or fewer than ``1 / rate`` distractors
-    with one scoring high), the threshold sits just above the highest distractor.
+    With ``confidence`` (say 0.95), fewer may reach it: as many as keep the exact one-sided upper
+    bound of the rate at or below ``rate`` (:func:`bounded_count`), so the rate holds for new
+    distractors with that confidence, not only on average. When no threshold allows so few
+    (ties at the top, or too few distractors), the threshold sits just above the highest one.
     """
     values = np.sort(np.asarray(distractor_top1, dtype=np.float64))
     if len(values) == 0:
         return float("nan")
-    allowed = math.floor(rate * len(values) + 1e-9)  # how many may reach the threshold
+    if confidence is None:
+        allowed = math.floor(rate * len(values) + 1e-9)  # how many may reach the threshold
+    else:
+        allowed = bounded_count(len(values), rate, confidence)
     if allowed == 0:
         return float(values[-1]) + ABOVE
     candidate = values[len(values) - allowed]
@@ -238,8 +258,10 @@ def open_set_thresholds(
     match_correct,
     distractor_top1,
     rates: Sequence[float] = OPEN_SET_RATES,
+    confidence: float | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Per rate: the threshold, the share of distractor queries reaching it (``false_rate``),
+    """Per rate: the threshold (:func:`open_set_threshold`, ``confidence`` passed on), the share
+    of distractor queries reaching it (``false_rate``),
     and for queries whose original is indexed the share whose top-1 is their original and reaches
     it (``recall``) or is another original and reaches it (``wrong``).
 
@@ -251,7 +273,7 @@ def open_set_thresholds(
     distractor_top1 = np.asarray(distractor_top1, dtype=np.float64)
     out = {}
     for rate in rates:
-        threshold = open_set_threshold(distractor_top1, rate)
+        threshold = open_set_threshold(distractor_top1, rate, confidence)
         reached = match_top1 >= threshold
         n = len(match_top1)
         out[f"{rate:g}"] = {

@@ -176,8 +176,11 @@ def fit_task(
     match_correct: np.ndarray,
     distractor_top1: np.ndarray,
     rates=(*OPEN_SET_RATES, RELATED_RATE),
+    confidence: float | None = None,
 ) -> TaskCalibration:
-    """Thresholds and the probability table of one task from its calibration queries.
+    """Thresholds and the probability table of one task from its calibration queries
+    (``confidence``: thresholds whose rates hold with it, see
+    :func:`artsim.eval.openset.open_set_threshold`).
 
     The probability is fitted with distractor queries weighted to count as much, together, as
     the matched ones: it reads "with even odds that the original is indexed".
@@ -185,7 +188,9 @@ def fit_task(
     match_top1 = np.asarray(match_top1, dtype=np.float64)
     match_correct = np.asarray(match_correct, dtype=bool)
     distractor_top1 = np.asarray(distractor_top1, dtype=np.float64)
-    thresholds = open_set_thresholds(match_top1, match_correct, distractor_top1, rates)
+    thresholds = open_set_thresholds(
+        match_top1, match_correct, distractor_top1, rates, confidence=confidence
+    )
     # weighted so both kinds of query count alike, whatever their numbers
     n_m, n_d = len(match_top1), len(distractor_top1)
     if n_m and n_d:
