@@ -128,6 +128,15 @@ def compute_image_features(
         {key: index for index, key in enumerate(keys) if not (cache and key in cache)}.items()
     )
     computed: dict[str, np.ndarray] = {}
+
+    def keep(batch_keys: list[str], features: np.ndarray) -> None:
+        """Cache and collect computed rows, then report them."""
+        if cache is not None:
+            cache.put(batch_keys, features)
+        computed.update(zip(batch_keys, features, strict=True))
+        if progress:
+            progress(len(batch_keys))
+
     if batch_size is None:
         # On CPU small batches are faster: large activation buffers, freed and allocated again
         # every batch, cost more in page faults than batching saves (BENCHMARKS.md, Training).
@@ -144,12 +153,7 @@ def compute_image_features(
             accelerator=accelerator,
             max_pixels=max_pixels,
         )
-        batch_keys = [key for key, _ in missing]
-        if cache is not None:
-            cache.put(batch_keys, features)
-        computed.update(zip(batch_keys, features, strict=True))
-        if progress:
-            progress(len(missing))
+        keep([key for key, _ in missing], features)
     elif missing:
         tower.to(device).eval()
 
@@ -161,12 +165,7 @@ def compute_image_features(
             for batch in _batched(missing, batch_size):
                 pixels = torch.stack(list(pool.map(load, [index for _, index in batch])))
                 features = tower(pixels.to(device)).float().cpu().numpy()
-                batch_keys = [key for key, _ in batch]
-                if cache is not None:
-                    cache.put(batch_keys, features)
-                computed.update(zip(batch_keys, features, strict=True))
-                if progress:
-                    progress(len(batch))
+                keep([key for key, _ in batch], features)
     if progress:
         progress(len(keys) - len(missing))  # rows read from the cache count as done
     rows = [computed.get(key) for key in keys]
