@@ -66,6 +66,19 @@ def test_every_pattern_makes_a_valid_different_image(name: str) -> None:
         assert derived.size != original.size or difference > 1.0, (name, seed)
 
 
+@pytest.mark.parametrize("size", [(45, 66), (32, 110), (105, 300), (120, 90)])
+def test_painterly_keeps_small_and_narrow_pictures(size: tuple[int, int]) -> None:
+    # cv2.stylization turned stamps this small into all-black pictures (a Tux Paint stocking of
+    # 45x66 px), which then matched a black letter "I" at 0.97
+    original = Image.new("RGB", size, (255, 255, 255))  # a stamp: one shape on a flat ground
+    ImageDraw.Draw(original).ellipse((4, 8, size[0] - 4, size[1] // 2), fill=(200, 20, 20))
+    for seed in range(12):  # every one of the four filters is drawn in 12 seeds
+        derived, _ = apply_pattern(original, "painterly", np.random.default_rng(seed))
+        pixels = np.asarray(derived.resize(original.size), float)
+        assert pixels.std() > 3.0, (size, seed)  # a pencil sketch is faint, not flat
+        assert abs(pixels.mean() - np.asarray(original, float).mean()) < 60.0, (size, seed)
+
+
 @pytest.mark.parametrize("name", PATTERN_NAMES)
 def test_patterns_are_deterministic_given_the_generator(name: str) -> None:
     original = _picture(1)
