@@ -158,3 +158,30 @@ def test_thresholds_bounded_with_confidence_are_never_below_the_average_ones(
     # 20 distractors cannot bound a 5% rate even with none through: above all of them
     measured = saved["measured"]["image"]["0.05"]
     assert measured["false_rate"] == 0.0
+
+
+def test_look_alike_originals_are_listed(collection, tiny_run, tmp_path, capsys):
+    """Two groups holding the same picture (a collection with one drawing under two names) are
+    listed as look-alikes, first, at the highest score."""
+    import shutil
+
+    from artsim.data.items import Item
+    from artsim.data.manifest import write_manifest
+
+    items = list(collection.items[:12])
+    twin = items[0]
+    copy_path = Path(twin.image).with_name("twin-copy.png")
+    shutil.copyfile(twin.image, copy_path)
+    items.append(Item(id="twin-copy", group="twin-copy", role="original", image=copy_path))
+    data = write_manifest(items, collection.path.parent / "full" / f"{tmp_path.name}-twins.csv")
+    out = tmp_path / "index"
+    build_index(tiny_run, data, out).close()
+    assert index_main(["calibrate", "--index", str(out), "--sample", "13"]) == 0
+    said = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    look = json.loads((out / "index.json").read_text("utf-8"))["calibration"]["about"]
+    look = look["look_alikes"]
+    assert look["checked"] == 13 and look["found"] >= 2
+    first_two = {(pair["original"], pair["look_alike"]) for pair in look["pairs"][:2]}
+    assert first_two == {(twin.id, "twin-copy"), ("twin-copy", twin.id)}
+    assert look["pairs"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert "look-alikes:" in said and "put each work in one group" in said

@@ -145,6 +145,17 @@ def calibration_lines(raw: dict) -> list[str]:
             f"  copy: image score >= {copy['threshold']:.3f} "
             f"({copy['recall']:.0%} of {int(copy['n'])} near-duplicates)"
         )
+    look = about.get("look_alikes") or {}
+    if look.get("found"):
+        shown = ", ".join(
+            f"{pair['original']} ~ {pair['look_alike']} {pair['score']:.2f}"
+            for pair in look["pairs"][:3]
+        )
+        lines.append(
+            f"  look-alikes: {look['found']} of {look['checked']} drawn originals reach the image "
+            f"'derived' threshold with an original of another group ({shown}): a derivative of "
+            "one is called derived from the other; put each work in one group"
+        )
     return lines
 
 
@@ -152,7 +163,10 @@ def calibration_lines(raw: dict) -> list[str]:
 def calibrate_command(
     index_path: IndexOption,
     sample: Annotated[
-        int, typer.Option("--sample", min=4, help="Groups drawn (half stay indexed).")
+        int,
+        typer.Option(
+            "--sample", min=4, help="Groups drawn; each gives a match and a distractor query."
+        ),
     ] = DEFAULT_SAMPLE,
     seed: Annotated[int, typer.Option("--seed", help="Which groups are drawn.")] = 0,
     run: RunOfIndexOption = None,

@@ -23,8 +23,16 @@ gallery up to half the size: the best unrelated score grows with the gallery, so
 out too low and fresh distractor queries were called "derived" more often than the rate said
 (8 of 150 on art4apps at the 1% rate; BENCHMARKS.md, Verdicts).
 
+The drawn originals are also searched themselves, their own group left out: one whose best match in
+another group reaches the image "derived" threshold is a *look-alike*, the same picture held
+under two names (art4apps has "bike", "bicycle" and "pedal": one drawing recoloured). A derivative
+of one is then rightly called derived from the other, and, leaving only its own group out, counts
+as a distractor that raised the thresholds. They are listed so that a curator can put each work
+in one group (BENCHMARKS.md, Verdicts).
+
 The result is written into ``index.json`` under ``calibration``: how, on what, the thresholds, the
-recall and false-verdict rate at each, and the confusion counts of the grades on these queries.
+recall and false-verdict rate at each, the confusion counts of the grades on these queries, and
+the look-alike originals found.
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ from artsim.eval.verdicts import (
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.model.embedder import Embedder
 
+LOOK_ALIKES_LISTED = 20
 # Groups drawn by default: each gives a match and a distractor query, so 300 distractor queries
 # and the 1% threshold lets about three of them through. Measured: 7 s for 80 groups of the demo,
 # 86 s for 290 groups of art4apps (2 shared cores, other jobs running).
@@ -199,6 +208,19 @@ def calibrate_index(
         figures[task] = _interval_figures(tasks[task].thresholds, int(away_found.sum()))
 
     copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
+    look_alikes = (
+        _look_alikes(
+            store,
+            embedder,
+            drawn,
+            group_of,
+            group_sizes,
+            tasks["image"].threshold(rate),
+            max_pixels,
+        )
+        if "image" in tasks
+        else None
+    )
     floor = tasks["image"].threshold(min(OPEN_SET_RATES)) if "image" in tasks else None
     calibration = OpenSetCalibration(
         model_id=index.model_id,
@@ -236,6 +258,7 @@ def calibrate_index(
         "rates": [*OPEN_SET_RATES, RELATED_RATE],
         "measured": figures,
         "confusion": confusion_counts,
+        "look_alikes": look_alikes,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -261,6 +284,34 @@ def _interval_figures(thresholds: dict, n_distractors: int) -> dict:
             "false_rate_interval": [low, high],
         }
     return out
+
+
+def _look_alikes(
+    store, embedder, drawn, group_of, group_sizes, threshold: float, max_pixels: int
+) -> dict:
+    """Drawn originals whose best image match outside their own group reaches ``threshold``
+    (the image "derived" threshold at the default rate): how many were checked, how many were
+    found, and the closest pairs."""
+    items = list(drawn)
+    try:
+        vectors = embedder.embed_images([item.image for item in items], max_pixels=max_pixels)
+    except ImageError as error:  # an original unreadable since it was indexed
+        return {"checked": 0, "found": 0, "threshold": threshold, "pairs": [], "error": str(error)}
+    _, away = _top1(store, "image", vectors, [i.group for i in items], group_of, group_sizes)
+    pairs = sorted(
+        (
+            {"original": item.id, "look_alike": hit, "score": round(float(score), 6)}
+            for item, (hit, score) in zip(items, away, strict=True)
+            if hit is not None and score >= threshold
+        ),
+        key=lambda pair: -pair["score"],
+    )
+    return {
+        "checked": len(items),
+        "found": len(pairs),
+        "threshold": threshold,
+        "pairs": pairs[:LOOK_ALIKES_LISTED],
+    }
 
 
 def _near_duplicate_scores(index, embedder, originals, matches, seed, max_pixels) -> list[float]:
