@@ -185,3 +185,10 @@ def test_look_alike_originals_are_listed(collection, tiny_run, tmp_path, capsys)
     assert first_two == {(twin.id, "twin-copy"), ("twin-copy", twin.id)}
     assert look["pairs"][0]["score"] == pytest.approx(1.0, abs=1e-4)
     assert "look-alikes:" in said and "put each work in one group" in said
+    index = ArtIndex.open(out, read_only=True)
+    try:
+        picture = __import__("PIL.Image").Image.open(twin.image).convert("RGB")
+        response = search_index(index, index.load_embedder(), image=picture, k=2).to_json()
+    finally:
+        index.close()
+    assert response["calibration"]["look_alikes"]["found"] == look["found"]  # the page says it

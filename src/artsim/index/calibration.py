@@ -54,6 +54,9 @@ class Calibration:
                 data["measured"] = measured
                 on = self.open_set.about.get("on", {})
                 data["distractor_queries"] = on.get("distractor_queries")
+            look = self.open_set.about.get("look_alikes")
+            if look:
+                data["look_alikes"] = {key: look.get(key) for key in ("checked", "found", "pairs")}
         return data
 
 

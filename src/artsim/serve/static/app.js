@@ -21,6 +21,7 @@ const TEXTS = {
     verdicts: { copy: "copy", derived: "derived", related: "related", unrelated: "unrelated", uncalibrated: "uncalibrated" },
     probability: (p) => `${p}% likely its original`,
     measured: (recall, n) => ` Measured there: ${recall}% of derivatives of indexed originals found first and called derived, against ${n} queries with no original indexed.`,
+    lookAlikes: (found, checked) => ` ${found} of ${checked} originals checked look like an original of another group (one picture under two names?): a derivative of one is called derived from the other.`,
     scoreNames: { image: "image–image", text: "prompt–caption", i2t: "image–caption", t2i: "prompt–image", fused: "fused" },
     tasks: { image: "image vs. image", text: "prompt vs. caption", fused: "image + prompt", t2i: "prompt vs. image" },
     calibrated: (t, rate, where) => `“derived” means a score ≥ ${t}: at most ${rate}% of searches whose original is not indexed get it (calibrated on ${where === "collection" ? "this collection" : "the model's calibration data"}). “copy”: the image survives almost unchanged; “related”: the prompt or subject matches, the image is not shown to come from it. The % is the calibrated probability that the result is the query's original.`,
@@ -47,6 +48,7 @@ const TEXTS = {
     verdicts: { copy: "copia", derived: "derivada", related: "relacionada", unrelated: "no relacionada", uncalibrated: "sin calibrar" },
     probability: (p) => `${p}% de probabilidad de ser su original`,
     measured: (recall, n) => ` Medido allí: el ${recall}% de las derivadas de originales indexados sale primero y como derivada, frente a ${n} consultas sin original indexado.`,
+    lookAlikes: (found, checked) => ` ${found} de ${checked} originales revisados se parecen a un original de otro grupo (¿una imagen con dos nombres?): una derivada de uno se declara derivada del otro.`,
     scoreNames: { image: "imagen–imagen", text: "texto–leyenda", i2t: "imagen–leyenda", t2i: "texto–imagen", fused: "combinada" },
     tasks: { image: "imagen frente a imagen", text: "texto frente a leyenda", fused: "imagen + texto", t2i: "texto frente a imagen" },
     calibrated: (t, rate, where) => `«derivada» significa una puntuación ≥ ${t}: como mucho el ${rate}% de las búsquedas cuyo original no está indexado la reciben (calibrado en ${where === "collection" ? "esta colección" : "los datos de calibración del modelo"}). «copia»: la imagen sobrevive casi sin cambios; «relacionada»: coincide el texto o el tema, sin pruebas de que la imagen venga de ella. El % es la probabilidad calibrada de que el resultado sea el original de la consulta.`,
@@ -116,6 +118,8 @@ function render(data) {
     cal.textContent = t("calibrated")(fmt(taskThreshold), Math.round(data.calibration.rate * 1000) / 10, data.calibration.source);
     const measured = ((data.calibration.measured || {})[data.task] || {})[String(data.calibration.rate)];
     if (measured) cal.textContent += t("measured")(Math.round(measured.recall * 100), data.calibration.distractor_queries || "?");
+    const look = data.calibration.look_alikes;
+    if (look && look.found) cal.textContent += t("lookAlikes")(look.found, look.checked);
   } else {
     cal.textContent = t("uncalibrated");
     cal.title = data.calibration.note || "";  // the server's reason, in English
