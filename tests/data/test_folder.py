@@ -45,11 +45,25 @@ def test_originals_from_folder(tmp_path):
 def test_file_names_with_outer_spaces_give_ids_a_manifest_keeps(tmp_path):
     images = tmp_path / "images"
     _picture(images / " red fox .png", 1)
-    _picture(images / "red fox.png", 2)  # the same id once stripped: the first one is kept
+    _picture(images / "red fox.png", 2)  # the same id once stripped: kept with its suffix
+    _picture(images / " red fox.png", 4)  # the same name with its suffix: the first is kept
     _picture(images / "owl.png", 3)
     manifest = load_manifest(originals_from_folder(images, tmp_path / "out"))
     assert not manifest.errors
-    assert sorted(manifest.by_id()) == ["owl", "red fox"]
+    assert sorted(manifest.by_id()) == ["owl", "red fox", "red fox.png"]
+
+
+def test_two_pictures_with_one_stem_are_both_kept(tmp_path):
+    images = tmp_path / "images"
+    _picture(images / "owl.jpg", 1)
+    _picture(images / "owl.png", 2)  # another picture, not a copy
+    _picture(images / "cat.png", 3)
+    manifest = load_manifest(originals_from_folder(images, tmp_path / "out"))
+    assert not manifest.errors
+    by_id = manifest.by_id()
+    assert sorted(by_id) == ["cat", "owl", "owl.png"]
+    assert by_id["owl"].text == by_id["owl.png"].text == "owl"
+    assert by_id["owl"].image != by_id["owl.png"].image  # both files copied, none overwritten
 
 
 def test_folder_command_adds_stand_ins(tmp_path, capsys):

@@ -102,8 +102,10 @@ def originals_from_folder(
         relative = path.relative_to(folder)
         # ids are kept exactly by manifests, which refuse leading or trailing whitespace
         item_id = "/".join(relative.with_suffix("").parts).strip()
+        if item_id in ids:  # another picture named alike (owl.png, owl.jpg): keep the suffix
+            item_id = "/".join(relative.parts).strip()
         if item_id in ids:
-            continue  # another file's name differs from this one by outer spaces only
+            continue  # the same name but for outer spaces, suffix included: one is kept
         ids.add(item_id)
         target = out_dir / "originals" / f"{item_id.replace('/', '.')}{path.suffix.lower()}"
         shutil.copyfile(path, target)
