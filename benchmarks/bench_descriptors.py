@@ -1,11 +1,23 @@
-"""Frozen image descriptors on generalisation sets: pooling and PCA-whitening (issue 10).
+"""Frozen image descriptors on generalisation sets: pooling, scales and PCA-whitening (issue 10).
 
     python benchmarks/bench_descriptors.py --train data/demo/manifest.csv \\
-        --split runs/demo/split.csv --set "heldout-val=data/heldout-val/manifest.csv" ...
+        --split runs/demo/split.csv --split-set "demo val=val" \\
+        --set "heldout-val=data/heldout-val/manifest.csv" ... \\
+        [--tower efficientnet-lite0-gem ...] [--scales 224 --scales 224+320 ...] [--dims 0,768]
 
-The whitening is fitted on the training originals (the ``train`` side of ``--split``) only. Prints
-one Markdown row per descriptor: image recall@1 (generated -> its original among all originals of
-each set). Tower features are cached as in training (``~/.cache/artsim/features``).
+The whitening is fitted on the training originals (the ``train`` side of ``--split``) only; it is
+skipped (and those features are not computed) when ``--dims`` is ``0``. Prints one Markdown row
+per descriptor: image recall@1 (generated -> its original among all originals of each set).
+
+``--tower NAME`` evaluates a registered image tower; ``--scales 224+320`` the GeM (p = 3)
+descriptor at several input sizes: the mean of the L2-normalised descriptors of single-scale
+towers (:class:`artsim.model.descriptors.DescriptorTower` with one scale each), so each size is
+extracted once and reused by every combination. Unlike ``DescriptorTower(scales=(224, 320))``,
+which resizes the 320-px tensor down with torch, each size here is resized from the file by PIL.
+Without ``--tower`` and ``--scales`` the two towers of BENCHMARKS' first table are evaluated.
+
+Tower features are cached as in training (``~/.cache/artsim/features``), so an interrupted run
+resumes; each computation reports its images per second on stderr.
 """
 
 from __future__ import annotations
@@ -13,14 +25,19 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest import Item, load_manifest
 from artsim.model.blend import fit_whitening, whiten
+from artsim.model.descriptors import DescriptorTower
 from artsim.model.features import FeatureCache, compute_image_features
-from artsim.model.towers import create_image_tower
+from artsim.model.towers import ImageTower, create_image_tower
+
+DEFAULT_TOWERS = ("efficientnet-lite0", "efficientnet-lite0-gem")
 
 
 def recall_at_1(features: np.ndarray, items) -> float:
@@ -32,35 +49,108 @@ def recall_at_1(features: np.ndarray, items) -> float:
     return float((similarity.argmax(axis=1) == correct).mean())
 
 
+def normalise(features: np.ndarray) -> np.ndarray:
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def mean_of_scales(per_scale: Sequence[np.ndarray]) -> np.ndarray:
+    """The several-scale descriptor: the mean of each scale's L2-normalised descriptor."""
+    return np.mean([normalise(np.asarray(x, dtype=np.float32)) for x in per_scale], axis=0)
+
+
+def parse_scales(spec: str) -> tuple[int, ...]:
+    """``"224+320"`` -> ``(224, 320)``; one clear error for anything else."""
+    try:
+        scales = tuple(int(part) for part in spec.split("+"))
+    except ValueError:
+        raise SystemExit(f"--scales {spec!r}: expected sizes joined by '+', e.g. 224+320") from None
+    if not scales or min(scales) < 32:
+        raise SystemExit(f"--scales {spec!r}: each size must be at least 32 px")
+    return scales
+
+
+Extractor = Callable[[list[Item]], np.ndarray]
+
+
+def tower_extractor(tower: ImageTower) -> Extractor:
+    """Cached features of one tower, reporting the images per second of what it computes."""
+    cache = FeatureCache(None, tower.version)
+
+    def features(items: list[Item]) -> np.ndarray:
+        calls: list[int] = []  # the last call counts the rows read from the cache
+        start = time.perf_counter()
+        x = compute_image_features(tower, [i.image for i in items], cache, progress=calls.append)
+        seconds, computed = time.perf_counter() - start, sum(calls[:-1])
+        if computed:
+            print(
+                f"{tower.name}: computed {computed} images in {seconds:.1f} s "
+                f"({computed / seconds:.1f} images/s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return x
+
+    return features
+
+
+def scales_extractor(scales: tuple[int, ...], single: dict[int, Extractor]) -> Extractor:
+    for size in scales:
+        if size not in single:
+            single[size] = tower_extractor(DescriptorTower(p=3.0, scales=(size,)))
+    return lambda items: mean_of_scales([single[size](items) for size in scales])
+
+
+def split_set(train_manifest: str, split_path: str, split: str) -> list[Item]:
+    with open(split_path, encoding="utf-8") as handle:
+        ids = {row["id"] for row in csv.DictReader(handle) if row["split"] == split}
+    items = [i for i in load_manifest(train_manifest).items if i.id in ids]
+    if not items:
+        raise SystemExit(f"--split-set: no row of {train_manifest} is in split {split!r}")
+    return items
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", required=True, help="training manifest (its originals)")
     parser.add_argument("--split", required=True, help="the run's split.csv (train side used)")
-    parser.add_argument("--set", action="append", required=True, help="LABEL=MANIFEST")
+    parser.add_argument("--set", action="append", default=[], help="LABEL=MANIFEST")
+    parser.add_argument(
+        "--split-set", action="append", default=[], help="LABEL=SPLIT: --train's rows in SPLIT"
+    )
+    parser.add_argument("--tower", action="append", default=[], help="registered image tower")
+    parser.add_argument("--scales", action="append", default=[], help="GeM sizes, e.g. 224+320")
     parser.add_argument("--dims", default="0,256,512,768,1024", help="whitening dimensions")
     args = parser.parse_args(argv)
-    with open(args.split, encoding="utf-8") as handle:
-        train_ids = {row["id"] for row in csv.DictReader(handle) if row["split"] == "train"}
-    training = [i for i in load_manifest(args.train).items if i.is_original and i.id in train_ids]
     sets = {label: load_manifest(path).items for label, path in (s.split("=", 1) for s in args.set)}
+    for spec in args.split_set:
+        label, split = spec.split("=", 1)
+        sets[label] = split_set(args.train, args.split, split)
+    if not sets:
+        parser.error("give at least one --set or --split-set")
+    dims = [int(d) for d in args.dims.split(",")]
+    training: list[Item] = []
+    if any(dims):
+        training = [i for i in split_set(args.train, args.split, "train") if i.is_original]
+
+    descriptors: dict[str, Extractor] = {}
+    single: dict[int, Extractor] = {}
+    towers = args.tower or ([] if args.scales else list(DEFAULT_TOWERS))
+    for name in towers:
+        descriptors[name] = tower_extractor(create_image_tower(name))
+    for spec in args.scales:
+        scales = parse_scales(spec)
+        descriptors[f"GeM {spec} px"] = scales_extractor(scales, single)
+
     print("| descriptor | " + " | ".join(sets) + " |")
     print("|---|" + "---:|" * len(sets))
-    for name in ("efficientnet-lite0", "efficientnet-lite0-gem"):
-        tower = create_image_tower(name)
-        cache = FeatureCache(None, tower.version)
-
-        def features(items, tower=tower, cache=cache):
-            return compute_image_features(tower, [i.image for i in items], cache)
-
-        fitted = features(training)
-        fitted = fitted / np.linalg.norm(fitted, axis=1, keepdims=True)
-        for dim in (int(d) for d in args.dims.split(",")):
+    for name, features in descriptors.items():
+        fitted = normalise(features(training)) if training else None
+        for dim in dims:
             if dim:
                 mean, projection = (torch.from_numpy(a) for a in fit_whitening(fitted, dim))
             cells = []
             for items in sets.values():
-                x = features(items)
-                x = torch.from_numpy(x / np.linalg.norm(x, axis=1, keepdims=True))
+                x = torch.from_numpy(normalise(features(items)))
                 x = whiten(x, mean, projection) if dim else x
                 cells.append(f"{recall_at_1(x.numpy(), items):.3f}")
             label = f"{name}" + (f", whitened {dim}" if dim else "")

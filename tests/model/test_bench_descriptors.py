@@ -1,0 +1,90 @@
+"""benchmarks/bench_descriptors.py: several-scale descriptors, split sets, known recalls."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artsim.data.manifest import load_manifest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_descriptors.py"
+_spec = importlib.util.spec_from_file_location("bench_descriptors", BENCH)
+bench_descriptors = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_descriptors)
+
+
+def test_mean_of_scales_averages_the_normalised_descriptors():
+    first, second = np.array([[3.0, 4.0], [0.0, 2.0]]), np.array([[1.0, 0.0], [0.0, 5.0]])
+    np.testing.assert_allclose(
+        bench_descriptors.mean_of_scales([first, second]), [[0.8, 0.4], [0.0, 1.0]]
+    )
+
+
+def test_scales_are_parsed_or_refused_in_one_line():
+    assert bench_descriptors.parse_scales("224+320") == (224, 320)
+    with pytest.raises(SystemExit, match="224\\+x"):
+        bench_descriptors.parse_scales("224+x")
+    with pytest.raises(SystemExit, match="at least 32"):
+        bench_descriptors.parse_scales("16")
+
+
+@pytest.fixture
+def copies(synthetic_manifest: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Each generated image a byte copy of an original: its own for groups 0-2 (the ``val``
+    split), the next group's for groups 3-5 (``train``). Recall@1 is 1 on val, 0.5 overall."""
+    folder = tmp_path / "copies"
+    shutil.copytree(synthetic_manifest.parent, folder)
+    items = load_manifest(folder / "manifest.csv").items
+    originals = [i for i in items if i.is_original]
+    index = {item.group: k for k, item in enumerate(originals)}
+    for item in items:
+        if not item.is_original:
+            k = index[item.group]
+            source = originals[k if k < 3 else (k + 1) % len(originals)]
+            shutil.copyfile(source.image, item.image)
+    split = tmp_path / "split.csv"
+    with open(split, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "split"])
+        for item in items:
+            writer.writerow([item.id, "val" if index[item.group] < 3 else "train"])
+    return folder / "manifest.csv", split
+
+
+def test_rows_have_the_known_recalls_and_features_are_reused(copies, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    manifest, split = copies
+    argv = ["--train", str(manifest), "--split", str(split), "--set", f"all={manifest}"]
+    argv += ["--split-set", "val=val", "--tower", "tiny", "--dims", "0,2"]
+    assert bench_descriptors.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        "| descriptor | all | val |",
+        "|---|---:|---:|",
+        "| tiny | 0.500 | 1.000 |",
+        "| tiny, whitened 2 | 0.500 | 1.000 |",
+    ]
+    # 24 rows but 6 distinct files: the copies share their originals' cached rows
+    assert sum(int(n) for n in re.findall(r"computed (\d+) images", captured.err)) == 6
+    assert bench_descriptors.main(argv) == 0
+    assert "computed" not in capsys.readouterr().err  # the second run reads the cache
+
+
+def test_several_scales_combine_single_scale_towers(copies, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    manifest, split = copies
+    argv = ["--train", str(manifest), "--split", str(split), "--split-set", "val=val"]
+    assert (
+        bench_descriptors.main([*argv, "--scales", "64+96", "--scales", "96", "--dims", "0"]) == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[2:] == ["| GeM 64+96 px | 1.000 |", "| GeM 96 px | 1.000 |"]
+    # each size is extracted once (3 distinct val files) and reused by every combination
+    assert captured.err.count("computed 3 images") == 2
+    assert "gem3-64: computed" in captured.err and "gem3-96: computed" in captured.err
