@@ -26,6 +26,15 @@ def test_mean_of_scales_averages_the_normalised_descriptors():
     )
 
 
+def test_paired_cells_count_the_queries_each_side_alone_gets_right():
+    hits = np.array([True, True, False, True, False])
+    baseline = np.array([True, False, False, False, True])
+    assert bench_descriptors.paired_cell(hits, None) == "0.600"
+    assert bench_descriptors.paired_cell(hits, baseline) == "0.600 (+2/-1, p 1)"
+    ten = np.ones(10, bool)
+    assert bench_descriptors.paired_cell(ten, ~ten) == "1.000 (+10/-0, p 0.002)"
+
+
 def test_scales_are_parsed_or_refused_in_one_line():
     assert bench_descriptors.parse_scales("224+320") == (224, 320)
     with pytest.raises(SystemExit, match="224\\+x"):
@@ -80,11 +89,15 @@ def test_several_scales_combine_single_scale_towers(copies, capsys, monkeypatch,
     monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
     manifest, split = copies
     argv = ["--train", str(manifest), "--split", str(split), "--split-set", "val=val"]
-    assert (
-        bench_descriptors.main([*argv, "--scales", "64+96", "--scales", "96", "--dims", "0"]) == 0
-    )
+    argv += ["--scales", "64+96", "--scales", "96", "--dims", "0,2", "--paired"]
+    assert bench_descriptors.main(argv) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[2:] == ["| GeM 64+96 px | 1.000 |", "| GeM 96 px | 1.000 |"]
-    # each size is extracted once (3 distinct val files) and reused by every combination
-    assert captured.err.count("computed 3 images") == 2
+    assert captured.out.splitlines()[2:] == [
+        "| GeM 64+96 px | 1.000 |",
+        "| GeM 64+96 px, whitened 2 | 1.000 |",
+        "| GeM 96 px | 1.000 (+0/-0, p 1) |",
+        "| GeM 96 px, whitened 2 | 1.000 (+0/-0, p 1) |",
+    ]
+    # each size is extracted once (3 training originals, then 3 distinct val files) and reused
+    assert captured.err.count("computed 3 images") == 4
     assert "gem3-64: computed" in captured.err and "gem3-96: computed" in captured.err
