@@ -115,7 +115,9 @@ class Embedder:
     def fuse(
         self, image: np.ndarray, text: np.ndarray, has_text: np.ndarray | None = None
     ) -> np.ndarray:
-        """Fused vectors with the model's image/text weight (``fused_image_weight``)."""
+        """Fused vectors with the model's image/text weight (``fused_image_weight``); the ConSE
+        bridge, if the model has one, is left out of them (it serves image <-> text search)."""
+        image = self.model.without_bridge(image)
         return fuse_embeddings(image, text, has_text, self.model.config.fused_image_weight)
 
     def image_features(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
@@ -16,6 +18,7 @@ from torch import nn
 from artsim import runfolder
 from artsim.errors import UserError
 from artsim.model.blend import blend_parts, whiten
+from artsim.model.conse import bridge_vectors
 from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS
 
 FORMAT_VERSION = 1
@@ -42,6 +45,12 @@ class ModelConfig:
     text_blend: float = 1.0
     fused_image_weight: float = 0.5
     whiten_dim: int = 0  # 0: the frozen image part is the raw descriptor, normalised
+    # the ConSE bridge (artsim.model.conse): image vectors get sqrt(bridge_weight) * the bridge in
+    # the frozen-text part; 0 classes: none (models saved before it existed)
+    bridge_weight: float = 0.0
+    bridge_top: int = 5
+    bridge_scale: float = 1.0
+    bridge_classes: int = 0
 
     @property
     def blended(self) -> bool:
@@ -97,6 +106,14 @@ class ArtSimModel(nn.Module):
             "whiten_mean", torch.zeros(config.image_feature_dim if whiten_dim else 0)
         )
         self.register_buffer("whiten_projection", torch.zeros(config.image_feature_dim, whiten_dim))
+        # the ConSE bridge: ImageNet classifier and class-name text vectors (empty when unused)
+        self._bridge_buffers(config.bridge_classes)
+
+    def _bridge_buffers(self, classes: int) -> None:
+        config = self.config
+        self.register_buffer("bridge_classifier", torch.zeros(classes, config.image_feature_dim))
+        self.register_buffer("bridge_bias", torch.zeros(classes))
+        self.register_buffer("bridge_names", torch.zeros(classes, config.text_feature_dim))
 
     def embed_image(self, features: torch.Tensor) -> torch.Tensor:
         """The trained image head (what training optimises)."""
@@ -131,15 +148,89 @@ class ArtSimModel(nn.Module):
         self.whiten_mean.copy_(mean)
         self.whiten_projection.copy_(projection)
 
+    @property
+    def has_bridge(self) -> bool:
+        """Whether image vectors carry the ConSE bridge (in the frozen-text part of a blend)."""
+        config = self.config
+        return config.blended and config.bridge_weight > 0 and self.bridge_classifier.shape[0] > 0
+
+    def set_bridge(
+        self,
+        classifier: torch.Tensor,
+        bias: torch.Tensor,
+        names: torch.Tensor,
+        weight: float,
+        top: int,
+        scale: float,
+    ) -> None:
+        """Attach the ConSE bridge: ``classifier`` (classes x image features), ``bias`` and the
+        class names' text vectors (classes x text features); see :mod:`artsim.model.conse`."""
+        config = self.config
+        classes = classifier.shape[0]
+        expected = (
+            (classes, config.image_feature_dim),
+            (classes,),
+            (classes, config.text_feature_dim),
+        )
+        got = (tuple(classifier.shape), tuple(bias.shape), tuple(names.shape))
+        if got != expected:
+            raise ValueError(f"bridge tensors of shapes {got}, the model expects {expected}")
+        if not 0.0 <= weight < 1.0 or top < 1:
+            raise ValueError(f"bridge weight must be in [0, 1) and top at least 1: {weight}, {top}")
+        device = self.whiten_mean.device
+        self._bridge_buffers(classes)
+        for buffer, value in zip(
+            (self.bridge_classifier, self.bridge_bias, self.bridge_names),
+            (classifier, bias, names),
+            strict=True,
+        ):
+            buffer.copy_(value)
+        self.to(device)
+        config.bridge_classes, config.bridge_weight = classes, float(weight)
+        config.bridge_top, config.bridge_scale = int(top), float(scale)
+
+    def bridge(self, features: torch.Tensor) -> torch.Tensor:
+        """The unit-length ConSE vectors of image features (in the frozen text space)."""
+        config = self.config
+        return bridge_vectors(
+            features,
+            self.bridge_classifier,
+            self.bridge_bias,
+            self.bridge_names,
+            config.bridge_top,
+            config.bridge_scale,
+        )
+
     def infer_image(self, features: torch.Tensor) -> torch.Tensor:
-        """The image embedding users get: the trained head blended with the frozen descriptor."""
+        """The image embedding users get: the trained head blended with the frozen descriptor,
+        and, with the bridge, ``sqrt(1 - b) * that + sqrt(b) * [0 | bridge]`` (``b`` =
+        ``bridge_weight``): image-text scores gain ``sqrt(b)`` times the bridge's cosine with the
+        frozen text part, image-image scores ``b`` times the bridges' cosine."""
         trained = self.embed_image(features)
         if not self.config.blended:
             return trained
         frozen = self.frozen_image(features)
-        return blend_parts(
+        blended = blend_parts(
             trained, frozen, self.config.image_blend, 0, self.config.text_feature_dim
         )
+        if not self.has_bridge:
+            return blended
+        weight = self.config.bridge_weight
+        bridge = self.bridge(features)
+        before = blended.new_zeros(blended.shape[0], blended.shape[1] - bridge.shape[1])
+        return math.sqrt(1.0 - weight) * blended + math.sqrt(weight) * torch.cat(
+            [before, bridge], dim=1
+        )
+
+    def without_bridge(self, image: np.ndarray) -> np.ndarray:
+        """Image vectors as they are without the bridge (its part zeroed, rows renormalised):
+        the fused vectors are built from these, so the bridge changes no fused score."""
+        if not self.has_bridge:
+            return image
+        image = np.array(image, dtype=np.float32, copy=True)
+        image[:, image.shape[1] - self.config.text_feature_dim :] = 0.0
+        norms = np.linalg.norm(image, axis=1, keepdims=True)
+        return (image / np.maximum(norms, 1e-12)).astype(np.float32)
 
     def infer_text(self, features: torch.Tensor) -> torch.Tensor:
         """The text embedding users get: the trained head blended with the frozen text tower."""
@@ -236,8 +327,8 @@ def load_model(folder: str | Path) -> tuple[ArtSimModel, dict, dict]:
     tensors = load_file(str(weights))
     model = ArtSimModel(config)
     state = {k[6:]: v for k, v in tensors.items() if k.startswith("heads.")}
-    for key, value in model.state_dict().items():  # models saved before the blend existed
-        if key.startswith("whiten_") and key not in state and value.numel() == 0:
+    for key, value in model.state_dict().items():  # models saved before the blend/the bridge
+        if key.startswith(("whiten_", "bridge_")) and key not in state and value.numel() == 0:
             state[key] = value
     model.load_state_dict(state)
     model.eval()

@@ -60,6 +60,9 @@ class TrainConfig:
     # "trained" (heads alone) or "frozen" (towers alone); see artsim.train.select
     blend: str = "loso"
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
+    # the ConSE bridge for image <-> text search (artsim.model.conse; 0: none), its top classes
+    bridge_weight: float = 0.05
+    bridge_top: int = 5
     finetune_epochs: int = 0
     finetune_lr: float = 1e-5
     finetune_blocks: int = 2
@@ -170,15 +173,19 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),
     ("whiten_dim", int, 0, None, "at least 0"),
+    ("bridge_weight", float, 0.0, 1.0, "in [0, 1)"),
+    ("bridge_top", int, 1, None, "at least 1"),
 ]
 # Rules whose bounds are excluded (the others include theirs).
 _EXCLUSIVE_LOW = {"val_fraction", "margin", "lr", "plateau_factor", "finetune_lr"}
-_EXCLUSIVE_HIGH = {"val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor"}
+_EXCLUSIVE_HIGH = {
+    "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor", "bridge_weight",
+}  # fmt: skip
 # Options that have a command-line flag; the others are named as in the YAML file.
 _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
-    "accelerator", "max_pixels", "blend", "whiten_dim",
+    "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_weight",
 }  # fmt: skip
 
 

@@ -37,6 +37,7 @@ from artsim.model.heads import ModelConfig, save_model
 from artsim.model.towers import create_image_tower, create_text_tower
 from artsim.progress import Reporter, as_reporter, or_silent
 from artsim.runfolder import read_metrics
+from artsim.train.bridge import attach_bridge
 from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
@@ -224,6 +225,7 @@ def _train_run(
         features.image,
         features.text,
     )
+    blend["bridge"] = attach_bridge(config, module.model)
     summary = _write_summary(out, config, heads, stages, data, time.perf_counter() - started, blend)
     save_model(
         module.model.cpu(),

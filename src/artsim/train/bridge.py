@@ -1,0 +1,54 @@
+"""Attaching the ConSE bridge to a trained model (:mod:`artsim.model.conse`; issue 10, step 7).
+
+The bridge needs no training: the image tower's ImageNet classifier and the class names embedded
+by the run's frozen text tower. Its weight (``--bridge-weight``, 0.05) and top classes (5) were
+chosen on the demo validation groups and the leave-one-source-out sets with held-out transforms
+(BENCHMARKS.md, "Cross-modal: the ConSE bridge").
+"""
+
+from __future__ import annotations
+
+import torch
+
+from artsim.model import conse
+from artsim.model.features import FeatureCache, compute_text_features
+from artsim.model.heads import ArtSimModel
+from artsim.model.towers import create_text_tower
+from artsim.train.config import TrainConfig
+
+
+def attach_bridge(config: TrainConfig, model: ArtSimModel) -> dict:
+    """Give ``model`` the bridge as ``config`` asks, if its towers allow; returns what was done
+    (for summary.json and model.json)."""
+    if config.bridge_weight <= 0:
+        return {"used": False, "reason": "bridge weight 0"}
+    if not model.config.blended:
+        return {"used": False, "reason": "trained heads alone: no frozen text part to bridge to"}
+    scale = conse.bridge_scale(config.image_tower, model.config.image_feature_dim)
+    if scale is None:
+        return {
+            "used": False,
+            "reason": f"image tower {config.image_tower!r} has no ImageNet classifier to read",
+        }
+    text_tower = create_text_tower(config.text_tower)
+    cache = FeatureCache(config.cache_dir, text_tower.version)
+    names = conse.name_vectors(
+        lambda texts: compute_text_features(text_tower, texts, cache), conse.class_names()
+    )
+    weight, bias = conse.imagenet_classifier()
+    model.set_bridge(
+        weight,
+        bias,
+        torch.from_numpy(names),
+        weight=config.bridge_weight,
+        top=config.bridge_top,
+        scale=scale,
+    )
+    return {
+        "used": True,
+        "weight": config.bridge_weight,
+        "top": config.bridge_top,
+        "scale": scale,
+        "classes": int(weight.shape[0]),
+        "template": conse.BRIDGE_TEMPLATE,
+    }
