@@ -12,8 +12,10 @@ vector scores against a text's e5 vector. This prints Markdown rows of recall@1 
   trained; ``gem``: the default GeM descriptor times ``conse.GEM_LOGIT_SCALE``);
 - each run with the bridge attached as training attaches it (``ArtSimModel.set_bridge``: image
   vectors ``sqrt(1 - b) * blend + sqrt(b) * [0 | bridge]``, fused vectors without it) for each
-  ``--blend-tops`` and ``--betas`` (all five tasks), with the paired count of queries won and
-  lost against the run without it and the exact sign test's p.
+  ``--blend-tops`` and each weight ``b``: ``--betas`` as given, ``--ratios`` through the run's
+  blend (``conse.bridge_weight_for``: the bridge counts that many times the trained heads in
+  image <-> text scores); all five tasks, with the paired count of queries won and lost against
+  the run without the bridge and the exact sign test's p.
 
     python benchmarks/bench_conse.py --run "default, seed 0=runs/s0" \\
         --set "heldout-val=data/heldout/val/manifest.csv" --set "flare=S/flare/manifest.csv"
@@ -89,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tops", default="1,3,5,10,20,50", help="T of the bridge-alone rows")
     parser.add_argument("--no-alone", action="store_true", help="skip the bridge-alone rows")
     parser.add_argument("--blend-tops", default="5", help="T of the attached-bridge rows")
-    parser.add_argument("--betas", default="0.01,0.02,0.05,0.1,0.2", help="bridge weights")
+    parser.add_argument("--betas", default="", help="bridge weights b (fixed)")
+    parser.add_argument(
+        "--ratios", default="0.5,1,2,4", help="bridge ratios (b from each run's blend)"
+    )
     args = parser.parse_args(argv)
     only = dict(pair.split("=", 1) for pair in args.set_run)
 
@@ -147,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             model = embedder.model
             if not model.config.blended:
                 continue
-            for top, beta in itertools.product(
-                [int(t) for t in args.blend_tops.split(",")],
-                [float(b) for b in args.betas.split(",")],
+            config = model.config
+            weights = [(f"{float(b):g}", float(b)) for b in args.betas.split(",") if b]
+            for ratio in (float(r) for r in args.ratios.split(",") if r):
+                beta = conse.bridge_weight_for(ratio, config.image_blend, config.text_blend)
+                weights.append((f"ratio {ratio:g}: {beta:.2g}", beta))
+            for top, (shown, beta) in itertools.product(
+                [int(t) for t in args.blend_tops.split(",")], weights
             ):
                 model.set_bridge(
                     weight,
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         versus.append(f"{task} +{won}/-{lost} p {sign_test(won, lost):.2f}")
                 label = f"{run_label} + bridge"
                 print(
-                    _row(set_label, label, top, "picture", "query", "gem", beta, cells, versus),
+                    _row(set_label, label, top, "picture", "query", "gem", shown, cells, versus),
                     flush=True,
                 )
     return 0

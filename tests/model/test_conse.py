@@ -74,6 +74,19 @@ def test_only_towers_the_classifier_can_read_get_a_scale():
     assert conse.bridge_scale("tiny", 1280) is None
 
 
+def test_the_bridge_weight_makes_it_count_ratio_times_the_trained_heads():
+    # the default blend: image 0.25, text 0.05 -> ratio 2 is a weight of 0.05
+    assert conse.bridge_weight_for(2.0, 0.25, 0.05) == pytest.approx(0.05)
+    for ratio, a_image, a_text in [(1.0, 0.01, 0.01), (3.0, 0.5, 0.2)]:
+        b = conse.bridge_weight_for(ratio, a_image, a_text)
+        bridge = math.sqrt(b) * math.sqrt(1 - a_text)
+        trained = math.sqrt(1 - b) * math.sqrt(a_image * a_text)
+        assert bridge == pytest.approx(ratio * trained)
+    assert conse.bridge_weight_for(2.0, 0.0, 0.0) == conse.ALONE_WEIGHT  # the bridge alone
+    assert conse.bridge_weight_for(2.0, 0.3, 1.0) == 0.0  # no frozen text part
+    assert conse.bridge_weight_for(0.0, 0.3, 0.1) == 0.0
+
+
 def test_name_vectors_embed_the_template_and_are_unit_length():
     seen = []
 

@@ -26,13 +26,16 @@ def test_a_run_attaches_the_bridge_and_every_user_applies_it(
     monkeypatch.setattr(conse, "class_names", lambda: list(NAMES))
     out = tmp_path / "run"
     args = tiny_args(training_manifest, out, feature_cache, "--max-epochs", "2")
-    assert main([*args, "--bridge-weight", "0.1"]) == 0
+    assert main([*args, "--bridge-ratio", "3"]) == 0
     model, card, _ = load_model(out)
+    config = model.config
+    weight = conse.bridge_weight_for(3.0, config.image_blend, config.text_blend)
+    assert 0 < weight < 1
     assert card["blend"]["bridge"] == {
-        "used": True, "weight": 0.1, "top": 5, "scale": 2.0, "classes": 5,
+        "used": True, "ratio": 3.0, "weight": weight, "top": 5, "scale": 2.0, "classes": 5,
         "template": "a picture of a {}",
     }  # fmt: skip
-    assert model.has_bridge and model.config.bridge_scale == 2.0
+    assert model.has_bridge and config.bridge_scale == 2.0 and config.bridge_weight == weight
     torch.testing.assert_close(model.bridge_classifier, classifier[0])
     # the names are the run's text tower's vectors of "a picture of a NAME", unit length
     tower = create_text_tower("tiny")
@@ -50,7 +53,7 @@ def test_a_run_attaches_the_bridge_and_every_user_applies_it(
     plain = embedder.project_image_features(features)
     assert not np.allclose(image, plain)
     text = np.zeros((3, model.output_dim), np.float32)
-    embedder.model.config.bridge_weight = 0.1
+    embedder.model.config.bridge_weight = weight
     np.testing.assert_allclose(embedder.fuse(image, text), embedder.fuse(plain, text), atol=1e-6)
 
 

@@ -137,11 +137,11 @@ def train_command(
     whiten_dim: Annotated[
         int | None, typer.Option(help="PCA-whitening of the frozen image part (0: none)")
     ] = None,
-    bridge_weight: Annotated[
+    bridge_ratio: Annotated[
         float | None,
         typer.Option(
-            help="weight of the ConSE bridge (ImageNet classes -> text) in image vectors, for "
-            "image <-> text search (0: none; default 0.05)"
+            help="how much the ConSE bridge (ImageNet classes -> text) counts against the "
+            "trained heads in image <-> text search (0: none; default 2)"
         ),
     ] = None,
 ) -> int:
@@ -169,7 +169,7 @@ def train_command(
         calib_fraction=calib_fraction,
         blend=blend,
         whiten_dim=whiten_dim,
-        bridge_weight=bridge_weight,
+        bridge_ratio=bridge_ratio,
     )
     run_dir = train_with_progress(
         resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes

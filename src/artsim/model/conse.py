@@ -30,6 +30,30 @@ GEM_LOGIT_SCALE = 17.3
 # Image towers whose features the packaged ImageNet classifier can read, with the scale it needs.
 BRIDGE_TOWERS = {"efficientnet-lite0": 1.0, "efficientnet-lite0-gem": GEM_LOGIT_SCALE}
 CLASSIFIER_INPUT = 1280
+# How much the bridge counts against the trained heads in image <-> text scores (``--bridge-ratio``
+# 2: bridge weight 0.05 for the default blend 0.25 / 0.05), and its weight when there is no
+# trained cross-modal part; chosen on the demo validation groups and the sources left out of
+# training, with held-out transforms (BENCHMARKS.md, "Cross-modal: the ConSE bridge").
+DEFAULT_RATIO = 2.0
+ALONE_WEIGHT = 0.05
+
+
+def bridge_weight_for(ratio: float, image_blend: float, text_blend: float) -> float:
+    """The bridge weight ``b`` at which the bridge counts ``ratio`` times the trained heads in
+    image <-> text scores: ``sqrt(b) * sqrt(1 - a_text) = ratio * sqrt(1 - b) *
+    sqrt(a_image * a_text)`` (the layout of :meth:`artsim.model.heads.ArtSimModel.infer_image`).
+
+    Without a trained cross-modal part (a blend weight of 0) the bridge alone ranks image <-> text
+    and ``b`` only adds its cosines to image-image scores: :data:`ALONE_WEIGHT` then. Without a
+    frozen text part (``a_text`` 1) there is nothing to bridge to: 0.
+    """
+    if ratio <= 0 or text_blend >= 1.0:
+        return 0.0
+    trained = image_blend * text_blend
+    if trained <= 0:
+        return ALONE_WEIGHT
+    odds = ratio**2 * trained / (1.0 - text_blend)
+    return odds / (1.0 + odds)
 
 
 def class_names() -> list[str]:

@@ -1,9 +1,10 @@
 """Attaching the ConSE bridge to a trained model (:mod:`artsim.model.conse`; issue 10, step 7).
 
 The bridge needs no training: the image tower's ImageNet classifier and the class names embedded
-by the run's frozen text tower. Its weight (``--bridge-weight``, 0.05) and top classes (5) were
-chosen on the demo validation groups and the leave-one-source-out sets with held-out transforms
-(BENCHMARKS.md, "Cross-modal: the ConSE bridge").
+by the run's frozen text tower. Its weight follows the chosen blend (``--bridge-ratio`` times the
+trained heads' part of image <-> text scores, :func:`artsim.model.conse.bridge_weight_for`); the
+ratio (2) and the top classes (5) were chosen on the demo validation groups and the sources left
+out of training, with held-out transforms (BENCHMARKS.md, "Cross-modal: the ConSE bridge").
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from artsim.train.config import TrainConfig
 def attach_bridge(config: TrainConfig, model: ArtSimModel) -> dict:
     """Give ``model`` the bridge as ``config`` asks, if its towers allow; returns what was done
     (for summary.json and model.json)."""
-    if config.bridge_weight <= 0:
-        return {"used": False, "reason": "bridge weight 0"}
-    if not model.config.blended:
+    if config.bridge_ratio <= 0:
+        return {"used": False, "reason": "bridge ratio 0"}
+    blend = model.config
+    weight = conse.bridge_weight_for(config.bridge_ratio, blend.image_blend, blend.text_blend)
+    if not blend.blended or weight <= 0:
         return {"used": False, "reason": "trained heads alone: no frozen text part to bridge to"}
     scale = conse.bridge_scale(config.image_tower, model.config.image_feature_dim)
     if scale is None:
@@ -35,20 +38,21 @@ def attach_bridge(config: TrainConfig, model: ArtSimModel) -> dict:
     names = conse.name_vectors(
         lambda texts: compute_text_features(text_tower, texts, cache), conse.class_names()
     )
-    weight, bias = conse.imagenet_classifier()
+    classifier, bias = conse.imagenet_classifier()
     model.set_bridge(
-        weight,
+        classifier,
         bias,
         torch.from_numpy(names),
-        weight=config.bridge_weight,
+        weight=weight,
         top=config.bridge_top,
         scale=scale,
     )
     return {
         "used": True,
-        "weight": config.bridge_weight,
+        "ratio": config.bridge_ratio,
+        "weight": weight,
         "top": config.bridge_top,
         "scale": scale,
-        "classes": int(weight.shape[0]),
+        "classes": int(classifier.shape[0]),
         "template": conse.BRIDGE_TEMPLATE,
     }

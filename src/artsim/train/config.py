@@ -13,6 +13,7 @@ import yaml
 
 from artsim import runfolder
 from artsim.errors import UserError
+from artsim.model.conse import DEFAULT_RATIO
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
 
@@ -60,8 +61,9 @@ class TrainConfig:
     # "trained" (heads alone) or "frozen" (towers alone); see artsim.train.select
     blend: str = "loso"
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
-    # the ConSE bridge for image <-> text search (artsim.model.conse; 0: none), its top classes
-    bridge_weight: float = 0.05
+    # the ConSE bridge for image <-> text search (artsim.model.conse): how much it counts against
+    # the trained heads' image <-> text scores (0: none), and its top classes
+    bridge_ratio: float = DEFAULT_RATIO
     bridge_top: int = 5
     finetune_epochs: int = 0
     finetune_lr: float = 1e-5
@@ -173,19 +175,19 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),
     ("whiten_dim", int, 0, None, "at least 0"),
-    ("bridge_weight", float, 0.0, 1.0, "in [0, 1)"),
+    ("bridge_ratio", float, 0.0, None, "at least 0"),
     ("bridge_top", int, 1, None, "at least 1"),
 ]
 # Rules whose bounds are excluded (the others include theirs).
 _EXCLUSIVE_LOW = {"val_fraction", "margin", "lr", "plateau_factor", "finetune_lr"}
 _EXCLUSIVE_HIGH = {
-    "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor", "bridge_weight",
+    "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor",
 }  # fmt: skip
 # Options that have a command-line flag; the others are named as in the YAML file.
 _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
-    "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_weight",
+    "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_ratio",
 }  # fmt: skip
 
 
