@@ -83,8 +83,16 @@ def replaced(embedded: Embedded, image: np.ndarray, text: np.ndarray, fused: np.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN")
-    parser.add_argument("--set", type=_pair, action="append", required=True, help="LABEL=MANIFEST")
+    parser.add_argument("--run", type=_pair, action="append", default=[], help="LABEL=RUN")
+    parser.add_argument("--set", type=_pair, action="append", default=[], help="LABEL=MANIFEST")
+    parser.add_argument(
+        "--lengths",
+        type=_pair,
+        action="append",
+        default=[],
+        help="LABEL=MANIFEST: print the median length of its originals' average-pooled features "
+        "(what conse.GEM_LOGIT_SCALE is) and stop",
+    )
     parser.add_argument(
         "--set-run", action="append", default=[], help="SET_LABEL=RUN_LABEL: only that run there"
     )
@@ -97,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     only = dict(pair.split("=", 1) for pair in args.set_run)
+    if args.lengths:
+        tower = EfficientNetLite0Tower()
+        cache = FeatureCache(None, tower.version)
+        for label, manifest_path in args.lengths:
+            paths = [i.image for i in load_manifest(manifest_path).items if i.is_original]
+            lengths = np.linalg.norm(compute_image_features(tower, paths, cache), axis=1)
+            print(f"{label}: {len(paths)} originals, median length {np.median(lengths):.2f}")
+        return 0
+    if not args.run or not args.set:
+        parser.error("--run and --set are required (or --lengths)")
 
     weight, bias = conse.imagenet_classifier()
     names = conse.class_names()

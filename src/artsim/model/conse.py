@@ -11,7 +11,7 @@ their training corpus (BENCHMARKS.md, "Cross-modal: the ConSE bridge").
 The classifier reads the tower's own features, so no second forward pass is needed: the
 average-pooled last stage (``efficientnet-lite0``) as it was trained, or the default
 ``efficientnet-lite0-gem`` descriptor (GeM-pooled, unit length), scaled by :data:`GEM_LOGIT_SCALE`
-to the average-pooled features' length. The bridge measured as well from either (BENCHMARKS.md).
+to the average-pooled features' length; both give about the same bridge (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 BRIDGE_TEMPLATE = "a picture of a {}"
 # Median length of EfficientNet-Lite0's average-pooled 1280-d features over the 1,600 demo-corpus
 # originals (17.31; 17.1-18.2 on the art4apps, flare, Tux Paint and validation originals): the
-# scale at which the classifier sees a unit-length GeM descriptor (benchmarks/bench_conse.py).
+# scale at which the classifier sees a unit-length GeM descriptor (``bench_conse.py --lengths``).
 GEM_LOGIT_SCALE = 17.3
 # Image towers whose features the packaged ImageNet classifier can read, with the scale it needs.
 BRIDGE_TOWERS = {"efficientnet-lite0": 1.0, "efficientnet-lite0-gem": GEM_LOGIT_SCALE}
