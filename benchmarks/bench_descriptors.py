@@ -118,6 +118,40 @@ def scales_extractor(scales: tuple[int, ...], single: dict[int, Extractor]) -> E
     return lambda items: mean_of_scales([single[size](items) for size in scales])
 
 
+def query_patterns(manifest: str, items: list[Item]) -> list[str] | None:
+    """The heldout pattern of each query of :func:`hits_at_1` (``combination`` for any combo),
+    or None when the manifest has no ``pattern`` column."""
+    with open(manifest, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "pattern" not in rows[0]:
+        return None
+    pattern = {row["id"]: row["pattern"] for row in rows}
+    groups = {item.group for item in items if item.is_original}
+    queries = [i for i in items if not i.is_original and i.group in groups]
+    named = [pattern.get(q.id) or "none" for q in queries]
+    return ["combination" if p.startswith("combo:") else p for p in named]
+
+
+def pattern_rows(
+    patterns: dict[str, list[str]], hits: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
+) -> list[str]:
+    """Rows ``| pattern | 0.680 -> 0.800 (+3/-0) | ...`` per set: baseline -> these hits."""
+    names = sorted({p for labels in patterns.values() for p in labels})
+    rows = []
+    for name in names:
+        cells = []
+        for label, labels in patterns.items():
+            mask = np.array([p == name for p in labels], dtype=bool)
+            if not mask.any():
+                cells.append("–")
+                continue
+            new, old = hits[label][mask], baseline[label][mask]
+            wins, losses = int((new & ~old).sum()), int((old & ~new).sum())
+            cells.append(f"{old.mean():.3f} -> {new.mean():.3f} (+{wins}/-{losses})")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def split_set(train_manifest: str, split_path: str, split: str) -> list[Item]:
     with open(split_path, encoding="utf-8") as handle:
         ids = {row["id"] for row in csv.DictReader(handle) if row["split"] == split}
@@ -141,14 +175,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--paired", action="store_true", help="each row against the first descriptor (same dims)"
     )
+    parser.add_argument(
+        "--by-pattern",
+        type=int,
+        metavar="DIM",
+        help="then, per heldout pattern of each --set, each row against the first at this DIM",
+    )
     args = parser.parse_args(argv)
-    sets = {label: load_manifest(path).items for label, path in (s.split("=", 1) for s in args.set)}
+    paths = dict(spec.split("=", 1) for spec in args.set)
+    sets = {label: load_manifest(path).items for label, path in paths.items()}
     for spec in args.split_set:
         label, split = spec.split("=", 1)
         sets[label] = split_set(args.train, args.split, split)
     if not sets:
         parser.error("give at least one --set or --split-set")
     dims = [int(d) for d in args.dims.split(",")]
+    if args.by_pattern is not None and args.by_pattern not in dims:
+        parser.error(f"--by-pattern {args.by_pattern}: not one of --dims {args.dims}")
     training: list[Item] = []
     if any(dims):
         training = [i for i in split_set(args.train, args.split, "train") if i.is_original]
@@ -165,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| descriptor | " + " | ".join(sets) + " |")
     print("|---|" + "---:|" * len(sets))
     baselines: dict[tuple[int, str], np.ndarray] = {}
+    by_pattern: dict[str, dict[str, np.ndarray]] = {}
     for row, (name, features) in enumerate(descriptors.items()):
         fitted = normalise(features(training)) if training else None
         for dim in dims:
@@ -177,10 +221,23 @@ def main(argv: list[str] | None = None) -> int:
                 hits = hits_at_1(x.numpy(), items)
                 if row == 0:
                     baselines[dim, label] = hits
+                if dim == args.by_pattern:
+                    by_pattern.setdefault(name, {})[label] = hits
                 baseline = baselines.get((dim, label)) if args.paired and row else None
                 cells.append(paired_cell(hits, baseline))
             label = f"{name}" + (f", whitened {dim}" if dim else "")
             print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    if args.by_pattern is not None:
+        patterns = {label: query_patterns(path, sets[label]) for label, path in paths.items()}
+        patterns = {label: labels for label, labels in patterns.items() if labels is not None}
+        first, *others = by_pattern
+        for name in others:
+            how = f"whitened {args.by_pattern}" if args.by_pattern else "raw"
+            print(f"\n{first} -> {name}, {how}, per pattern (+only this / -only {first}):")
+            print("\n| pattern | " + " | ".join(patterns) + " |")
+            print("|---|" + "---|" * len(patterns))
+            for line in pattern_rows(patterns, by_pattern[name], by_pattern[first]):
+                print(line)
     return 0
 
 

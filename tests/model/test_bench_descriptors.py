@@ -101,3 +101,45 @@ def test_several_scales_combine_single_scale_towers(copies, capsys, monkeypatch,
     # each size is extracted once (3 training originals, then 3 distinct val files) and reused
     assert captured.err.count("computed 3 images") == 4
     assert "gem3-64: computed" in captured.err and "gem3-96: computed" in captured.err
+
+
+def test_rows_per_pattern_compare_each_descriptor_with_the_first(
+    copies, capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("ARTSIM_CACHE", str(tmp_path / "cache"))
+    manifest, split = copies
+    with open(manifest, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:  # the first generated copy of each group is a "mosaic", the others "combo:"
+        row["pattern"] = "" if row["role"] == "original" else "combo:blur+mosaic"
+    for group in {row["group"] for row in rows}:
+        next(r for r in rows if r["group"] == group and r["role"] != "original")["pattern"] = (
+            "mosaic"
+        )
+    with open(manifest, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    argv = ["--train", str(manifest), "--split", str(split), "--set", f"all={manifest}"]
+    argv += ["--split-set", "val=val", "--tower", "tiny", "--tower", "tiny-bn"]
+    assert bench_descriptors.main([*argv, "--dims", "0", "--by-pattern", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("| pattern | all |")  # the split set has no pattern column
+    # byte copies: both towers find the same originals, right for groups 0-2 and wrong for 3-5
+    assert lines[start + 2 :] == [
+        "| combination | 0.500 -> 0.500 (+0/-0) |",
+        "| mosaic | 0.500 -> 0.500 (+0/-0) |",
+    ]
+    with pytest.raises(SystemExit):
+        bench_descriptors.main([*argv, "--dims", "0", "--by-pattern", "768"])
+    assert "--by-pattern 768: not one of --dims 0" in capsys.readouterr().err
+
+
+def test_pattern_rows_count_wins_and_losses_per_pattern():
+    patterns = {"a": ["mosaic", "blur", "mosaic", "blur"], "b": ["blur", "blur"]}
+    new = {"a": np.array([True, False, True, True]), "b": np.array([True, True])}
+    old = {"a": np.array([False, True, True, True]), "b": np.array([False, True])}
+    assert bench_descriptors.pattern_rows(patterns, new, old) == [
+        "| blur | 1.000 -> 0.500 (+0/-1) | 0.500 -> 1.000 (+1/-0) |",
+        "| mosaic | 0.500 -> 1.000 (+1/-0) | – |",
+    ]
