@@ -8,8 +8,9 @@ those of the other half have no original in the index and must rarely be called 
 For the trained model the path is the product's (index, ``calibrate_index``, ``search_index``,
 image-only and image + prompt queries). The frozen image tower and the perceptual hash get the
 same protocol in numpy: thresholds fitted on the same calibration queries (the same drawn groups,
-the same derivatives, each a match and, without its own group, a distractor), then measured on
-the same test queries.
+the same derivatives, each a match and, without its own group, a distractor), on scores minus the
+query's background as the product decides image searches, then measured on the same test
+queries.
 
 Per scorer: the share of queries with no indexed original called derived (or copy) at the 1%
 calibrated rate, with its 95% interval; the indexed half's recall there (top-1 is the original
@@ -46,7 +47,7 @@ from artsim.eval.openset import (
     gallery_halves,
     isc_from_predictions,
 )
-from artsim.eval.verdicts import fit_task
+from artsim.eval.verdicts import BACKGROUND_RANK, BACKGROUND_WEIGHT, fit_task
 from artsim.index.build import add_items
 from artsim.index.calibrate import DEFAULT_SAMPLE, _draw_groups, calibrate_index
 from artsim.index.catalog import ArtIndex, IndexInfo
@@ -126,6 +127,11 @@ def trained(
     return _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
 
 
+def _background(similarity: np.ndarray) -> np.ndarray:
+    """Each row's score at ``BACKGROUND_RANK`` (1 = best)."""
+    return -np.sort(-similarity, axis=1)[:, BACKGROUND_RANK - 1]
+
+
 def baseline(
     similarity_of, gallery, calib, test, indexed_groups, originals_of, same, confidence=None
 ) -> dict:
@@ -138,18 +144,23 @@ def baseline(
     top1 = sim[np.arange(len(calib)), best]
     correct = np.array([gallery[b].group == q.group for b, q in zip(best, calib, strict=True)])
     own = np.array([[item.group == q.group for item in gallery] for q in calib])
-    away = np.where(own, -np.inf, sim).max(axis=1)
+    without_own = np.where(own, -np.inf, sim)
+    away = without_own.max(axis=1)
+    # decided as the product decides image searches: minus the query's background score
+    top1 = top1 - BACKGROUND_WEIGHT * _background(sim)
+    away = away - BACKGROUND_WEIGHT * _background(without_own)
     task = fit_task(top1, correct, away, confidence=confidence)
     threshold = task.threshold(0.01)
     sim = similarity_of([q.image for q in test], [item.image for item in gallery])
     order = np.argsort(-sim, axis=1, kind="stable")[:, :10]
+    shift = BACKGROUND_WEIGHT * _background(sim)
     top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
     for row, query in enumerate(test):
         groups = [gallery[k].group for k in order[row]]
         scores.append(sim[row, order[row]])
         matches.append(np.array([g == query.group for g in groups]))
         best = order[row][0]
-        flagged = sim[row, best] >= threshold
+        flagged = sim[row, best] - shift[row] >= threshold
         if query.group in indexed_groups:
             top1_ok.append(groups[0] == query.group)
             flagged_in.append(flagged)

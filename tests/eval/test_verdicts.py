@@ -72,3 +72,36 @@ def test_confusion_counts():
     table = confusion(["derived", "derived", "none"], ["derived", "copy", "unrelated"])
     assert table["derived"]["derived"] == 1 and table["derived"]["copy"] == 1
     assert table["none"]["unrelated"] == 1 and table["none"]["derived"] == 0
+
+
+def test_background_normalised_task_decides_on_score_minus_background():
+    """Thresholds fitted on normalised scores: a result is derived when its score minus the
+    query's background reaches the threshold, and the threshold comes back in score units."""
+    distractors = np.linspace(-0.3, 0.1, 200)  # normalised: 1% (2) reach 0.098
+    image = fit_task(
+        np.linspace(0.0, 0.5, 100),
+        np.ones(100, bool),
+        distractors,
+        background_rank=4,
+        background_weight=1.0,
+    )
+    cal = OpenSetCalibration("m1", 0.01, {"image": image})
+    t = image.threshold(0.01)
+    assert t == pytest.approx(distractors[-2])
+    # the same score 0.75: derived for a query whose 4th-best original scores 0.5, not for
+    # one that is that close to nearly everything (0.7)
+    specific = cal.grade("image", 0.75, {"image": 0.75}, background=0.5)
+    generic = cal.grade("image", 0.75, {"image": 0.75}, background=0.7)
+    assert specific.verdict == "derived" and generic.verdict != "derived"
+    assert specific.threshold == pytest.approx(t + 0.5) and specific.score == 0.75
+    assert cal.derived_threshold("image", 0.7) == pytest.approx(t + 0.7)
+    # without its background a normalised task gives no verdict rather than a wrong one
+    assert cal.grade("image", 0.75, {"image": 0.75}).verdict == "uncalibrated"
+    # it survives JSON; a calibration saved before normalisation existed reads as plain scores
+    again = OpenSetCalibration.from_json(json.loads(json.dumps(cal.to_json())))
+    assert again.grade("image", 0.75, {"image": 0.75}, 0.5) == specific
+    old = cal.to_json()
+    for task in old["tasks"].values():
+        del task["background_rank"], task["background_weight"]
+    plain = OpenSetCalibration.from_json(old)
+    assert plain.grade("image", 0.2, {"image": 0.2}).verdict == "derived"

@@ -138,7 +138,9 @@ def calibration_lines(raw: dict) -> list[str]:
                 f"{float(rate):.1%}: t={values['threshold']:.3f} recall {values['recall']:.2f} "
                 f"(false {values['false_rate']:.1%}, <= {high:.1%} at 95%)"
             )
-        lines.append(f"  {task}: " + "; ".join(parts))
+        background = raw.get("tasks", {}).get(task, {}).get("background_rank", 0)
+        how = f" (score minus the query's score at rank {background})" if background else ""
+        lines.append(f"  {task}{how}: " + "; ".join(parts))
     copy = raw.get("copy")
     if copy:
         lines.append(

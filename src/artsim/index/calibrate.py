@@ -12,7 +12,8 @@ collection (another style, another number of originals). This fits them where th
    without its own group, where its original is not (a *distractor* query: leave one group out).
    The top-1 scores of the distractor queries against those of the match queries give the
    thresholds (:mod:`artsim.eval.verdicts`), the recall measured at each, and the probability
-   table. By default the threshold for rate p is the distractor scores' quantile: p on average.
+   table. Image and image + prompt scores are background-normalised first (the query's score at
+   rank ``BACKGROUND_RANK`` of the same search taken off), as the service will decide them. By default the threshold for rate p is the distractor scores' quantile: p on average.
    With ``confidence`` (say 0.95) it lets through only as many distractors as keep the exact
    one-sided bound of the rate at or below p, so the rate holds with that confidence; measured,
    that costs much recall and did not remove the excess on art4apps (BENCHMARKS.md, Verdicts).
@@ -52,10 +53,19 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.errors import ImageError, UserError
-from artsim.eval.openset import DEFAULT_RATE, OPEN_SET_RATES, binomial_interval
+from artsim.eval.openset import (
+    DEFAULT_RATE,
+    OPEN_SET_RATES,
+    binomial_interval,
+    open_set_threshold,
+)
 from artsim.eval.verdicts import (
+    BACKGROUND_RANK,
+    BACKGROUND_WEIGHT,
+    NORMALISED_TASKS,
     RELATED_RATE,
     OpenSetCalibration,
+    TaskCalibration,
     confusion,
     copy_threshold,
     fit_task,
@@ -123,19 +133,25 @@ def _draw_groups(originals: Sequence[Item], sample: int, seed: int) -> set[str]:
     return {groups[i] for i in order.tolist()}
 
 
-def _top1(store, modality, vectors, query_groups, group_of, group_sizes):
+def _top1(store, modality, vectors, query_groups, group_of, group_sizes, rank: int = 0):
     """Per query, the best (id, score) over the whole index (match) and over the index without
-    the query's own group (distractor)."""
-    k = max(group_sizes.values(), default=0) + 1
+    the query's own group (distractor); with ``rank``, also the score at that rank of each of
+    the two searches (the query's background, NaN when the index holds too few)."""
+    k = max(group_sizes.values(), default=0) + max(rank, 1)
     hits = store.search(modality, vectors, k)
-    matches, distractors = [], []
+    matches, distractors, backgrounds = [], [], []
     for hit, group in zip(hits, query_groups, strict=True):
         pairs = list(zip(hit.ids, hit.scores, strict=True))
+        away = [(i, s) for i, s in pairs if group_of.get(i) != group]
         matches.append(pairs[0] if pairs else (None, float("nan")))
-        distractors.append(
-            next(((i, s) for i, s in pairs if group_of.get(i) != group), (None, float("nan")))
+        distractors.append(away[0] if away else (None, float("nan")))
+        backgrounds.append(
+            (
+                float(pairs[rank - 1][1]) if rank and len(pairs) >= rank else float("nan"),
+                float(away[rank - 1][1]) if rank and len(away) >= rank else float("nan"),
+            )
         )
-    return matches, distractors
+    return matches, distractors, backgrounds
 
 
 def _score_with(store, modality, vector, item_id: str) -> float | None:
@@ -180,6 +196,7 @@ def calibrate_index(
         group_sizes[item.group] = group_sizes.get(item.group, 0) + 1
 
     tasks, figures, top = {}, {}, {}
+    raw_image_distractors = np.zeros(0)
     for task, modality, vectors, keep in (
         ("image", "image", image_vectors, np.ones(len(queries), bool)),
         ("text", "text", text_vectors, has_text),
@@ -189,9 +206,21 @@ def calibrate_index(
         if not len(rows):
             continue  # e.g. no caption anywhere: this task stays uncalibrated
         groups = [query_groups[row] for row in rows]
-        best, away = _top1(store, modality, vectors[rows], groups, group_of, group_sizes)
+        rank = BACKGROUND_RANK if task in NORMALISED_TASKS else 0
+        best, away, backgrounds = _top1(
+            store, modality, vectors[rows], groups, group_of, group_sizes, rank
+        )
         match_scores = np.array([score for _, score in best], dtype=np.float64)
         distractor_scores = np.array([score for _, score in away], dtype=np.float64)
+        if task == "image":
+            raw_image_distractors = distractor_scores
+        background = np.array(backgrounds, dtype=np.float64).reshape(-1, 2)
+        if rank and np.isfinite(background).all():
+            # decisions on score - weight * background (BACKGROUND_RANK, verdicts module)
+            match_scores = match_scores - BACKGROUND_WEIGHT * background[:, 0]
+            distractor_scores = distractor_scores - BACKGROUND_WEIGHT * background[:, 1]
+        else:
+            rank, background[:] = 0, 0.0  # too few originals for a background: plain scores
         correct = np.array(
             [group_of.get(i) == g for (i, _), g in zip(best, groups, strict=True)], dtype=bool
         )
@@ -203,8 +232,10 @@ def calibrate_index(
             correct[found],
             distractor_scores[away_found],
             confidence=confidence,
+            background_rank=rank,
+            background_weight=BACKGROUND_WEIGHT if rank else 0.0,
         )
-        top[task] = (rows, best, away)
+        top[task] = (rows, best, away, background)
         figures[task] = _interval_figures(tasks[task].thresholds, int(away_found.sum()))
 
     copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
@@ -215,13 +246,21 @@ def calibrate_index(
             drawn,
             group_of,
             group_sizes,
-            tasks["image"].threshold(rate),
+            tasks["image"],
+            rate,
             max_pixels,
         )
         if "image" in tasks
         else None
     )
-    floor = tasks["image"].threshold(min(OPEN_SET_RATES)) if "image" in tasks else None
+    # a copy is never called on less than what the strictest rate lets through, in plain scores
+    floor = (
+        open_set_threshold(
+            raw_image_distractors[~np.isnan(raw_image_distractors)], min(OPEN_SET_RATES)
+        )
+        if "image" in tasks
+        else None
+    )
     calibration = OpenSetCalibration(
         model_id=index.model_id,
         rate=rate,
@@ -287,31 +326,30 @@ def _interval_figures(thresholds: dict, n_distractors: int) -> dict:
 
 
 def _look_alikes(
-    store, embedder, drawn, group_of, group_sizes, threshold: float, max_pixels: int
+    store, embedder, drawn, group_of, group_sizes, image: TaskCalibration, rate, max_pixels
 ) -> dict:
-    """Drawn originals whose best image match outside their own group reaches ``threshold``
-    (the image "derived" threshold at the default rate): how many were checked, how many were
-    found, and the closest pairs."""
+    """Drawn originals whose best image match outside their own group reaches the image
+    "derived" threshold at ``rate``, as a search of that original would decide it: how many
+    were checked, how many were found, and the closest pairs."""
+    threshold = image.threshold(rate)
     items = list(drawn)
+    if threshold is None or not items:
+        return {"checked": 0, "found": 0, "pairs": []}
     try:
         vectors = embedder.embed_images([item.image for item in items], max_pixels=max_pixels)
     except ImageError as error:  # an original unreadable since it was indexed
-        return {"checked": 0, "found": 0, "threshold": threshold, "pairs": [], "error": str(error)}
-    _, away = _top1(store, "image", vectors, [i.group for i in items], group_of, group_sizes)
-    pairs = sorted(
-        (
-            {"original": item.id, "look_alike": hit, "score": round(float(score), 6)}
-            for item, (hit, score) in zip(items, away, strict=True)
-            if hit is not None and score >= threshold
-        ),
-        key=lambda pair: -pair["score"],
+        return {"checked": 0, "found": 0, "pairs": [], "error": str(error)}
+    rank = image.background_rank if image.normalised else 0
+    _, away, backgrounds = _top1(
+        store, "image", vectors, [i.group for i in items], group_of, group_sizes, rank
     )
-    return {
-        "checked": len(items),
-        "found": len(pairs),
-        "threshold": threshold,
-        "pairs": pairs[:LOOK_ALIKES_LISTED],
-    }
+    pairs = []
+    for item, (hit, score), (_, background) in zip(items, away, backgrounds, strict=True):
+        shift = image.shift(background)
+        if hit is not None and shift is not None and score - shift >= threshold:
+            pairs.append({"original": item.id, "look_alike": hit, "score": round(float(score), 6)})
+    pairs.sort(key=lambda pair: -pair["score"])
+    return {"checked": len(items), "found": len(pairs), "pairs": pairs[:LOOK_ALIKES_LISTED]}
 
 
 def _near_duplicate_scores(index, embedder, originals, matches, seed, max_pixels) -> list[float]:
@@ -340,9 +378,14 @@ def _confusion(calibration, store, queries, image_vectors, text_vectors, top, gr
     task = "fused" if "fused" in top else "image"
     if task not in top:
         return {}
-    rows, best, away = top[task]
-    for row, match, distractor in zip(rows.tolist(), best, away, strict=True):
-        for (item_id, score), is_match in ((match, True), (distractor, False)):
+    rows, best, away, backgrounds = top[task]
+    for row, match, distractor, (match_background, away_background) in zip(
+        rows.tolist(), best, away, backgrounds.tolist(), strict=True
+    ):
+        for (item_id, score), is_match, background in (
+            (match, True, match_background),
+            (distractor, False, away_background),
+        ):
             if item_id is None:
                 continue
             values = {task: float(score)}
@@ -358,5 +401,5 @@ def _confusion(calibration, store, queries, image_vectors, text_vectors, top, gr
                 truth.append("derived" if same else "derived, another original first")
             else:
                 truth.append("original not indexed")
-            predicted.append(calibration.grade(task, float(score), values).verdict)
+            predicted.append(calibration.grade(task, float(score), values, background).verdict)
     return {"task": task, "counts": confusion(truth, predicted)}

@@ -34,11 +34,21 @@ class Calibration:
     def rate(self) -> float | None:
         return self.open_set.rate if self.open_set else None
 
-    def grade(self, task: str, score: float, scores: dict[str, float]) -> Verdict:
-        """The graded verdict of one result (``uncalibrated`` without a calibration)."""
+    def grade(
+        self, task: str, score: float, scores: dict[str, float], background: float | None = None
+    ) -> Verdict:
+        """The graded verdict of one result (``uncalibrated`` without a calibration);
+        ``background``: see :meth:`OpenSetCalibration.grade`."""
         if self.status != "calibrated" or self.open_set is None:
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
-        return self.open_set.grade(task, score, scores)
+        return self.open_set.grade(task, score, scores, background)
+
+    def background_rank(self, task: str) -> int:
+        """The rank whose score normalises this task's decisions (0: plain scores)."""
+        if self.status != "calibrated" or self.open_set is None:
+            return 0
+        calibration = self.open_set.tasks.get(task)
+        return calibration.background_rank if calibration and calibration.normalised else 0
 
     def to_json(self) -> dict:
         data = {"status": self.status, "note": self.note, "source": self.source}
@@ -49,6 +59,14 @@ class Calibration:
                 task: calibration.threshold(self.open_set.rate)
                 for task, calibration in self.open_set.tasks.items()
             }
+            normalised = {
+                task: {"rank": c.background_rank, "weight": c.background_weight}
+                for task, c in self.open_set.tasks.items()
+                if c.normalised
+            }
+            if normalised:
+                # thresholds of these tasks are on score - weight * (the query's score at rank)
+                data["background"] = normalised
             measured = self.open_set.about.get("measured")
             if measured:
                 data["measured"] = measured

@@ -13,7 +13,7 @@ fused) for the same originals, and a verdict from the run's ``calibration.json``
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -91,6 +91,9 @@ class SearchResponse:
     # how the ranking modality was searched: its plan (kind, recall_at_10 measured against
     # exact search...) plus "modality"; "exact" is True when no neighbour can have been missed
     search: dict = field(default_factory=dict)
+    # the score a result of THIS query needs to be called derived (the calibrated threshold,
+    # in plain score units once the query's background is added back); None if uncalibrated
+    derived_threshold: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -98,6 +101,7 @@ class SearchResponse:
             "task": self.task,
             "k": self.k,
             "calibration": self.calibration.to_json(),
+            "derived_threshold": self.derived_threshold,
             "search": self.search,
             "results": [result.to_json() for result in self.results],
         }
@@ -130,11 +134,16 @@ def search_index(
         modality, vector = "text", query.text
     else:
         modality, vector = "fused", query.fused
-    hits = store.search(modality, vector[None], k)[0]
+    rank = calibration.background_rank(task)
+    hits = store.search(modality, vector[None], max(k, rank))[0]
     if task == "text" and not hits.ids:
         # no original has a caption: compare the prompt with the images instead
         task, modality = "t2i", "image"
-        hits = store.search(modality, vector[None], k)[0]
+        rank = calibration.background_rank(task)
+        hits = store.search(modality, vector[None], max(k, rank))[0]
+    # what an unrelated original scores for this query: the score at the calibrated rank
+    background = float(hits.scores[rank - 1]) if rank and len(hits.scores) >= rank else None
+    hits = replace(hits, ids=hits.ids[:k], scores=hits.scores[:k])
     candidates = hits.ids
     scores: dict[str, dict[str, float]] = {item_id: {} for item_id in candidates}
 
@@ -157,7 +166,7 @@ def search_index(
         if record is None:  # removed by a writer between the search and this read
             continue
         own = {name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]}
-        verdict = calibration.grade(task, _finite(score), own)
+        verdict = calibration.grade(task, _finite(score), own, background)
         results.append(
             SearchResult(
                 rank=rank,
@@ -177,7 +186,12 @@ def search_index(
         )
     plan = store.search_plans().get(modality, {})
     search = {"modality": modality, **plan, "exact": plan.get("kind") == "flat"}
-    return SearchResponse(index.model_id, task, k, calibration, results, search)
+    threshold = (
+        calibration.open_set.derived_threshold(task, background)
+        if calibration.status == "calibrated" and calibration.open_set is not None
+        else None
+    )
+    return SearchResponse(index.model_id, task, k, calibration, results, search, threshold)
 
 
 @dataclass
@@ -218,8 +232,11 @@ def score_pair(
     a: QueryVectors,
     b: QueryVectors,
     calibration: Calibration,
+    background: float | None = None,
 ) -> PairScore:
-    """Compare two embedded artworks; A plays the generated work, B the original."""
+    """Compare two embedded artworks; A plays the generated work, B the original.
+    ``background``: A's score at the calibrated rank of a search of the collection, when the
+    calibration normalises this task (:func:`pair_background`)."""
     scores: dict[str, float] = {}
     pairs = {
         "image": (a.image, b.image),
@@ -232,7 +249,7 @@ def score_pair(
         if left is not None and right is not None:
             scores[name] = _finite(float(np.dot(left, right)))
     task = pair_task(a, b)
-    verdict = calibration.grade(task, scores[task], scores)
+    verdict = calibration.grade(task, scores[task], scores, background)
     return PairScore(
         embedder.model_id,
         task,
@@ -244,3 +261,14 @@ def score_pair(
         verdict.decided_by,
         verdict.probability,
     )
+
+
+def pair_background(index: ArtIndex, calibration: Calibration, a: QueryVectors, task: str):
+    """A's score at the calibration's background rank among the indexed originals (None when
+    the task's decisions are plain scores or the index holds too few)."""
+    rank = calibration.background_rank(task)
+    vector = {"image": a.image, "fused": a.fused}.get(task)
+    if not rank or vector is None:
+        return None
+    found = index.store.search(task, vector[None], rank)[0]
+    return float(found.scores[rank - 1]) if len(found.scores) >= rank else None

@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from artsim.index.query import embed_query, score_pair, search_index
+from artsim.index.query import (
+    embed_query,
+    pair_background,
+    pair_task,
+    score_pair,
+    search_index,
+)
 from artsim.serve.limits import MAX_K, cut_text
 from artsim.serve.service import ApiError, Service, thumbnail_url
 
@@ -62,7 +68,9 @@ def search_router(service: Service) -> APIRouter:
         def compute(picture_a, picture_b):
             a = embed_query(embedder, picture_a, text_a)
             b = embed_query(embedder, picture_b, text_b)
-            return score_pair(embedder, a, b, chosen)
+            # verdicts calibrated on the collection may weigh A against its indexed originals
+            background = pair_background(index, chosen, a, pair_task(a, b))
+            return score_pair(embedder, a, b, chosen, background)
 
         data = (await service.with_pictures([upload_a, upload_b], compute)).to_json()
         data["truncated"] = truncated

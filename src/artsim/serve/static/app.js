@@ -21,6 +21,7 @@ const TEXTS = {
     verdicts: { copy: "copy", derived: "derived", related: "related", unrelated: "unrelated", uncalibrated: "uncalibrated" },
     probability: (p) => `${p}% likely its original`,
     measured: (recall, n) => ` Measured there: ${recall}% of derivatives of indexed originals found first and called derived, against ${n} queries with no original indexed.`,
+    background: (rank) => ` For this query the threshold includes its score against its ${rank}th closest original: a query close to many originals needs more.`,
     lookAlikes: (found, checked) => ` ${found} of ${checked} originals checked look like an original of another group (one picture under two names?): a derivative of one is called derived from the other.`,
     scoreNames: { image: "image–image", text: "prompt–caption", i2t: "image–caption", t2i: "prompt–image", fused: "fused" },
     tasks: { image: "image vs. image", text: "prompt vs. caption", fused: "image + prompt", t2i: "prompt vs. image" },
@@ -48,6 +49,7 @@ const TEXTS = {
     verdicts: { copy: "copia", derived: "derivada", related: "relacionada", unrelated: "no relacionada", uncalibrated: "sin calibrar" },
     probability: (p) => `${p}% de probabilidad de ser su original`,
     measured: (recall, n) => ` Medido allí: el ${recall}% de las derivadas de originales indexados sale primero y como derivada, frente a ${n} consultas sin original indexado.`,
+    background: (rank) => ` Para esta consulta el umbral incluye su puntuación frente a su ${rank}.º original más cercano: una consulta parecida a muchos originales necesita más.`,
     lookAlikes: (found, checked) => ` ${found} de ${checked} originales revisados se parecen a un original de otro grupo (¿una imagen con dos nombres?): una derivada de uno se declara derivada del otro.`,
     scoreNames: { image: "imagen–imagen", text: "texto–leyenda", i2t: "imagen–leyenda", t2i: "texto–imagen", fused: "combinada" },
     tasks: { image: "imagen frente a imagen", text: "texto frente a leyenda", fused: "imagen + texto", t2i: "texto frente a imagen" },
@@ -113,11 +115,14 @@ function render(data) {
   $("status").textContent = n ? `${t("found")(n)} (${t("tasks")[data.task] || data.task})` : t("none");
   const cal = $("calibration");
   const first = data.results[0];
-  const taskThreshold = (data.calibration.thresholds || {})[data.task];
+  // the threshold of THIS query in score units (it includes the query's background when the
+  // collection's calibration normalises the task), else the task's calibrated threshold
+  const taskThreshold = data.derived_threshold ?? (data.calibration.thresholds || {})[data.task];
   if (data.calibration.status === "calibrated" && first && taskThreshold !== undefined && taskThreshold !== null) {
     cal.textContent = t("calibrated")(fmt(taskThreshold), Math.round(data.calibration.rate * 1000) / 10, data.calibration.source);
     const measured = ((data.calibration.measured || {})[data.task] || {})[String(data.calibration.rate)];
     if (measured) cal.textContent += t("measured")(Math.round(measured.recall * 100), data.calibration.distractor_queries || "?");
+    if ((data.calibration.background || {})[data.task]) cal.textContent += t("background")(data.calibration.background[data.task].rank);
     const look = data.calibration.look_alikes;
     if (look && look.found) cal.textContent += t("lookAlikes")(look.found, look.checked);
   } else {
