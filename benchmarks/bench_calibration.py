@@ -107,9 +107,17 @@ def _flag(query, originals_of, hit: str, score: float) -> dict:
 
 
 def trained(
-    index: ArtIndex, embedder: Embedder, queries, indexed_groups, task: str, originals_of, same
+    index: ArtIndex,
+    embedder: Embedder,
+    queries,
+    indexed_groups,
+    task: str,
+    originals_of,
+    same,
+    category_of,
 ) -> dict:
     top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
+    grades: dict[str, dict[str, int]] = {}  # distractor queries: grade of the first result
     for query in queries:
         picture = Image.open(query.image).convert("RGB")
         text = query.text if task == "fused" else None
@@ -124,7 +132,14 @@ def trained(
             flagged_in.append(flagged)
         else:
             flagged_out.append(_flag(query, originals_of, top.id, top.score) if flagged else None)
-    return _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
+            # "related" should mean same subject: does the hit share the query's category?
+            counts = grades.setdefault(top.verdict, {"n": 0, "same_category": 0})
+            counts["n"] += 1
+            own = category_of.get(originals_of.get(query.group, ""))
+            counts["same_category"] += int(own is not None and category_of.get(top.id) == own)
+    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
+    out["distractor_grades"] = grades
+    return out
 
 
 def _background(similarity: np.ndarray) -> np.ndarray:
@@ -192,6 +207,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     originals = load_manifest(args.originals).originals()
     same = read_same_work(args.same_work)
+    category_of = {
+        item.id: item.metadata["category"] for item in originals if item.metadata.get("category")
+    }
     originals_of = {}
     for item in originals:
         originals_of.setdefault(item.group, item.id)  # the group's first original
@@ -235,7 +253,9 @@ def main() -> None:
         "calibration": calibration.about,
         "calibrate_seconds": round(calibrate_seconds, 1),
         "trained": {
-            task: trained(index, embedder, test, indexed_groups, task, originals_of, same)
+            task: trained(
+                index, embedder, test, indexed_groups, task, originals_of, same, category_of
+            )
             for task in ("image", "fused")
         },
     }
@@ -281,6 +301,12 @@ def main() -> None:
             verdict = same.get((pair["original"], pair["hit"]))
             mark = "not checked" if verdict is None else ("same work" if verdict else "other")
             print(f"    {pair['original']} -> {pair['hit']} {pair['score']:.3f} ({mark})")
+    for task, figures in result["trained"].items():
+        shown = ", ".join(
+            f"{grade} {c['n']} ({c['same_category']} same category)"
+            for grade, c in sorted(figures["distractor_grades"].items())
+        )
+        print(f"distractor queries, trained {task}, first result graded: {shown}")
     print(f"calibration {calibrate_seconds:.0f} s, total {result['seconds']:.0f} s")
 
 
