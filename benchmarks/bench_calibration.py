@@ -8,9 +8,9 @@ those of the other half have no original in the index and must rarely be called 
 For the trained model the path is the product's (index, ``calibrate_index``, ``search_index``,
 image-only and image + prompt queries). The frozen image tower and the perceptual hash get the
 same protocol in numpy: thresholds fitted on the same calibration queries (the same drawn groups,
-the same derivatives, each a match and, without its own group, a distractor), on scores minus the
-query's background as the product decides image searches, then measured on the same test
-queries.
+the same derivatives, each a match and, without its own group, a distractor), with the query's
+background taken off the scores where that recalls more of them (as the product decides image
+searches), then measured on the same test queries.
 
 Per scorer: the share of queries with no indexed original called derived (or copy) at the 1%
 calibrated rate, with its 95% interval; the indexed half's recall there (top-1 is the original
@@ -147,6 +147,10 @@ def _background(similarity: np.ndarray) -> np.ndarray:
     return -np.sort(-similarity, axis=1)[:, BACKGROUND_RANK - 1]
 
 
+def _recall(task) -> float:
+    return float(task.thresholds["0.01"]["recall"])
+
+
 def baseline(
     similarity_of, gallery, calib, test, indexed_groups, originals_of, same, confidence=None
 ) -> dict:
@@ -161,14 +165,20 @@ def baseline(
     own = np.array([[item.group == q.group for item in gallery] for q in calib])
     without_own = np.where(own, -np.inf, sim)
     away = without_own.max(axis=1)
-    # decided as the product decides image searches: minus the query's background score
-    top1 = top1 - BACKGROUND_WEIGHT * _background(sim)
-    away = away - BACKGROUND_WEIGHT * _background(without_own)
-    task = fit_task(top1, correct, away, confidence=confidence)
-    threshold = task.threshold(0.01)
+    # decided as the product decides image searches: minus the query's background score where
+    # that recalls more of the calibration queries at the rate
+    plain = fit_task(top1, correct, away, confidence=confidence)
+    normalised = fit_task(
+        top1 - BACKGROUND_WEIGHT * _background(sim),
+        correct,
+        away - BACKGROUND_WEIGHT * _background(without_own),
+        confidence=confidence,
+    )
+    weight = BACKGROUND_WEIGHT if _recall(normalised) > _recall(plain) else 0.0
+    threshold = (normalised if weight else plain).threshold(0.01)
     sim = similarity_of([q.image for q in test], [item.image for item in gallery])
     order = np.argsort(-sim, axis=1, kind="stable")[:, :10]
-    shift = BACKGROUND_WEIGHT * _background(sim)
+    shift = weight * _background(sim)
     top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
     for row, query in enumerate(test):
         groups = [gallery[k].group for k in order[row]]
@@ -184,6 +194,7 @@ def baseline(
             flagged_out.append(_flag(query, originals_of, hit, sim[row, best]) if flagged else None)
     out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
     out["threshold"] = threshold
+    out["background_normalised"] = bool(weight)
     return out
 
 

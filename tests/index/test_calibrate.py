@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,8 @@ def test_calibrate_command_and_info(collection, tiny_run, tmp_path, capsys):
     assert index_main(["info", "--index", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "calibration: 8 derivatives" in printed
-    assert "image (score minus the query's score at rank 4): 0.1%" in printed
+    # plain scores, or minus the query's background where that recalled more (both are said)
+    assert re.search(r"image( \(score minus the query's score at rank 4\))?: 0\.1%", printed)
     # too small a collection is one clear line
     tiny = _half(Manifest(path=collection.path, items=collection.items[:6]), tmp_path, 0)
     small = tmp_path / "small"
@@ -113,7 +115,16 @@ def test_calibrate_command_and_info(collection, tiny_run, tmp_path, capsys):
     assert "at least 4 groups" in capsys.readouterr().err
 
 
-def test_search_api_gives_graded_verdicts_after_calibration(collection, tiny_run, tmp_path):
+@pytest.mark.parametrize("normalised_wins", [True, False])
+def test_search_api_gives_graded_verdicts_after_calibration(
+    collection, tiny_run, tmp_path, monkeypatch, normalised_wins
+):
+    import artsim.index.calibrate as calibrate_module
+
+    # the variant with the higher calibration recall is kept: make one of them win
+    monkeypatch.setattr(
+        calibrate_module, "_recall_at", lambda c, rate: float(c.normalised == normalised_wins)
+    )
     indexed = _half(collection, tmp_path, 0)
     out = tmp_path / "index"
     build_index(tiny_run, indexed, out).close()
@@ -123,16 +134,22 @@ def test_search_api_gives_graded_verdicts_after_calibration(collection, tiny_run
     item = load_manifest(indexed).items[0]
     picture = __import__("PIL.Image").Image.open(item.image).convert("RGB")
     response = search_index(index, embedder, image=picture, text=item.text, k=3).to_json()
-    # image searches decide on score minus the query's 4th-best score; /score uses the same
+    # normalised: image searches decide on score minus the query's 4th-best score, and /score
+    # weighs A the same way; plain: no background anywhere
     calibration = load_calibration(index.info.run, index.model_id, index.info)
-    assert calibration.to_json()["background"]["image"] == {"rank": 4, "weight": 1.0}
+    about = index.info.calibration["about"]["background"]["image"]
+    assert about["normalised"] == normalised_wins
     alone = search_index(index, embedder, image=picture, k=5)
     query = embed_query(embedder, picture, None)
     background = pair_background(index, calibration, query, "image")
-    assert background == pytest.approx(alone.results[3].score, abs=1e-5)
-    assert alone.derived_threshold == pytest.approx(
-        calibration.open_set.tasks["image"].threshold(0.01) + background, abs=1e-5
-    )
+    threshold = calibration.open_set.tasks["image"].threshold(0.01)
+    if normalised_wins:
+        assert calibration.to_json()["background"]["image"] == {"rank": 4, "weight": 1.0}
+        assert background == pytest.approx(alone.results[3].score, abs=1e-5)
+        assert alone.derived_threshold == pytest.approx(threshold + background, abs=1e-5)
+    else:
+        assert "background" not in calibration.to_json() and background is None
+        assert alone.derived_threshold == pytest.approx(threshold)
     index.close()
     assert response["calibration"]["source"] == "collection"
     first = response["results"][0]
