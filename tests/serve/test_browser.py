@@ -77,3 +77,38 @@ def test_upload_finds_its_original_first(
     page.wait_for_function("!document.getElementById('error').hidden")
     assert "not an image" in page.locator("#error").inner_text()
     print(f"screenshots: {tmp_path / 'search-en.png'} {tmp_path / 'search-es.png'}")
+
+
+def test_calibrated_page_says_what_derived_means_for_this_query(
+    browser, index_copy, synthetic_manifest, live_server, monkeypatch
+):
+    """A collection calibrated with background-normalised image decisions: the page gives the
+    threshold of THIS query in score units (the API's derived_threshold) and says why, in
+    English and Spanish."""
+    import artsim.index.calibrate as calibrate_module
+    from artsim.index.calibrate import calibrate_index
+    from artsim.index.catalog import ArtIndex
+
+    monkeypatch.setattr(calibrate_module, "_recall_at", lambda c, rate: float(c.normalised))
+    index = ArtIndex.open(index_copy)
+    try:
+        calibrate_index(index, index.load_embedder(), sample=6)
+    finally:
+        index.close()
+    base_url = live_server(create_app(index_copy))
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    with page.expect_response(lambda r: r.url.endswith("/search")) as answer:
+        page.goto(base_url + "/")
+        page.wait_for_function("document.getElementById('health').textContent.length > 0")
+        page.set_input_files("#image", str(synthetic_manifest.parent / "images" / "g002_orig.png"))
+        page.click("#submit")
+    data = answer.value.json()
+    page.locator(".result").first.wait_for(timeout=15_000)
+    threshold = data["derived_threshold"]
+    assert data["calibration"]["background"]["image"]["rank"] == 4 and threshold is not None
+    said = page.locator("#calibration").inner_text()
+    assert f"score ≥ {threshold:.3f}" in said and "4th closest original" in said
+    page.click("#lang-es")
+    page.wait_for_function("document.getElementById('calibration').textContent.includes('umbral')")
+    said = page.locator("#calibration").inner_text()
+    assert f"puntuación ≥ {threshold:.3f}" in said and "4.º original más cercano" in said
