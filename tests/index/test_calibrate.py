@@ -226,3 +226,37 @@ def test_look_alike_originals_are_listed(collection, tiny_run, tmp_path, capsys,
     finally:
         index.close()
     assert response["calibration"]["look_alikes"]["found"] == look["found"]  # the page says it
+
+
+def test_search_cli_states_the_threshold_of_this_query_in_score_units(
+    collection, tiny_run, tmp_path, monkeypatch, capsys
+):
+    """A background-normalised image task: the line under ``artsim search`` gives the score a
+    result of this query needs (calibrated threshold + the query's 4th-best score), not the
+    calibrated threshold, which is on score minus background."""
+    import artsim.index.calibrate as calibrate_module
+    from artsim.cli.search import search_main
+
+    monkeypatch.setattr(calibrate_module, "_recall_at", lambda c, rate: float(c.normalised))
+    indexed = _half(collection, tmp_path, 0)
+    out = tmp_path / "index"
+    build_index(tiny_run, indexed, out).close()
+    index = ArtIndex.open(out)
+    embedder = Embedder.from_run(tiny_run, cache_dir=False)
+    calibrate_index(index, embedder, sample=12)
+    item = load_manifest(indexed).items[1]
+    picture = __import__("PIL.Image").Image.open(item.image).convert("RGB")
+    response = search_index(index, embedder, image=picture, k=5)
+    plain = response.calibration.open_set.tasks["image"].threshold(0.01)
+    background = response.results[3].score
+    index.close()
+    assert response.calibration.background_rank("image") == 4 and abs(background) > 0.01
+    assert response.derived_threshold == pytest.approx(plain + background, abs=1e-5)
+
+    capsys.readouterr()
+    assert search_main(["--index", str(out), "--image", str(item.image), "-k", "2"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    said = re.search(r"derived when the image score is >= (-?[0-9.]+)", printed)
+    assert said, printed
+    assert float(said.group(1)) == pytest.approx(response.derived_threshold, abs=1e-3)
+    assert f">= {plain:.3f} " not in printed

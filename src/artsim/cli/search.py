@@ -126,12 +126,11 @@ def search_command(
             _verdict_markup(result.verdict, result.probability),
         )
     console.print(table)
-    threshold = None
-    if response.calibration.open_set is not None:
-        task_calibration = response.calibration.open_set.tasks.get(response.task)
-        if task_calibration is not None:
-            threshold = task_calibration.threshold(response.calibration.open_set.rate)
-    console.print(_calibration_line(response.calibration, response.task, threshold))
+    # in score units for THIS query: a background-normalised task's calibrated threshold is on
+    # score minus the query's background, which derived_threshold adds back
+    console.print(
+        _calibration_line(response.calibration, response.task, response.derived_threshold)
+    )
     console.print(_search_line(response.search))
 
 
