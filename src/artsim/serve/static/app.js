@@ -116,8 +116,10 @@ function render(data) {
   const cal = $("calibration");
   const first = data.results[0];
   // the threshold of THIS query in score units (it includes the query's background when the
-  // collection's calibration normalises the task), else the task's calibrated threshold
-  const taskThreshold = data.derived_threshold ?? (data.calibration.thresholds || {})[data.task];
+  // collection's calibration normalises the task; null when that background is unknown: the
+  // calibrated threshold is then on score minus background, not a score); a server from before
+  // derived_threshold: the task's calibrated threshold
+  const taskThreshold = "derived_threshold" in data ? data.derived_threshold : (data.calibration.thresholds || {})[data.task];
   if (data.calibration.status === "calibrated" && first && taskThreshold !== undefined && taskThreshold !== null) {
     cal.textContent = t("calibrated")(fmt(taskThreshold), Math.round(data.calibration.rate * 1000) / 10, data.calibration.source);
     const measured = ((data.calibration.measured || {})[data.task] || {})[String(data.calibration.rate)];
