@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -97,6 +98,13 @@ def test_background_normalised_task_decides_on_score_minus_background():
     assert cal.derived_threshold("image", 0.7) == pytest.approx(t + 0.7)
     # without its background a normalised task gives no verdict rather than a wrong one
     assert cal.grade("image", 0.75, {"image": 0.75}).verdict == "uncalibrated"
+    # ... but a copy is graded on the plain image score, which needs no background
+    copied = replace(cal, copy={"threshold": 0.95, "recall": 0.9, "n": 50.0})
+    copy = copied.grade("fused", 0.5, {"fused": 0.5, "image": 0.97})
+    assert copy.verdict == "uncalibrated"  # no fused calibration at all
+    copy = copied.grade("image", 0.97, {"image": 0.97})
+    assert (copy.verdict, copy.threshold, copy.probability) == ("copy", 0.95, None)
+    assert copied.grade("image", 0.9, {"image": 0.9}).verdict == "uncalibrated"
     # it survives JSON; a calibration saved before normalisation existed reads as plain scores
     again = OpenSetCalibration.from_json(json.loads(json.dumps(cal.to_json())))
     assert again.grade("image", 0.75, {"image": 0.75}, 0.5) == specific

@@ -150,11 +150,17 @@ class OpenSetCalibration:
         calibration = self.tasks.get(task)
         threshold = calibration.threshold(self.rate) if calibration else None
         shift = calibration.shift(background) if calibration else None
-        if calibration is None or threshold is None or shift is None:
+        if calibration is None or threshold is None:
+            return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
+        copy = self.copy and "image" in scores and scores["image"] >= self.copy["threshold"]
+        if shift is None:
+            # the background is unknown, but the copy grade is on the plain image score
+            if copy:
+                return Verdict(VERDICT_COPY, "image", scores["image"], self.copy["threshold"], None)
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
         decision = score - shift
         probability = isotonic_probability(calibration.probability, decision)
-        if self.copy and "image" in scores and scores["image"] >= self.copy["threshold"]:
+        if copy:
             return Verdict(
                 VERDICT_COPY, "image", scores["image"], self.copy["threshold"], probability
             )
