@@ -66,6 +66,22 @@ def test_two_pictures_with_one_stem_are_both_kept(tmp_path):
     assert by_id["owl"].image != by_id["owl.png"].image  # both files copied, none overwritten
 
 
+def test_ids_that_flatten_to_one_file_name_keep_their_own_pictures(tmp_path):
+    """``x/owl.png`` (id ``x/owl``) and ``x.owl.png`` (id ``x.owl``) are both copied into the
+    flat originals folder as ``x.owl.png``: the second must not overwrite the first."""
+    images = tmp_path / "images"
+    _picture(images / "x" / "owl.png", 1)
+    _picture(images / "x.owl.png", 2)
+    manifest = load_manifest(originals_from_folder(images, tmp_path / "out"))
+    assert not manifest.errors
+    by_id = manifest.by_id()
+    assert sorted(by_id) == ["x.owl", "x/owl"]
+    assert by_id["x.owl"].image != by_id["x/owl"].image
+    for item_id, seed in (("x/owl", 1), ("x.owl", 2)):
+        expected = np.random.default_rng(seed).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        assert np.array_equal(np.asarray(Image.open(by_id[item_id].image)), expected)
+
+
 def test_folder_command_adds_stand_ins(tmp_path, capsys):
     images = tmp_path / "images"
     for k, name in enumerate(["cat", "dog", "owl"]):

@@ -93,7 +93,7 @@ def originals_from_folder(
         keep = np.random.default_rng(seed).choice(len(paths), max_originals, replace=False)
         paths = [paths[i] for i in sorted(keep)]
     (out_dir / "originals").mkdir(parents=True, exist_ok=True)
-    items, seen, ids = [], set(), set()
+    items, seen, ids, copied = [], set(), set(), set()
     for path in paths:
         fingerprint = image_fingerprint(path)
         if fingerprint is None or fingerprint in seen:
@@ -107,7 +107,12 @@ def originals_from_folder(
         if item_id in ids:
             continue  # the same name but for outer spaces, suffix included: one is kept
         ids.add(item_id)
-        target = out_dir / "originals" / f"{item_id.replace('/', '.')}{path.suffix.lower()}"
+        # "a/b.png" and "a.b.png" flatten to one file name: the second gets a number
+        name, number = item_id.replace("/", "."), 1
+        while f"{name}{path.suffix.lower()}" in copied:
+            name, number = f"{item_id.replace('/', '.')}~{number}", number + 1
+        copied.add(f"{name}{path.suffix.lower()}")
+        target = out_dir / "originals" / f"{name}{path.suffix.lower()}"
         shutil.copyfile(path, target)
         category = "/".join(relative.parts[:-1])
         items.append(
