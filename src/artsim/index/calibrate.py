@@ -14,10 +14,11 @@ collection (another style, another number of originals). This fits them where th
    thresholds (:mod:`artsim.eval.verdicts`), the recall measured at each, and the probability
    table. For image and image + prompt searches the thresholds are also fitted on scores with the
    query's background taken off (its score at rank ``BACKGROUND_RANK`` of the same search), and
-   those are kept where they recall more of these queries at the rate. By default the threshold for rate p is the distractor scores' quantile: p on average.
-   With ``confidence`` (say 0.95) it lets through only as many distractors as keep the exact
-   one-sided bound of the rate at or below p, so the rate holds with that confidence; measured,
-   that costs much recall and did not remove the excess on art4apps (BENCHMARKS.md, Verdicts).
+   those are kept where they recall more of these queries at the rate. By default the threshold
+   for rate p is the distractor scores' quantile: p on average. With ``confidence`` (say 0.95)
+   it lets through only as many distractors as keep the exact one-sided bound of the rate at or
+   below p, so the rate holds with that confidence; measured, that costs much recall and did not
+   remove the excess on art4apps (BENCHMARKS.md, Verdicts).
 
 Leaving out only the query's own group keeps the gallery the size users search (all originals but
 one group). Leaving half the drawn groups out of the gallery instead, as before, calibrated on a
