@@ -113,3 +113,21 @@ def test_background_normalised_task_decides_on_score_minus_background():
         del task["background_rank"], task["background_weight"]
     plain = OpenSetCalibration.from_json(old)
     assert plain.grade("image", 0.2, {"image": 0.2}).verdict == "derived"
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"model_id": "m1", "tasks": {"image": {"thresholds": [0.5]}}},  # a list, not a table
+        {"model_id": "m1", "tasks": ["image"]},
+        {"model_id": "m1"},
+    ],
+)
+def test_an_unreadable_index_calibration_is_uncalibrated_with_its_reason(broken, tmp_path):
+    from artsim.index.calibration import load_calibration
+    from artsim.index.catalog import IndexInfo
+
+    info = IndexInfo("m1", str(tmp_path), 8, calibration=broken)
+    calibration = load_calibration(tmp_path, "m1", info)
+    assert calibration.status == "uncalibrated"
+    assert calibration.note.startswith("the index's calibration is unreadable")

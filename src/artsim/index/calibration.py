@@ -93,7 +93,7 @@ def load_calibration(
     if index_info is not None and index_info.calibration:
         try:
             open_set = OpenSetCalibration.from_json(index_info.calibration)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             return Calibration("uncalibrated", f"the index's calibration is unreadable ({error})")
         if open_set.model_id == model_id:
             return Calibration(
