@@ -233,3 +233,33 @@ def test_score_pair(synthetic_manifest: Path, tiny_run: Path, capsys):
     assert code == 0 and data["task"] == "fused"
     assert data["scores"]["fused"] == pytest.approx(1.0, abs=1e-4)
     assert set(data["scores"]) == {"image", "text", "i2t", "t2i", "fused"}
+
+
+def test_score_line_gives_the_derived_threshold_whatever_decided(
+    synthetic_manifest: Path, tiny_run: Path, tmp_path, capsys
+):
+    """A pair graded 'copy' reports the copy threshold as its own; the line under it says when
+    a pair is called derived, so it must give the derived threshold (0.6 here), not 0.95."""
+    import shutil
+
+    from artsim.eval.verdicts import OpenSetCalibration, fit_task
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    embedder = Embedder.from_run(run, cache_dir=False)
+    image = fit_task(np.linspace(0.5, 1.0, 100), np.ones(100, bool), np.linspace(0.0, 0.6, 200))
+    calibration = OpenSetCalibration(
+        embedder.model_id, 0.01, {"image": image}, {"threshold": 0.95, "recall": 0.9, "n": 50.0}
+    )
+    (run / "calibration.json").write_text(json.dumps({"open_set": calibration.to_json()}))
+    derived = image.threshold(0.01)
+    folder = synthetic_manifest.parent / "images"
+    picture = str(folder / "g000_orig.png")
+    capsys.readouterr()
+    assert score_main([picture, picture, "--run", str(run), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["verdict"], data["threshold"]) == ("copy", 0.95)
+    assert score_main([picture, picture, "--run", str(run)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"derived when the image score is >= {derived:.3f} " in printed, printed
+    assert ">= 0.950" not in printed

@@ -163,7 +163,10 @@ def score_command(
         f"verdict: {_verdict_markup(result.verdict, result.probability)} "
         f"on the {result.decided_by or result.task} score"
     )
-    console.print(_calibration_line(result.calibration, result.task, result.threshold))
+    # the verdict's own threshold may be the copy or the text one: the line is about "derived"
+    open_set = result.calibration.open_set
+    derived = open_set.derived_threshold(result.task) if open_set is not None else None
+    console.print(_calibration_line(result.calibration, result.task, derived))
 
 
 app = typer.Typer(
