@@ -49,7 +49,12 @@ from artsim.eval.openset import (
 )
 from artsim.eval.verdicts import BACKGROUND_RANK, BACKGROUND_WEIGHT, fit_task
 from artsim.index.build import add_items
-from artsim.index.calibrate import DEFAULT_SAMPLE, _draw_groups, calibrate_index
+from artsim.index.calibrate import (
+    DEFAULT_SAMPLE,
+    _draw_groups,
+    calibrate_index,
+    derivatives_per_original,
+)
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.faiss_store import FaissStore
 from artsim.index.query import search_index
@@ -276,7 +281,12 @@ def main() -> None:
     drawn_groups = _draw_groups(indexed, args.sample, 0)
     drawn = Manifest(path=work / "d.csv", items=[i for i in indexed if i.group in drawn_groups])
     calib = load_manifest(
-        derive_heldout_manifest(drawn, work / "calib", per_original=1, seed=0)
+        derive_heldout_manifest(
+            drawn,
+            work / "calib",
+            per_original=derivatives_per_original(args.sample, len(drawn.items)),
+            seed=0,
+        )
     ).generated()
 
     def frozen(queries, gallery):

@@ -260,3 +260,22 @@ def test_search_cli_states_the_threshold_of_this_query_in_score_units(
     assert said, printed
     assert float(said.group(1)) == pytest.approx(response.derived_threshold, abs=1e-3)
     assert f">= {plain:.3f} " not in printed
+
+
+def test_a_collection_smaller_than_the_sample_gets_more_derivatives_per_original(
+    collection, tiny_run, tmp_path
+):
+    """6 originals and a sample of 12: two derivatives each (two patterns), so 12 match and
+    12 distractor queries instead of 6."""
+    few = _half(Manifest(path=collection.path, items=collection.items[:12]), tmp_path, 0)
+    out = tmp_path / "index"
+    build_index(tiny_run, few, out).close()
+    index = ArtIndex.open(out)
+    try:
+        calibrate_index(index, index.load_embedder(), sample=12)
+        on = index.info.calibration["about"]["on"]
+    finally:
+        index.close()
+    assert on["originals_in_index"] == on["groups_drawn"] == 6
+    assert on["derivatives_per_original"] == 2
+    assert on["match_queries"] == on["distractor_queries"] == 12

@@ -5,8 +5,10 @@ collection (another style, another number of originals). This fits them where th
 
 1. Whole groups of the index are drawn (``sample`` of them, seeded).
 2. Each drawn original gets one derivative made with the evaluation-only transform family
-   (:mod:`artsim.data.heldout`, never used in training), with a prompt; each also gets a
-   near-duplicate (resized, slightly cropped, re-encoded as JPEG) for the ``copy`` grade.
+   (:mod:`artsim.data.heldout`, never used in training), with a prompt; two or three when the
+   collection has fewer originals than ``sample`` (:func:`derivatives_per_original`: a
+   291-original index gets 582 queries, not 291); each also gets a near-duplicate (resized,
+   slightly cropped, re-encoded as JPEG) for the ``copy`` grade.
 3. Every derivative is searched as the service searches (image, prompt, image + prompt) twice:
    against the whole index, where its original is (a *match* query), and against the index
    without its own group, where its original is not (a *distractor* query: leave one group out).
@@ -41,6 +43,7 @@ the look-alike originals found.
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 import time
 from collections.abc import Sequence
@@ -80,6 +83,8 @@ LOOK_ALIKES_LISTED = 20
 # and the 1% threshold lets about three of them through. Measured: 7 s for 80 groups of the demo,
 # 86 s for 290 groups of art4apps (2 shared cores, other jobs running).
 DEFAULT_SAMPLE = 300
+# at most this many derivatives of one original, when the collection is smaller than the sample
+MAX_DERIVATIVES_PER_ORIGINAL = 3
 CALIBRATED_TASKS = ("image", "text", "fused")
 
 
@@ -121,6 +126,20 @@ def near_duplicate(picture: Image.Image, rng: np.random.Generator) -> Image.Imag
     )
     buffer.seek(0)
     return Image.open(buffer).convert("RGB")
+
+
+def derivatives_per_original(sample: int, drawn_originals: int) -> int:
+    """How many calibration derivatives each drawn original gets: enough to make about
+    ``sample`` queries, at most ``MAX_DERIVATIVES_PER_ORIGINAL`` (each its own pattern).
+
+    >>> derivatives_per_original(300, 1600), derivatives_per_original(300, 291)
+    (1, 2)
+    >>> derivatives_per_original(300, 43)
+    3
+    """
+    if drawn_originals <= 0:
+        return 1
+    return max(1, min(MAX_DERIVATIVES_PER_ORIGINAL, math.ceil(sample / drawn_originals)))
 
 
 def _draw_groups(originals: Sequence[Item], sample: int, seed: int) -> set[str]:
@@ -183,7 +202,10 @@ def calibrate_index(
     with tempfile.TemporaryDirectory(prefix="artsim-calibrate-") as folder:
         manifest = Manifest(path=Path(folder) / "originals.csv", items=drawn)
         derived_path = derive_heldout_manifest(
-            manifest, Path(folder) / "derived", per_original=1, seed=seed
+            manifest,
+            Path(folder) / "derived",
+            per_original=derivatives_per_original(sample, len(drawn)),
+            seed=seed,
         )
         queries = load_manifest(derived_path, check_images=False).generated()
         image_vectors = embedder.embed_images([q.image for q in queries], max_pixels=max_pixels)
@@ -304,6 +326,7 @@ def calibrate_index(
         "on": {
             "originals_in_index": len(originals),
             "groups_drawn": len(drawn_groups),
+            "derivatives_per_original": derivatives_per_original(sample, len(drawn)),
             "match_queries": len(queries),
             "distractor_queries": len(queries),
             "near_duplicates": len(copies),
