@@ -39,6 +39,14 @@ def _half(collection: Manifest, tmp_path: Path, side: int) -> Path:
     return write_manifest(items, collection.path.parent / "full" / f"{tmp_path.name}-{side}.csv")
 
 
+def _open_half(collection: Manifest, tiny_run: Path, tmp_path: Path):
+    """An index of the first half of the collection, open for writing, and its embedder."""
+    indexed = _half(collection, tmp_path, 0)
+    out = tmp_path / "index"
+    build_index(tiny_run, indexed, out).close()
+    return indexed, ArtIndex.open(out), Embedder.from_run(tiny_run, cache_dir=False)
+
+
 def test_done_when_false_derived_share_stays_within_the_calibrated_rate(
     collection, tiny_run, tmp_path, capsys
 ):
@@ -125,11 +133,7 @@ def test_search_api_gives_graded_verdicts_after_calibration(
     monkeypatch.setattr(
         calibrate_module, "_recall_at", lambda c, rate: float(c.normalised == normalised_wins)
     )
-    indexed = _half(collection, tmp_path, 0)
-    out = tmp_path / "index"
-    build_index(tiny_run, indexed, out).close()
-    index = ArtIndex.open(out)
-    embedder = Embedder.from_run(tiny_run, cache_dir=False)
+    indexed, index, embedder = _open_half(collection, tiny_run, tmp_path)
     calibrate_index(index, embedder, sample=12)
     item = load_manifest(indexed).items[0]
     picture = __import__("PIL.Image").Image.open(item.image).convert("RGB")
@@ -171,15 +175,11 @@ def test_build_keeps_an_index_too_small_to_calibrate(collection, tiny_run, tmp_p
 def test_thresholds_bounded_with_confidence_are_never_below_the_average_ones(
     collection, tiny_run, tmp_path
 ):
-    indexed = _half(collection, tmp_path, 0)
-    out = tmp_path / "index"
-    build_index(tiny_run, indexed, out).close()
-    index = ArtIndex.open(out)
-    embedder = Embedder.from_run(tiny_run, cache_dir=False)
+    _, index, embedder = _open_half(collection, tiny_run, tmp_path)
     plain = calibrate_index(index, embedder, sample=20, seed=1)
     bounded = calibrate_index(index, embedder, sample=20, seed=1, confidence=0.95)
     index.close()
-    saved = json.loads((out / "index.json").read_text("utf-8"))["calibration"]["about"]
+    saved = json.loads((index.path / "index.json").read_text("utf-8"))["calibration"]["about"]
     assert saved["on"]["confidence"] == 0.95 and "95% confidence" in saved["how"]
     for rate in (0.05, 0.25):
         assert bounded.tasks["image"].threshold(rate) >= plain.tasks["image"].threshold(rate)
@@ -238,11 +238,7 @@ def test_search_cli_states_the_threshold_of_this_query_in_score_units(
     from artsim.cli.search import search_main
 
     monkeypatch.setattr(calibrate_module, "_recall_at", lambda c, rate: float(c.normalised))
-    indexed = _half(collection, tmp_path, 0)
-    out = tmp_path / "index"
-    build_index(tiny_run, indexed, out).close()
-    index = ArtIndex.open(out)
-    embedder = Embedder.from_run(tiny_run, cache_dir=False)
+    indexed, index, embedder = _open_half(collection, tiny_run, tmp_path)
     calibrate_index(index, embedder, sample=12)
     item = load_manifest(indexed).items[1]
     picture = __import__("PIL.Image").Image.open(item.image).convert("RGB")
@@ -254,7 +250,7 @@ def test_search_cli_states_the_threshold_of_this_query_in_score_units(
     assert response.derived_threshold == pytest.approx(plain + background, abs=1e-5)
 
     capsys.readouterr()
-    assert search_main(["--index", str(out), "--image", str(item.image), "-k", "2"]) == 0
+    assert search_main(["--index", str(index.path), "--image", str(item.image), "-k", "2"]) == 0
     printed = " ".join(capsys.readouterr().out.split())
     said = re.search(r"derived when the image score is >= (-?[0-9.]+)", printed)
     assert said, printed
@@ -273,9 +269,14 @@ def test_a_collection_smaller_than_the_sample_gets_more_derivatives_per_original
     index = ArtIndex.open(out)
     try:
         calibrate_index(index, index.load_embedder(), sample=12)
-        on = index.info.calibration["about"]["on"]
+        about = index.info.calibration["about"]
+        on = about["on"]
     finally:
         index.close()
     assert on["originals_in_index"] == on["groups_drawn"] == 6
     assert on["derivatives_per_original"] == 2
     assert on["match_queries"] == on["distractor_queries"] == 12
+    # the two derivatives of one original are correlated: the interval counts 6 groups
+    measured = about["measured"]["image"]["0.25"]
+    low, high = binomial_interval(round(measured["false_rate"] * 6), 6)
+    assert measured["false_rate_interval"] == [low, high]

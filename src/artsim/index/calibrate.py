@@ -275,7 +275,11 @@ def calibrate_index(
             background[:] = 0.0
         tasks[task] = fitted
         top[task] = (rows, best, away, background)
-        figures[task] = _interval_figures(tasks[task].thresholds, int(away_found.sum()))
+        figures[task] = _interval_figures(
+            tasks[task].thresholds,
+            int(away_found.sum()),
+            len({g for g, kept in zip(groups, away_found, strict=True) if kept}),
+        )
 
     copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
     look_alikes = (
@@ -356,12 +360,15 @@ def _recall_at(calibration: TaskCalibration, rate: float) -> float:
     return float(calibration.thresholds.get(f"{rate:g}", {}).get("recall", 0.0))
 
 
-def _interval_figures(thresholds: dict, n_distractors: int) -> dict:
-    """Recall and false-verdict share per rate, with the 95% interval of the latter."""
+def _interval_figures(thresholds: dict, n_distractors: int, n_groups: int) -> dict:
+    """Recall and false-verdict share per rate, with the 95% interval of the latter. The interval
+    counts groups, not queries: the derivatives of one original are correlated, so several per
+    group would make it too narrow."""
+    units = max(1, min(n_distractors, n_groups))
     out = {}
     for rate, values in thresholds.items():
-        false = round(values["false_rate"] * n_distractors)
-        low, high = binomial_interval(false, n_distractors)
+        false = round(values["false_rate"] * units)
+        low, high = binomial_interval(false, units)
         out[rate] = {
             "threshold": values["threshold"],
             "recall": values["recall"],
