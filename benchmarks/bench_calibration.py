@@ -76,14 +76,18 @@ def read_same_work(path: Path | None) -> dict[tuple[str, str], bool]:
     return verdicts
 
 
-def _figures(top1_ok_in, flagged_in, flagged_out, scores, matches, n_in, same_work) -> dict:
+def _figures(
+    top1_ok_in, flagged_in, flagged_out, scores, matches, n_in, same_work, decisions
+) -> dict:
     """``flagged_out``: per distractor query, None or the flagged ``(query, original, hit,
-    score)``."""
+    score)``; ``decisions``: the scores as the verdict weighs them (minus the query's background
+    where the task is normalised), for the ISC figures across queries."""
     n_out = len(flagged_out)
     false_pairs = [pair for pair in flagged_out if pair is not None]
     false = len(false_pairs)
     low, high = binomial_interval(false, n_out)
     isc = isc_from_predictions(np.concatenate(scores), np.concatenate(matches), n_in)
+    decided = isc_from_predictions(np.concatenate(decisions), np.concatenate(matches), n_in)
     unchecked = [p for p in false_pairs if (p["original"], p["hit"]) not in same_work]
     other_work = [p for p in false_pairs if not same_work.get((p["original"], p["hit"]), False)]
     other_low, other_high = binomial_interval(len(other_work), n_out)
@@ -99,6 +103,8 @@ def _figures(top1_ok_in, flagged_in, flagged_out, scores, matches, n_in, same_wo
         "n_indexed_queries": n_in,
         "micro_ap": isc["micro_ap"],
         "recall_at_precision_0.9": isc["at_precision_0.9"]["recall"],
+        "micro_ap_decision": decided["micro_ap"],
+        "recall_at_precision_0.9_decision": decided["at_precision_0.9"]["recall"],
     }
 
 
@@ -121,8 +127,9 @@ def trained(
     same,
     category_of,
 ) -> dict:
-    top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
+    top1_ok, flagged_in, flagged_out, scores, matches, decisions = [], [], [], [], [], []
     grades: dict[str, dict[str, int]] = {}  # distractor queries: grade of the first result
+    plain_threshold = None
     for query in queries:
         picture = Image.open(query.image).convert("RGB")
         text = query.text if task == "fused" else None
@@ -130,6 +137,11 @@ def trained(
         groups = [r.group for r in response.results]
         scores.append(np.array([r.score for r in response.results]))
         matches.append(np.array([g == query.group for g in groups]))
+        if plain_threshold is None:
+            plain_threshold = response.calibration.open_set.tasks[response.task].threshold(0.01)
+        derived = response.derived_threshold
+        shift = 0.0 if derived is None else derived - plain_threshold
+        decisions.append(scores[-1] - shift)
         top = response.results[0]
         flagged = top.verdict in FLAGGED
         if query.group in indexed_groups:
@@ -142,7 +154,7 @@ def trained(
             counts["n"] += 1
             own = category_of.get(originals_of.get(query.group, ""))
             counts["same_category"] += int(own is not None and category_of.get(top.id) == own)
-    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
+    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same, decisions)
     out["distractor_grades"] = grades
     return out
 
@@ -184,10 +196,11 @@ def baseline(
     sim = similarity_of([q.image for q in test], [item.image for item in gallery])
     order = np.argsort(-sim, axis=1, kind="stable")[:, :10]
     shift = weight * _background(sim)
-    top1_ok, flagged_in, flagged_out, scores, matches = [], [], [], [], []
+    top1_ok, flagged_in, flagged_out, scores, matches, decisions = [], [], [], [], [], []
     for row, query in enumerate(test):
         groups = [gallery[k].group for k in order[row]]
         scores.append(sim[row, order[row]])
+        decisions.append(scores[-1] - shift[row])
         matches.append(np.array([g == query.group for g in groups]))
         best = order[row][0]
         flagged = sim[row, best] - shift[row] >= threshold
@@ -197,7 +210,7 @@ def baseline(
         else:
             hit = gallery[best].id
             flagged_out.append(_flag(query, originals_of, hit, sim[row, best]) if flagged else None)
-    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same)
+    out = _figures(top1_ok, flagged_in, flagged_out, scores, matches, len(top1_ok), same, decisions)
     out["threshold"] = threshold
     out["background_normalised"] = bool(weight)
     return out
@@ -316,7 +329,8 @@ def main() -> None:
             f"| {args.name} | {label} | {figures['false_derived']:.3f} ({low:.3f}-{high:.3f}) | "
             f"{figures['false_derived_other_work']:.3f} ({other_low:.3f}-{other_high:.3f}) | "
             f"{figures['recall']:.3f} | {figures['micro_ap']:.3f} | "
-            f"{figures['recall_at_precision_0.9']:.3f} |"
+            f"{figures['recall_at_precision_0.9']:.3f} | {figures['micro_ap_decision']:.3f} | "
+            f"{figures['recall_at_precision_0.9_decision']:.3f} |"
         )
         for pair in figures["false_derived_pairs"]:
             verdict = same.get((pair["original"], pair["hit"]))
