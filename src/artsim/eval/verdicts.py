@@ -22,9 +22,10 @@ shape, a generic prompt), others to none. The decision then compares ``score - w
 background`` with the calibrated threshold, where ``background`` is the query's score at rank
 ``BACKGROUND_RANK`` of the same search: what an unrelated original of this collection scores for
 this query. The verdict reports the threshold back in plain score units for that query
-(``threshold + weight * background``). Chosen on the demo collection: at the same 1% rate of
-false "derived", recall rose from 0.32 to 0.46 (image) and from 0.31 to 0.45 (image + prompt)
-(BENCHMARKS.md, Verdicts).
+(``threshold + weight * background``). The collection's calibration keeps it per task only
+where it recalls more of its own queries (:mod:`artsim.index.calibrate`). Rank and weight were
+chosen on the demo collection; measured on fresh demo queries at the 1% rate, recall rose from
+0.32 to 0.46 (image) and from 0.35 to 0.47 (image + prompt) (BENCHMARKS.md, Verdicts).
 
 The calibration is plain JSON (``OpenSetCalibration.to_json``); it lives in ``index.json`` when
 fitted on the indexed collection (``artsim index build`` / ``artsim calibrate``) and in a run's
@@ -146,7 +147,8 @@ class OpenSetCalibration:
     ) -> Verdict:
         """The graded verdict of one result of a ``task`` search (see the module docstring);
         ``background``: the query's score at ``BACKGROUND_RANK`` in the same search, needed when
-        the task is background-normalised (else the verdict is ``uncalibrated``)."""
+        the task is background-normalised (without it only ``copy``, on the plain image score, can
+        be given; anything else is ``uncalibrated``)."""
         calibration = self.tasks.get(task)
         threshold = calibration.threshold(self.rate) if calibration else None
         shift = calibration.shift(background) if calibration else None
