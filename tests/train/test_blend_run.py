@@ -11,19 +11,21 @@ from artsim.cli.train import main
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.embedder import Embedder
 from artsim.model.heads import load_model
+from artsim.train.loso import fold_sources
 from artsim.train.select import KEEP_CROSS
 
 
-def _two_sources(manifest, tmp_copy):
-    """The synthetic corpus with half of its groups' originals from another package."""
+def _two_sources(manifest, tmp_copy, sources=("pkg-a", "pkg-b")):
+    """The synthetic corpus with its groups' originals spread over packages (``sources``, in
+    equal runs of groups)."""
     copied = tmp_copy(manifest)
     rows = list(csv.DictReader(copied.open(encoding="utf-8")))
     groups = sorted({row["group"] for row in rows})
-    other = set(groups[: len(groups) // 2])
+    package = {g: sources[k * len(sources) // len(groups)] for k, g in enumerate(groups)}
     fields = list(rows[0]) + (["package"] if "package" not in rows[0] else [])
     for row in rows:
         if row["role"] == "original":
-            row["package"] = "pkg-b" if row["group"] in other else "pkg-a"
+            row["package"] = package[row["group"]]
     with copied.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
@@ -114,3 +116,35 @@ def test_a_one_source_run_keeps_the_frozen_towers_and_says_why(
     scores = {float(w): v[0] for w, v in card["blend"]["scores"]["fused"].items()}
     best = max(scores, key=lambda w: (scores[w], -abs(w - 0.5)))
     assert card["config"]["fused_image_weight"] == card["blend"]["fused_image_weight"] == best
+
+
+def test_sources_are_grouped_into_folds_of_similar_size():
+    counts = {"a": 50, "b": 40, "c": 30, "d": 20, "e": 10}
+    # largest first into the lightest fold: a | b | c, then d -> c's fold (30), e -> b's (40)
+    assert fold_sources(counts, 3) == [("a",), ("b", "e"), ("c", "d")]
+    assert sorted(s for fold in fold_sources(counts, 2) for s in fold) == sorted(counts)
+    assert fold_sources(counts, 0) == [("a",), ("b",), ("c",), ("d",), ("e",)]
+    assert fold_sources(counts, 5) == fold_sources(counts, 9) == fold_sources(counts, 0)
+
+
+def test_a_run_with_fewer_folds_than_sources_leaves_sources_out_together(
+    training_manifest, feature_cache, tiny_args, tmp_path, tmp_copy
+):
+    manifest = _two_sources(training_manifest, tmp_copy, ("pkg-a", "pkg-b", "pkg-c"))
+    out = tmp_path / "run"
+    args = tiny_args(manifest, out, feature_cache, "--max-epochs", "2", "--loso-folds", "2")
+    assert main(args) == 0
+    _, card, _ = load_model(out)
+    folds = card["blend"]["folds"]
+    assert len(folds) == 2
+    left_out = sorted(name for fold in folds for name in fold.removeprefix("without ").split(" + "))
+    assert left_out == ["pkg-a", "pkg-b", "pkg-c"]
+    assert json.loads((out / "summary.json").read_text())["config"]["loso_folds"] == 2
+
+
+def test_one_fold_is_refused_in_one_line(training_manifest, tiny_args, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_args(training_manifest, out, tmp_path / "cache", "--loso-folds", "1")) != 0
+    assert "--loso-folds must be 0 (one fold per source) or at least 2, got 1" in (
+        capsys.readouterr().err
+    )

@@ -137,6 +137,13 @@ def train_command(
     whiten_dim: Annotated[
         int | None, typer.Option(help="PCA-whitening of the frozen image part (0: none)")
     ] = None,
+    loso_folds: Annotated[
+        int | None,
+        typer.Option(
+            help="leave-one-source-out folds for the blend: 0 = one per source, k >= 2 = the "
+            "sources grouped into k folds (fewer fold trainings on a corpus of many sources)"
+        ),
+    ] = None,
     bridge_ratio: Annotated[
         float | None,
         typer.Option(
@@ -170,6 +177,7 @@ def train_command(
         blend=blend,
         whiten_dim=whiten_dim,
         bridge_ratio=bridge_ratio,
+        loso_folds=loso_folds,
     )
     run_dir = train_with_progress(
         resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes

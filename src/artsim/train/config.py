@@ -60,6 +60,9 @@ class TrainConfig:
     # blend of trained and frozen scores: "loso" (chosen on leave-one-source-out folds),
     # "trained" (heads alone) or "frozen" (towers alone); see artsim.train.select
     blend: str = "loso"
+    # leave-one-source-out folds for the blend: 0 = one per source; k >= 2 = the sources grouped
+    # into k folds of similar size (a corpus of many sources costs k fold trainings, not one each)
+    loso_folds: int = 0
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
     # the ConSE bridge for image <-> text search (artsim.model.conse): how much it counts against
     # the trained heads' image <-> text scores (0: none), and its top classes
@@ -119,6 +122,8 @@ class TrainConfig:
                 raise UserError(f"{_option(name)} must be a text, got {value!r}")
         if not self.out:
             raise UserError("--out RUN_DIR must not be empty")
+        if self.loso_folds == 1:
+            raise UserError("--loso-folds must be 0 (one fold per source) or at least 2, got 1")
         if self.blend not in ("loso", "trained", "frozen"):
             raise UserError(f"--blend must be loso, trained or frozen, got {self.blend!r}")
         return self
@@ -175,6 +180,7 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),
     ("whiten_dim", int, 0, None, "at least 0"),
+    ("loso_folds", int, 0, None, "0 (one fold per source) or at least 2"),
     ("bridge_ratio", float, 0.0, None, "at least 0"),
     ("bridge_top", int, 1, None, "at least 1"),
 ]
@@ -188,6 +194,7 @@ _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
     "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_ratio",
+    "loso_folds",
 }  # fmt: skip
 
 

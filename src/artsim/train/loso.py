@@ -70,6 +70,22 @@ def _heads(model_config: ModelConfig, config: TrainConfig, train_set, val_set) -
     return module.eval()
 
 
+def fold_sources(group_counts: dict[str, int], folds: int) -> list[tuple[str, ...]]:
+    """The sources left out together, one tuple per fold: one source each when ``folds`` is 0
+    or not below the number of sources; otherwise ``folds`` folds of similar group counts (the
+    largest source first into the fold with the fewest groups so far; ties by name)."""
+    names = sorted(group_counts)
+    if folds <= 0 or folds >= len(names):
+        return [(name,) for name in names]
+    members: list[list[str]] = [[] for _ in range(folds)]
+    sizes = [0] * folds
+    for name in sorted(names, key=lambda n: (-group_counts[n], n)):
+        lightest = min(range(folds), key=lambda k: (sizes[k], k))
+        members[lightest].append(name)
+        sizes[lightest] += group_counts[name]
+    return [tuple(sorted(fold)) for fold in members]
+
+
 def loso_sets(
     model_config: ModelConfig,
     config: TrainConfig,
@@ -79,7 +95,8 @@ def loso_sets(
     text_features: np.ndarray,
     whitening,
 ) -> list[SelectionSet]:
-    """One :class:`SelectionSet` per source with enough groups; [] for a one-source corpus.
+    """One :class:`SelectionSet` per fold of sources with enough groups (one source per fold,
+    or ``config.loso_folds`` folds: :func:`fold_sources`); [] for a one-source corpus.
 
     ``sides`` is "train" or "val" per item (the run's split); ``whitening(rows)`` returns the
     frozen image part fitted on the training originals among ``rows``.
@@ -91,12 +108,13 @@ def loso_sets(
     held_out = sorted(s for s, n in counts.items() if n >= MIN_FOLD_GROUPS)
     if len(held_out) < 2:
         return []
+    folds = fold_sources({s: counts[s] for s in held_out}, config.loso_folds)
     groups = sorted({item.group for item in items})
     group_index = {group: k for k, group in enumerate(groups)}
     fold_config = replace(copy.deepcopy(config), progress=False)
     sets = []
-    for source in held_out:
-        inside = np.array([sources.get(item.group) != source for item in items])
+    for fold in folds:
+        inside = np.array([sources.get(item.group) not in fold for item in items])
         train_rows = np.nonzero(inside & (np.asarray(sides) == "train"))[0]
         val_rows = np.nonzero(inside & (np.asarray(sides) == "val"))[0]
         out_rows = np.nonzero(~inside)[0]
@@ -125,7 +143,7 @@ def loso_sets(
         )
         sets.append(
             SelectionSet(
-                name=f"without {source}",
+                name="without " + " + ".join(fold),
                 items=[items[r] for r in out_rows],
                 trained_image=trained_image,
                 trained_text=trained_text,
