@@ -240,6 +240,14 @@ def test_milvus_scann_plan_is_measured_and_searched_with_its_reorder_k(milvus_ur
         name = store._name("fused")
         ivf, sample = milvus_plan.tune_ivf(store._client, name, 56, 800)
         assert ivf["index_type"] == "IVF_FLAT" and len(sample[0]) == 300
+        # drawn from the whole collection (seeded), not its first 300 rows
+        assert sample[0] == milvus_plan.sample_ids(store._client, name)
+        assert len(set(sample[0])) == 300 and max(int(i[1:]) for i in sample[0]) >= 700
+        assert len({i for i in sample[0] if int(i[1:]) >= 300}) > 150
+        truth_of = dict(zip(sample[0], sample[1], strict=True))
+        assert np.allclose(
+            truth_of["r" + str(int(sample[0][0][1:]))], points[int(sample[0][0][1:])]
+        )
         plan = milvus_plan.tune_scann(store._client, name, 56, 800, sample)
         index_name = store._client.list_indexes(name)[0]
         assert store._client.describe_index(name, index_name)["index_type"] == "SCANN"

@@ -18,6 +18,8 @@ Functions take a ``pymilvus.MilvusClient`` and a collection name (one vector fie
 
 from __future__ import annotations
 
+import numpy as np
+
 from artsim.index.vector_index import (
     CHEAP_PROBE_FRACTION,
     MAX_PROBE_FRACTION,
@@ -31,6 +33,7 @@ from artsim.index.vector_index import (
 )
 
 Sample = tuple[list[str], list[list[float]], list[list[str]]]
+ID_BATCH = 16_384  # ids read per round trip when drawing the sample (Milvus' largest page)
 
 
 def set_index(client, name: str, index_type: str, params: dict) -> None:
@@ -91,13 +94,37 @@ def recall(found: list[list[str]], truth: list[list[str]]) -> float:
     return hits / total if total else 1.0
 
 
+def collection_ids(client, name: str) -> list[str]:
+    """Every id of the collection, page by page."""
+    found: list[str] = []
+    iterator = client.query_iterator(
+        name, batch_size=ID_BATCH, filter='id != ""', output_fields=["id"]
+    )
+    try:
+        while batch := iterator.next():
+            found.extend(row["id"] for row in batch)
+    finally:
+        iterator.close()
+    return found
+
+
+def sample_ids(client, name: str, size: int = SAMPLE_QUERIES, seed: int = 0) -> list[str]:
+    """``size`` ids drawn at random (seeded) from the whole collection, not its first rows: a
+    collection filled source by source would otherwise be measured on one source's region."""
+    found = sorted(
+        collection_ids(client, name)
+    )  # the draw depends on the ids, not on the order Milvus returns them in
+    if len(found) <= size:
+        return found
+    rng = np.random.default_rng(seed)
+    return [found[k] for k in sorted(rng.choice(len(found), size, replace=False))]
+
+
 def tune_ivf(client, name: str, nlist: int, n: int) -> tuple[dict, Sample]:
     """Smallest nprobe whose recall@10 on a sample of the collection's own vectors reaches the
     target, against probing every list (exact for IVF_FLAT); and the sample (ids, vectors,
     exact top 10) for measuring other plans."""
-    rows = client.query(
-        name, filter='id != ""', limit=SAMPLE_QUERIES, output_fields=["id", "vector"]
-    )
+    rows = client.get(name, ids=sample_ids(client, name), output_fields=["id", "vector"])
     names = [row["id"] for row in rows]
     queries = [list(row["vector"]) for row in rows]
     truth = top(client, name, queries, names, {"nprobe": nlist})

@@ -300,16 +300,7 @@ class MilvusStore(VectorStore):
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self) -> list[str]:
-        found: list[str] = []
-        iterator = self._client.query_iterator(
-            self._name("fused"), batch_size=1000, filter='id != ""', output_fields=["id"]
-        )
-        try:
-            while batch := iterator.next():
-                found.extend(row["id"] for row in batch)
-        finally:
-            iterator.close()
-        return found
+        return milvus_plan.collection_ids(self._client, self._name("fused"))
 
     def get(self, ids: Sequence[str], with_thumbnails: bool = False) -> dict[str, OriginalRecord]:
         fields = ["meta", "thumbnail"] if with_thumbnails else ["meta"]
