@@ -4,6 +4,11 @@
 references: image-image passes images twice (``ref_* = None``), text-text texts twice, i2t images
 against texts, t2i texts against images. Distances are cosine distances ``1 - cos``. Which
 negatives make the triplets is the miner's business (passed in, not a flag).
+
+Two more named parts work on the batch's image vectors as copy groups (SSCD, Pizzi et al. 2022):
+``copy``, a contrastive loss with every other item of the batch a negative
+(:func:`multi_positive_info_nce`), and ``koleo``, a spreading regulariser
+(:func:`koleo_loss`, Sablayrolles et al. 2019). Their weights default to 0.
 """
 
 from __future__ import annotations
@@ -154,27 +159,95 @@ class TripletMarginLoss(nn.Module):
         return loss, accuracy.detach(), len(mined.anchors)
 
 
+def multi_positive_info_nce(
+    embeddings: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
+    """InfoNCE with several positives (SupCon, Khosla et al. 2020) over one set of vectors.
+
+    For every anchor that has another item of its group in the set, the mean over those
+    positives ``p`` of ``-log(exp(cos(a, p) / t) / sum_{j != a} exp(cos(a, j) / t))``: every item
+    of another group is a negative. The mean over such anchors; 0 (with a gradient path) when no
+    anchor has a positive.
+    """
+    vectors = F.normalize(embeddings, dim=-1)
+    logits = vectors @ vectors.T / temperature
+    n = len(labels)
+    self_mask = torch.eye(n, dtype=torch.bool, device=labels.device)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    log_prob = (
+        logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1)[:, None]
+    )
+    counts = positive.sum(dim=1)
+    anchors = counts > 0
+    if not anchors.any():
+        return embeddings.sum() * 0.0
+    per_anchor = -(log_prob * positive).sum(dim=1)[anchors] / counts[anchors]
+    return per_anchor.mean()
+
+
+def koleo_loss(
+    embeddings: torch.Tensor, labels: torch.Tensor | None = None, eps: float = 1e-8
+) -> torch.Tensor:
+    """KoLeo spreading regulariser: ``-mean_i log(min_j ||x_i - x_j||)`` over unit vectors.
+
+    The Kozachenko-Leonenko entropy estimate up to constants; minimising it pushes each vector
+    away from its nearest neighbour. With ``labels`` the neighbour is the nearest vector of
+    another group (SSCD: copies of one picture should stay close). Vectors without any
+    neighbour are left out; 0 when none has one.
+    """
+    vectors = F.normalize(embeddings, dim=-1)
+    n = len(vectors)
+    allowed = ~torch.eye(n, dtype=torch.bool, device=vectors.device)
+    if labels is not None:
+        allowed &= labels[:, None] != labels[None, :]
+    has_neighbour = allowed.any(dim=1)
+    if not has_neighbour.any():
+        return embeddings.sum() * 0.0
+    with torch.no_grad():
+        similarity = (vectors @ vectors.T).masked_fill(~allowed, float("-inf"))
+        nearest = similarity.argmax(dim=1)
+    rows = has_neighbour.nonzero(as_tuple=True)[0]
+    distances = (vectors[rows] - vectors[nearest[rows]]).norm(dim=1)
+    return -torch.log(distances + eps).mean()
+
+
 @dataclass
 class LossWeights:
-    """How much each part counts in ``total``; ``cross`` is the mean of i2t and t2i."""
+    """How much each part counts in ``total``; ``cross`` is the mean of i2t and t2i.
+
+    ``copy`` (:func:`multi_positive_info_nce` over the image vectors, groups as positives) and
+    ``koleo`` (:func:`koleo_loss` over the image vectors) are off by default.
+    """
 
     image: float = 1.0
     text: float = 1.0
     cross: float = 1.0
+    copy: float = 0.0
+    koleo: float = 0.0
+
+
+LOSS_PARTS = ("image", "text", "cross", "copy", "koleo")
 
 
 class MultimodalTripletLoss(nn.Module):
     """The four triplet families of a batch, as a named dict of losses and accuracies.
 
-    Returns ``{"image", "text", "i2t", "t2i", "cross", "total"}`` losses and
+    Returns ``{"image", "text", "i2t", "t2i", "cross", "copy", "koleo", "total"}`` losses and
     ``{"<family>_acc", "cross_acc", "triplet_acc"}`` accuracies (``triplet_acc`` pools every
-    family's triplets, weighted by their number).
+    family's triplets, weighted by their number). ``copy`` and ``koleo`` are computed only when
+    their weight is above 0 (else 0).
     """
 
-    def __init__(self, loss: TripletMarginLoss, weights: LossWeights | None = None):
+    def __init__(
+        self,
+        loss: TripletMarginLoss,
+        weights: LossWeights | None = None,
+        temperature: float = 0.1,
+    ):
         super().__init__()
         self.loss = loss
         self.weights = weights or LossWeights()
+        self.temperature = temperature
 
     def forward(
         self,
@@ -209,7 +282,20 @@ class MultimodalTripletLoss(nn.Module):
         out["cross_acc"] = _weighted_accuracy(out, ("i2t", "t2i"))
         out["triplet_acc"] = _weighted_accuracy(out, TRIPLET_FAMILIES)
         w = self.weights
-        out["total"] = w.image * out["image"] + w.text * out["text"] + w.cross * out["cross"]
+        zero = image_embeddings.sum() * 0.0
+        out["copy"] = (
+            multi_positive_info_nce(image_embeddings, labels, self.temperature)
+            if w.copy > 0
+            else zero
+        )
+        out["koleo"] = koleo_loss(image_embeddings, labels) if w.koleo > 0 else zero
+        out["total"] = (
+            w.image * out["image"]
+            + w.text * out["text"]
+            + w.cross * out["cross"]
+            + w.copy * out["copy"]
+            + w.koleo * out["koleo"]
+        )
         return out
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
-from artsim.train.config import resolve_config
+from artsim.train.config import parse_loss_weights, resolve_config
 from artsim.train.run import train_run
 from artsim.train.stage import is_global_zero
 
@@ -151,6 +151,20 @@ def train_command(
             "trained heads in image <-> text search (0: none; default 2)"
         ),
     ] = None,
+    loss_weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PART=WEIGHT of a loss part (image, text, cross, copy, koleo), repeatable; "
+            "copy and koleo are 0 unless given"
+        ),
+    ] = None,
+    copy_temperature: Annotated[
+        float | None, typer.Option(help="temperature of the copy part's softmax (0.1)")
+    ] = None,
+    copy_views: Annotated[
+        int | None,
+        typer.Option(help="augmented views per training original added to its group (0: none)"),
+    ] = None,
 ) -> int:
     """Train the multimodal triplet model on a manifest."""
     resolved = resolve_config(
@@ -178,6 +192,9 @@ def train_command(
         whiten_dim=whiten_dim,
         bridge_ratio=bridge_ratio,
         loso_folds=loso_folds,
+        loss_weights=parse_loss_weights(loss_weight) if loss_weight else None,
+        copy_temperature=copy_temperature,
+        copy_views=copy_views,
     )
     run_dir = train_with_progress(
         resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes

@@ -13,6 +13,7 @@ import yaml
 
 from artsim import runfolder
 from artsim.errors import UserError
+from artsim.losses import LOSS_PARTS, LossWeights
 from artsim.model.conse import DEFAULT_RATIO
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
@@ -45,9 +46,13 @@ class TrainConfig:
     margin: float = 0.2
     miner: str = "random"  # measured best on the demo corpus (BENCHMARKS.md)
     hard_negatives: str | None = None  # None, "artist" or "category": negatives that share it
+    # parts: image, text, cross (triplets) and copy, koleo (artsim.losses; 0 when not given)
     loss_weights: dict[str, float] = field(
         default_factory=lambda: {"image": 1.0, "text": 1.0, "cross": 1.0}
     )
+    copy_temperature: float = 0.1  # of the copy part's softmax
+    # augmented views per training original, added to its group (artsim.train.views; 0: none)
+    copy_views: int = 0
     groups_per_batch: int = 32
     items_per_group: int = 4
     lr: float = 1e-3
@@ -108,14 +113,18 @@ class TrainConfig:
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if not isinstance(self.loss_weights, dict):
-            raise UserError("loss_weights must map image, text and cross to weights")
-        unknown = set(self.loss_weights) - {"image", "text", "cross"}
+            raise UserError(f"loss_weights must map {', '.join(LOSS_PARTS)} to weights")
+        unknown = set(self.loss_weights) - set(LOSS_PARTS)
         if unknown:
-            raise UserError(f"loss_weights: unknown parts {sorted(unknown)} (image, text, cross)")
+            raise UserError(
+                f"loss_weights: unknown parts {sorted(unknown)} ({', '.join(LOSS_PARTS)})"
+            )
         for part, weight in self.loss_weights.items():
             _check_number(f"loss_weights.{part}", weight, float, 0.0, None, "at least 0")
-        if not any(weight > 0 for weight in self.loss_weights.values()):
-            raise UserError("loss_weights: at least one of image, text, cross must be above 0")
+        defaults = LossWeights()
+        learning = [p for p in LOSS_PARTS if p != "koleo"]
+        if not any(self.loss_weights.get(p, getattr(defaults, p)) > 0 for p in learning):
+            raise UserError(f"loss_weights: at least one of {', '.join(learning)} must be above 0")
         for name in ("out", "cache_dir", "split", "image_tower", "text_tower"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -183,9 +192,13 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("loso_folds", int, 0, None, "0 (one fold per source) or at least 2"),
     ("bridge_ratio", float, 0.0, None, "at least 0"),
     ("bridge_top", int, 1, None, "at least 1"),
+    ("copy_temperature", float, 0.0, None, "a positive number"),
+    ("copy_views", int, 0, None, "at least 0"),
 ]
 # Rules whose bounds are excluded (the others include theirs).
-_EXCLUSIVE_LOW = {"val_fraction", "margin", "lr", "plateau_factor", "finetune_lr"}
+_EXCLUSIVE_LOW = {
+    "val_fraction", "margin", "lr", "plateau_factor", "finetune_lr", "copy_temperature",
+}  # fmt: skip
 _EXCLUSIVE_HIGH = {
     "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor",
 }  # fmt: skip
@@ -194,7 +207,7 @@ _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
     "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_ratio",
-    "loso_folds",
+    "loso_folds", "copy_temperature", "copy_views",
 }  # fmt: skip
 
 
@@ -255,7 +268,13 @@ def resolve_config(config_file: str | Path | None = None, **overrides: Any) -> T
     values: dict[str, Any] = {}
     if config_file:
         values.update(load_config_file(config_file))
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    # loss weights given part by part (--loss-weight copy=1) go over the file's or the defaults
+    if isinstance(given.get("loss_weights"), dict):
+        base = values.get("loss_weights")
+        base = base if isinstance(base, dict) else TrainConfig().loss_weights
+        given["loss_weights"] = {**base, **given["loss_weights"]}
+    values.update(given)
     return TrainConfig(**values).validate()
 
 
@@ -267,3 +286,22 @@ def write_config(config: TrainConfig, path: str | Path) -> None:
 def read_config(path: str | Path) -> TrainConfig:
     """A ``config.yaml`` read back as a :class:`TrainConfig` (unknown keys are an error)."""
     return TrainConfig(**load_config_file(path))
+
+
+def parse_loss_weights(given: list[str]) -> dict[str, float]:
+    """``["copy=1", "koleo=0.1"]`` -> ``{"copy": 1.0, "koleo": 0.1}`` (``--loss-weight``); one
+    line naming the bad entry otherwise (range checks are :meth:`TrainConfig.validate`'s)."""
+    weights: dict[str, float] = {}
+    for entry in given:
+        part, sep, value = entry.partition("=")
+        part = part.strip()
+        if not sep or part not in LOSS_PARTS:
+            raise UserError(
+                f"--loss-weight {entry!r}: expected PART=WEIGHT with PART one of "
+                f"{', '.join(LOSS_PARTS)}"
+            )
+        try:
+            weights[part] = float(value)
+        except ValueError:
+            raise UserError(f"--loss-weight {entry!r}: {value.strip()!r} is not a number") from None
+    return weights

@@ -21,7 +21,8 @@ from artsim.model.heads import ArtSimModel, ModelConfig
 from artsim.train.config import TrainConfig
 from artsim.train.gather import gather_batch
 
-TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in (*TRIPLET_FAMILIES, "cross")))
+LOGGED_PARTS = (*TRIPLET_FAMILIES, "cross", "copy", "koleo")
+TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in LOGGED_PARTS))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,7 +37,9 @@ class TripletModule(pl.LightningModule):
         self.config = config
         self.model = ArtSimModel(model_config)
         loss = TripletMarginLoss(config.margin, create_miner(config.miner))
-        self.criterion = MultimodalTripletLoss(loss, LossWeights(**config.loss_weights))
+        self.criterion = MultimodalTripletLoss(
+            loss, LossWeights(**config.loss_weights), temperature=config.copy_temperature
+        )
         self._train_sums: dict[str, float] = {}
         self._train_batches = 0
         self.val_figures: dict[str, float] = {}
@@ -103,7 +106,7 @@ class TripletModule(pl.LightningModule):
                 f"batch {batch_index}"
             )
         values = {"loss": total, "triplet_acc": parts["triplet_acc"]}
-        values.update({f"{f}_loss": parts[f] for f in (*TRIPLET_FAMILIES, "cross")})
+        values.update({f"{f}_loss": parts[f] for f in LOGGED_PARTS})
         for key, value in values.items():
             self._train_sums[key] += float(value.detach())
         self._train_batches += 1
