@@ -12,6 +12,9 @@ fused (image + prompt), i2t and t2i, image triplet accuracy, and the tasks below
 
 Each evaluation is written to ``RUN/eval/gen-<set>.json`` (so the run's report shows it) and
 reused when it is already there for the same model and data; ``--json-out`` collects them all.
+``--versus LABEL`` then compares every other run with that one, query by query (recall@1 hits
+from ``RUN/eval/gen-<set>.top5.json``, ties shared as :func:`artsim.eval.metrics.hits_at_k`
+shares them): queries won and lost with the exact sign test's p.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from artsim.data.manifest import load_manifest
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.heads import model_id
+from artsim.stats import sign_test
 
 TASKS = ("image", "text", "fused", "i2t", "t2i")
 
@@ -95,6 +99,36 @@ def rows(label: str, run_label: str, result: dict, with_baselines: bool) -> list
     return out
 
 
+def query_hits(run: Path, label: str) -> dict[str, dict[str, float]]:
+    """Per task, each query's recall@1 hit (1, 0, or 1 / (1 + ties) for a tie at the top) from
+    the evaluation's per-query top 5."""
+    top5 = json.loads((run / "eval" / f"{_slug(label)}.top5.json").read_text(encoding="utf-8"))
+    hits: dict[str, dict[str, float]] = {}
+    for task, queries in top5["tasks"].items():
+        for query in queries:
+            top = query["top"]
+            correct = [entry["score"] for entry in top if entry["hit"]]
+            hit = 0.0
+            if correct:
+                higher = sum(entry["score"] > correct[0] for entry in top)
+                tied = sum(entry["score"] == correct[0] for entry in top) - 1
+                hit = 1.0 / (1 + tied) if higher == 0 else 0.0
+            hits.setdefault(task, {})[query["query"]] = hit
+    return hits
+
+
+def versus_row(label: str, run_label: str, hits: dict, reference: dict) -> str:
+    """``+won/-lost (p)`` per task of a run against the reference run, on the same queries."""
+    cells = []
+    for task in TASKS:
+        mine, theirs = hits.get(task, {}), reference.get(task, {})
+        shared = sorted(set(mine) & set(theirs))
+        won = sum(mine[q] > theirs[q] for q in shared)
+        lost = sum(mine[q] < theirs[q] for q in shared)
+        cells.append(f"+{won}/-{lost} (p {sign_test(won, lost):.2g})" if shared else "–")
+    return f"| {label} | {run_label} | " + " | ".join(cells) + " |"
+
+
 def pattern_rows(label: str, run_label: str, result: dict) -> list[str]:
     """Markdown rows of trained vs frozen recall@1 per held-out pattern."""
     out = []
@@ -118,7 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--patterns", action="store_true", help="then a table per held-out pattern (each run)"
     )
+    parser.add_argument(
+        "--versus", help="LABEL of a run: then every other run against it, query by query"
+    )
     args = parser.parse_args(argv)
+    runs = dict(args.run)
+    if args.versus is not None and args.versus not in runs:
+        parser.error(f"--versus {args.versus!r}: no --run has that label")
     print(
         "| evaluation | model | image | text | fused | i2t | t2i | image triplet acc "
         "| below frozen |"
@@ -142,6 +182,18 @@ def main(argv: list[str] | None = None) -> int:
             run_label, set_label = key.split(" | ", 1)
             for row in pattern_rows(set_label, run_label, result):
                 print(row)
+    if args.versus is not None:
+        print()
+        print(f"Queries won / lost against {args.versus} (exact sign test):")
+        print()
+        print("| evaluation | model | image | text | fused | i2t | t2i |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        for set_label, _ in args.set:
+            reference = query_hits(runs[args.versus], set_label)
+            for run_label, run in args.run:
+                if run_label != args.versus:
+                    hits = query_hits(run, set_label)
+                    print(versus_row(set_label, run_label, hits, reference))
     if args.json_out:
         args.json_out.write_text(json.dumps(collected, indent=1), encoding="utf-8")
     return 0

@@ -36,3 +36,40 @@ def test_bad_pair_is_refused(capsys) -> None:
     with pytest.raises(SystemExit):
         bench_generalisation.main(["--run", "no-equals-sign", "--set", "a=b"])
     assert "expected LABEL=PATH" in capsys.readouterr().err
+
+
+def test_query_hits_give_the_evaluations_recall_at_1(eval_run, run_copy, synthetic_manifest):
+    import json
+
+    run = run_copy(eval_run)
+    argv = ["--run", f"tiny={run}", "--set", f"Synthetic set={synthetic_manifest}"]
+    assert bench_generalisation.main(argv) == 0
+    result = json.loads((run / "eval" / "gen-synthetic-set.json").read_text())
+    hits = bench_generalisation.query_hits(run, "Synthetic set")
+    for task, per_query in hits.items():
+        mean = sum(per_query.values()) / len(per_query)
+        assert mean == pytest.approx(result["tasks"][task]["recall@1"], abs=1e-9)
+
+
+def _top5(run: Path, tops: dict[str, list[tuple[float, bool]]]) -> None:
+    import json
+
+    (run / "eval").mkdir(parents=True)
+    queries = [
+        {"query": q, "top": [{"id": f"g{k}", "score": s, "hit": h} for k, (s, h) in enumerate(t)]}
+        for q, t in tops.items()
+    ]
+    (run / "eval" / "gen-s.top5.json").write_text(json.dumps({"tasks": {"image": queries}}))
+
+
+def test_versus_counts_queries_won_and_lost_with_ties_shared(tmp_path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    _top5(a, {"q1": [(0.9, True), (0.1, False)], "q2": [(0.5, True), (0.5, False)],
+              "q3": [(0.9, False), (0.2, True)], "q4": [(0.3, False)]})  # fmt: skip
+    _top5(b, {"q1": [(0.9, False), (0.1, True)], "q2": [(0.7, True), (0.5, False)],
+              "q3": [(0.9, True)], "q4": [(0.3, False)]})  # fmt: skip
+    hits = bench_generalisation.query_hits(a, "s")["image"]
+    assert hits == {"q1": 1.0, "q2": 0.5, "q3": 0.0, "q4": 0.0}
+    row = bench_generalisation.versus_row("s", "a", {"image": hits}, {"image": {
+        "q1": 0.0, "q2": 1.0, "q3": 1.0, "q4": 0.0}})  # fmt: skip
+    assert row.startswith("| s | a | +1/-2 (p 1) |")

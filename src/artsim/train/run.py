@@ -46,6 +46,7 @@ from artsim.train.module import NonFiniteLossError, TripletModule
 from artsim.train.resume import check_resume, nothing_to_resume, record_changes
 from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
 from artsim.train.stage import ProgressBarFactory, Stage, is_finite_number, is_global_zero
+from artsim.train.views import copy_views
 
 MAX_PROBLEMS_SHOWN = 20
 RESUMED_WITH_CHANGES = "ARTSIM_RESUMED_WITH_CHANGES"
@@ -162,6 +163,24 @@ def _train_run(
         group_index,
         config.hard_negatives,
     )
+    # copy groups: cached views of the training originals join the heads' training side (and
+    # the folds'); the fine-tune stage keeps the manifest's items
+    views, view_image, view_text = copy_views(
+        config, data.train_items, features.text.shape[1], reporter
+    )
+    blend_rows = _with_views(data, features, n_train, views, view_image, view_text)
+    n_heads = n_train + len(views)
+    heads_train_set = (
+        train_set
+        if not views
+        else build_feature_set(
+            blend_rows[0][:n_heads],
+            blend_rows[2][:n_heads],
+            blend_rows[3][:n_heads],
+            group_index,
+            config.hard_negatives,
+        )
+    )
     val_set = build_feature_set(
         data.val_items,
         features.image[n_train:],
@@ -189,7 +208,7 @@ def _train_run(
     module = TripletModule(model_config, config)
     module.apply_config_on_resume = apply_changes
     datamodule = FeatureDataModule(
-        train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
+        heads_train_set, val_set, config.groups_per_batch, config.items_per_group, config.seed
     )
 
     def stopped(error: NonFiniteLossError, stage: Stage) -> TrainingStopped:
@@ -220,10 +239,7 @@ def _train_run(
     blend = choose_blend(
         config,
         module.model,
-        items,
-        ["train"] * n_train + ["val"] * (len(items) - n_train),
-        features.image,
-        features.text,
+        *blend_rows,
     )
     blend["bridge"] = attach_bridge(config, module.model)
     summary = _write_summary(out, config, heads, stages, data, time.perf_counter() - started, blend)
@@ -239,6 +255,18 @@ def _train_run(
         tower_state=tower_state,
     )
     return out
+
+
+def _with_views(data: _Data, features: _Features, n_train: int, views, view_image, view_text):
+    """Items, sides and features of the training items, their views, then the validation items
+    (the manifest's alone when there are no views)."""
+    items = data.train_items + views + data.val_items
+    sides = ["train"] * (n_train + len(views)) + ["val"] * len(data.val_items)
+    if not views:
+        return items, sides, features.image, features.text
+    image = np.concatenate([features.image[:n_train], view_image, features.image[n_train:]])
+    text = np.concatenate([features.text[:n_train], view_text, features.text[n_train:]])
+    return items, sides, image, text
 
 
 def _check_resumed_options(config: TrainConfig, out: Path, with_changes: bool) -> bool:
