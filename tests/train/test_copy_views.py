@@ -12,7 +12,7 @@ from PIL import Image
 
 from artsim.cli.train import main
 from artsim.data.copyaug import CHANGES, copy_view
-from artsim.data.items import Item
+from artsim.data.items import VIEW_ROLE, Item
 from artsim.data.manifest import load_manifest
 from artsim.errors import UserError
 from artsim.model.features import FeatureCache, file_key
@@ -20,6 +20,7 @@ from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features, view_key, view_rng
 from artsim.runfolder import read_metrics
 from artsim.train.config import parse_loss_weights, resolve_config
+from artsim.train.select import SelectionSet
 from artsim.train.views import view_items
 
 
@@ -91,7 +92,16 @@ def test_view_items_share_the_group_but_have_no_text(tmp_path):
     views = view_items([original], 2)
     assert [v.id for v in views] == ["o1~view0", "o1~view1"]
     assert all(v.group == "g1" and not v.has_text and v.artist == "ann" for v in views)
-    assert all(not v.is_original for v in views)
+    assert all(not v.is_original and v.role == VIEW_ROLE for v in views)
+
+
+def test_views_are_never_queries_when_a_blend_is_scored(tmp_path):
+    original = Item("o1", "g1", "original", tmp_path / "o1.png", text="owl")
+    derived = Item("d1", "g1", "generated", tmp_path / "d1.png", text="an owl")
+    items = [original, derived, *view_items([original], 2)]
+    vectors = np.eye(4, dtype=np.float32)
+    chosen = SelectionSet("fold", items, vectors, vectors, vectors, vectors)
+    assert chosen.queries.tolist() == [1] and chosen.gallery.tolist() == [0]
 
 
 def test_loss_weights_from_the_command_line_go_over_the_defaults_and_the_file(tmp_path):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.items import VIEW_ROLE, Item
 from artsim.model.blend import fuse
 from artsim.stats import SIGNIFICANCE, sign_test
 
@@ -56,7 +56,7 @@ class SelectionSet:
         queries = [
             row
             for row, item in enumerate(self.items)
-            if not item.is_original and item.group in position
+            if not item.is_original and item.role != VIEW_ROLE and item.group in position
         ]
         self.gallery = np.asarray(originals, dtype=np.int64)
         self.queries = np.asarray(queries, dtype=np.int64)

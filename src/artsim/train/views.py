@@ -4,8 +4,9 @@ With ``copy_views`` K > 0 each training original gets K extra items, one per str
 (:mod:`artsim.model.views`), in its own group and with its artist and metadata but no text, so
 the image losses (triplets, and the ``copy`` / ``koleo`` parts) learn invariances from every
 original, not only from the derivatives the corpus gives. They join the training side of the
-heads stage and of the leave-one-source-out folds; validation, whitening (fitted on originals)
-and the fine-tune stage see only the manifest's items.
+heads stage and of the leave-one-source-out folds (role ``view``: never a query when the
+blend is scored on a left-out source); validation, whitening (fitted on originals) and the
+fine-tune stage see only the manifest's items.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.items import VIEW_ROLE, Item
 from artsim.model.features import FeatureCache
 from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features
@@ -27,7 +28,7 @@ VIEW_SUFFIX = "~view"
 def view_items(originals: list[Item], views: int) -> list[Item]:
     """K items per original (id ``ORIGINAL~viewK``): same group, artist and metadata, no text."""
     return [
-        replace(item, id=f"{item.id}{VIEW_SUFFIX}{k}", role="generated", text="", lang="")
+        replace(item, id=f"{item.id}{VIEW_SUFFIX}{k}", role=VIEW_ROLE, text="", lang="")
         for item in originals
         for k in range(views)
     ]
