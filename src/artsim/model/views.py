@@ -55,12 +55,14 @@ def compute_view_features(
     computed: dict[str, np.ndarray] = {}
     if missing:
         tower.to(device).eval()
+        loaded: tuple[int, object] = (-1, None)  # an image's views are consecutive: load it once
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
             pixels = []
             for i, k, _ in batch:
-                image = load_rgb(paths[i], max_pixels=max_pixels)
-                view, _ = copy_view(image, view_rng(image_keys[i], k, seed))
+                if loaded[0] != i:
+                    loaded = (i, load_rgb(paths[i], max_pixels=max_pixels))
+                view, _ = copy_view(loaded[1], view_rng(image_keys[i], k, seed))
                 pixels.append(tower.preprocess(view))
             features = tower(torch.stack(pixels).to(device)).float().cpu().numpy()
             keys = [key for _, _, key in batch]
