@@ -13,6 +13,7 @@ from artsim.model.blend import fit_whitening, fuse
 from artsim.model.heads import ArtSimModel, ModelConfig, load_model, save_model
 from artsim.train.select import (
     KEEP_CROSS,
+    TEXT_BLEND_MAX,
     SelectionSet,
     _choose,
     _significantly_below,
@@ -158,8 +159,19 @@ def test_the_choice_rule_on_given_scores():
 
 
 def test_selection_takes_the_trained_heads_when_they_are_better_on_every_fold():
-    chosen = select_blend([_fold(True, False, seed=0), _fold(True, False, seed=1)])
+    chosen = select_blend([_fold(True, False, seed=0), _fold(True, False, seed=1)], text_max=1.0)
     assert chosen["image_blend"] > 0.5 and chosen["text_blend"] > 0.5
+
+
+def test_the_text_weight_is_chosen_up_to_its_cap_and_every_weight_is_still_scored():
+    folds = [_fold(True, False, seed=0), _fold(True, False, seed=1)]
+    chosen = select_blend(folds)  # the default cap
+    assert chosen["text_blend_max"] == TEXT_BLEND_MAX
+    assert 0 < chosen["text_blend"] <= TEXT_BLEND_MAX  # uncapped, above 0.5 (test above)
+    assert chosen["image_blend"] > 0.5  # images are not capped
+    text = chosen["scores"]["text"]
+    assert np.mean(text["1"]) > np.mean(text[f"{TEXT_BLEND_MAX:g}"])  # capped, not worse
+    assert select_blend(folds, text_max=0.0)["text_blend"] == 0.0
 
 
 def test_selection_refuses_a_weight_below_frozen_on_any_fold():
@@ -244,7 +256,7 @@ def test_a_fold_without_captions_does_not_switch_the_text_blend_off():
     captionless = _fold(True, False, seed=1, captions=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "mean of empty slice" either
-        chosen = select_blend([helpful, captionless])
+        chosen = select_blend([helpful, captionless], text_max=1.0)
     assert chosen["fold_queries"]["text"] == [24, 0]
     assert chosen["text_blend"] > 0.5
     assert np.isnan(chosen["scores"]["text"]["0"][1])  # the fold's figures stay visible as NaN

@@ -144,6 +144,13 @@ def train_command(
             "sources grouped into k folds (fewer fold trainings on a corpus of many sources)"
         ),
     ] = None,
+    text_blend_max: Annotated[
+        float | None,
+        typer.Option(
+            help="the largest trained text part the folds may choose (default 0.01: their "
+            "prompts share the training templates and overrate it)"
+        ),
+    ] = None,
     bridge_ratio: Annotated[
         float | None,
         typer.Option(

@@ -17,6 +17,7 @@ from artsim.losses import LOSS_PARTS, LossWeights
 from artsim.model.conse import DEFAULT_RATIO
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
+from artsim.train.select import TEXT_BLEND_MAX
 
 _MODEL_DEFAULTS = {
     field.name: field.default
@@ -68,6 +69,9 @@ class TrainConfig:
     # leave-one-source-out folds for the blend: 0 = one per source; k >= 2 = the sources grouped
     # into k folds of similar size (a corpus of many sources costs k fold trainings, not one each)
     loso_folds: int = 0
+    # the largest trained text part the folds may choose (their prompts share the training
+    # templates and overrate it; artsim.train.select.TEXT_BLEND_MAX says what was measured)
+    text_blend_max: float = TEXT_BLEND_MAX
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
     # the ConSE bridge for image <-> text search (artsim.model.conse): how much it counts against
     # the trained heads' image <-> text scores (0: none), and its top classes
@@ -190,6 +194,7 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("max_pixels", int, 1, None, "at least 1"),
     ("whiten_dim", int, 0, None, "at least 0"),
     ("loso_folds", int, 0, None, "0 (one fold per source) or at least 2"),
+    ("text_blend_max", float, 0.0, 1.0, "between 0 and 1"),
     ("bridge_ratio", float, 0.0, None, "at least 0"),
     ("bridge_top", int, 1, None, "at least 1"),
     ("copy_temperature", float, 0.0, None, "a positive number"),

@@ -226,20 +226,21 @@ def choose_blend(
         fitter = whitening_fitter(items, image_features, dim)
         sets = loso_sets(model.config, config, items, sides, image_features, text_features, fitter)
         if sets:
-            selected = select_blend(sets)
+            selected = select_blend(sets, config.text_blend_max)
             weights = {
                 k: selected.pop(k) for k in ("image_blend", "text_blend", "fused_image_weight")
             }
             chosen.update(selected)
         else:
+            text_blend = min(KEEP_CROSS, config.text_blend_max)
             fused, fused_scores = select_fused_weight(
                 [_validation_set(model, items, sides, image_features, text_features, fitter)],
                 KEEP_CROSS,
-                KEEP_CROSS,
+                text_blend,
             )
             weights = {
                 "image_blend": KEEP_CROSS,
-                "text_blend": KEEP_CROSS,
+                "text_blend": text_blend,
                 "fused_image_weight": fused,
             }
             chosen["scores"] = {"fused": {f"{w:g}": v for w, v in fused_scores.items()}}
