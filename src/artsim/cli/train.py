@@ -147,7 +147,7 @@ def train_command(
     text_blend_max: Annotated[
         float | None,
         typer.Option(
-            help="the largest trained text part the folds may choose (default 0.01: their "
+            help="the largest trained text part the folds may choose (default 0.05: their "
             "prompts share the training templates and overrate it)"
         ),
     ] = None,
