@@ -78,6 +78,7 @@ def replaced(embedded: Embedded, image: np.ndarray, text: np.ndarray, fused: np.
         text,
         fused,
         embedded.has_text,
+        embedded.tuned_image_features,
     )
 
 
@@ -186,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                     top=top,
                     scale=conse.GEM_LOGIT_SCALE,
                 )
-                image = embedder.project_image_features(embedded.image_features)
+                image = embedder.project_image_features(
+                    embedded.image_features, embedded.tuned_image_features
+                )
                 fused = embedder.fuse(image, embedded.text, embedded.has_text)
                 bridged = replaced(embedded, image, embedded.text, fused)
                 cells, versus = [], []

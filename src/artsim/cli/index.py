@@ -71,7 +71,9 @@ def build_command(
         # prediction loop); the first machine then builds the index from the cache
         with _reporter() as reporter:
             originals = originals_of(data, max_pixels, reporter)
-        embedder.image_features([item.image for item in originals], max_pixels=max_pixels)
+        paths = [item.image for item in originals]
+        embedder.image_features(paths, max_pixels=max_pixels)
+        embedder.tuned_image_features(paths, max_pixels=max_pixels)  # None without one
         if int(os.environ.get("NODE_RANK", "0")) != 0:
             err_console.print("embedded this machine's share; the first machine writes the index")
             return

@@ -17,7 +17,11 @@ from artsim.progress import Reporter, or_silent
 
 @dataclass
 class Embedded:
-    """Every evaluated item embedded once: raw tower features and shared-space vectors."""
+    """Every evaluated item embedded once: raw tower features and shared-space vectors.
+
+    ``image_features`` are always the packaged (frozen) tower's (the frozen baseline reads
+    them); ``tuned_image_features`` the fine-tuned tower's for a model that has one, else None.
+    """
 
     items: list[Item]
     image_features: np.ndarray
@@ -26,6 +30,7 @@ class Embedded:
     text: np.ndarray
     fused: np.ndarray
     has_text: np.ndarray
+    tuned_image_features: np.ndarray | None = None
 
     def space(self, name: str, raw: bool = False) -> np.ndarray:
         if raw:
@@ -43,11 +48,16 @@ def embed_items(
     image_features = embedder.image_features(
         paths, max_pixels, progress=reporter.task("embedding images", len(paths))
     )
+    tuned = None
+    if embedder.finetuned:
+        tuned = embedder.tuned_image_features(
+            paths, max_pixels, progress=reporter.task("fine-tuned tower", len(paths))
+        )
     texts_task = reporter.task("embedding texts", len({text for text in texts if text}))
     text_features = embedder.text_features(texts, progress=texts_task)
     texts_task.complete()  # cached texts never report progress
     has_text = np.array([bool(text) for text in texts], dtype=bool)
-    image = embedder.project_image_features(image_features)
+    image = embedder.project_image_features(image_features, tuned)
     text = embedder.project_text_features(text_features, texts)
     return Embedded(
         items=list(items),
@@ -57,6 +67,7 @@ def embed_items(
         text=text,
         fused=embedder.fuse(image, text, has_text),
         has_text=has_text,
+        tuned_image_features=tuned,
     )
 
 

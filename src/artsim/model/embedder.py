@@ -45,6 +45,12 @@ def fuse_embeddings(
 class Embedder:
     """A trained model with its towers, ready to embed.
 
+    A model trained with a fine-tune stage has two image towers: the packaged (frozen) one,
+    whose features the whitened frozen part of the blend, the ConSE bridge and the frozen
+    baseline read, and the fine-tuned one (``tuned_tower``), whose features the trained image
+    head reads. Each has its own feature cache: the fine-tuned tower's never reads the frozen
+    tower's rows as its own, nor the other way round. Such a model embeds an image through both.
+
     >>> embedder = Embedder.from_run("runs/demo")  # doctest: +SKIP
     >>> embedder.embed_texts(["a red fox"]).shape  # doctest: +SKIP
     (1, 256)
@@ -61,6 +67,7 @@ class Embedder:
         card: dict | None = None,
         devices: int = 1,
         num_nodes: int = 1,
+        tuned_tower: ImageTower | None = None,
     ):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # image features of uncached files on devices x num_nodes processes when above 1
@@ -70,11 +77,16 @@ class Embedder:
         self.text_tower = text_tower
         self.model_id = model_id
         self.card = card or {}
-        self.finetuned = bool(self.card.get("has_finetuned_image_tower"))
-        # A fine-tuned tower has other features than the packaged one: never share its cache.
-        image_version = image_tower.version + (f"+ft-{model_id}" if self.finetuned else "")
+        self.tuned_tower = tuned_tower.to(self.device).eval() if tuned_tower is not None else None
+        self.finetuned = tuned_tower is not None
         self.image_cache = (
-            FeatureCache(cache_dir, image_version) if cache_dir is not False else None
+            FeatureCache(cache_dir, image_tower.version) if cache_dir is not False else None
+        )
+        # A fine-tuned tower has other features than the packaged one: never share its cache.
+        self.tuned_cache = (
+            FeatureCache(cache_dir, f"{tuned_tower.version}+ft-{model_id}")
+            if tuned_tower is not None and cache_dir is not False
+            else None
         )
         self.text_cache = (
             FeatureCache(cache_dir, text_tower.version) if cache_dir is not False else None
@@ -92,9 +104,11 @@ class Embedder:
         """Load ``model.safetensors`` + ``model.json`` from a run folder and build its towers."""
         model, card, tower_state = load_model(run_dir)
         image_tower = create_image_tower(model.config.image_tower)
+        tuned_tower = None
         if tower_state:
+            tuned_tower = create_image_tower(model.config.image_tower)
             # strict: a key mismatch must not silently leave the packaged weights in place
-            load_tower_weights(image_tower, tower_state, str(Path(run_dir) / "model.safetensors"))
+            load_tower_weights(tuned_tower, tower_state, str(Path(run_dir) / "model.safetensors"))
         text_tower = create_text_tower(model.config.text_tower)
         return cls(
             model,
@@ -106,6 +120,7 @@ class Embedder:
             card,
             devices=devices,
             num_nodes=num_nodes,
+            tuned_tower=tuned_tower,
         )
 
     @property
@@ -127,11 +142,32 @@ class Embedder:
         progress=None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """Raw (frozen) tower features, cached (``batch_size`` None: 4 on CPU, 64 on a GPU)."""
+        """Raw features of the packaged (frozen) image tower, cached (``batch_size`` None: 4 on
+        CPU, 64 on a GPU); a fine-tuned model's head reads :meth:`tuned_image_features`."""
+        return self._features(
+            self.image_tower, self.image_cache, paths, max_pixels, progress, batch_size
+        )
+
+    def tuned_image_features(
+        self,
+        paths: Sequence[str | Path],
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        progress=None,
+        batch_size: int | None = None,
+    ) -> np.ndarray | None:
+        """Raw features of the fine-tuned image tower (cached apart from the frozen tower's), or
+        None for a model without a fine-tuned tower."""
+        if self.tuned_tower is None:
+            return None
+        return self._features(
+            self.tuned_tower, self.tuned_cache, paths, max_pixels, progress, batch_size
+        )
+
+    def _features(self, tower, cache, paths, max_pixels, progress, batch_size) -> np.ndarray:
         return compute_image_features(
-            self.image_tower,
+            tower,
             paths,
-            self.image_cache,
+            cache,
             batch_size=batch_size,
             max_pixels=max_pixels,
             progress=progress,
@@ -149,9 +185,23 @@ class Embedder:
         )
 
     @torch.no_grad()
-    def project_image_features(self, features: np.ndarray) -> np.ndarray:
+    def project_image_features(
+        self, features: np.ndarray, tuned: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Shared-space vectors from the frozen tower's ``features`` (and, for a model with a
+        fine-tuned tower, its ``tuned`` features of the same images, which it needs)."""
+        if self.tuned_tower is not None and tuned is None:
+            raise ValueError(
+                "this model's image head reads its fine-tuned tower: pass tuned= "
+                "(Embedder.tuned_image_features) beside the frozen tower's features"
+            )
         tensor = torch.from_numpy(np.asarray(features, dtype=np.float32)).to(self.device)
-        return self.model.infer_image(tensor).cpu().numpy()
+        tuned_tensor = (
+            None
+            if self.tuned_tower is None
+            else torch.from_numpy(np.asarray(tuned, dtype=np.float32)).to(self.device)
+        )
+        return self.model.infer_image(tensor, tuned_tensor).cpu().numpy()
 
     @torch.no_grad()
     def project_text_features(
@@ -173,7 +223,8 @@ class Embedder:
     ) -> np.ndarray:
         """Shared-space vectors for image files (N x dim, unit length)."""
         features = self.image_features(paths, max_pixels, progress, batch_size)
-        return self.project_image_features(features)
+        tuned = self.tuned_image_features(paths, max_pixels, None, batch_size)
+        return self.project_image_features(features, tuned)
 
     @torch.no_grad()
     def embed_pil(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -183,7 +234,11 @@ class Embedder:
         pixels = torch.stack([self.image_tower.preprocess(image) for image in images]).to(
             self.device
         )
-        return self.project_image_features(self.image_tower(pixels).float().cpu().numpy())
+        tuned = None if self.tuned_tower is None else self.tuned_tower(pixels).float().cpu()
+        return self.project_image_features(
+            self.image_tower(pixels).float().cpu().numpy(),
+            None if tuned is None else tuned.numpy(),
+        )
 
     def embed_texts(self, texts: Sequence[str], progress=None, batch_size: int = 64) -> np.ndarray:
         """Shared-space vectors for texts; an empty text gives a zero row."""

@@ -201,12 +201,20 @@ class ArtSimModel(nn.Module):
             config.bridge_scale,
         )
 
-    def infer_image(self, features: torch.Tensor) -> torch.Tensor:
+    def infer_image(
+        self, features: torch.Tensor, tuned: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The image embedding users get: the trained head blended with the frozen descriptor,
         and, with the bridge, ``sqrt(1 - b) * that + sqrt(b) * [0 | bridge]`` (``b`` =
         ``bridge_weight``): image-text scores gain ``sqrt(b)`` times the bridge's cosine with the
-        frozen text part, image-image scores ``b`` times the bridges' cosine."""
-        trained = self.embed_image(features)
+        frozen text part, image-image scores ``b`` times the bridges' cosine.
+
+        ``features`` are the packaged (frozen) tower's. A model trained with a fine-tune stage
+        reads ``tuned``, its fine-tuned tower's features, in the trained head only: the whitened
+        frozen part and the bridge stay the frozen tower's (they were fitted on its features, and
+        the blend is never below frozen only while its frozen part is the frozen tower's).
+        """
+        trained = self.embed_image(features if tuned is None else tuned)
         if not self.config.blended:
             return trained
         frozen = self.frozen_image(features)

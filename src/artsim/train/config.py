@@ -80,6 +80,11 @@ class TrainConfig:
     finetune_epochs: int = 0
     finetune_lr: float = 1e-5
     finetune_blocks: int = 2
+    # fine-tune on the items of this many training groups, drawn with the seed (0: all groups)
+    finetune_groups: int = 0
+    # "better": ship the fine-tuned tower only if it beat the heads alone on the validation loss;
+    # "always": ship it anyway (to judge it on evaluations unlike the training data)
+    finetune_keep: str = "better"
     devices: int = 1
     num_nodes: int = 1
     accelerator: str = "auto"
@@ -137,6 +142,8 @@ class TrainConfig:
             raise UserError("--out RUN_DIR must not be empty")
         if self.loso_folds == 1:
             raise UserError("--loso-folds must be 0 (one fold per source) or at least 2, got 1")
+        if self.finetune_keep not in ("better", "always"):
+            raise UserError(f"finetune_keep must be better or always, got {self.finetune_keep!r}")
         if self.blend not in ("loso", "trained", "frozen"):
             raise UserError(f"--blend must be loso, trained or frozen, got {self.blend!r}")
         return self
@@ -189,6 +196,7 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("finetune_epochs", int, 0, None, "at least 0"),
     ("finetune_lr", float, 0.0, None, "a positive number"),
     ("finetune_blocks", int, 1, None, "at least 1"),
+    ("finetune_groups", int, 0, None, "at least 0 (0: every training group)"),
     ("devices", int, 1, None, "at least 1"),
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),

@@ -30,6 +30,31 @@ from artsim.triplets import GroupBatchSampler
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 
+def finetune_rows(items: Sequence[Item], groups: int, seed: int) -> list[int]:
+    """Rows of ``items`` in ``groups`` of their groups drawn with ``seed`` (every row when
+    ``groups`` is 0 or not below the number of groups): the fine-tune stage's training items."""
+    names = sorted({item.group for item in items})
+    if groups <= 0 or groups >= len(names):
+        return list(range(len(items)))
+    drawn = {
+        names[k] for k in np.random.default_rng(seed).choice(len(names), groups, replace=False)
+    }
+    return [row for row, item in enumerate(items) if item.group in drawn]
+
+
+def subset(features: FeatureSet, rows: Sequence[int]) -> FeatureSet:
+    """The rows of a feature set (group and affinity indices unchanged)."""
+    index = torch.as_tensor(list(rows), dtype=torch.long)
+    return FeatureSet(
+        ids=[features.ids[row] for row in rows],
+        image=features.image[index],
+        text=features.text[index],
+        has_text=features.has_text[index],
+        labels=features.labels[index],
+        affinity=features.affinity[index],
+    )
+
+
 class PixelSet(Dataset):
     """Items' images as tower input (augmented when training), with their cached text features."""
 

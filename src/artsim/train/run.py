@@ -40,7 +40,13 @@ from artsim.runfolder import read_metrics
 from artsim.train.bridge import attach_bridge
 from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
-from artsim.train.finetune import FinetuneDataModule, FinetuneModule, PixelSet
+from artsim.train.finetune import (
+    FinetuneDataModule,
+    FinetuneModule,
+    PixelSet,
+    finetune_rows,
+    subset,
+)
 from artsim.train.loso import choose_blend
 from artsim.train.module import NonFiniteLossError, TripletModule
 from artsim.train.resume import check_resume, nothing_to_resume, record_changes
@@ -391,8 +397,15 @@ def _finetune_stage(
     finetune = FinetuneModule(model_config, config, tower)
     finetune.apply_config_on_resume = apply_changes
     finetune.model.load_state_dict(module.model.state_dict())
+    rows = finetune_rows(data.train_items, config.finetune_groups, config.seed)
+    tuned_items = [data.train_items[row] for row in rows]
+    if len(rows) < len(data.train_items):
+        heads.reporter.note(
+            f"fine-tune stage: {len(tuned_items)} items of {config.finetune_groups} training "
+            f"groups (finetune_groups), of {len(data.train_items)} training items"
+        )
     pixels = FinetuneDataModule(
-        PixelSet(data.train_items, train_set, tower, True, config.seed, config.max_pixels),
+        PixelSet(tuned_items, subset(train_set, rows), tower, True, config.seed, config.max_pixels),
         PixelSet(data.val_items, val_set, tower, False, config.seed, config.max_pixels),
         config,
     )
@@ -409,9 +422,15 @@ def _finetune_stage(
         progress_bar=heads.progress_bar,
         reporter=heads.reporter,
     )
+    tuning.details = {
+        "items": len(tuned_items),
+        "groups": len({item.group for item in tuned_items}),
+        "blocks": config.finetune_blocks,
+    }
     tuning.fit_unless_ended(finetune, pixels, resume, followed=False, stopped=stopped)
-    # fine-tuning is kept only where it beat the heads alone on the validation groups
-    tuning.kept = tuning.best_score() < heads.best_score()
+    # fine-tuning is kept only where it beat the heads alone on the validation groups, unless
+    # finetune_keep is "always" (the validation groups share source and style with training)
+    tuning.kept = config.finetune_keep == "always" or tuning.best_score() < heads.best_score()
     if not tuning.kept:
         return tuning, None
     finetune.load_state_dict(tuning.best_state())
@@ -438,6 +457,7 @@ def _write_summary(out, config, heads, stages, data: _Data, seconds, blend=None)
                 "stop_reason": s.reason,
                 "kept": s.kept,
                 "best_val_loss": s.best_score(),
+                **s.details,
             }
             for s in stages
         ],

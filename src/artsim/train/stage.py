@@ -66,6 +66,7 @@ class Stage:
         self.last = folder / "last.ckpt"
         self.reason = "not_run"
         self.kept = True
+        self.details: dict = {}  # more for summary.json's stage entry (the fine-tune's items)
         self.recorded_best: float | None = None  # a finished stage's best, from its marker
         self.checkpoint = ModelCheckpoint(
             dirpath=folder,
