@@ -122,3 +122,26 @@ def test_the_frozen_baseline_of_a_fine_tuned_run_is_the_frozen_towers(
     assert figures(tuned) == figures(plain)
     assert figures(tuned)["image"]["recall@1"] is not None
     assert tuned["model_id"] != plain["model_id"]
+
+
+def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manifest, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_finetune.py"
+    spec = importlib.util.spec_from_file_location("bench_finetune", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tuned_run, plain_run = two_runs
+    for run in two_runs:  # the runs' own cache (their config names none: the default one)
+        (run / "config.yaml").write_text(
+            (run / "config.yaml").read_text() + f"cache_dir: {tmp_path / 'cache'}\n"
+        )
+    tuned = bench.image_recalls(tuned_run, synthetic_manifest)
+    plain = bench.image_recalls(plain_run, synthetic_manifest)
+    result = evaluate_run(tuned_run, synthetic_manifest, cache_dir=tmp_path / "cache", write=False)
+    assert tuned["frozen"] == result["baselines"]["frozen"]["image"]["recall@1"]
+    assert tuned["model"] == result["tasks"]["image"]["recall@1"]
+    assert tuned["frozen"] == plain["frozen"]
+    assert plain["tuned"] is None and plain["old path"] is None
+    assert tuned["tuned"] is not None and tuned["old path"] is not None

@@ -1,0 +1,93 @@
+"""Image recall@1 of a fine-tuned run's parts, next to the frozen tower's, on evaluation sets.
+
+For each run and set (items embedded as ``artsim evaluate`` embeds them, features from the
+cache), the image task's recall@1 (a derivative finds its original among all originals) of:
+
+- ``frozen``: the packaged tower's descriptor, raw cosine (the evaluation's frozen baseline);
+- ``tuned``: the run's fine-tuned tower's descriptor, raw cosine (``–`` without one);
+- ``head``: the trained image head alone (on the fine-tuned features where the run has them);
+- ``model``: the run's image vectors (blend, whitened frozen part and bridge: the evaluation's
+  image figure);
+- ``old path``: the same model as it embedded before the frozen part and the bridge were kept
+  on the packaged tower (everything on the fine-tuned features; ``–`` without one).
+
+    python benchmarks/bench_finetune.py --run "default=runs/s0" --run "tuned=runs/ft" \\
+        --set "flare=data/external-flare/manifest.csv"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from artsim import runfolder
+from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.manifest import load_manifest
+from artsim.eval.embedding import embed_items, normalise_rows
+from artsim.eval.tasks import TASK_SPECS, build_task, retrieval_figures, task_similarity
+from artsim.model.embedder import Embedder
+
+COLUMNS = ("frozen", "tuned", "head", "model", "old path")
+
+
+def _pair(text: str) -> tuple[str, Path]:
+    label, _, path = text.partition("=")
+    if not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, got {text!r}")
+    return label.strip(), Path(path.strip())
+
+
+def image_recalls(run: Path, manifest: Path) -> dict[str, float | None]:
+    """recall@1 of the image task for each of :data:`COLUMNS` (None where it does not apply)."""
+    config = runfolder.read_config(run)
+    max_pixels = int(config.get("max_pixels") or DEFAULT_MAX_PIXELS)
+    embedder = Embedder.from_run(run, cache_dir=config.get("cache_dir"), device="cpu")
+    items = load_manifest(manifest, max_pixels=max_pixels).items
+    embedded = embed_items(embedder, items, max_pixels)
+    groups = {item.group for item in items if item.is_original}
+    queries = [r for r, item in enumerate(items) if not item.is_original and item.group in groups]
+    spec = TASK_SPECS["image"]
+    data = build_task(spec, embedded, queries)
+    frozen, tuned = embedded.image_features, embedded.tuned_image_features
+    model = embedder.model
+    with torch.no_grad():
+        head = model.embed_image(torch.from_numpy(frozen if tuned is None else tuned)).numpy()
+        old = None if tuned is None else model.infer_image(torch.from_numpy(tuned)).numpy()
+    spaces = {
+        "frozen": normalise_rows(frozen),
+        "tuned": None if tuned is None else normalise_rows(tuned),
+        "head": head,
+        "model": embedded.image,
+        "old path": old,
+    }
+    out: dict[str, float | None] = {}
+    for column, space in spaces.items():
+        if space is None:
+            out[column] = None
+            continue
+        similarity = task_similarity(spec, replace(embedded, image=space), data)
+        out[column] = retrieval_figures("image", similarity, data, seed=0)["recall@1"]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN_DIR")
+    parser.add_argument("--set", type=_pair, action="append", required=True, help="LABEL=MANIFEST")
+    args = parser.parse_args(argv)
+    print("| evaluation | model | " + " | ".join(COLUMNS) + " |")
+    print("|---|---|" + "---:|" * len(COLUMNS))
+    for set_label, manifest in args.set:
+        for run_label, run in args.run:
+            recalls = image_recalls(run, manifest)
+            cells = ["–" if recalls[c] is None else f"{recalls[c]:.3f}" for c in COLUMNS]
+            print(f"| {set_label} | {run_label} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
