@@ -69,9 +69,11 @@ def test_a_batch_norm_tower_saves_with_a_model_id_and_loads_back(tmp_path):
     save_model(load_model(tmp_path)[0], tmp_path / "again", tower_state=tower.state_dict())
     assert model_id(tmp_path / "again") == identity
     embedder = Embedder.from_run(tmp_path, cache_dir=tmp_path / "cache")
-    assert torch.equal(embedder.image_tower.blocks[0].weight, tower.blocks[0].weight)
-    assert embedder.image_tower.version == tower.version
-    assert embedder.image_tower.version != create_image_tower("tiny-bn").version
+    assert torch.equal(embedder.tuned_tower.blocks[0].weight, tower.blocks[0].weight)
+    assert embedder.tuned_tower.version == tower.version
+    assert embedder.tuned_tower.version != create_image_tower("tiny-bn").version
+    # the packaged tower stays beside it (the blend's frozen part and the baseline read it)
+    assert embedder.image_tower.version == create_image_tower("tiny-bn").version
 
 
 def test_a_fine_tuned_tower_that_does_not_fit_is_refused_in_one_line(tmp_path):
