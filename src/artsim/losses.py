@@ -8,7 +8,8 @@ negatives make the triplets is the miner's business (passed in, not a flag).
 Two more named parts work on the batch's image vectors as copy groups (SSCD, Pizzi et al. 2022):
 ``copy``, a contrastive loss with every other item of the batch a negative
 (:func:`multi_positive_info_nce`), and ``koleo``, a spreading regulariser
-(:func:`koleo_loss`, Sablayrolles et al. 2019). Their weights default to 0.
+(:func:`koleo_loss`, Sablayrolles et al. 2019). Their weights default to 0 here; training
+weighs ``koleo`` 1 (:class:`artsim.train.config.TrainConfig`).
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ class LossWeights:
     """How much each part counts in ``total``; ``cross`` is the mean of i2t and t2i.
 
     ``copy`` (:func:`multi_positive_info_nce` over the image vectors, groups as positives) and
-    ``koleo`` (:func:`koleo_loss` over the image vectors) are off by default.
+    ``koleo`` (:func:`koleo_loss` over the image vectors) are off here (training's default
+    weighs ``koleo`` 1: :class:`artsim.train.config.TrainConfig`).
     """
 
     image: float = 1.0

@@ -110,7 +110,14 @@ def test_loss_weights_from_the_command_line_go_over_the_defaults_and_the_file(tm
         with pytest.raises(UserError, match="--loss-weight"):
             parse_loss_weights([bad])
     config = resolve_config(data="x.csv", loss_weights={"copy": 0.5})
-    assert config.loss_weights == {"image": 1.0, "text": 1.0, "cross": 1.0, "copy": 0.5}
+    assert config.loss_weights == {
+        "image": 1.0,
+        "text": 1.0,
+        "cross": 1.0,
+        "koleo": 1.0,
+        "copy": 0.5,
+    }
+    assert resolve_config(data="x.csv", loss_weights={"koleo": 0}).loss_weights["koleo"] == 0
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"loss_weights": {"image": 0.5}}))
     config = resolve_config(path, data="x.csv", loss_weights={"koleo": 0.1})
