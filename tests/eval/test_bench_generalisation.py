@@ -73,3 +73,39 @@ def test_versus_counts_queries_won_and_lost_with_ties_shared(tmp_path) -> None:
     row = bench_generalisation.versus_row("s", "a", {"image": hits}, {"image": {
         "q1": 0.0, "q2": 1.0, "q3": 1.0, "q4": 0.0}})  # fmt: skip
     assert row.startswith("| s | a | +1/-2 (p 1) |")
+
+
+HEADS = Path(__file__).resolve().parents[2] / "benchmarks" / "heads_alone.py"
+_heads_spec = importlib.util.spec_from_file_location("heads_alone", HEADS)
+heads_alone = importlib.util.module_from_spec(_heads_spec)
+_heads_spec.loader.exec_module(heads_alone)
+
+
+def test_heads_alone_copy_embeds_with_the_trained_heads_only(eval_run, run_copy, tmp_path):
+    import torch
+
+    from artsim.model.heads import load_model, save_model
+
+    run = run_copy(eval_run)
+    model, card, _ = load_model(run)
+    # a blended model (trained part 0.25) with a whitening, as training writes one
+    model.config.image_blend, model.config.text_blend, model.config.fused_image_weight = (
+        0.25,
+        0.1,
+        0.2,
+    )
+    save_model(model, run, extra={k: v for k, v in card.items() if k not in heads_alone.CARD_OWN})
+    out = heads_alone.heads_alone(run, tmp_path / "heads")
+    alone, alone_card, _ = load_model(out)
+    blended, _, _ = load_model(run)
+    assert (alone.config.image_blend, alone.config.text_blend) == (1.0, 1.0)
+    assert alone.config.fused_image_weight == 0.5 and alone.config.bridge_weight == 0.0
+    assert "heads alone" in alone_card["blend"]["note"]
+    features = torch.randn(3, alone.config.image_feature_dim)
+    with torch.no_grad():
+        assert torch.allclose(alone.infer_image(features), blended.embed_image(features))
+        assert not torch.allclose(
+            blended.infer_image(features)[:, : alone.config.embed_dim], alone.infer_image(features)
+        )
+    for name in heads_alone.COPIED:
+        assert (out / name).is_file() == (run / name).is_file()
