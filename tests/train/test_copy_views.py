@@ -15,6 +15,7 @@ from artsim.data.copyaug import CHANGES, copy_view
 from artsim.data.items import VIEW_ROLE, Item
 from artsim.data.manifest import load_manifest
 from artsim.errors import UserError
+from artsim.losses import LossWeights
 from artsim.model.features import FeatureCache, file_key
 from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features, view_key, view_rng
@@ -122,6 +123,11 @@ def test_loss_weights_from_the_command_line_go_over_the_defaults_and_the_file(tm
     path.write_text(yaml.safe_dump({"loss_weights": {"image": 0.5}}))
     config = resolve_config(path, data="x.csv", loss_weights={"koleo": 0.1})
     assert config.loss_weights == {"image": 0.5, "koleo": 0.1}
+    # a file's mapping replaces the defaults: what it leaves out is 0 for koleo (a run folder's
+    # config.yaml from before KoLeo was the default resumes as it was trained)
+    weights = LossWeights(**resolve_config(path, data="x.csv").loss_weights)
+    assert (weights.image, weights.text, weights.koleo, weights.copy) == (0.5, 1.0, 0.0, 0.0)
+    assert LossWeights(**resolve_config(data="x.csv").loss_weights).koleo == 1.0
     with pytest.raises(UserError, match="at least one"):
         resolve_config(data="x.csv", loss_weights={"image": 0, "text": 0, "cross": 0, "koleo": 1})
     # the copy part alone is a loss that learns
