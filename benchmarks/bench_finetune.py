@@ -11,6 +11,9 @@ cache), the image task's recall@1 (a derivative finds its original among all ori
 - ``old path``: the same model as it embedded before the frozen part and the bridge were kept
   on the packaged tower (everything on the fine-tuned features; ``–`` without one).
 
+Then, per run with a fine-tuned tower, its descriptor against the frozen one query by query
+(first answer right or not): queries won and lost, exact two-sided sign test.
+
     python benchmarks/bench_finetune.py --run "default=runs/s0" --run "tuned=runs/ft" \\
         --set "flare=data/external-flare/manifest.csv"
 """
@@ -22,6 +25,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from artsim import runfolder
@@ -30,6 +34,7 @@ from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items, normalise_rows
 from artsim.eval.tasks import TASK_SPECS, build_task, retrieval_figures, task_similarity
 from artsim.model.embedder import Embedder
+from artsim.stats import sign_test
 
 COLUMNS = ("frozen", "tuned", "head", "model", "old path")
 
@@ -42,7 +47,8 @@ def _pair(text: str) -> tuple[str, Path]:
 
 
 def image_recalls(run: Path, manifest: Path) -> dict[str, float | None]:
-    """recall@1 of the image task for each of :data:`COLUMNS` (None where it does not apply)."""
+    """recall@1 of the image task for each of :data:`COLUMNS` (None where it does not apply),
+    and under ``"hits"`` each column's per-query first-answer hits (None where it does not)."""
     config = runfolder.read_config(run)
     max_pixels = int(config.get("max_pixels") or DEFAULT_MAX_PIXELS)
     embedder = Embedder.from_run(run, cache_dir=config.get("cache_dir"), device="cpu")
@@ -64,14 +70,25 @@ def image_recalls(run: Path, manifest: Path) -> dict[str, float | None]:
         "model": embedded.image,
         "old path": old,
     }
-    out: dict[str, float | None] = {}
+    out: dict = {"hits": {}}
     for column, space in spaces.items():
         if space is None:
-            out[column] = None
+            out[column] = out["hits"][column] = None
             continue
         similarity = task_similarity(spec, replace(embedded, image=space), data)
         out[column] = retrieval_figures("image", similarity, data, seed=0)["recall@1"]
+        rows = np.arange(len(data.queries))
+        out["hits"][column] = data.relevant[rows, similarity.argmax(axis=1)]
     return out
+
+
+def versus_frozen(recalls: dict) -> str | None:
+    """``+won/-lost (p)`` of the fine-tuned descriptor against the frozen one, or None."""
+    tuned, frozen = recalls["hits"]["tuned"], recalls["hits"]["frozen"]
+    if tuned is None:
+        return None
+    won, lost = int(np.sum(tuned & ~frozen)), int(np.sum(frozen & ~tuned))
+    return f"+{won}/-{lost} (p {sign_test(won, lost):.2g})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,11 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print("| evaluation | model | " + " | ".join(COLUMNS) + " |")
     print("|---|---|" + "---:|" * len(COLUMNS))
+    versus = []
     for set_label, manifest in args.set:
         for run_label, run in args.run:
             recalls = image_recalls(run, manifest)
             cells = ["–" if recalls[c] is None else f"{recalls[c]:.3f}" for c in COLUMNS]
             print(f"| {set_label} | {run_label} | " + " | ".join(cells) + " |", flush=True)
+            if versus_frozen(recalls) is not None:
+                versus.append(f"| {set_label} | {run_label} | {versus_frozen(recalls)} |")
+    if versus:
+        print("\n| evaluation | model | fine-tuned descriptor against frozen |\n|---|---|---:|")
+        print("\n".join(versus))
     return 0
 
 

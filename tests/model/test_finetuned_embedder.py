@@ -145,3 +145,9 @@ def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manife
     assert tuned["frozen"] == plain["frozen"]
     assert plain["tuned"] is None and plain["old path"] is None
     assert tuned["tuned"] is not None and tuned["old path"] is not None
+    # the per-query hits give the recalls, and the sign test counts the queries that differ
+    assert tuned["hits"]["frozen"].mean() == tuned["frozen"]
+    assert tuned["hits"]["tuned"].mean() == tuned["tuned"]
+    won = int((tuned["hits"]["tuned"] & ~tuned["hits"]["frozen"]).sum())
+    assert bench.versus_frozen(tuned).startswith(f"+{won}/-")
+    assert bench.versus_frozen(plain) is None
