@@ -9,10 +9,14 @@ cache), the image task's recall@1 (a derivative finds its original among all ori
 - ``model``: the run's image vectors (blend, whitened frozen part and bridge: the evaluation's
   image figure);
 - ``old path``: the same model as it embedded before the frozen part and the bridge were kept
-  on the packaged tower (everything on the fine-tuned features; ``–`` without one).
+  on the packaged tower (everything on the fine-tuned features; ``–`` without one);
+- ``frozen whitened``: the model's frozen part alone (the packaged descriptor, PCA-whitened on
+  the training originals);
+- ``tuned whitened``: the fine-tuned descriptor whitened the same way on its own features of the
+  run's training originals (``–`` without a fine-tuned tower or a whitening).
 
 Then, per run with a fine-tuned tower, its descriptor against the frozen one query by query
-(first answer right or not): queries won and lost, exact two-sided sign test.
+(first answer right or not), raw and whitened: queries won and lost, exact two-sided sign test.
 
     python benchmarks/bench_finetune.py --run "default=runs/s0" --run "tuned=runs/ft" \\
         --set "flare=data/external-flare/manifest.csv"
@@ -33,10 +37,11 @@ from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items, normalise_rows
 from artsim.eval.tasks import TASK_SPECS, build_task, retrieval_figures, task_similarity
+from artsim.model.blend import fit_whitening, whiten
 from artsim.model.embedder import Embedder
 from artsim.stats import sign_test
 
-COLUMNS = ("frozen", "tuned", "head", "model", "old path")
+COLUMNS = ("frozen", "tuned", "head", "model", "old path", "frozen whitened", "tuned whitened")
 
 
 def _pair(text: str) -> tuple[str, Path]:
@@ -63,12 +68,20 @@ def image_recalls(run: Path, manifest: Path) -> dict[str, float | None]:
     with torch.no_grad():
         head = model.embed_image(torch.from_numpy(frozen if tuned is None else tuned)).numpy()
         old = None if tuned is None else model.infer_image(torch.from_numpy(tuned)).numpy()
+    frozen_whitened = tuned_whitened = None
+    if model.config.whiten_dim:
+        with torch.no_grad():
+            frozen_whitened = model.frozen_image(torch.from_numpy(frozen)).numpy()
+        if tuned is not None:
+            tuned_whitened = _tuned_whitening(run, embedder, max_pixels)(tuned)
     spaces = {
         "frozen": normalise_rows(frozen),
         "tuned": None if tuned is None else normalise_rows(tuned),
         "head": head,
         "model": embedded.image,
         "old path": old,
+        "frozen whitened": frozen_whitened,
+        "tuned whitened": tuned_whitened,
     }
     out: dict = {"hits": {}}
     for column, space in spaces.items():
@@ -82,10 +95,27 @@ def image_recalls(run: Path, manifest: Path) -> dict[str, float | None]:
     return out
 
 
-def versus_frozen(recalls: dict) -> str | None:
-    """``+won/-lost (p)`` of the fine-tuned descriptor against the frozen one, or None."""
-    tuned, frozen = recalls["hits"]["tuned"], recalls["hits"]["frozen"]
-    if tuned is None:
+def _tuned_whitening(run: Path, embedder: Embedder, max_pixels: int):
+    """The run's whitening refitted on its fine-tuned tower's features of its training originals."""
+    training = load_manifest(runfolder.training_manifest(run), max_pixels=max_pixels)
+    sides = runfolder.read_split_ids(run)
+    paths = [i.image for i in training.items if i.is_original and sides.get(i.id) == "train"]
+    features = embedder.tuned_image_features(paths, max_pixels)
+    dim = embedder.model.config.whiten_dim
+    mean, projection = fit_whitening(features, dim)
+    projection = np.pad(projection, ((0, 0), (0, dim - projection.shape[1])))
+    mean_t, projection_t = torch.from_numpy(mean), torch.from_numpy(projection)
+    return lambda x: whiten(
+        torch.from_numpy(np.asarray(x, np.float32)), mean_t, projection_t
+    ).numpy()
+
+
+def versus_frozen(recalls: dict, whitened: bool = False) -> str | None:
+    """``+won/-lost (p)`` of the fine-tuned descriptor against the frozen one (raw, or both
+    whitened), or None."""
+    suffix = " whitened" if whitened else ""
+    tuned, frozen = recalls["hits"][f"tuned{suffix}"], recalls["hits"][f"frozen{suffix}"]
+    if tuned is None or frozen is None:
         return None
     won, lost = int(np.sum(tuned & ~frozen)), int(np.sum(frozen & ~tuned))
     return f"+{won}/-{lost} (p {sign_test(won, lost):.2g})"
@@ -105,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
             cells = ["–" if recalls[c] is None else f"{recalls[c]:.3f}" for c in COLUMNS]
             print(f"| {set_label} | {run_label} | " + " | ".join(cells) + " |", flush=True)
             if versus_frozen(recalls) is not None:
-                versus.append(f"| {set_label} | {run_label} | {versus_frozen(recalls)} |")
+                whitened = versus_frozen(recalls, whitened=True) or "–"
+                versus.append(
+                    f"| {set_label} | {run_label} | {versus_frozen(recalls)} | {whitened} |"
+                )
     if versus:
-        print("\n| evaluation | model | fine-tuned descriptor against frozen |\n|---|---|---:|")
+        print("\n| evaluation | model | fine-tuned against frozen, raw | both whitened |")
+        print("|---|---|---:|---:|")
         print("\n".join(versus))
     return 0
 

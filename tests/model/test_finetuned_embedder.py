@@ -151,3 +151,7 @@ def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manife
     won = int((tuned["hits"]["tuned"] & ~tuned["hits"]["frozen"]).sum())
     assert bench.versus_frozen(tuned).startswith(f"+{won}/-")
     assert bench.versus_frozen(plain) is None
+    # the model's frozen part alone; the fine-tuned one refitted on the run's training originals
+    assert tuned["frozen whitened"] == plain["frozen whitened"] is not None
+    assert tuned["tuned whitened"] is not None and plain["tuned whitened"] is None
+    assert bench.versus_frozen(tuned, whitened=True).startswith("+")
