@@ -33,6 +33,22 @@ def default_cache_dir() -> Path:
     return Path(root) / "features"
 
 
+def keep_computed(
+    keys: list[str],
+    features: np.ndarray,
+    computed: dict[str, np.ndarray],
+    cache: FeatureCache | None,
+    progress: ProgressCallback | None,
+) -> None:
+    """Rows just computed for ``keys``: written to the cache (if any), collected in ``computed``
+    and reported to ``progress``."""
+    if cache is not None:
+        cache.put(keys, features)
+    computed.update(zip(keys, features, strict=True))
+    if progress:
+        progress(len(keys))
+
+
 def file_key(path: str | Path) -> str:
     """sha256 of a file's bytes: the same picture under two names is computed once."""
     digest = hashlib.sha256()
@@ -130,12 +146,7 @@ def compute_image_features(
     computed: dict[str, np.ndarray] = {}
 
     def keep(batch_keys: list[str], features: np.ndarray) -> None:
-        """Cache and collect computed rows, then report them."""
-        if cache is not None:
-            cache.put(batch_keys, features)
-        computed.update(zip(batch_keys, features, strict=True))
-        if progress:
-            progress(len(batch_keys))
+        keep_computed(batch_keys, features, computed, cache, progress)
 
     if batch_size is None:
         # On CPU small batches are faster: large activation buffers, freed and allocated again
@@ -193,12 +204,7 @@ def compute_text_features(
     computed: dict[str, np.ndarray] = {}
     for batch in _batched(todo, batch_size):
         features = tower.encode([text for _, text in batch]).float().cpu().numpy()
-        batch_keys = [key for key, _ in batch]
-        if cache is not None:
-            cache.put(batch_keys, features)
-        computed.update(zip(batch_keys, features, strict=True))
-        if progress:
-            progress(len(batch))
+        keep_computed([key for key, _ in batch], features, computed, cache, progress)
     if progress:
         progress(len(texts) - len(todo))  # cached and empty texts count as done
     matrix = np.zeros((len(texts), tower.dim), dtype=np.float32)

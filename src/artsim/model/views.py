@@ -18,7 +18,7 @@ import torch
 
 from artsim.data.copyaug import AUGMENT_VERSION, copy_view
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from artsim.model.features import FeatureCache, ProgressCallback, file_key
+from artsim.model.features import FeatureCache, ProgressCallback, file_key, keep_computed
 from artsim.model.towers import ImageTower
 
 
@@ -65,12 +65,7 @@ def compute_view_features(
                 view, _ = copy_view(loaded[1], view_rng(image_keys[i], k, seed))
                 pixels.append(tower.preprocess(view))
             features = tower(torch.stack(pixels).to(device)).float().cpu().numpy()
-            keys = [key for _, _, key in batch]
-            if cache is not None:
-                cache.put(keys, features)
-            computed.update(zip(keys, features, strict=True))
-            if progress:
-                progress(len(batch))
+            keep_computed([key for _, _, key in batch], features, computed, cache, progress)
     if progress:
         progress(len(jobs) - len(missing))
     if not jobs:
