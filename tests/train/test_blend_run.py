@@ -148,3 +148,23 @@ def test_one_fold_is_refused_in_one_line(training_manifest, tiny_args, tmp_path,
     assert "--loso-folds must be 0 (one fold per source) or at least 2, got 1" in (
         capsys.readouterr().err
     )
+
+
+def test_the_text_cap_given_on_the_command_line_reaches_the_choice(
+    training_manifest, feature_cache, tiny_args, tmp_path, tmp_copy
+):
+    manifest = _two_sources(training_manifest, tmp_copy)
+    out = tmp_path / "run"
+    args = tiny_args(manifest, out, feature_cache, "--max-epochs", "2", "--text-blend-max", "0")
+    assert main(args) == 0
+    _, card, _ = load_model(out)
+    assert card["blend"]["text_blend_max"] == 0.0
+    assert card["blend"]["text_blend"] == 0.0
+
+
+def test_a_text_cap_out_of_range_is_refused_naming_the_option(
+    training_manifest, tiny_args, tmp_path, capsys
+):
+    args = tiny_args(training_manifest, tmp_path / "run", tmp_path / "c", "--text-blend-max", "2")
+    assert main(args) != 0
+    assert "--text-blend-max must be between 0 and 1, got 2.0" in capsys.readouterr().err

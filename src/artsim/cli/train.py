@@ -199,6 +199,7 @@ def train_command(
         whiten_dim=whiten_dim,
         bridge_ratio=bridge_ratio,
         loso_folds=loso_folds,
+        text_blend_max=text_blend_max,
         loss_weights=parse_loss_weights(loss_weight) if loss_weight else None,
         copy_temperature=copy_temperature,
         copy_views=copy_views,

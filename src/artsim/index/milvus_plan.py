@@ -111,9 +111,8 @@ def collection_ids(client, name: str) -> list[str]:
 def sample_ids(client, name: str, size: int = SAMPLE_QUERIES, seed: int = 0) -> list[str]:
     """``size`` ids drawn at random (seeded) from the whole collection, not its first rows: a
     collection filled source by source would otherwise be measured on one source's region."""
-    found = sorted(
-        collection_ids(client, name)
-    )  # the draw depends on the ids, not on the order Milvus returns them in
+    # sorted: the draw depends on the ids, not on the order Milvus returns them in
+    found = sorted(collection_ids(client, name))
     if len(found) <= size:
         return found
     rng = np.random.default_rng(seed)

@@ -221,7 +221,7 @@ _FLAGS = {
     "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
     "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
     "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_ratio",
-    "loso_folds", "copy_temperature", "copy_views",
+    "loso_folds", "text_blend_max", "copy_temperature", "copy_views",
 }  # fmt: skip
 
 
