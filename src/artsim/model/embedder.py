@@ -231,12 +231,13 @@ class Embedder:
         """Shared-space vectors for images already in memory (uploads); not cached."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        pixels = torch.stack([self.image_tower.preprocess(image) for image in images]).to(
-            self.device
+        tuned = (
+            None
+            if self.tuned_tower is None
+            else self.tuned_tower.features_of_images(images).float().cpu()
         )
-        tuned = None if self.tuned_tower is None else self.tuned_tower(pixels).float().cpu()
         return self.project_image_features(
-            self.image_tower(pixels).float().cpu().numpy(),
+            self.image_tower.features_of_images(images).float().cpu().numpy(),
             None if tuned is None else tuned.numpy(),
         )
 

@@ -117,6 +117,20 @@ class FeatureCache:
             self._rows[key] = np.asarray(row, dtype=np.float32)
 
 
+class _SharedProgress:
+    """Rows done over several passes of the same images, reported as rows of one pass."""
+
+    def __init__(self, progress: ProgressCallback, passes: int):
+        self.progress, self.passes, self.done, self.reported = progress, passes, 0, 0
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        whole = self.done // self.passes
+        if whole > self.reported:
+            self.progress(whole - self.reported)
+            self.reported = whole
+
+
 def _batched(sequence: Sequence, size: int):
     for start in range(0, len(sequence), size):
         yield sequence[start : start + size]
@@ -137,8 +151,31 @@ def compute_image_features(
     """Tower features for each image path, reading cached rows and computing only the missing.
 
     With ``devices * num_nodes > 1`` the missing rows are computed by that many processes
-    (:func:`artsim.model.predict.predict_image_features`) and merged in input order.
+    (:func:`artsim.model.predict.predict_image_features`) and merged in input order. A paired
+    tower (content and copy, :class:`artsim.model.towers.PairedImageTower`) computes its parts
+    one after the other, each with its own cache folder beside ``cache``'s, and concatenates them.
     """
+    parts = getattr(tower, "parts", None)
+    if parts:
+        root = cache.folder.parent if cache is not None else None
+        shared = _SharedProgress(progress, len(parts)) if progress else None
+        return np.concatenate(
+            [
+                compute_image_features(
+                    part,
+                    paths,
+                    FeatureCache(root, part.version) if cache is not None else None,
+                    batch_size=batch_size,
+                    max_pixels=max_pixels,
+                    progress=shared,
+                    device=device,
+                    devices=devices,
+                    num_nodes=num_nodes,
+                )
+                for part in parts
+            ],
+            axis=1,
+        )
     keys = [file_key(path) for path in paths]
     missing = sorted(
         {key: index for index, key in enumerate(keys) if not (cache and key in cache)}.items()
@@ -151,7 +188,7 @@ def compute_image_features(
     if batch_size is None:
         # On CPU small batches are faster: large activation buffers, freed and allocated again
         # every batch, cost more in page faults than batching saves (BENCHMARKS.md, Training).
-        batch_size = 4 if str(device) == "cpu" else 64
+        batch_size = getattr(tower, "cpu_batch_size", 4) if str(device) == "cpu" else 64
     if missing and devices * num_nodes > 1:
         from artsim.model.predict import predict_image_features  # Lightning only when asked
 

