@@ -81,6 +81,19 @@ def rows(label: str, run_label: str, result: dict, with_baselines: bool) -> list
             f"| {where} | perceptual hash | {_r1(phash.get('image'))} | – | – | – | – "
             f"| {trip:.3f} | |"
         )
+        copy = (result["baselines"].get("copy") or {}).get("image")
+        if copy:  # a model with a copy descriptor: that descriptor alone (e.g. SSCD)
+            paired = copy.get("paired") or {}
+            versus = (
+                f"{run_label} against it: +{paired['wins']}/-{paired['losses']}, "
+                f"p {paired['p_value']:.2g}"
+                if paired
+                else ""
+            )
+            out.append(
+                f"| {where} | copy descriptor alone | {_r1(copy)} | – | – | – | – "
+                f"| {copy['triplet_acc']:.3f} | {versus} |"
+            )
     tasks = result["tasks"]
     below = ", ".join(result.get("below_frozen") or []) or "none"
     vs = result.get("vs_baselines") or {}

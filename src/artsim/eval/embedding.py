@@ -21,6 +21,9 @@ class Embedded:
 
     ``image_features`` are always the packaged (frozen) tower's (the frozen baseline reads
     them); ``tuned_image_features`` the fine-tuned tower's for a model that has one, else None.
+    With a paired tower the last ``copy_dim`` image features are the copy descriptor's: the raw
+    ``image`` space (the frozen baseline) is the content tower's alone, ``copy`` the copy
+    descriptor's alone.
     """
 
     items: list[Item]
@@ -31,10 +34,16 @@ class Embedded:
     fused: np.ndarray
     has_text: np.ndarray
     tuned_image_features: np.ndarray | None = None
+    copy_dim: int = 0
 
     def space(self, name: str, raw: bool = False) -> np.ndarray:
         if raw:
-            return {"image": self.image_features, "text": self.text_features}[name]
+            content_end = self.image_features.shape[1] - self.copy_dim
+            return {
+                "image": self.image_features[:, :content_end],
+                "copy": self.image_features[:, content_end:],
+                "text": self.text_features,
+            }[name]
         return {"image": self.image, "text": self.text, "fused": self.fused}[name]
 
 
@@ -68,6 +77,7 @@ def embed_items(
         fused=embedder.fuse(image, text, has_text),
         has_text=has_text,
         tuned_image_features=tuned,
+        copy_dim=embedder.model.config.copy_feature_dim,
     )
 
 

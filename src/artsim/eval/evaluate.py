@@ -28,7 +28,7 @@ from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.errors import DataError, ImageError, UserError
-from artsim.eval.embedding import embed_items, hamming_similarity, phash_bits
+from artsim.eval.embedding import embed_items, hamming_similarity, normalise_rows, phash_bits
 from artsim.eval.generalisation import (
     baseline_comparison,
     frozen_fused_similarity,
@@ -303,6 +303,17 @@ def evaluate_run(
             result["baselines"]["phash"]["image"] = {
                 **retrieval_figures(task, hashed, data, seed),
                 "open_set": _open_set_summary(hashed, data, gallery_groups),
+            }
+        if task == "image" and embedded.copy_dim:
+            # the copy descriptor alone (raw cosine, e.g. SSCD), beside frozen content and hash
+            copy = normalise_rows(embedded.space("copy", raw=True))
+            copied = copy[data.queries] @ copy[data.gallery].T
+            result["baselines"].setdefault("copy", {})["image"] = {
+                **retrieval_figures(task, copied, data, seed),
+                "open_set": _open_set_summary(copied, data, gallery_groups),
+                "paired": paired_comparison(
+                    hits_at_k(similarity, data.correct, 1), hits_at_k(copied, data.correct, 1)
+                ),
             }
         raw = None
         if task in ("image", "text"):

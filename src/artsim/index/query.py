@@ -23,7 +23,29 @@ from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.model.embedder import Embedder
 
-SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused")
+SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
+# the two readings of an image score of a model with a copy descriptor (ArtSimModel.part_weights)
+PART_SCORES = ("copy", "content")
+
+
+def part_queries(embedder: Embedder, image: np.ndarray | None):
+    """``(name, partial query, weight)`` per part score of the model (``copy``, ``content``): the
+    image vector with every other part zeroed, whose dot product with an original's image vector
+    is ``weight`` times the part's cosine. Empty without a copy descriptor or an image."""
+    weights = embedder.model.part_weights()
+    if image is None or not weights:
+        return []
+    slices = embedder.model.part_slices()
+    columns = {"copy": [slices["copy"]], "content": [slices["trained"], slices["content"]]}
+    parts = []
+    for name in PART_SCORES:
+        if weights[name] <= 0:
+            continue
+        partial = np.zeros_like(image)
+        for where in columns[name]:
+            partial[where] = image[where]
+        parts.append((name, partial, weights[name]))
+    return parts
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,11 @@ def search_index(
         for item_id, score in zip(found[0].ids, found[0].scores, strict=True):
             scores[item_id][name] = _finite(score)
 
+    for name, part, scale in part_queries(embedder, query.image):
+        collect(name, "image", part)
+        for item_id in candidates:  # the part's own cosine, not its share of the image score
+            if name in scores[item_id]:
+                scores[item_id][name] = _finite(scores[item_id][name] / scale)
     collect("image", "image", query.image)
     collect("i2t", "text", query.image)
     collect("text", "text", query.text)
@@ -248,6 +275,9 @@ def score_pair(
     for name, (left, right) in pairs.items():
         if left is not None and right is not None:
             scores[name] = _finite(float(np.dot(left, right)))
+    if b.image is not None:
+        for name, partial, weight in part_queries(embedder, a.image):
+            scores[name] = _finite(float(np.dot(partial, b.image)) / weight)
     task = pair_task(a, b)
     verdict = calibration.grade(task, scores[task], scores, background)
     return PairScore(

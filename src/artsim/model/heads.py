@@ -51,10 +51,27 @@ class ModelConfig:
     bridge_top: int = 5
     bridge_scale: float = 1.0
     bridge_classes: int = 0
+    # the copy descriptor (a paired image tower CONTENT+COPY, artsim.model.copy_towers): the last
+    # copy_feature_dim image features are its; the trained head and the bridge read the content
+    # features before them. The frozen image part is [sqrt(1 - c) * content | sqrt(c) * copy],
+    # each whitened on the training originals apart (copy_whiten_dim; 0: normalised only) and
+    # c = copy_weight, chosen on the leave-one-source-out folds.
+    copy_feature_dim: int = 0
+    copy_whiten_dim: int = 0
+    copy_weight: float = 0.0
 
     @property
     def blended(self) -> bool:
         return self.image_blend < 1.0 or self.text_blend < 1.0
+
+    @property
+    def content_feature_dim(self) -> int:
+        """Image features the trained head and the bridge read (all but the copy descriptor)."""
+        return self.image_feature_dim - self.copy_feature_dim
+
+    @property
+    def has_copy(self) -> bool:
+        return self.copy_feature_dim > 0
 
 
 class ProjectionHead(nn.Module):
@@ -95,13 +112,14 @@ class ArtSimModel(nn.Module):
         super().__init__()
         self.config = config
         self.image_head = ProjectionHead(
-            config.image_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
+            config.content_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
         )
         self.text_head = ProjectionHead(
             config.text_feature_dim, config.embed_dim, config.hidden_dim, config.dropout
         )
         # PCA-whitening of the frozen image descriptor (fitted on the training originals)
-        whiten_dim = config.whiten_dim
+        # (with a copy descriptor: block-diagonal, content then copy columns)
+        whiten_dim = config.whiten_dim + config.copy_whiten_dim
         self.register_buffer(
             "whiten_mean", torch.zeros(config.image_feature_dim if whiten_dim else 0)
         )
@@ -111,21 +129,50 @@ class ArtSimModel(nn.Module):
 
     def _bridge_buffers(self, classes: int) -> None:
         config = self.config
-        self.register_buffer("bridge_classifier", torch.zeros(classes, config.image_feature_dim))
+        self.register_buffer("bridge_classifier", torch.zeros(classes, config.content_feature_dim))
         self.register_buffer("bridge_bias", torch.zeros(classes))
         self.register_buffer("bridge_names", torch.zeros(classes, config.text_feature_dim))
 
+    def content_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The content tower's part of image features (all of them without a copy tower)."""
+        return features[:, : self.config.content_feature_dim]
+
     def embed_image(self, features: torch.Tensor) -> torch.Tensor:
-        """The trained image head (what training optimises)."""
-        return self.image_head(features)
+        """The trained image head (what training optimises); it reads the content features."""
+        return self.image_head(self.content_features(features))
 
     def embed_text(self, features: torch.Tensor) -> torch.Tensor:
         """The trained text head."""
         return self.text_head(features)
 
     @property
+    def frozen_content_dim(self) -> int:
+        return self.config.whiten_dim or self.config.content_feature_dim
+
+    @property
+    def frozen_copy_dim(self) -> int:
+        return self.config.copy_whiten_dim or self.config.copy_feature_dim
+
+    @property
     def frozen_image_dim(self) -> int:
-        return self.config.whiten_dim or self.config.image_feature_dim
+        return self.frozen_content_dim + self.frozen_copy_dim
+
+    def part_slices(self) -> dict[str, slice]:
+        """Where each part lies in an image vector of :meth:`infer_image` (blended models):
+        ``trained``, ``content`` (the frozen content descriptor), ``copy`` and ``text``."""
+        config = self.config
+        trained = config.embed_dim
+        if not config.blended:  # the trained head alone
+            empty = slice(trained, trained)
+            return {"trained": slice(0, trained), "content": empty, "copy": empty, "text": empty}
+        content_end = trained + self.frozen_content_dim
+        copy_end = content_end + self.frozen_copy_dim
+        return {
+            "trained": slice(0, trained),
+            "content": slice(trained, content_end),
+            "copy": slice(content_end, copy_end),
+            "text": slice(copy_end, copy_end + config.text_feature_dim),
+        }
 
     @property
     def output_dim(self) -> int:
@@ -135,9 +182,32 @@ class ArtSimModel(nn.Module):
             return config.embed_dim
         return config.embed_dim + self.frozen_image_dim + config.text_feature_dim
 
+    def part_weights(self) -> dict[str, float]:
+        """What each part of an image vector counts in an image-image score: ``copy`` (the copy
+        descriptor's cosine times this) and ``content`` (the trained head and the frozen content
+        descriptor: what is drawn). Empty without a copy descriptor."""
+        config = self.config
+        if not (config.has_copy and config.blended):
+            return {}
+        kept = 1.0 - (config.bridge_weight if self.has_bridge else 0.0)
+        copy = (1.0 - config.image_blend) * config.copy_weight
+        return {"copy": kept * copy, "content": kept * (1.0 - copy)}
+
     def frozen_image(self, features: torch.Tensor) -> torch.Tensor:
-        """The whitened, normalised frozen image descriptor."""
-        return whiten(features, self.whiten_mean, self.whiten_projection)
+        """The whitened, normalised frozen image descriptor; with a copy descriptor
+        ``[sqrt(1 - c) * content | sqrt(c) * copy]``, each part whitened and normalised apart."""
+        config = self.config
+        if not config.has_copy:
+            return whiten(features, self.whiten_mean, self.whiten_projection)
+        return frozen_with_copy(
+            features,
+            self.whiten_mean,
+            self.whiten_projection,
+            config.content_feature_dim,
+            config.whiten_dim,
+            config.copy_whiten_dim,
+            config.copy_weight,
+        )
 
     def set_whitening(self, mean: torch.Tensor, projection: torch.Tensor) -> None:
         if projection.shape != self.whiten_projection.shape:
@@ -168,7 +238,7 @@ class ArtSimModel(nn.Module):
         config = self.config
         classes = classifier.shape[0]
         expected = (
-            (classes, config.image_feature_dim),
+            (classes, config.content_feature_dim),
             (classes,),
             (classes, config.text_feature_dim),
         )
@@ -193,7 +263,7 @@ class ArtSimModel(nn.Module):
         """The unit-length ConSE vectors of image features (in the frozen text space)."""
         config = self.config
         return bridge_vectors(
-            features,
+            self.content_features(features),
             self.bridge_classifier,
             self.bridge_bias,
             self.bridge_names,
@@ -247,6 +317,35 @@ class ArtSimModel(nn.Module):
             return trained
         frozen = F.normalize(features, dim=-1)
         return blend_parts(trained, frozen, self.config.text_blend, self.frozen_image_dim, 0)
+
+
+def frozen_with_copy(
+    features: torch.Tensor,
+    mean: torch.Tensor,
+    projection: torch.Tensor,
+    content_dim: int,
+    content_whiten: int,
+    copy_whiten: int,
+    copy_weight: float,
+) -> torch.Tensor:
+    """``[sqrt(1 - c) * content | sqrt(c) * copy]`` of ``[content | copy]`` features: each part
+    whitened by its block of ``projection`` (content columns first; a part of 0 columns is only
+    normalised) and normalised, so the dot product of two such vectors is
+    ``(1 - c) * content cosine + c * copy cosine``."""
+    parts = []
+    column = 0
+    for rows, columns in (
+        (slice(0, content_dim), content_whiten),
+        (slice(content_dim, features.shape[1]), copy_whiten),
+    ):
+        block = features[:, rows]
+        if columns and projection.numel():
+            block = (block - mean[rows]) @ projection[rows, column : column + columns]
+            column += columns
+        parts.append(F.normalize(block, dim=-1))
+    return torch.cat(
+        [math.sqrt(1.0 - copy_weight) * parts[0], math.sqrt(copy_weight) * parts[1]], dim=1
+    )
 
 
 def save_model(

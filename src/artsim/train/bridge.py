@@ -27,7 +27,9 @@ def attach_bridge(config: TrainConfig, model: ArtSimModel) -> dict:
     weight = conse.bridge_weight_for(config.bridge_ratio, blend.image_blend, blend.text_blend)
     if not blend.blended or weight <= 0:
         return {"used": False, "reason": "trained heads alone: no frozen text part to bridge to"}
-    scale = conse.bridge_scale(config.image_tower, model.config.image_feature_dim)
+    # a paired tower (CONTENT+COPY): the classifier reads the content tower's features
+    content_tower = config.image_tower.partition("+")[0]
+    scale = conse.bridge_scale(content_tower, model.config.content_feature_dim)
     if scale is None:
         return {
             "used": False,

@@ -74,6 +74,8 @@ class TrainConfig:
     # templates and overrate it; artsim.train.select.TEXT_BLEND_MAX says what was measured)
     text_blend_max: float = TEXT_BLEND_MAX
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
+    # PCA-whitening of the copy descriptor of a paired tower (CONTENT+COPY; 0: none)
+    copy_whiten_dim: int = 512
     # the ConSE bridge for image <-> text search (artsim.model.conse): how much it counts against
     # the trained heads' image <-> text scores (0: none), and its top classes
     bridge_ratio: float = DEFAULT_RATIO
@@ -202,6 +204,7 @@ _RANGES: list[tuple[str, type, float | None, float | None, str]] = [
     ("num_nodes", int, 1, None, "at least 1"),
     ("max_pixels", int, 1, None, "at least 1"),
     ("whiten_dim", int, 0, None, "at least 0"),
+    ("copy_whiten_dim", int, 0, None, "at least 0"),
     ("loso_folds", int, 0, None, "0 (one fold per source) or at least 2"),
     ("text_blend_max", float, 0.0, 1.0, "between 0 and 1"),
     ("bridge_ratio", float, 0.0, None, "at least 0"),

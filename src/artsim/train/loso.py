@@ -25,6 +25,7 @@ from artsim.train.config import TrainConfig
 from artsim.train.datamodule import FeatureDataModule, build_feature_set
 from artsim.train.module import TripletModule
 from artsim.train.select import (
+    DEFAULT_COPY_WEIGHT,
     KEEP_CROSS,
     SelectionSet,
     group_sources,
@@ -137,7 +138,7 @@ def loso_sets(
             text = torch.from_numpy(text_features[out_rows])
             trained_image = module.model.embed_image(image).numpy()
             trained_text = module.model.embed_text(text).numpy()
-        frozen_image = whitening(train_rows)(image_features[out_rows])
+        frozen_image, copy_image = whitening(train_rows)(image_features[out_rows])
         frozen_text = text_features[out_rows] / np.maximum(
             np.linalg.norm(text_features[out_rows], axis=1, keepdims=True), 1e-12
         )
@@ -149,6 +150,7 @@ def loso_sets(
                 trained_text=trained_text,
                 frozen_image=frozen_image,
                 frozen_text=frozen_text.astype(np.float32),
+                copy_image=copy_image,
             )
         )
     return sets
@@ -171,25 +173,32 @@ def _validation_set(model, items, sides, image_features, text_features, fitter) 
     frozen_text = text_features[rows] / np.maximum(
         np.linalg.norm(text_features[rows], axis=1, keepdims=True), 1e-12
     )
+    frozen_image, copy_image = fitter(train_rows)(image_features[rows])
     return SelectionSet(
         name="validation",
         items=[items[r] for r in rows],
         trained_image=trained_image,
         trained_text=trained_text,
-        frozen_image=fitter(train_rows)(image_features[rows]),
+        frozen_image=frozen_image,
         frozen_text=frozen_text.astype(np.float32),
+        copy_image=copy_image,
+        copy_weight=model.config.copy_weight,
     )
 
 
-def whitening_fitter(items: Sequence[Item], image_features: np.ndarray, dim: int):
-    """``fitter(rows)`` -> a function that whitens features with the PCA of the originals among
-    ``rows`` (unit-length output; ``dim`` 0 only normalises)."""
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _part_fitter(items: Sequence[Item], features: np.ndarray, dim: int):
+    """``fitter(rows)`` -> a function that whitens ``features``-like rows with the PCA of the
+    originals among ``rows`` (unit-length output; ``dim`` 0 only normalises)."""
 
     def fitter(rows):
         originals = [r for r in rows if items[r].is_original]
         if dim <= 0 or len(originals) < 2:
-            return lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        mean, projection = fit_whitening(image_features[originals], dim)
+            return _unit
+        mean, projection = fit_whitening(features[originals], dim)
         mean_t, projection_t = torch.from_numpy(mean), torch.from_numpy(projection)
         if projection.shape[1] != dim:  # fewer originals than dimensions: pad with zeros
             projection_t = torch.nn.functional.pad(projection_t, (0, dim - projection.shape[1]))
@@ -198,6 +207,52 @@ def whitening_fitter(items: Sequence[Item], image_features: np.ndarray, dim: int
         ).numpy()
 
     return fitter
+
+
+def whitening_fitter(
+    items: Sequence[Item],
+    image_features: np.ndarray,
+    dim: int,
+    copy_dim: int = 0,
+    copy_whiten: int = 0,
+):
+    """``fitter(rows)`` -> a function of image features returning ``(content, copy)``: each part
+    whitened with the PCA of the originals among ``rows`` (unit length; a dim of 0 only
+    normalises); ``copy`` is None without a copy descriptor (``copy_dim`` 0, the last columns)."""
+    content_end = image_features.shape[1] - copy_dim
+    content = _part_fitter(items, image_features[:, :content_end], dim)
+    copy = _part_fitter(items, image_features[:, content_end:], copy_whiten) if copy_dim else None
+
+    def fitter(rows):
+        content_part = content(rows)
+        copy_part = copy(rows) if copy is not None else None
+        return lambda x: (
+            content_part(x[:, :content_end]),
+            None if copy_part is None else copy_part(x[:, content_end:]),
+        )
+
+    return fitter
+
+
+def _block_whitening(
+    originals: np.ndarray, dim: int, copy_dim: int, copy_whiten: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's whitening buffers: the content part's PCA (``dim`` columns) and, with a copy
+    descriptor, the copy part's (``copy_whiten`` columns) as one block-diagonal projection."""
+    features = originals.shape[1]
+    content_end = features - copy_dim
+    mean = np.zeros(features, np.float32)
+    projection = np.zeros((features, dim + copy_whiten), np.float32)
+    for rows, columns, start in (
+        (slice(0, content_end), dim, 0),
+        (slice(content_end, features), copy_whiten, dim),
+    ):
+        if columns <= 0 or rows.start == rows.stop:
+            continue
+        part_mean, part = fit_whitening(originals[:, rows], columns)
+        mean[rows] = part_mean
+        projection[rows, start : start + part.shape[1]] = part
+    return torch.from_numpy(mean), torch.from_numpy(projection)
 
 
 def choose_blend(
@@ -210,26 +265,35 @@ def choose_blend(
 ) -> dict:
     """Fit the model's whitening on the training originals and set its blend weights as
     ``config.blend`` says; returns what was chosen and why (for summary.json and model.json)."""
-    dim = model.config.whiten_dim
+    model_config = model.config
+    dim, copy_dim, copy_whiten = (
+        model_config.whiten_dim,
+        model_config.copy_feature_dim,
+        model_config.copy_whiten_dim,
+    )
     train_rows = [r for r, side in enumerate(sides) if side == "train"]
     originals = [r for r in train_rows if items[r].is_original]
-    if dim > 0:
-        mean, projection = fit_whitening(image_features[originals], dim)
-        projection = np.pad(projection, ((0, 0), (0, dim - projection.shape[1])))
-        model.set_whitening(torch.from_numpy(mean), torch.from_numpy(projection))
+    if dim + copy_whiten > 0:
+        model.set_whitening(
+            *_block_whitening(image_features[originals], dim, copy_dim, copy_whiten)
+        )
+    if copy_dim:  # without folds (or a fixed blend): the default share, replaced when chosen
+        model_config.copy_weight = DEFAULT_COPY_WEIGHT
     chosen: dict = {"mode": config.blend, "whitened_on": len(originals)}
     if config.blend == "trained":
         weights = {"image_blend": 1.0, "text_blend": 1.0, "fused_image_weight": 0.5}
     elif config.blend == "frozen":
         weights = {"image_blend": 0.0, "text_blend": 0.0, "fused_image_weight": 0.5}
     else:
-        fitter = whitening_fitter(items, image_features, dim)
+        fitter = whitening_fitter(items, image_features, dim, copy_dim, copy_whiten)
         sets = loso_sets(model.config, config, items, sides, image_features, text_features, fitter)
         if sets:
             selected = select_blend(sets, config.text_blend_max)
             weights = {
                 k: selected.pop(k) for k in ("image_blend", "text_blend", "fused_image_weight")
             }
+            if "copy_weight" in selected:
+                weights["copy_weight"] = selected.pop("copy_weight")
             chosen.update(selected)
         else:
             text_blend = min(KEEP_CROSS, config.text_blend_max)

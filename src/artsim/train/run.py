@@ -81,6 +81,7 @@ class _Features:
     image: np.ndarray
     text: np.ndarray
     tower_versions: tuple[str, str]
+    copy_dim: int = 0  # the last image features that are a copy descriptor's (paired tower)
 
 
 class TrainingInterrupted(UserError):
@@ -205,7 +206,13 @@ def _train_run(
         dropout=config.dropout,
         whiten_dim=min(
             config.whiten_dim,
-            int(features.image.shape[1]),
+            int(features.image.shape[1]) - features.copy_dim,
+            max(0, sum(item.is_original for item in data.train_items) - 1),
+        ),
+        copy_feature_dim=features.copy_dim,
+        copy_whiten_dim=min(
+            config.copy_whiten_dim if features.copy_dim else 0,
+            features.copy_dim,
             max(0, sum(item.is_original for item in data.train_items) - 1),
         ),
     )
@@ -374,7 +381,13 @@ def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Fe
         progress=reporter.task(f"text features ({text_tower.name})", len(texts)),
     )
     # the heads train on cached features; the tower's memory is freed on return
-    return _Features(image_features, text_features, (image_tower.version, text_tower.version))
+    copy = getattr(image_tower, "copy", None)
+    return _Features(
+        image_features,
+        text_features,
+        (image_tower.version, text_tower.version),
+        copy_dim=int(copy.dim) if copy is not None else 0,
+    )
 
 
 def _heads_stage(heads: Stage, module, datamodule, resume: bool, stopped) -> None:

@@ -39,6 +39,11 @@ KEEP_CROSS = 0.01
 # is chosen among the candidates up to this cap (``TrainConfig.text_blend_max``).
 TEXT_BLEND_MAX = 0.05
 FUSED_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# The copy descriptor's share c of the frozen image part (``ModelConfig.copy_weight``): chosen on
+# the folds with the frozen towers alone, never significantly below the content descriptor alone
+# (c = 0) nor the copy descriptor alone (c = 1) on a fold. Without folds: DEFAULT_COPY_WEIGHT.
+COPY_GRID = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+DEFAULT_COPY_WEIGHT = 0.6
 
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
@@ -56,6 +61,9 @@ class SelectionSet:
     trained_text: np.ndarray
     frozen_image: np.ndarray
     frozen_text: np.ndarray
+    # the whitened copy descriptor (a paired tower), weighed against frozen_image by copy_weight
+    copy_image: np.ndarray | None = None
+    copy_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.has_text = np.array([item.has_text for item in self.items], dtype=bool)
@@ -75,10 +83,14 @@ class SelectionSet:
     def vectors(self, image_blend: float, text_blend: float) -> tuple[np.ndarray, np.ndarray]:
         """The blended image and text vectors (layout of :mod:`artsim.model.blend`)."""
         n = len(self.items)
+        frozen = self.frozen_image
+        if self.copy_image is not None:
+            c = self.copy_weight
+            frozen = np.concatenate([np.sqrt(1.0 - c) * frozen, np.sqrt(c) * self.copy_image], 1)
         image = np.concatenate(
             [
                 np.sqrt(image_blend) * self.trained_image,
-                np.sqrt(1.0 - image_blend) * self.frozen_image,
+                np.sqrt(1.0 - image_blend) * frozen,
                 np.zeros((n, self.frozen_text.shape[1]), np.float32),
             ],
             axis=1,
@@ -86,7 +98,7 @@ class SelectionSet:
         text = np.concatenate(
             [
                 np.sqrt(text_blend) * self.trained_text,
-                np.zeros((n, self.frozen_image.shape[1]), np.float32),
+                np.zeros((n, frozen.shape[1]), np.float32),
                 np.sqrt(1.0 - text_blend) * self.frozen_text,
             ],
             axis=1,
@@ -190,14 +202,59 @@ def _choose_on_folds(
     return _choose({w: kept(v) for w, v in scores.items()}, kept(counts), below)
 
 
+def select_copy_weight(sets: Sequence[SelectionSet]) -> dict:
+    """The copy descriptor's share of the frozen image part, chosen on ``sets`` with the frozen
+    towers alone (image blend 0): the best mean recall@1 over the folds (ties: closest to 0.5)
+    among the weights never significantly below the content descriptor alone (c = 0) nor the copy
+    descriptor alone (c = 1) on a fold (sign test). Sets the weight on every set; returns it with
+    every candidate's recall per fold."""
+    hits: dict[float, list[np.ndarray]] = {}
+    for weight in COPY_GRID:
+        hits[weight] = []
+        for fold in sets:
+            fold.copy_weight = weight
+            hits[weight].append(fold.hits(fold.vectors(0.0, 0.0)[0]))
+    counts = [fold.query_count() for fold in sets]
+    keep = [k for k, count in enumerate(counts) if count > 0]
+    allowed = {}
+    for weight, per_fold in hits.items():
+        below = False
+        for reference in (0.0, 1.0):
+            for k in keep:
+                h, r = per_fold[k], hits[reference][k]
+                wins, losses = int((h > r).sum()), int((h < r).sum())
+                if h.mean() < r.mean() and sign_test(wins, losses) < SIGNIFICANCE:
+                    below = True
+        if not below and keep:
+            allowed[weight] = float(np.mean([per_fold[k].mean() for k in keep]))
+    chosen = (
+        max(allowed, key=lambda w: (allowed[w], -abs(w - 0.5))) if allowed else DEFAULT_COPY_WEIGHT
+    )
+    for fold in sets:
+        fold.copy_weight = chosen
+    return {
+        "copy_weight": chosen,
+        "copy_rule": "best mean recall@1 of the frozen image part over the folds, never "
+        "significantly below the content or the copy descriptor alone on a fold (sign test)",
+        "copy_scores": {
+            f"{w:g}": [float(h.mean()) if len(h) else float("nan") for h in per_fold]
+            for w, per_fold in hits.items()
+        },
+    }
+
+
 def select_blend(sets: Sequence[SelectionSet], text_max: float = TEXT_BLEND_MAX) -> dict:
     """Image and text blend weights, then the fused image weight, chosen on ``sets``; the text
     weight among the candidates up to ``text_max`` (:data:`TEXT_BLEND_MAX` says why).
+
+    With a copy descriptor its share of the frozen image part is chosen first
+    (:func:`select_copy_weight`) and returned as ``copy_weight``.
 
     Returns the chosen ``image_blend``, ``text_blend``, ``fused_image_weight`` and every
     candidate's recall@1 per fold (``scores``, the capped ones too), for the run's summary.
     """
     table: dict[str, dict[str, list[float]]] = {"image": {}, "text": {}, "fused": {}}
+    copy = select_copy_weight(sets) if sets and sets[0].copy_image is not None else {}
     image_hits: dict[float, list[np.ndarray]] = {}
     text_hits: dict[float, list[np.ndarray]] = {}
     for weight in BLEND_GRID:
@@ -239,6 +296,7 @@ def select_blend(sets: Sequence[SelectionSet], text_max: float = TEXT_BLEND_MAX)
         "significantly below frozen on a fold (sign test p < 0.05)",
         "text_blend_max": text_max,
         "scores": table,
+        **copy,
     }
 
 
