@@ -37,7 +37,7 @@ from artsim.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_IMAGE_TOWER = "efficientnet-lite0-gem"
+DEFAULT_IMAGE_TOWER = "efficientnet-lite0-gem+sscd"
 DEFAULT_TEXT_TOWER = "e5-small-query"
 
 

