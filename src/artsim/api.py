@@ -129,7 +129,9 @@ class Model:
         """How similar work A (e.g. a generated one) is to work B (e.g. an original).
 
         Each side is an image, a text or both. Returns every score the two sides allow
-        (``image``, ``text``, ``i2t``, ``t2i``, ``fused``), the score of the calibrated task and
+        (``image``, ``text``, ``i2t``, ``t2i``, ``fused``; with a copy tower, for two images, also
+        ``copy``, the copy descriptor's cosine, and ``content``, what is drawn), the score of the
+        calibrated task and
         the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
         ``uncalibrated``).
         """
