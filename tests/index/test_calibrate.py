@@ -280,3 +280,30 @@ def test_a_collection_smaller_than_the_sample_gets_more_derivatives_per_original
     measured = about["measured"]["image"]["0.25"]
     low, high = binomial_interval(round(measured["false_rate"] * 6), 6)
     assert measured["false_rate_interval"] == [low, high]
+
+
+def test_a_model_with_a_copy_descriptor_grades_copies_on_its_copy_score(
+    collection, synthetic_manifest, tmp_path
+):
+    from artsim.cli.train import main as train_main
+
+    run = tmp_path / "paired-run"
+    args = ["--data", str(synthetic_manifest), "--out", str(run), "--image-tower", "tiny+tiny-copy"]
+    args += ["--text-tower", "tiny", "--cache-dir", str(tmp_path / "cache"), "--max-epochs", "1"]
+    assert train_main([*args, "--blend", "frozen", "--no-progress"]) == 0
+    indexed = _half(collection, tmp_path, 0)
+    build_index(run, indexed, tmp_path / "index").close()
+    index = ArtIndex.open(tmp_path / "index")
+    embedder = Embedder.from_run(run, cache_dir=False)
+    calibration = calibrate_index(index, embedder, sample=12)
+    assert calibration.copy is not None and calibration.copy["on_copy_score"] == 1.0
+    assert calibration.copy_score == "copy"
+    item = load_manifest(indexed).items[0]
+    picture = __import__("PIL.Image").Image.open(item.image).convert("RGB")
+    first = search_index(index, embedder, image=picture, k=3).results[0]
+    index.close()
+    # the original's own picture: copy cosine 1, over any calibrated copy threshold
+    assert first.id == item.id
+    assert first.scores["copy"] == pytest.approx(1.0, abs=1e-4)
+    assert first.verdict == "copy" and first.decided_by == "copy"
+    assert first.threshold == pytest.approx(calibration.copy["threshold"])

@@ -146,7 +146,8 @@ def calibration_lines(raw: dict) -> list[str]:
     copy = raw.get("copy")
     if copy:
         lines.append(
-            f"  copy: image score >= {copy['threshold']:.3f} "
+            f"  copy: {'copy' if copy.get('on_copy_score') else 'image'} score >= "
+            f"{copy['threshold']:.3f} "
             f"({copy['recall']:.0%} of {int(copy['n'])} near-duplicates)"
         )
     look = about.get("look_alikes") or {}

@@ -154,18 +154,19 @@ class OpenSetCalibration:
         shift = calibration.shift(background) if calibration else None
         if calibration is None or threshold is None:
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
-        copy = self.copy and "image" in scores and scores["image"] >= self.copy["threshold"]
+        # the copy grade reads the copy descriptor's score where the model has one (a paired
+        # tower), else the image score
+        on = self.copy_score
+        copy = self.copy and on in scores and scores[on] >= self.copy["threshold"]
         if shift is None:
-            # the background is unknown, but the copy grade is on the plain image score
+            # the background is unknown, but the copy grade is on a plain score
             if copy:
-                return Verdict(VERDICT_COPY, "image", scores["image"], self.copy["threshold"], None)
+                return Verdict(VERDICT_COPY, on, scores[on], self.copy["threshold"], None)
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
         decision = score - shift
         probability = isotonic_probability(calibration.probability, decision)
         if copy:
-            return Verdict(
-                VERDICT_COPY, "image", scores["image"], self.copy["threshold"], probability
-            )
+            return Verdict(VERDICT_COPY, on, scores[on], self.copy["threshold"], probability)
         if decision >= threshold:
             return Verdict(VERDICT_DERIVED, task, score, threshold + shift, probability)
         text = self.tasks.get("text")
@@ -180,6 +181,12 @@ class OpenSetCalibration:
         if related is not None and decision >= related:
             return Verdict(VERDICT_RELATED, task, score, related + shift, probability)
         return Verdict(VERDICT_UNRELATED, task, score, threshold + shift, probability)
+
+    @property
+    def copy_score(self) -> str:
+        """The score the ``copy`` grade reads: ``copy`` when it was calibrated on the copy
+        descriptor's score (``copy["on_copy_score"]``), else ``image``."""
+        return "copy" if (self.copy or {}).get("on_copy_score") else "image"
 
     def derived_threshold(self, task: str, background: float | None = None) -> float | None:
         """The score a result of this query needs to be called derived, in plain score units."""
@@ -268,8 +275,11 @@ def fit_task(
     )
 
 
-def copy_threshold(copy_image_scores, floor: float | None) -> dict[str, float] | None:
-    """The image score that ``COPY_RECALL`` of near-duplicates reach, never below ``floor``."""
+def copy_threshold(
+    copy_image_scores, floor: float | None, on_copy_score: bool = False
+) -> dict[str, float] | None:
+    """The score that ``COPY_RECALL`` of near-duplicates reach, never below ``floor``: the image
+    score, or (``on_copy_score``) the copy descriptor's score, then marked ``on_copy_score: 1``."""
     values = np.asarray(copy_image_scores, dtype=np.float64)
     if len(values) == 0:
         return None
@@ -280,6 +290,7 @@ def copy_threshold(copy_image_scores, floor: float | None) -> dict[str, float] |
         "threshold": threshold,
         "recall": float((values >= threshold).mean()),
         "n": float(len(values)),
+        **({"on_copy_score": 1.0} if on_copy_score else {}),
     }
 
 

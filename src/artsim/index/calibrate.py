@@ -76,6 +76,7 @@ from artsim.eval.verdicts import (
     fit_task,
 )
 from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.query import copy_query
 from artsim.model.embedder import Embedder
 
 LOOK_ALIKES_LISTED = 20
@@ -282,6 +283,19 @@ def calibrate_index(
         )
 
     copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
+    copy_part = copy_query(embedder)
+    copy_floor = None
+    if copy_part is not None:
+        # a model with a copy descriptor grades copies on its score: near-duplicates' copy
+        # scores, floored by what the derivatives' best other-group copy scores reach
+        copies = [score for score, _ in copies if score is not None]
+        partial = np.stack([copy_part(vector)[0] for vector in image_vectors])
+        _, away, _ = _top1(store, "image", partial, query_groups, group_of, group_sizes)
+        away_copy = np.array([score for _, score in away], dtype=np.float64) / copy_part.weight
+        away_copy = away_copy[~np.isnan(away_copy)]
+        copy_floor = open_set_threshold(away_copy, min(OPEN_SET_RATES)) if len(away_copy) else None
+    else:
+        copies = [image for _, image in copies if image is not None]
     look_alikes = (
         _look_alikes(
             store,
@@ -308,11 +322,15 @@ def calibrate_index(
         model_id=index.model_id,
         rate=rate,
         tasks=tasks,
-        copy=copy_threshold(copies, floor),
+        copy=(
+            copy_threshold(copies, copy_floor, on_copy_score=True)
+            if copy_part is not None
+            else copy_threshold(copies, floor)
+        ),
         about={},
     )
     confusion_counts = _confusion(
-        calibration, store, queries, image_vectors, text_vectors, top, group_of
+        calibration, store, queries, image_vectors, text_vectors, top, group_of, copy_part
     )
     about = {
         "how": (
@@ -405,7 +423,11 @@ def _look_alikes(
     return {"checked": len(items), "found": len(pairs), "pairs": pairs[:LOOK_ALIKES_LISTED]}
 
 
-def _near_duplicate_scores(index, embedder, originals, matches, seed, max_pixels) -> list[float]:
+def _near_duplicate_scores(
+    index, embedder, originals, matches, seed, max_pixels
+) -> list[tuple[float | None, float | None]]:
+    """Per near-duplicate of a drawn original: (its copy score, its image score) against that
+    original (the copy score None without a copy descriptor)."""
     rng = np.random.default_rng([seed, 13])
     pictures, ids = [], []
     for item in originals:
@@ -419,11 +441,22 @@ def _near_duplicate_scores(index, embedder, originals, matches, seed, max_pixels
     if not pictures:
         return []
     vectors = embedder.embed_pil(pictures)
-    scores = [_score_with(index.store, "image", v, i) for v, i in zip(vectors, ids, strict=True)]
-    return [s for s in scores if s is not None]
+    copy_part = copy_query(embedder)
+    scores = []
+    for vector, item_id in zip(vectors, ids, strict=True):
+        image = _score_with(index.store, "image", vector, item_id)
+        copy = None
+        if copy_part is not None:
+            partial, weight = copy_part(vector)
+            raw = _score_with(index.store, "image", partial, item_id)
+            copy = None if raw is None else raw / weight
+        scores.append((copy, image))
+    return scores
 
 
-def _confusion(calibration, store, queries, image_vectors, text_vectors, top, group_of):
+def _confusion(
+    calibration, store, queries, image_vectors, text_vectors, top, group_of, copy_part=None
+):
     """Grades of the calibration queries as the service would give them (its task, the scores of
     its top-1), by what the query truly is: each derivative once as a match (whole index) and once
     as a distractor (its group left out)."""
@@ -445,6 +478,11 @@ def _confusion(calibration, store, queries, image_vectors, text_vectors, top, gr
             image = _score_with(store, "image", image_vectors[row], item_id)
             if image is not None:
                 values["image"] = image
+            if copy_part is not None:
+                partial, weight = copy_part(image_vectors[row])
+                copy = _score_with(store, "image", partial, item_id)
+                if copy is not None:
+                    values["copy"] = copy / weight
             if queries[row].text.strip():
                 text = _score_with(store, "text", text_vectors[row], item_id)
                 if text is not None:

@@ -28,6 +28,26 @@ SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
 PART_SCORES = ("copy", "content")
 
 
+class CopyQuery:
+    """``copy_query(vector) -> (partial vector, weight)``: the copy part of an image vector alone;
+    its dot product with an original's image vector over ``weight`` is the copy cosine."""
+
+    def __init__(self, embedder: Embedder, weight: float):
+        self.embedder, self.weight = embedder, weight
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        for name, partial, weight in part_queries(self.embedder, image):
+            if name == "copy":
+                return partial, weight
+        raise ValueError("this model has no copy descriptor")
+
+
+def copy_query(embedder: Embedder) -> CopyQuery | None:
+    """The copy part of the model's image vectors (:class:`CopyQuery`), or None without one."""
+    weight = embedder.model.part_weights().get("copy", 0.0)
+    return CopyQuery(embedder, weight) if weight > 0 else None
+
+
 def part_queries(embedder: Embedder, image: np.ndarray | None):
     """``(name, partial query, weight)`` per part score of the model (``copy``, ``content``): the
     image vector with every other part zeroed, whose dot product with an original's image vector
