@@ -34,6 +34,7 @@ import argparse
 import csv
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ from artsim.eval.openset import (
     gallery_halves,
     isc_from_predictions,
 )
-from artsim.eval.verdicts import BACKGROUND_RANK, BACKGROUND_WEIGHT, fit_task
+from artsim.eval.verdicts import BACKGROUND_RANK, BACKGROUND_WEIGHT, OpenSetCalibration, fit_task
 from artsim.index.build import add_items
 from artsim.index.calibrate import (
     DEFAULT_SAMPLE,
@@ -230,6 +231,12 @@ def main() -> None:
     parser.add_argument(
         "--same-work", type=Path, help="CSV original,hit,same_work of pairs checked by eye"
     )
+    parser.add_argument(
+        "--calibration-from",
+        type=Path,
+        help="an index folder of another collection (same model) whose calibration this index "
+        "takes instead of calibrating itself: does a calibration transfer across sources?",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     work = args.out / args.name
@@ -257,9 +264,22 @@ def main() -> None:
         index.close()
     index = ArtIndex.open(folder)
     t0 = time.perf_counter()
-    calibration = calibrate_index(
-        index, embedder, sample=args.sample, seed=0, confidence=args.confidence
-    )
+    if args.calibration_from is not None:
+        # another collection's calibration, as a user who calibrated elsewhere would carry it
+        source = IndexInfo.read(args.calibration_from)
+        if source.model_id != embedder.model_id or not source.calibration:
+            raise SystemExit(
+                f"{args.calibration_from}: no calibration of model {embedder.model_id}"
+            )
+        with index.write_lock():
+            info = replace(IndexInfo.read(index.path), calibration=source.calibration)
+            info.write(index.path)
+        index.info = info
+        calibration = OpenSetCalibration.from_json(source.calibration)
+    else:
+        calibration = calibrate_index(
+            index, embedder, sample=args.sample, seed=0, confidence=args.confidence
+        )
     calibrate_seconds = time.perf_counter() - t0
 
     rng = np.random.default_rng(5)
@@ -302,12 +322,39 @@ def main() -> None:
         )
     ).generated()
 
-    def frozen(queries, gallery):
-        a = embedder.image_features([str(p) for p in queries], 50_000_000)
-        b = embedder.image_features([str(p) for p in gallery], 50_000_000)
-        a /= np.linalg.norm(a, axis=1, keepdims=True)
-        b /= np.linalg.norm(b, axis=1, keepdims=True)
-        return a @ b.T
+    copy_dim = embedder.model.config.copy_feature_dim
+
+    def raw(part: str):
+        """Cosines of the raw tower features: the content tower's (frozen) or the copy tower's."""
+
+        def similarity(queries, gallery):
+            a = embedder.image_features([str(p) for p in queries], 50_000_000)
+            b = embedder.image_features([str(p) for p in gallery], 50_000_000)
+            end = a.shape[1] - copy_dim
+            a, b = (x[:, :end] if part == "content" else x[:, end:] for x in (a, b))
+            a /= np.linalg.norm(a, axis=1, keepdims=True)
+            b /= np.linalg.norm(b, axis=1, keepdims=True)
+            return a @ b.T
+
+        return similarity
+
+    def model_part(names: tuple[str, ...]):
+        """Cosines of parts of the model's image vectors (the copy score, the content score)."""
+        slices = embedder.model.part_slices()
+
+        def similarity(queries, gallery):
+            a, b = (
+                embedder.embed_images([str(p) for p in paths], 50_000_000)
+                for paths in (queries, gallery)
+            )
+            a, b = (np.concatenate([x[:, slices[n]] for n in names], axis=1) for x in (a, b))
+            a /= np.linalg.norm(a, axis=1, keepdims=True)
+            b /= np.linalg.norm(b, axis=1, keepdims=True)
+            return a @ b.T
+
+        return similarity
+
+    frozen = raw("content")
 
     def phash(queries, gallery):
         return hamming_similarity(phash_bits(queries, 50_000_000), phash_bits(gallery, 50_000_000))
@@ -315,14 +362,25 @@ def main() -> None:
     common = (calib, test, indexed_groups, originals_of, same, args.confidence)
     result["frozen_image"] = baseline(frozen, indexed, *common)
     result["phash"] = baseline(phash, indexed, *common)
+    if copy_dim:
+        result["copy_score"] = baseline(model_part(("copy",)), indexed, *common)
+        result["content_score"] = baseline(model_part(("trained", "content")), indexed, *common)
+        result["copy_alone"] = baseline(raw("copy"), indexed, *common)
     result["seconds"] = round(time.perf_counter() - started, 1)
     (work / "result.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
-    for label, figures in (
+    rows = [
         ("trained, image", result["trained"]["image"]),
         ("trained, image + prompt", result["trained"]["fused"]),
         ("frozen image tower", result["frozen_image"]),
         ("perceptual hash", result["phash"]),
-    ):
+    ]
+    if copy_dim:
+        rows += [
+            ("the model's copy score alone", result["copy_score"]),
+            ("the model's content score alone", result["content_score"]),
+            ("copy tower alone (raw SSCD)", result["copy_alone"]),
+        ]
+    for label, figures in rows:
         low, high = figures["false_derived_interval"]
         other_low, other_high = figures["false_derived_other_work_interval"]
         print(

@@ -319,6 +319,42 @@ class ArtSimModel(nn.Module):
         return blend_parts(trained, frozen, self.config.text_blend, self.frozen_image_dim, 0)
 
 
+def fit_output_projection(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """An orthonormal projection (vector_dim x ``dim``) onto the top ``dim`` directions of
+    ``vectors`` (uncentred PCA: the directions that hold most of their squared length), so the
+    dot products of vectors that lie in them are kept. Fewer rows than ``dim`` keep that many."""
+    matrix = np.asarray(vectors, dtype=np.float64)
+    if matrix.ndim != 2 or len(matrix) == 0:
+        raise ValueError("an output projection needs a matrix of at least one row")
+    dim = max(1, min(dim, matrix.shape[1]))
+    _, _, rows = np.linalg.svd(matrix, full_matrices=False)
+    basis = rows[:dim].T
+    if basis.shape[1] < dim:  # fewer vectors than dimensions: pad with zero columns
+        basis = np.pad(basis, ((0, 0), (0, dim - basis.shape[1])))
+    return basis.astype(np.float32)
+
+
+def fit_block_projection(vectors: np.ndarray, blocks: list[slice], dim: int) -> np.ndarray:
+    """Like :func:`fit_output_projection`, but each block of columns (``blocks``: the parts of a
+    vector, :meth:`ArtSimModel.part_slices`) keeps its own directions: a block-diagonal projection
+    whose ``dim`` columns are the directions of largest energy over all the blocks' own PCAs, so a
+    part used alone (the copy part as a partial query) is projected within itself."""
+    matrix = np.asarray(vectors, dtype=np.float64)
+    candidates = []  # (energy, block, direction)
+    for number, block in enumerate(blocks):
+        part = matrix[:, block]
+        if part.shape[1] == 0 or not np.any(part):
+            continue
+        _, values, rows = np.linalg.svd(part, full_matrices=False)
+        for value, row in zip(values, rows, strict=True):
+            candidates.append((float(value) ** 2, number, row))
+    candidates.sort(key=lambda c: -c[0])
+    projection = np.zeros((matrix.shape[1], dim), np.float32)
+    for column, (_, number, row) in enumerate(candidates[:dim]):
+        projection[blocks[number], column] = row
+    return projection
+
+
 def frozen_with_copy(
     features: torch.Tensor,
     mean: torch.Tensor,
