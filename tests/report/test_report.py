@@ -221,3 +221,28 @@ def test_report_shows_open_set_figures_and_calibration_in_both_languages(evaluat
     assert spanish["title"].startswith("Veredictos") and "derivada" in spanish["tables"][-1][0]
     paths = build_report(run, lang="es")
     assert "Veredictos" in paths["md"].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("lang", "sentence"),
+    [
+        ("en", "The copy descriptor alone (SSCD, raw cosine) reaches recall@1 0.87 "),
+        (
+            "es",
+            "El descriptor de copia solo (SSCD, coseno sin procesar) alcanza un recall@1 de 0.87 ",
+        ),
+    ],
+)
+def test_a_model_with_a_copy_descriptor_is_set_beside_that_descriptor_alone(
+    make_run, make_rows, lang, sentence
+):
+    evaluation = fake_evaluation(0.95, 1.0, 0.95, 0.9)
+    evaluation["baselines"]["copy"] = {"image": {**evaluation["tasks"]["image"], "recall@1": 0.87}}
+    run = make_run(f"copy-{lang}", rows=make_rows())
+    sections, _ = analyse_run(run, Evaluation(evaluation), lang)
+    text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
+    assert sentence in text.replace("0,87", "0.87")
+    from artsim.report.eval_sections import _retrieval_rows
+
+    rows = _retrieval_rows(evaluation, lang)
+    assert any("SSCD" in row[0] and row[1].replace(",", ".") == "0.87" for row in rows)

@@ -111,13 +111,14 @@ def _retrieval_rows(evaluation: dict, lang: str) -> list[list[str]]:
             + [num(figures.get("n_queries"))]
         )
     baselines = evaluation.get("baselines", {})
-    extra = [("phash", "image"), ("frozen", "image"), ("frozen", "text")]
+    extra = [("phash", "image"), ("frozen", "image"), ("copy", "image"), ("frozen", "text")]
     for kind, task in extra:
         figures = (baselines.get(kind) or {}).get(task) or {}
         if not figures:
             continue
+        name = "copy_alone" if kind == "copy" else kind
         rows.append(
-            [f"{label(lang, kind)}: {label(lang, task)}"]
+            [f"{label(lang, name)}: {label(lang, task)}"]
             + [num(figures.get(c), 3) for c in RETRIEVAL_COLUMNS]
             + [num(figures.get("n_queries"))]
         )
@@ -156,6 +157,11 @@ def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Fin
                 model=num(model, 3),
             )
         )
+        copy = ((baselines.get("copy") or {}).get("image") or {}).get("recall@1")
+        if finite(copy):
+            section.paragraphs.append(
+                say(lang, "baseline_copy", copy=num(copy, 3), model=num(model, 3))
+            )
         if model >= max(phash, frozen) + 0.02:
             findings.baseline = "beaten"
         elif model < frozen - 0.02:
