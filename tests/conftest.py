@@ -234,3 +234,82 @@ def foreign_default_device():
             torch.set_default_device(previous)
 
     return guard
+
+
+# -- disks that refuse writes: a small tmpfs (full disk) or a read-only folder -------------------
+
+
+def _mount_tmpfs(path: Path, options: str) -> bool:
+    """Mount a tmpfs at ``path`` (root on Linux only); False where the machine does not allow it."""
+    import subprocess
+    import sys
+
+    if sys.platform != "linux" or os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """``small_disk(kilobytes) -> Path``: a folder on a tmpfs of that size, so writes past it
+    fail with ENOSPC as on a full disk. Needs root on Linux (``mount``); skipped elsewhere (the
+    injected-ENOSPC tests cover those machines)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(kilobytes: int, name: str = "disk") -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        if not _mount_tmpfs(folder, f"size={kilobytes}k"):
+            pytest.skip("mounting a small tmpfs needs root on Linux")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(folder: Path, leave: int = 0) -> None:
+    """Fill the file system of ``folder`` until at most ``leave`` bytes are free."""
+    filler = folder / ".filler"
+    with filler.open("ab") as handle:
+        chunk = b"\0" * 4096
+        while shutil.disk_usage(folder).free > leave + len(chunk):
+            try:
+                handle.write(chunk)
+                handle.flush()
+            except OSError:
+                break
+
+
+@pytest.fixture
+def filled():
+    """``filled(folder, leave=0)``: fill ``folder``'s file system (see :func:`fill_disk`)."""
+    return fill_disk
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    """A folder this process cannot write: permissions 0555, or (for root, whom permissions do
+    not stop) a read-only tmpfs; skipped where neither works."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mounted = False
+    if os.geteuid() == 0:
+        mounted = _mount_tmpfs(folder, "ro,size=64k")
+        if not mounted:
+            pytest.skip("root ignores permissions and mounting a read-only tmpfs failed")
+    else:
+        folder.chmod(0o555)
+    yield folder
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    else:
+        folder.chmod(0o755)

@@ -13,12 +13,14 @@ live in one place. This module sits at the bottom of the package (of artsim it i
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +81,31 @@ def clean_json(value: Any) -> Any:
     return value
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """``with replacing(path) as temporary:`` write ``temporary`` (beside ``path``); when the
+    block ends it is renamed over ``path``. If the block fails (a full disk) the temporary file
+    is removed and ``path`` is left as it was.
+
+    >>> with replacing("run/summary.json") as temporary:  # doctest: +SKIP
+    ...     temporary.write_text("{}")
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    with replacing(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -242,11 +261,18 @@ def append_change(run_dir: str | Path, line: str) -> Path:
 
 
 def append_metrics_row(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append one row to a ``metrics.jsonl`` and sync it to disk."""
-    with Path(path).open("a", encoding="utf-8") as handle:
-        handle.write(dumps_row(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one row to a ``metrics.jsonl`` and sync it to disk; a row that cannot be
+    written whole (a full disk) is cut off again, so the file keeps whole rows only."""
+    with Path(path).open("ab") as handle:
+        size = handle.tell()
+        try:
+            handle.write((dumps_row(row) + "\n").encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                handle.truncate(size)
+            raise
 
 
 # --- split ---------------------------------------------------------------------------------------

@@ -249,6 +249,16 @@ def check_image(
     _load_path(Path(path), str(path) if name is None else name, max_pixels, convert=False)
 
 
+def check_picture(image: Image.Image, name: str = "image") -> Image.Image:
+    """``image`` itself, unless it has no pixels (a 0-wide or 0-high picture): then an
+    :class:`ImageError` naming it."""
+    if image.width < 1 or image.height < 1:
+        raise ImageError(
+            f"{name}: a picture of {image.width}x{image.height} pixels has nothing to compare"
+        )
+    return image
+
+
 def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Load an image file as a fully decoded 8-bit RGB image (alpha flattened on white).
 

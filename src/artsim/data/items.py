@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,19 @@ ROLES = ("original", "generated")
 # manifest, never a query when a blend is chosen
 VIEW_ROLE = "view"
 CORE_COLUMNS = ("id", "group", "role", "image", "text", "lang", "artist", "title", "source")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` is not valid Unicode text (a lone surrogate, which no encoding can carry:
+    a Python string decoded with ``errors="surrogateescape"`` holds them), or ``None``."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"holds U+{ord(found.group()):04X} at character {found.start()}, a lone surrogate "
+        "that is not valid Unicode (was it decoded with errors='surrogateescape'?)"
+    )
 
 
 @dataclass(frozen=True)

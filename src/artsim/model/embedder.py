@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.images import DEFAULT_MAX_PIXELS, check_picture
+from artsim.data.items import text_problem
+from artsim.errors import DataError
 from artsim.model.blend import fuse
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ArtSimModel, load_model
@@ -231,6 +233,8 @@ class Embedder:
         """Shared-space vectors for images already in memory (uploads); not cached."""
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
+        for number, image in enumerate(images):
+            check_picture(image, "image" if len(images) == 1 else f"image {number}")
         tuned = (
             None
             if self.tuned_tower is None
@@ -242,5 +246,10 @@ class Embedder:
         )
 
     def embed_texts(self, texts: Sequence[str], progress=None, batch_size: int = 64) -> np.ndarray:
-        """Shared-space vectors for texts; an empty text gives a zero row."""
+        """Shared-space vectors for texts; an empty text gives a zero row. A text that is not
+        valid Unicode (a lone surrogate) is refused with a :class:`DataError` naming it."""
+        for number, text in enumerate(texts):
+            problem = text_problem(text)
+            if problem:
+                raise DataError(f"{'text' if len(texts) == 1 else f'text {number}'}: {problem}")
         return self.project_text_features(self.text_features(texts, progress, batch_size), texts)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +23,15 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.errors import storage_error
 from artsim.model.towers import ImageTower, TextTower
+from artsim.runfolder import replacing
 
 ProgressCallback = Callable[[int], None]
+
+
+class CacheNotWritten(UserWarning):
+    """The feature cache could not be written; features are computed again next time."""
 
 
 def default_cache_dir() -> Path:
@@ -75,14 +82,17 @@ class FeatureCache:
         self.folder = Path(root or default_cache_dir()) / tower_version.replace("/", "_")
         self._rows: dict[str, np.ndarray] = {}
         self._loaded = False
+        self.unwritable = ""  # why the folder cannot be written, once a write failed
 
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        if not self.folder.is_dir():
-            return
-        for shard in sorted(self.folder.glob("*.safetensors")):
+        try:
+            shards = sorted(self.folder.glob("*.safetensors")) if self.folder.is_dir() else []
+        except OSError:  # a folder we may not list: an empty cache
+            shards = []
+        for shard in shards:
             try:
                 with safe_open(str(shard), framework="numpy") as handle:
                     keys = json.loads(handle.metadata()["keys"])
@@ -101,20 +111,35 @@ class FeatureCache:
         return np.stack([self._rows[key] for key in keys]).astype(np.float32)
 
     def put(self, keys: Sequence[str], matrix: np.ndarray) -> None:
+        """Keep rows in memory and, when the folder can be written, on disk. A cache that
+        cannot be written (another user's folder, a read-only or full disk) is only slower:
+        the rows stay in memory, one warning says why, and nothing is left behind."""
         if len(keys) == 0:
             return
         self._load()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{uuid.uuid4().hex}.safetensors"
-        temporary = self.folder / f".{name}.tmp"
-        save_file(
-            {"features": np.ascontiguousarray(matrix, dtype=np.float32)},
-            str(temporary),
-            metadata={"keys": json.dumps(list(keys))},
-        )
-        os.replace(temporary, self.folder / name)
         for key, row in zip(keys, matrix, strict=True):
             self._rows[key] = np.asarray(row, dtype=np.float32)
+        if self.unwritable:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"{uuid.uuid4().hex}.safetensors"
+            with replacing(self.folder / name) as temporary:
+                save_file(
+                    {"features": np.ascontiguousarray(matrix, dtype=np.float32)},
+                    str(temporary),
+                    metadata={"keys": json.dumps(list(keys))},
+                )
+        except OSError as error:
+            if storage_error(error) is None:
+                raise
+            self.unwritable = f"{self.folder}: {error.strerror or error}"
+            warnings.warn(
+                f"the feature cache cannot be written ({self.unwritable}); features are "
+                "computed again next time",
+                CacheNotWritten,
+                stacklevel=2,
+            )
 
 
 class _SharedProgress:
