@@ -15,7 +15,7 @@ import click
 import typer
 from rich.console import Console
 
-from artsim.errors import UserError
+from artsim.errors import UserError, storage_error
 
 # typer >= 0.2x vendors its own copy of click, whose exceptions are not click's: catch both kinds.
 _typer_exceptions = getattr(typer, "exceptions", None)
@@ -46,8 +46,9 @@ def fail(message: str) -> None:
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None, prog_name: str = "artsim") -> int:
     """Invoke ``app`` with ``argv`` and return an exit code instead of raising ``SystemExit``.
 
-    User mistakes (``UserError``, bad options) print one line; other exceptions propagate,
-    because they are bugs and their traceback is what a developer needs.
+    User mistakes (``UserError``, bad options) print one line, and so does a write the disk
+    refused (full, read-only: :func:`artsim.errors.storage_error`, exit code 4); other
+    exceptions propagate, because they are bugs and their traceback is what a developer needs.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -70,6 +71,12 @@ def run_app(app: typer.Typer, argv: Sequence[str] | None = None, prog_name: str 
     except KeyboardInterrupt:
         fail("interrupted")
         return 130
+    except Exception as error:
+        refused = storage_error(error)
+        if refused is None:
+            raise
+        fail(str(refused))
+        return refused.exit_code
     if isinstance(result, int):
         return result
     return 0

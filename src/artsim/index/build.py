@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import time
 import uuid
@@ -220,7 +221,8 @@ def build_index(
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    building = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
+    remove_abandoned(out)
+    building = _hidden_sibling(out, "building")
     building.mkdir()
     vector_store: VectorStore | None = None
     try:
@@ -252,6 +254,43 @@ def build_index(
     return ArtIndex.open(out)
 
 
+def _hidden_sibling(out: Path, kind: str) -> Path:
+    """``.NAME.KIND-PID-RANDOM`` beside ``out``: a build's work folder (``building``) or the
+    index it replaces, on its way out (``old``). The pid says whose it is."""
+    return out.parent / f".{out.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_abandoned(out: Path) -> list[Path]:
+    """Remove the hidden work folders of builds of ``out`` whose process is gone (a build
+    killed with ``kill -9`` or a full disk leaves its folder behind); returns those removed.
+    A folder of a process that still runs is left alone."""
+    removed = []
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(building|old)-(\d+)-[0-9a-f]{{8}}")
+    try:
+        siblings = list(out.parent.iterdir())
+    except OSError:
+        return removed
+    for path in siblings:
+        found = pattern.fullmatch(path.name)
+        if found is None or not path.is_dir() or _process_alive(int(found.group(2))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 def _drop_milvus(info: IndexInfo, reporter: Reporter | None) -> None:
     from artsim.index.milvus_store import MilvusStore
 
@@ -275,7 +314,7 @@ def _move_into_place(building: Path, out: Path, reporter: Reporter | None) -> No
     old = None
     if out.exists():
         old_info = IndexInfo.read(out) if (out / INDEX_FILE).is_file() else None
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        old = _hidden_sibling(out, "old")
         with index_write_lock(out) if old_info is not None else nullcontext():
             os.replace(out, old)
             os.replace(building, out)

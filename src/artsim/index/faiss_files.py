@@ -16,7 +16,9 @@ from pathlib import Path
 
 import faiss
 
+from artsim.errors import UserError
 from artsim.index.faults import fault_point
+from artsim.runfolder import replacing
 
 VECTOR_DIR = "vectors"
 
@@ -25,18 +27,41 @@ def vector_path(folder: Path, generation: int, modality: str) -> Path:
     return folder / VECTOR_DIR / f"{generation:06d}-{modality}.faiss"
 
 
+class UnreadableVectorFile(UserError):
+    """A vector file of the committed generation is missing, empty or corrupt."""
+
+
 def fsync_write(index: faiss.Index, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    faiss.write_index(index, str(temporary))
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    fault_point("commit:before-rename")
-    os.replace(temporary, path)
+    """Write ``index`` to a temporary file, fsync it and rename it to ``path``. faiss writes
+    through Python's file object, so a full disk raises ``OSError`` (ENOSPC), not faiss's
+    message; a failed write leaves no temporary file."""
+    with replacing(path) as temporary:
+        with temporary.open("wb") as handle:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
+            handle.flush()
+            os.fsync(handle.fileno())
+        fault_point("commit:before-rename")
+
+
+def read_vector_file(path: Path) -> faiss.Index:
+    """One vector file, or :class:`UnreadableVectorFile` saying what is wrong with it."""
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as error:
+        if not path.exists():
+            state = "is missing"
+        elif path.stat().st_size == 0:
+            state = "is empty (0 bytes)"
+        else:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            state = f"cannot be read (truncated or corrupt: {detail.rpartition('failed: ')[2]})"
+        raise UnreadableVectorFile(f"{path}: this vector file of the index {state}") from None
 
 
 def read_generation(folder: Path, generation: int, modalities: Collection[str]) -> dict:
-    """The indexes of one generation (RuntimeError when a newer commit removed its files)."""
-    return {m: faiss.read_index(str(vector_path(folder, generation, m))) for m in modalities}
+    """The indexes of one generation (:class:`UnreadableVectorFile` when a file is missing or
+    unreadable, e.g. because a newer commit removed it)."""
+    return {m: read_vector_file(vector_path(folder, generation, m)) for m in modalities}
 
 
 def write_generation(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +44,7 @@ from typing import TypeVar
 import faiss
 import numpy as np
 
-from artsim.errors import UserError
+from artsim.errors import StorageError, UserError
 from artsim.index import faiss_files, faiss_meta
 from artsim.index.faiss_files import VECTOR_DIR
 from artsim.index.faiss_meta import META_FILE
@@ -73,6 +74,14 @@ T = TypeVar("T")
 __all__ = ["DEFAULT_IVF_THRESHOLD", "META_FILE", "VECTOR_DIR", "FaissStore"]
 
 
+def _disk_full(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (almost) no room left."""
+    try:
+        return shutil.disk_usage(folder).free < 256 * 1024
+    except OSError:
+        return False
+
+
 class FaissStore(VectorStore):
     """faiss + SQLite in one folder. Create with :meth:`create`, open with the constructor.
 
@@ -95,6 +104,15 @@ class FaissStore(VectorStore):
             self._write_lock = threading.Lock()
             state = self._state()
         except sqlite3.DatabaseError as error:
+            if _disk_full(self.folder):
+                # SQLite needs room beside meta.sqlite for its write-ahead log and shared
+                # memory file: "disk I/O error" on a full disk
+                raise StorageError(
+                    f"{meta}: cannot open the index metadata: no space left on the device "
+                    "(SQLite needs a little room beside it); free some space, then try again",
+                    "the server could not open its index: no space left on the device",
+                    full=True,
+                ) from None
             raise UserError(
                 f"{meta}: cannot read the index metadata ({error}); if a writer was killed, "
                 "open it once for writing (artsim index add/remove) to recover it"
@@ -141,16 +159,25 @@ class FaissStore(VectorStore):
             return faiss_meta.read_state(self._db)
 
     def _refresh(self) -> None:
-        """Load the committed generation if it is not the one in memory (another writer ran)."""
+        """Load the committed generation if it is not the one in memory (another writer ran).
+
+        A file that cannot be read because a writer in another process committed again (and
+        removed it) is read again from the newer generation; a file of the generation still
+        committed that is missing, empty or corrupt is one line saying how to recover.
+        """
         for attempt in range(5):
             state = self._state()
             try:
                 self._load_generation(int(state["generation"]), state)
                 return
-            except RuntimeError:
-                # a writer in another process committed again and removed these files
-                if attempt == 4:
-                    raise
+            except faiss_files.UnreadableVectorFile as error:
+                if self._state().get("generation") != state["generation"] and attempt < 4:
+                    continue  # a newer commit removed these files: read that one
+                raise UserError(
+                    f"{error}; the index cannot be used as it is: rebuild it with `artsim "
+                    f"index build --run RUN --data MANIFEST --out {self.folder} --force`",
+                    status_code=500,
+                ) from None
 
     def _load_generation(self, generation: int, state: Mapping[str, str]) -> None:
         if generation == self.generation:
