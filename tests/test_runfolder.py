@@ -87,3 +87,19 @@ def test_the_train_command_table_shows_exactly_the_seed_document_figures():
         for key in (keys if isinstance(keys, tuple) else (keys,))
     ]
     assert shown == list(runfolder.SEED_DOCUMENT_FIGURES)
+
+
+def test_a_metrics_row_that_does_not_fit_is_cut_off_whole(small_disk, filled):
+    from artsim.runfolder import append_metrics_row, read_metrics, replacing
+
+    disk = small_disk(256)
+    path = disk / "metrics.jsonl"
+    append_metrics_row(path, {"epoch": 1, "val/loss": 0.5})
+    before = path.read_bytes()
+    filled(disk, leave=0)
+    with pytest.raises(OSError):
+        append_metrics_row(path, {"epoch": 2, "note": "x" * 64_000})
+    assert path.read_bytes() == before and len(read_metrics(path)) == 1
+    with pytest.raises(OSError), replacing(disk / "summary.json") as temporary:
+        temporary.write_text("y" * 64_000)
+    assert sorted(p.name for p in disk.iterdir()) == [".filler", "metrics.jsonl"]

@@ -19,7 +19,7 @@ from artsim import runfolder
 from artsim.errors import UserError
 from artsim.model.blend import blend_parts, whiten
 from artsim.model.conse import bridge_vectors
-from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS
+from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS, replacing
 
 FORMAT_VERSION = 1
 
@@ -396,19 +396,18 @@ def save_model(
     tensors = {f"heads.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     for key, value in (tower_state or {}).items():
         tensors[f"image_tower.{key}"] = value.detach().cpu().contiguous()
-    temporary = folder / f".{MODEL_WEIGHTS}.tmp"
     # the config travels inside the weights file: the blend weights and towers decide the
     # vectors as much as the tensors do, so model_id hashes it and load_model reads it from here
-    save_file(
-        tensors,
-        str(temporary),
-        metadata={
-            "format": "artsim",
-            "version": str(FORMAT_VERSION),
-            "config": json.dumps(asdict(model.config), sort_keys=True),
-        },
-    )
-    temporary.replace(folder / MODEL_WEIGHTS)
+    with replacing(folder / MODEL_WEIGHTS) as temporary:
+        save_file(
+            tensors,
+            str(temporary),
+            metadata={
+                "format": "artsim",
+                "version": str(FORMAT_VERSION),
+                "config": json.dumps(asdict(model.config), sort_keys=True),
+            },
+        )
     card = {
         "format_version": FORMAT_VERSION,
         "config": asdict(model.config),

@@ -11,7 +11,14 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from artsim.runfolder import append_metrics_row, dumps_row, loads_row, read_metrics, write_metrics
+from artsim.runfolder import (
+    append_metrics_row,
+    dumps_row,
+    loads_row,
+    read_metrics,
+    replacing,
+    write_metrics,
+)
 
 # the metrics-row format lives in artsim.runfolder; these names stay importable from here
 __all__ = [
@@ -67,12 +74,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        with temporary.open("wb") as handle:
+        with replacing(path) as temporary, temporary.open("wb") as handle:
             torch.save(checkpoint, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)

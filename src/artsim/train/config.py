@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -249,14 +250,22 @@ def _check_number(name: str, value: Any, kind: type, low, high, rule: str) -> No
         raise UserError(f"{shown} must be {rule}, got {value!r}")
 
 
+# The write check writes this much: a full disk refuses it (an empty file would still be made),
+# while any run writes more (its first checkpoint alone).
+WRITE_CHECK_BYTES = 256 * 1024
+
+
 def _check_writable(folder: Path, option: str) -> None:
-    """Create ``folder`` if needed and write one file in it, or one line saying why not."""
+    """Create ``folder`` if needed and write (and sync) :data:`WRITE_CHECK_BYTES` in it, or one
+    line saying why not (no permission, a read-only or full disk)."""
     try:
         if folder.exists() and not folder.is_dir():
             raise UserError(f"{option} {folder}: is a file, not a folder")
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".artsim-write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".artsim-write-check-") as handle:
+            handle.write(b"\0" * WRITE_CHECK_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
     except OSError as error:
         reason = error.strerror or str(error)
         raise UserError(f"{option} {folder}: cannot write there ({reason})") from None

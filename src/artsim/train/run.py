@@ -31,7 +31,7 @@ from artsim.data.split import (
     split_sizes,
     write_split,
 )
-from artsim.errors import DataError, UserError
+from artsim.errors import DataError, UserError, storage_error
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features
 from artsim.model.heads import ModelConfig, save_model
 from artsim.model.towers import create_image_tower, create_text_tower
@@ -99,6 +99,15 @@ def _resume_hint(out: Path) -> str:
     return f"interrupted before training started: run the same command again (--out {out})"
 
 
+def _continue_hint(out: Path) -> str:
+    if (out / runfolder.CONFIG_FILE).is_file():
+        return (
+            f"the run keeps its last finished epoch: continue it with artsim train --config "
+            f"{out / runfolder.CONFIG_FILE} --resume"
+        )
+    return f"nothing was trained yet: run the same command again (--out {out})"
+
+
 def train_run(
     config: TrainConfig,
     resume: bool = False,
@@ -144,6 +153,11 @@ def train_run(
             return _train_run(config, resume, resume_with_changes, reporter, progress_bar)
         except KeyboardInterrupt:
             raise TrainingInterrupted(_resume_hint(out)) from None
+        except Exception as error:
+            refused = storage_error(error, _continue_hint(out))
+            if refused is None:
+                raise
+            raise refused from None
 
 
 def _train_run(
