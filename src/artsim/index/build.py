@@ -9,6 +9,7 @@ batches; so an interruption never leaves a half-written index.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -39,6 +40,7 @@ from artsim.index.locking import index_write_lock
 from artsim.index.store import OriginalRecord, VectorStore
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
+from artsim.runfolder import replacing
 
 THUMBNAIL_SIZE = 160
 
@@ -131,28 +133,47 @@ def add_picture(
     """Add (or replace) one original given as a picture in memory, e.g. an upload.
 
     With ``image_bytes`` the file is kept under the index's ``uploads/`` folder, so the index
-    still has the full picture; the record's ``image_path`` then points there.
+    still has the full picture; the record's ``image_path`` then points there. The file and the
+    store's row change together: if the change fails (a full disk) the new file is removed and
+    an original it was to replace keeps its own.
     """
     index.check_model(embedder)
     vectors = vectors_for(embedder, embedder.embed_pil([image]), [record.caption])
     thumbnail = make_thumbnail(image)
     # the kept file and the store's row change together, with no other writer in between
     with index.write_lock():
-        image_path = record.image_path
+        image_path, kept = record.image_path, None
         if image_bytes is not None:
             folder = index.path / UPLOAD_DIR
             folder.mkdir(exist_ok=True)
-            # the id may hold any character: name the file by a hash of it
-            name = f"{uuid.uuid5(uuid.NAMESPACE_URL, record.id).hex}.{image_format}"
-            temporary = folder / f".{name}.tmp"
-            temporary.write_bytes(image_bytes)
-            os.replace(temporary, folder / name)
-            image_path = str((folder / name).resolve())
+            # the id may hold any character: name the file by a hash of it, and of the bytes,
+            # so a replacement never overwrites the file the committed original points to
+            digest = hashlib.sha256(image_bytes).hexdigest()[:16]
+            name = f"{uuid.uuid5(uuid.NAMESPACE_URL, record.id).hex}-{digest}.{image_format}"
+            kept = folder / name
+            with replacing(kept) as temporary:
+                temporary.write_bytes(image_bytes)
+            image_path = str(kept.resolve())
+        previous = index.store.get([record.id]).get(record.id)
         record = OriginalRecord(
             **{**asdict(record), "image_path": image_path, "thumbnail": thumbnail}
         )
-        index.store.add([record.id], vectors, [record])
+        try:
+            index.store.add([record.id], vectors, [record])
+        except BaseException:
+            if kept is not None and (previous is None or previous.image_path != image_path):
+                kept.unlink(missing_ok=True)
+            raise
+        if previous is not None and previous.image_path != image_path:
+            _remove_upload(index, previous.image_path)
     return record
+
+
+def _remove_upload(index: ArtIndex, image_path: str) -> None:
+    """Delete a file the index kept for an upload (files elsewhere are the user's)."""
+    path = Path(image_path)
+    if path.parent == (index.path / UPLOAD_DIR).resolve():
+        path.unlink(missing_ok=True)
 
 
 def remove_originals(index: ArtIndex, ids: Sequence[str]) -> list[str]:
@@ -160,11 +181,9 @@ def remove_originals(index: ArtIndex, ids: Sequence[str]) -> list[str]:
     with index.write_lock():  # no other writer re-adds an id between its removal and its file's
         records = index.store.get(ids)
         removed = index.store.remove(ids)
-        uploads = (index.path / UPLOAD_DIR).resolve()
         for item_id in removed:
-            path = Path(records[item_id].image_path) if item_id in records else None
-            if path is not None and path.parent == uploads:
-                path.unlink(missing_ok=True)
+            if item_id in records:
+                _remove_upload(index, records[item_id].image_path)
     return removed
 
 

@@ -36,6 +36,8 @@ unless a token is configured, and query embeddings bypass the feature cache.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -47,7 +49,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.errors import UserError
+from artsim.errors import StorageError, UserError, storage_error
 from artsim.index.catalog import ArtIndex
 from artsim.serve.limits import (
     ADMISSION_TIMEOUT,
@@ -76,6 +78,7 @@ __all__ = [
 ]
 
 STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("artsim.serve")
 
 
 def create_app(
@@ -169,7 +172,22 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, error: UserError) -> JSONResponse:
+        if isinstance(error, StorageError):
+            return error_response(error.status_code, error.public)
         return error_response(error.status_code, str(error))
+
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # a write the disk refused: 507 (full) or 500, with the reason and no server path;
+        # anything else is a bug: logged here with its traceback, one JSON line to the client
+        refused = storage_error(error)
+        if refused is not None:
+            return error_response(refused.status_code, refused.public)
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return error_response(500, "internal error: the request failed on the server")
+
+    app.add_exception_handler(OSError, unexpected)
+    app.add_exception_handler(sqlite3.Error, unexpected)
+    app.add_exception_handler(Exception, unexpected)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
