@@ -32,6 +32,7 @@ from artsim.errors import DataError, UserError
 CONFIG_FILE = "config.yaml"
 CHANGES_FILE = "changes.log"  # one line per resume that changed options
 SPLIT_FILE = "split.csv"
+DATA_FILE = "data.json"  # what the run trains on: the manifest's fingerprint, per item digests
 PROBLEMS_FILE = "problems.txt"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -355,6 +356,20 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any]:
 
 
 # --- model card ----------------------------------------------------------------------------------
+
+
+def write_data_record(
+    run_dir: str | Path, data: str, fingerprint: str, items: Mapping[str, str]
+) -> Path:
+    """Write ``data.json``: the manifest a run trains on, its fingerprint and a digest per row
+    id (so a resume can tell which rows changed)."""
+    record = {"data": data, "fingerprint": fingerprint, "items": dict(items)}
+    return write_text_atomic(Path(run_dir) / DATA_FILE, json.dumps(record, ensure_ascii=False))
+
+
+def read_data_record(run_dir: str | Path) -> dict[str, Any]:
+    """``data.json`` of a run (``{}`` for a run made before it was written)."""
+    return read_json(Path(run_dir) / DATA_FILE)
 
 
 def write_model_card(folder: str | Path, card: Mapping[str, Any]) -> Path:

@@ -118,12 +118,20 @@ class Manifest:
         Independent of row order and of where the files lie, so two copies of one data set agree
         and any edit to a text or an image changes it.
         """
+        return self.fingerprints()[0]
+
+    def fingerprints(self) -> tuple[str, dict[str, str]]:
+        """:meth:`fingerprint` and, per item id, a short digest of the same record (group,
+        role, text, image bytes): what tells which rows changed between two readings."""
         digest = hashlib.sha256()
+        per_item = {}
         for item in sorted(self.items, key=lambda item: item.id):
             record = [item.id, item.group, item.role, item.text, _file_sha256(item.image)]
-            digest.update(json.dumps(record, ensure_ascii=False).encode("utf-8"))
+            line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+            digest.update(line)
             digest.update(b"\n")
-        return digest.hexdigest()[:16]
+            per_item[item.id] = hashlib.sha256(line).hexdigest()[:12]
+        return digest.hexdigest()[:16], per_item
 
 
 def _file_sha256(path: Path) -> str:

@@ -22,6 +22,7 @@ Registered names:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import threading
@@ -473,6 +474,39 @@ TEXT_TOWERS: dict[str, Callable[[], TextTower]] = {
     "minilm": MiniLMTower,
     "tiny": TinyTextTower,
 }
+
+
+def check_tower_name(name: str, kind: str) -> None:
+    """Raise :class:`UserError` (the one :func:`create_image_tower` or
+    :func:`create_text_tower` would) unless ``name`` names a tower of ``kind`` (``image`` or
+    ``text``) that can be built here; builds nothing, loads no weights.
+
+    >>> check_tower_name("bogus", "image")  # doctest: +SKIP
+    UserError: unknown image tower 'bogus'; known: ...
+    """
+    if name.startswith("open_clip:"):
+        _parse_open_clip(name)
+        if importlib.util.find_spec("open_clip") is None:
+            raise UserError("open_clip towers need `pip install artsim[clip]` (open_clip_torch)")
+        return
+    if kind == "image":
+        if "+" in name:
+            content, _, copy = name.partition("+")
+            check_tower_name(content, "image")
+            check_tower_name(copy, "image")
+            return
+        from artsim.model.copy_towers import is_copy_tower_name
+
+        if name in IMAGE_TOWERS or is_copy_tower_name(name):
+            return
+        raise UserError(
+            f"unknown image tower {name!r}; known: {', '.join(IMAGE_TOWERS)}, sscd, sscd-distilled, "
+            "CONTENT+COPY (e.g. efficientnet-lite0-gem+sscd), open_clip:ARCH:WEIGHTS"
+        )
+    if name not in TEXT_TOWERS:
+        raise UserError(
+            f"unknown text tower {name!r}; known: {', '.join(TEXT_TOWERS)}, open_clip:ARCH:WEIGHTS"
+        )
 
 
 def create_image_tower(name: str) -> ImageTower:

@@ -17,7 +17,7 @@ from artsim.errors import UserError
 from artsim.losses import LOSS_PARTS, LossWeights
 from artsim.model.conse import DEFAULT_RATIO
 from artsim.model.heads import ModelConfig
-from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
+from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER, check_tower_name
 from artsim.train.select import TEXT_BLEND_MAX
 
 _MODEL_DEFAULTS = {
@@ -150,6 +150,8 @@ class TrainConfig:
             raise UserError(f"finetune_keep must be better or always, got {self.finetune_keep!r}")
         if self.blend not in ("loso", "trained", "frozen"):
             raise UserError(f"--blend must be loso, trained or frozen, got {self.blend!r}")
+        check_tower_name(self.image_tower or "", "image")  # names only: nothing is loaded
+        check_tower_name(self.text_tower or "", "text")
         return self
 
     def check_folders(self) -> None:

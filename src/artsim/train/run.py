@@ -50,7 +50,7 @@ from artsim.train.finetune import (
 from artsim.train.loso import choose_blend
 from artsim.train.module import NonFiniteLossError, TripletModule
 from artsim.train.resume import check_resume, nothing_to_resume, record_changes
-from artsim.train.runguard import RunLock, check_out_folder, remove_run_files
+from artsim.train.runguard import RunLock, check_out_folder, never_started, remove_run_files
 from artsim.train.stage import ProgressBarFactory, Stage, is_finite_number, is_global_zero
 from artsim.train.views import copy_views
 
@@ -141,8 +141,10 @@ def train_run(
     with RunLock(out):
         # again under the lock: another run may have written the folder in between
         check_out_folder(out, resume=resume, overwrite=overwrite)
-        if overwrite:
+        if overwrite or never_started(out):
+            # a run whose command failed before its first epoch: nothing to keep or resume
             remove_run_files(out)
+            resume = resume_with_changes = False
         elif resume:
             saved = out / runfolder.CONFIG_FILE
             done = nothing_to_resume(out, read_config(saved) if saved.is_file() else None, config)
@@ -345,6 +347,7 @@ def _load_and_split(config: TrainConfig, out: Path, resume: bool, reporter: Repo
     is_zero = is_global_zero()
     manifest = load_manifest(config.data, max_pixels=config.max_pixels)
     if is_zero:
+        _check_same_data(out, config, manifest, resume)
         write_problems(manifest, out / runfolder.PROBLEMS_FILE)
         for problem in manifest.problems[:MAX_PROBLEMS_SHOWN]:
             reporter.note(problem.format(str(manifest.path)), "warning")
@@ -378,6 +381,31 @@ def _load_and_split(config: TrainConfig, out: Path, resume: bool, reporter: Repo
             )
         )
     return _Data(manifest, train_items, val_items, sizes)
+
+
+def _check_same_data(out: Path, config: TrainConfig, manifest: Manifest, resume: bool) -> None:
+    """A resumed run goes on only on the data it started on (``data.json``: the manifest's
+    fingerprint and a digest per row); a change is refused in one line naming the rows. A new
+    run, or a run from before ``data.json`` existed, records its data there."""
+    fingerprint, per_item = manifest.fingerprints()
+    saved = runfolder.read_data_record(out) if resume else {}
+    if saved.get("fingerprint") not in (None, fingerprint):
+        before = saved.get("items", {})
+        changed = sorted(i for i in per_item if i in before and before[i] != per_item[i])
+        added = sorted(set(per_item) - set(before))
+        removed = sorted(set(before) - set(per_item))
+        parts = [
+            f"{len(ids)} {what} (e.g. {', '.join(repr(i) for i in ids[:3])})"
+            for what, ids in (("changed", changed), ("added", added), ("removed", removed))
+            if ids
+        ]
+        raise DataError(
+            f"{out}: --resume refused: the data changed since the run started ({config.data}: "
+            f"fingerprint {saved['fingerprint']} -> {fingerprint}; rows {'; '.join(parts)}); the "
+            "run would go on on other data: put the data back as it was, or train a new run"
+        )
+    if not saved:
+        runfolder.write_data_record(out, str(config.data), fingerprint, per_item)
 
 
 def _tower_features(config: TrainConfig, data: _Data, reporter: Reporter) -> _Features:

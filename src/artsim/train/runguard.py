@@ -24,6 +24,7 @@ LOCK_FILE = ".artsim.lock"
 # exactly these, so a user's own files in the folder survive.
 RUN_FILES = (
     runfolder.CONFIG_FILE,
+    runfolder.DATA_FILE,
     runfolder.CHANGES_FILE,
     runfolder.SPLIT_FILE,
     runfolder.PROBLEMS_FILE,
@@ -47,6 +48,22 @@ def _entries(folder: Path) -> list[str]:
     return sorted(name for name in os.listdir(folder) if name != LOCK_FILE)
 
 
+# What a run writes before its first epoch: a folder holding these alone never trained (its
+# command failed before: a missing image, a tower that cannot load), and a new run may take it.
+NOT_STARTED_FILES = frozenset(
+    {runfolder.CONFIG_FILE, runfolder.SPLIT_FILE, runfolder.PROBLEMS_FILE, runfolder.DATA_FILE}
+)
+
+
+def never_started(out: Path) -> bool:
+    """Whether ``out`` holds run files of a run that never trained (and nothing else)."""
+    try:
+        entries = _entries(out)
+    except OSError:
+        return False
+    return bool(entries) and set(entries) <= NOT_STARTED_FILES
+
+
 def _describe(folder: Path, entries: list[str]) -> str:
     if runfolder.SUMMARY_FILE in entries:
         return "a finished run"
@@ -68,7 +85,7 @@ def check_out_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
         entries = _entries(out)
     except OSError as error:
         raise UserError(f"--out {out}: cannot read the folder ({error.strerror})") from None
-    if not entries or overwrite:
+    if not entries or overwrite or set(entries) <= NOT_STARTED_FILES:
         return
     what = _describe(out, entries)
     if resume:
