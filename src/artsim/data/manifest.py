@@ -151,11 +151,36 @@ def _image_path_problem(raw: str) -> str | None:
         return f"image must be a file path relative to the manifest's folder, not a URL: {raw}"
     if os.path.isabs(raw) or raw.startswith(("/", "\\")) or _WINDOWS_ABSOLUTE.match(raw):
         return f"image path must be relative to the manifest's folder, not absolute: {raw}"
-    # Lexical check, so symlinked image folders placed inside the data set keep working.
+    # Lexical check here; where the path leads once symbolic links are followed is checked by
+    # _outside_problem before any file is opened.
     normal = os.path.normpath(raw.replace("\\", "/"))
     if normal == ".." or normal.startswith("../"):
         return f"image path escapes the manifest's folder: {raw}"
     return None
+
+
+IMAGE_ROOTS_VARIABLE = "ARTSIM_IMAGE_ROOTS"
+
+
+def image_roots(folder: Path) -> tuple[Path, ...]:
+    """Where a manifest's images may lie once symbolic links are followed: its own folder and
+    the folders listed in ``ARTSIM_IMAGE_ROOTS`` (separated by ``os.pathsep``; for a data set
+    whose image folder is a link to another disk), all resolved."""
+    extra = os.environ.get(IMAGE_ROOTS_VARIABLE, "")
+    roots = [folder, *(Path(part) for part in extra.split(os.pathsep) if part.strip())]
+    return tuple(Path(os.path.realpath(root)) for root in roots)
+
+
+def _outside_problem(image: Path, roots: tuple[Path, ...], raw: str) -> str | None:
+    """Why ``image`` may not be read: it resolves (through a symbolic link) outside every
+    root; ``None`` when it lies inside one. Nothing is opened to tell."""
+    real = Path(os.path.realpath(image))
+    if any(real.is_relative_to(root) for root in roots):
+        return None
+    return (
+        f"image {raw} resolves outside the manifest's folder (a symbolic link to {real}); "
+        f"images must lie inside it, or in a folder listed in {IMAGE_ROOTS_VARIABLE}"
+    )
 
 
 def id_whitespace_problem(item_id: str) -> str | None:
@@ -282,6 +307,7 @@ def load_manifest(
     except OSError as error:
         raise DataError(f"{path}: cannot read the manifest ({error.strerror or error})") from None
     root = Path(os.path.abspath(path)).parent
+    roots = image_roots(root)
 
     problems: list[Problem] = []
     candidates: list[tuple[int, Item, str]] = []
@@ -294,6 +320,9 @@ def load_manifest(
             problems.append(Problem(reason=unreadable, row=number, item_id=item_id))
             continue
         item, item_id, reason = _row_to_item(cells, root, columns)
+        if item is not None:
+            reason = _outside_problem(item.image, roots, cells.get("image", "").strip()) or ""
+            item = None if reason else item
         if item is None:
             problems.append(Problem(reason=reason, row=number, item_id=item_id))
             continue
