@@ -99,3 +99,19 @@ def test_search_plans_are_reported(index_copy: Path, synthetic_manifest, tmp_cop
     assert response["search"]["exact"] is True and response["search"]["modality"] == "text"
     assert search_main(["--index", str(index_copy), "--text", "a red circle"]) == 0
     assert "search: exact over the text vectors" in capsys.readouterr().out
+
+
+def test_remove_of_many_unknown_ids_says_so_in_one_short_line(index_copy: Path, capsys):
+    unknown = [f"missing-{n:03d}-[bold]" for n in range(400)]
+    capsys.readouterr()
+    assert main(["remove", "--index", str(index_copy), "--ids", ",".join(unknown)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and len(err) < 600, err
+    assert "400 id(s)" in err and "'missing-000-[bold]'" in err and "390 more" in err
+    assert (
+        main(["remove", "--index", str(index_copy), "--ids", ",".join([*unknown, "g000-orig"])])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "not in the index: 400 id(s)" in err and "removed 1" in err
+    assert max(len(line) for line in err.splitlines()) < 600

@@ -207,3 +207,9 @@ def test_pixel_budget_admits_no_more_than_its_capacity():
 
     peaks = asyncio.run(scenario())
     assert len(peaks) == 6 and max(peaks) <= 100
+
+
+@pytest.mark.parametrize("bad_id", ["a\x00b", "a\nb", "a\rb", "tab\there", "del\x7f", "c1\x85x"])
+def test_upload_ids_with_control_characters_are_refused(writable: TestClient, bad_id):
+    error = refused_upload(writable, bad_id)
+    assert "control character" in error and "\n" not in error

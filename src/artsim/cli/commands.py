@@ -14,6 +14,7 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from artsim.errors import UserError, storage_error
 
@@ -40,7 +41,7 @@ MaxPixelsOption = Annotated[
 
 def fail(message: str) -> None:
     """Print a one-line error for the user (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def run_app(app: typer.Typer, argv: Sequence[str] | None = None, prog_name: str = "artsim") -> int:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.cli.progress import RichReporter
@@ -216,6 +217,14 @@ def _ids_from_file(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _some_ids(ids: list[str], shown: int = 10) -> str:
+    """The first ``shown`` ids, quoted (an id may hold commas, newlines, anything), and how many
+    more: one short line however many were asked for."""
+    listed = ", ".join(repr(item_id) for item_id in ids[:shown])
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return f"{len(ids)} id(s): {listed}{more}"
+
+
 @app.command("remove")
 def remove_command(
     index_path: IndexOption,
@@ -244,9 +253,9 @@ def remove_command(
         removed = remove_originals(index, wanted)
         unknown = [item_id for item_id in wanted if item_id not in set(removed)]
         if not removed:
-            raise UserError(f"none of these ids is in {index_path}: {', '.join(unknown)}")
+            raise UserError(f"none of these ids is in {index_path}: {_some_ids(unknown)}")
         if unknown:
-            err_console.print(f"[yellow]not in the index:[/] {', '.join(unknown)}")
+            err_console.print(f"[yellow]not in the index:[/] {escape(_some_ids(unknown))}")
         err_console.print(f"removed {len(removed)}; the index holds {index.count()}")
     finally:
         index.close()

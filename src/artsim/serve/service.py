@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -42,8 +43,9 @@ class Upload:
 
 def check_upload_id(item_id: str) -> str:
     """The id of an uploaded original, kept exactly; refuse ids with leading or trailing
-    whitespace (as manifests do) and ids that cannot be a URL path segment (every original is
-    fetched, shown and deleted as ``/originals/{id}``)."""
+    whitespace (as manifests do), ids that cannot be a URL path segment (every original is
+    fetched, shown and deleted as ``/originals/{id}``) and ids with control characters (NUL,
+    newline, ...: they would break the lines and logs that show them)."""
     if not item_id.strip():
         raise ApiError(422, "id: empty")
     reason = id_whitespace_problem(item_id)
@@ -51,6 +53,13 @@ def check_upload_id(item_id: str) -> str:
         raise ApiError(422, reason)
     if item_id in (".", ".."):
         raise ApiError(422, f"id: {item_id!r} cannot name an original (a URL path segment)")
+    control = next((c for c in item_id if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise ApiError(
+            422,
+            f"id {item_id!r}: contains the control character U+{ord(control):04X} at character "
+            f"{item_id.index(control)}; ids of uploads are printable text",
+        )
     for character in ("/", "\\"):
         if character in item_id:
             raise ApiError(
