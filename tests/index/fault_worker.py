@@ -41,8 +41,13 @@ def add_ids(store: FaissStore, ids: list[str]) -> None:
     )
 
 
-def hold(folder: Path, seconds: float, locked) -> None:
-    """Keep the index's write lock for ``seconds``; ``locked.set()`` once it is held."""
+def hold(folder: Path, seconds: float, locked, argv: list[str] | None = None) -> None:
+    """Keep the index's write lock for ``seconds``; ``locked.set()`` once it is held. ``argv``
+    is the command line the holder says it runs (the lock file records it)."""
+    if argv is not None:
+        import sys
+
+        sys.argv = list(argv)
     with index_write_lock(folder):
         locked.set()
         time.sleep(seconds)

@@ -56,12 +56,14 @@ def lock_timeout() -> float:
         return DEFAULT_TIMEOUT
 
 
-def _holder(path: Path) -> str:
-    """Who holds the lock, as its file says (pid, command, since when), or ``unknown``."""
+def _holder(path: Path, with_command: bool = True) -> str:
+    """Who holds the lock, as its file says (pid, command, since when), or ``unknown``;
+    ``with_command=False`` leaves the command line out (it names server paths)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8") or "{}")
         since = time.strftime("%H:%M:%S", time.localtime(float(data["since"])))
-        return f"pid {data['pid']} ({data['command']}) since {since}"
+        command = f" ({data['command']})" if with_command else ""
+        return f"pid {data['pid']}{command} since {since}"
     except (OSError, ValueError, KeyError, TypeError):
         return "unknown holder"
 
@@ -146,7 +148,9 @@ def _acquire(folder: Path, deadline: float, timeout: float) -> int:
             if time.monotonic() >= deadline:
                 raise IndexLockTimeout(
                     f"{folder}: another writer is changing this index ({_holder(path)}); "
-                    f"waited {timeout:g} s (set ARTSIM_INDEX_LOCK_TIMEOUT to wait longer)"
+                    f"waited {timeout:g} s (set ARTSIM_INDEX_LOCK_TIMEOUT to wait longer)",
+                    public=f"another writer is changing the index ({_holder(path, False)}); "
+                    f"waited {timeout:g} s: try again shortly",
                 ) from None
             time.sleep(_POLL_SECONDS)
             continue

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -45,11 +46,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.errors import StorageError, UserError, storage_error
+from artsim.errors import UserError, storage_error
 from artsim.index.catalog import ArtIndex
 from artsim.serve.limits import (
     ADMISSION_TIMEOUT,
@@ -63,8 +65,9 @@ from artsim.serve.limits import (
     error_response,
 )
 from artsim.serve.originals_routes import originals_router
+from artsim.serve.schemas import Health, error_responses
 from artsim.serve.search_routes import search_router
-from artsim.serve.service import ApiError, Service, check_upload_id
+from artsim.serve.service import ApiError, Service, check_upload_id, not_a_file
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -125,11 +128,15 @@ def create_app(
         yield
         index.close()
 
-    app = FastAPI(
+    # Swagger UI (/docs) and ReDoc (/redoc) from files in the installed package: the pages
+    # work on a machine without internet
+    app = FastAPIOffline(
         title="artsim",
         summary="How similar is a generated artwork to the originals, and to which one?",
         version="1",
         lifespan=lifespan,
+        # operation ids are the routes' names: a generated client gets search(), score()...
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.index, app.state.embedder = index, embedder
     app.state.pixel_budget = service.pixels_in_use
@@ -139,13 +146,18 @@ def create_app(
         BodyLimit, limit=2 * max_upload_bytes + FORM_OVERHEAD, other_limit=FORM_OVERHEAD
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    add_error_handlers(app)
+    add_error_handlers(app, service.public_message)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/health", summary="Model and index size")
+    @app.get(
+        "/health",
+        summary="Model and index size",
+        response_model=Health,
+        responses=error_responses(),
+    )
     async def health() -> dict:
         count = await run_in_threadpool(index.count)
         return {
@@ -163,18 +175,19 @@ def create_app(
     return app
 
 
-def add_error_handlers(app: FastAPI) -> None:
-    """Every error as ``{"error": "one line"}`` with its status, never a traceback."""
+def add_error_handlers(app: FastAPI, public: Callable[[str], str] = str) -> None:
+    """Every error as ``{"error": "one line"}`` with its status, never a traceback;
+    ``public`` takes server paths out of a message."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, error.headers)
+        return error_response(error.status, public(error.message), error.headers)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, error: UserError) -> JSONResponse:
-        if isinstance(error, StorageError):
-            return error_response(error.status_code, error.public)
-        return error_response(error.status_code, str(error))
+        headers = {"Retry-After": "5"} if error.status_code == 503 else None
+        message = error.public or public(str(error))
+        return error_response(error.status_code, message, headers)
 
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # a write the disk refused: 507 (full) or 500, with the reason and no server path;
@@ -198,5 +211,7 @@ def add_error_handlers(app: FastAPI) -> None:
         problems = []
         for entry in error.errors():
             where = ".".join(str(part) for part in entry.get("loc", ()) if part != "body")
+            if "Expected UploadFile" in str(entry.get("msg", "")):
+                return error_response(422, not_a_file(where))
             problems.append(f"{where}: {entry.get('msg', 'invalid')}" if where else entry["msg"])
-        return error_response(400, "; ".join(problems) or "invalid request")
+        return error_response(400, public("; ".join(problems) or "invalid request"))

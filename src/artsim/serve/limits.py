@@ -37,7 +37,8 @@ class BodyLimit:
 
     Bodies that are not ``multipart/form-data`` (urlencoded forms, JSON) carry no files and are
     held to ``other_limit``. ``Content-Length`` is checked up front; a chunked body is counted
-    as it arrives.
+    as it arrives, and once over the limit the app's own answer (the form parser turns the
+    interruption into a 400) is replaced by the 413.
     """
 
     def __init__(self, app: ASGIApp, limit: int, other_limit: int | None = None):
@@ -58,19 +59,25 @@ class BodyLimit:
             await error_response(413, message)(scope, receive, send)
             return
         received = 0
-        started = False
+        started = exceeded = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             incoming = await receive()
             if incoming["type"] == "http.request":
                 received += len(incoming.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return incoming
 
         async def tracking_send(outgoing: Message) -> None:
             nonlocal started
+            if exceeded:  # the app answered a body it could not read whole: ours instead
+                if not started:
+                    started = True
+                    await error_response(413, message)(scope, receive, send)
+                return
             if outgoing["type"] == "http.response.start":
                 started = True
             await send(outgoing)
@@ -79,6 +86,7 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
+                started = True
                 await error_response(413, message)(scope, receive, send)
 
 

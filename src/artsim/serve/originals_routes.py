@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from artsim.index.build import add_picture, remove_originals
 from artsim.index.store import OriginalRecord
-from artsim.serve.service import ApiError, Service, check_upload_id, record_json
+from artsim.serve.schemas import Original, Removed, error_responses
+from artsim.serve.service import BINARY, ApiError, Service, check_upload_id, record_json
 
 
 def originals_router(service: Service) -> APIRouter:
@@ -26,7 +27,12 @@ def originals_router(service: Service) -> APIRouter:
             raise ApiError(404, f"no original with id {item_id!r} in the index")
         return found[item_id]
 
-    @router.get("/originals/{item_id}", summary="One original's metadata")
+    @router.get(
+        "/originals/{item_id}",
+        summary="One original's metadata",
+        response_model=Original,
+        responses=error_responses(404),
+    )
     async def original(item_id: str) -> dict:
         return record_json(await find(item_id))
 
@@ -34,7 +40,13 @@ def originals_router(service: Service) -> APIRouter:
         "/originals/{item_id}/thumbnail",
         summary="One original's thumbnail (JPEG)",
         response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}}}},
+        responses={
+            200: {
+                "description": "The thumbnail (JPEG, longest side 160 px).",
+                "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **error_responses(404),
+        },
     )
     async def thumbnail(item_id: str) -> Response:
         record = await find(item_id, with_thumbnail=True)
@@ -50,10 +62,12 @@ def originals_router(service: Service) -> APIRouter:
         "/originals",
         status_code=201,
         summary="Add or replace an original (needs the token)",
+        response_model=Original,
+        responses=error_responses(400, 401, 403, 413, 415, 422, 503, 507),
         dependencies=[Depends(service.token_dependency())],
     )
     async def add_original(
-        image: Annotated[UploadFile | str, File(description="The original's image.")],
+        image: Annotated[UploadFile, File(description="The original's image.", **BINARY)],
         id: Annotated[str, Form(min_length=1, max_length=512)],
         group: Annotated[str | None, Form()] = None,
         title: Annotated[str, Form()] = "",
@@ -85,6 +99,8 @@ def originals_router(service: Service) -> APIRouter:
     @router.delete(
         "/originals/{item_id}",
         summary="Remove an original (needs the token)",
+        response_model=Removed,
+        responses=error_responses(401, 403, 404, 503, 507),
         dependencies=[Depends(service.token_dependency())],
     )
     async def delete_original(item_id: str) -> dict:

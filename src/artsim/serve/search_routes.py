@@ -14,7 +14,8 @@ from artsim.index.query import (
     search_index,
 )
 from artsim.serve.limits import MAX_K, cut_text
-from artsim.serve.service import ApiError, Service, thumbnail_url
+from artsim.serve.schemas import ScoreAnswer, SearchAnswer, error_responses
+from artsim.serve.service import BINARY, ApiError, Service, thumbnail_url
 
 
 def search_router(service: Service) -> APIRouter:
@@ -23,9 +24,16 @@ def search_router(service: Service) -> APIRouter:
     index, embedder = service.index, service.embedder
     max_text_chars = service.max_text_chars
 
-    @router.post("/search", summary="Originals most similar to an image and/or a prompt")
+    @router.post(
+        "/search",
+        summary="Originals most similar to an image and/or a prompt",
+        response_model=SearchAnswer,
+        responses=error_responses(400, 413, 415, 422, 503),
+    )
+    # upload fields are typed UploadFile, not Optional, so the schema says plain binary (a
+    # generated client sends a file); None when the field is not sent
     async def search(
-        image: Annotated[UploadFile | str | None, File(description="Image to look up.")] = None,
+        image: Annotated[UploadFile, File(description="Image to look up.", **BINARY)] = None,
         text: Annotated[
             str | None, Form(description="Prompt or description (cut to the text budget).")
         ] = None,
@@ -48,12 +56,17 @@ def search_router(service: Service) -> APIRouter:
         data["truncated"] = truncated
         return data
 
-    @router.post("/score", summary="How similar two artworks are (A generated, B original)")
+    @router.post(
+        "/score",
+        summary="How similar two artworks are (A generated, B original)",
+        response_model=ScoreAnswer,
+        responses=error_responses(400, 413, 415, 422, 503),
+    )
     async def score(
-        image_a: Annotated[UploadFile | str | None, File()] = None,
-        image_b: Annotated[UploadFile | str | None, File()] = None,
-        text_a: Annotated[str | None, Form()] = None,
-        text_b: Annotated[str | None, Form()] = None,
+        image_a: Annotated[UploadFile, File(description="Artwork A's image.", **BINARY)] = None,
+        image_b: Annotated[UploadFile, File(description="Artwork B's image.", **BINARY)] = None,
+        text_a: Annotated[str | None, Form(description="Artwork A's prompt.")] = None,
+        text_b: Annotated[str | None, Form(description="Artwork B's caption.")] = None,
     ) -> dict:
         upload_a = await service.read_upload(image_a, "image_a")
         upload_b = await service.read_upload(image_b, "image_b")

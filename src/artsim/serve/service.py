@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Header, UploadFile
+from fastapi import Depends, UploadFile
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from artsim.data.images import image_size_bytes, load_rgb_bytes, sniff_image_format
@@ -21,6 +24,16 @@ from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.store import OriginalRecord
 from artsim.serve.limits import WORKING_SIDE, BudgetTimeout, PixelBudget
+
+# Upload fields as OpenAPI's binary strings: a generated client then sends them as files.
+BINARY: dict[str, Any] = {"json_schema_extra": {"format": "binary"}}
+# The write routes' bearer token, declared as the schema's security scheme; checked by
+# Service.require_token (auto_error off: its 401 and 403 say what to do).
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="The token `artsim serve --token` was started with (writes only).",
+)
 
 
 class ApiError(Exception):
@@ -101,6 +114,21 @@ class Service:
         default_factory=lambda: asyncio.Semaphore(max(1, os.cpu_count() or 1))
     )
 
+    def public_message(self, message: str) -> str:
+        """``message`` with the server's folders (the index, the run, the working folder, the
+        home folder, the Python environment) replaced by ``<server>``: answers carry no server
+        paths."""
+        roots = {self.index.path, self.run_dir, Path.cwd(), Path.home(), Path(sys.prefix)}
+        spelled = {
+            str(spelling)
+            for root in roots
+            for spelling in (Path(os.path.abspath(root)), root.resolve())
+            if len(spelling.parts) > 1
+        }
+        for text in sorted(spelled, key=len, reverse=True):
+            message = re.sub(rf"{re.escape(text)}(?:/[^\s'\"(),;:]*)?", "<server>", message)
+        return message
+
     def calibration(self):
         # index.json is re-read: `artsim calibrate` may have run since the service started
         try:
@@ -113,19 +141,12 @@ class Service:
         async with self.model_slots:
             return await run_in_threadpool(function, *args, **kwargs)
 
-    async def read_upload(self, upload: UploadFile | str | None, field: str) -> Upload | None:
+    async def read_upload(self, upload: UploadFile | None, field: str) -> Upload | None:
         """An uploaded image's bytes, checked from its header only; ``None`` when the field is
-        empty. Nothing is decoded here: :meth:`with_pictures` does that, admitted."""
+        empty. Nothing is decoded here: :meth:`with_pictures` does that, admitted. (A field
+        sent as text, not as a file, is refused by the validation handler: :func:`not_a_file`.)"""
         if upload is None:
             return None
-        if isinstance(upload, str):
-            if not upload:
-                return None
-            raise ApiError(
-                422,
-                f"{field}: sent as a plain form field without a filename; send the image as a "
-                f'file part (e.g. curl -F "{field}=@picture.png")',
-            )
         limit = self.max_upload_bytes
         data = await upload.read(limit + 1)
         name = f"{field} ({upload.filename})" if upload.filename else field
@@ -176,12 +197,14 @@ class Service:
         finally:
             budget.release(reserved)
 
-    def require_token(self, authorization: str | None) -> None:
+    def require_token(self, credentials: HTTPAuthorizationCredentials | None) -> None:
         if self.token is None:
             raise ApiError(403, "this service is read-only: start it with --token to allow changes")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), self.token.encode()
+        given = credentials.credentials if credentials is not None else ""
+        if (
+            credentials is None
+            or credentials.scheme.lower() != "bearer"
+            or not hmac.compare_digest(given.strip().encode(), self.token.encode())
         ):
             raise ApiError(
                 401,
@@ -190,9 +213,20 @@ class Service:
             )
 
     def token_dependency(self):
-        """A FastAPI dependency that calls :meth:`require_token` with the request's header."""
+        """A FastAPI dependency that calls :meth:`require_token` with the request's bearer
+        credentials (:data:`BEARER`, the schema's security scheme)."""
 
-        def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
-            self.require_token(authorization)
+        def require_token(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        ) -> None:
+            self.require_token(credentials)
 
         return require_token
+
+
+def not_a_file(field: str) -> str:
+    """What the service answers (422) for an upload field sent as text, not as a file."""
+    return (
+        f"{field}: sent as a plain form field without a filename; send the image as a file "
+        f'part (e.g. curl -F "{field}=@picture.png")'
+    )
