@@ -47,11 +47,12 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def one_line(capsys) -> str:
+    """The one error line (progress bars drawn before it aside), never a traceback."""
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    return lines[0]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.rstrip().endswith(errors[0]), err
+    return errors[0]
 
 
 # points of a change before its commit: a full disk there must cost the change only

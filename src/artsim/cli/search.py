@@ -23,6 +23,7 @@ from artsim.eval.verdicts import (
     VERDICT_DERIVED,
     VERDICT_RELATED,
     VERDICT_UNCALIBRATED,
+    VERDICT_UNINFORMATIVE,
 )
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
@@ -51,6 +52,8 @@ def _verdict_markup(verdict: str, probability: float | None = None) -> str:
         return f"[yellow]related[/]{chance}"
     if verdict == VERDICT_UNCALIBRATED:
         return "[dim]uncalibrated[/]"
+    if verdict == VERDICT_UNINFORMATIVE:
+        return "[dim]uninformative (a picture of one colour)[/]"
     return f"[green]unrelated[/]{chance}"
 
 

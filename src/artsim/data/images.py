@@ -259,6 +259,42 @@ def check_picture(image: Image.Image, name: str = "image") -> Image.Image:
     return image
 
 
+# A picture is "uninformative" when, looked at on a 128 x 128 grid, fewer than 0.1% of its cells
+# (16 of 16,384) differ from its dominant colour by more than 12 levels in some channel: a plain
+# or almost plain picture (a white upload; an original whose drawing vanishes once transparency
+# is flattened on white). Every such picture is close to every other (a cosine near 1), so a
+# match says nothing. On the demo's 1600 originals: 2 are fully white, the next lowest (a tiny
+# drawing on a large canvas) have 0.26%.
+CONTENT_GRID = 128
+CONTENT_DELTA = 12
+MIN_CONTENT_SHARE = 0.001
+
+
+def content_share(image: Image.Image) -> float:
+    """The share of ``image`` (on a :data:`CONTENT_GRID` square grid) whose colour differs from
+    its dominant colour by more than :data:`CONTENT_DELTA` levels in some channel."""
+    grid = image.convert("RGB").resize((CONTENT_GRID, CONTENT_GRID), Image.Resampling.BOX)
+    pixels = np.asarray(grid, dtype=np.int16).reshape(-1, 3)
+    bins = pixels // 8
+    codes = (bins[:, 0] << 10) | (bins[:, 1] << 5) | bins[:, 2]
+    dominant = np.bincount(codes, minlength=1 << 15).argmax()
+    centre = np.array([(dominant >> 10) & 31, (dominant >> 5) & 31, dominant & 31]) * 8 + 4
+    return float((np.abs(pixels - centre).max(axis=1) > CONTENT_DELTA).mean())
+
+
+def uninformative_problem(image: Image.Image, name: str = "image") -> str | None:
+    """Why ``image`` cannot be compared (almost one colour: :data:`MIN_CONTENT_SHARE`), or
+    ``None``."""
+    share = content_share(image)
+    if share >= MIN_CONTENT_SHARE:
+        return None
+    return (
+        f"{name}: almost nothing but one colour ({share:.2%} of the picture differs from it): "
+        "every such picture matches every other, so there is nothing to compare; send a "
+        "picture with content"
+    )
+
+
 def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Load an image file as a fully decoded 8-bit RGB image (alpha flattened on white).
 

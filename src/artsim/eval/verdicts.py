@@ -53,6 +53,9 @@ VERDICT_DERIVED = "derived"
 VERDICT_RELATED = "related"
 VERDICT_UNRELATED = "unrelated"
 VERDICT_UNCALIBRATED = "uncalibrated"
+# a result whose original's picture is (almost) one colour, on a task that reads the picture:
+# its score says nothing (artsim.index.query.blank_original)
+VERDICT_UNINFORMATIVE = "uninformative"
 GRADES = (VERDICT_COPY, VERDICT_DERIVED, VERDICT_RELATED, VERDICT_UNRELATED)
 # what a quarter of queries with no original in the index reach: the weak "related" evidence
 RELATED_RATE = 0.25
@@ -71,6 +74,7 @@ VERDICT_WORDS = {
         VERDICT_RELATED: "related",
         VERDICT_UNRELATED: "unrelated",
         VERDICT_UNCALIBRATED: "uncalibrated",
+        VERDICT_UNINFORMATIVE: "uninformative",
     },
     "es": {
         VERDICT_COPY: "copia",
@@ -78,6 +82,7 @@ VERDICT_WORDS = {
         VERDICT_RELATED: "relacionada",
         VERDICT_UNRELATED: "no relacionada",
         VERDICT_UNCALIBRATED: "sin calibrar",
+        VERDICT_UNINFORMATIVE: "sin información",
     },
 }
 

@@ -18,13 +18,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.images import DEFAULT_MAX_PIXELS, content_share, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError, ModelMismatchError, UserError
@@ -37,6 +37,7 @@ from artsim.index.catalog import (
 )
 from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
 from artsim.index.locking import index_write_lock
+from artsim.index.query import CONTENT_KEY, blank_original
 from artsim.index.store import OriginalRecord, VectorStore
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
@@ -55,8 +56,14 @@ def make_thumbnail(image: Image.Image, size: int = THUMBNAIL_SIZE) -> bytes:
     return buffer.getvalue()
 
 
-def record_for_item(item: Item, thumbnail: bytes | None) -> OriginalRecord:
-    """Metadata an index keeps for a manifest item."""
+def record_for_item(
+    item: Item, thumbnail: bytes | None, picture: Image.Image | None = None
+) -> OriginalRecord:
+    """Metadata an index keeps for a manifest item; with its ``picture``, also the share of it
+    that is not its dominant colour (:data:`~artsim.index.query.CONTENT_KEY`)."""
+    metadata = dict(item.metadata)
+    if picture is not None:
+        metadata[CONTENT_KEY] = f"{content_share(picture):.4f}"
     return OriginalRecord(
         id=item.id,
         group=item.group,
@@ -66,7 +73,7 @@ def record_for_item(item: Item, thumbnail: bytes | None) -> OriginalRecord:
         lang=item.lang,
         image_path=str(item.image),
         source=item.source,
-        metadata=dict(item.metadata),
+        metadata=metadata,
         thumbnail=thumbnail,
     )
 
@@ -107,6 +114,7 @@ def add_items(
     text_step = reporter.task("embedding captions", sum(i.has_text for i in items))
     thumb_step = reporter.task("thumbnails", len(items))
     store_step = reporter.task("writing the index", len(items))
+    blank: list[str] = []
     for start in range(0, len(items), batch_size):
         batch = items[start : start + batch_size]
         image_vectors = embedder.embed_images(
@@ -115,10 +123,21 @@ def add_items(
         vectors = vectors_for(embedder, image_vectors, [i.text for i in batch], text_step)
         records = []
         for item in batch:
-            records.append(record_for_item(item, make_thumbnail(load_rgb(item.image, max_pixels))))
+            picture = load_rgb(item.image, max_pixels)
+            records.append(record_for_item(item, make_thumbnail(picture), picture))
             thumb_step(1)
+        blank += [record.id for record in records if blank_original(record.metadata)]
         index.store.add([item.id for item in batch], vectors, records)
         store_step(len(batch))
+    if blank:
+        shown = ", ".join(repr(item_id) for item_id in blank[:5])
+        more = f" and {len(blank) - 5} more" if len(blank) > 5 else ""
+        reporter.note(
+            f"{len(blank)} original(s) are almost one colour once transparency is flattened on "
+            f"white ({shown}{more}): a match of their image says nothing and is graded "
+            "uninformative",
+            "warning",
+        )
     return len(items)
 
 
@@ -140,6 +159,9 @@ def add_picture(
     index.check_model(embedder)
     vectors = vectors_for(embedder, embedder.embed_pil([image]), [record.caption])
     thumbnail = make_thumbnail(image)
+    record = replace(
+        record, metadata={**record.metadata, CONTENT_KEY: f"{content_share(image):.4f}"}
+    )
     # the kept file and the store's row change together, with no other writer in between
     with index.write_lock():
         image_path, kept = record.image_path, None

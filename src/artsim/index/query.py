@@ -18,12 +18,30 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from artsim.errors import UserError
+from artsim.data.images import MIN_CONTENT_SHARE, check_picture, uninformative_problem
+from artsim.errors import ImageError, UserError
+from artsim.eval.verdicts import VERDICT_UNINFORMATIVE
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.model.embedder import Embedder
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
+# The metadata key an index build sets on each original: the share of its picture that is not
+# its dominant colour (artsim.data.images.content_share). Below MIN_CONTENT_SHARE its image
+# matches say nothing: they are graded VERDICT_UNINFORMATIVE.
+CONTENT_KEY = "artsim.content_share"
+# tasks whose score reads the original's picture
+IMAGE_TASKS = ("image", "fused", "t2i", "copy")
+
+
+def blank_original(metadata) -> bool:
+    """Whether an original's picture was found (almost) one colour when it was indexed."""
+    try:
+        return float(metadata.get(CONTENT_KEY, 1.0)) < MIN_CONTENT_SHARE
+    except (TypeError, ValueError):
+        return False
+
+
 # the two readings of an image score of a model with a copy descriptor (ArtSimModel.part_weights)
 PART_SCORES = ("copy", "content")
 
@@ -85,12 +103,22 @@ class QueryVectors:
 
 
 def embed_query(
-    embedder: Embedder, image: Image.Image | None = None, text: str | None = None
+    embedder: Embedder,
+    image: Image.Image | None = None,
+    text: str | None = None,
+    *,
+    image_name: str = "image",
 ) -> QueryVectors:
-    """Embed an image and/or a text; raises :class:`UserError` if neither is given."""
+    """Embed an image and/or a text; raises :class:`UserError` if neither is given, and
+    :class:`ImageError` (named ``image_name``) for a picture with (almost) no content: one
+    colour matches every other picture of one colour, so no verdict could mean anything."""
     text = (text or "").strip()
     if image is None and not text:
         raise UserError("give an image, a text, or both")
+    if image is not None:
+        problem = uninformative_problem(check_picture(image, image_name), image_name)
+        if problem:
+            raise ImageError(problem)
     image_vector = embedder.embed_pil([image])[0] if image is not None else None
     text_vector = embedder.embed_texts([text])[0] if text else None
     base = image_vector if image_vector is not None else np.zeros(embedder.dim, np.float32)
@@ -214,6 +242,10 @@ def search_index(
             continue
         own = {name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]}
         verdict = calibration.grade(task, _finite(score), own, background)
+        if task in IMAGE_TASKS and blank_original(record.metadata):
+            verdict = replace(
+                verdict, verdict=VERDICT_UNINFORMATIVE, probability=None, threshold=None
+            )
         results.append(
             SearchResult(
                 rank=rank,

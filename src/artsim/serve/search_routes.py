@@ -79,8 +79,8 @@ def search_router(service: Service) -> APIRouter:
         chosen = service.calibration()
 
         def compute(picture_a, picture_b):
-            a = embed_query(embedder, picture_a, text_a)
-            b = embed_query(embedder, picture_b, text_b)
+            a = embed_query(embedder, picture_a, text_a, image_name="image_a")
+            b = embed_query(embedder, picture_b, text_b, image_name="image_b")
             # verdicts calibrated on the collection may weigh A against its indexed originals
             background = pair_background(index, chosen, a, pair_task(a, b))
             return score_pair(embedder, a, b, chosen, background)
