@@ -135,8 +135,8 @@ class Model:
         the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
         ``uncalibrated``).
         """
-        a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a)
-        b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b)
+        a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a, text_name="text_a")
+        b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b, text_name="text_b")
         return score_pair(self.embedder, a, b, self.calibration)
 
 

@@ -52,7 +52,9 @@ def test_long_text_is_cut_and_the_answer_says_so(client: TestClient, encoding):
     else:
         answer = client.post("/search", data={"text": long_text})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["truncated"] == [{"field": "text", "given_chars": 400, "used_chars": 50}]
+    assert answer.json()["truncated"] == [
+        {"field": "text", "given_chars": 400, "used_chars": 50, "used_tokens": None}
+    ]
     # the cut text scores exactly as its first 50 characters do
     short = client.post("/search", data={"text": long_text[:50]}).json()
     assert short["truncated"] == []
@@ -62,7 +64,9 @@ def test_long_text_is_cut_and_the_answer_says_so(client: TestClient, encoding):
 def test_score_cuts_both_texts(client: TestClient):
     answer = client.post("/score", data={"text_a": "x" * 60, "text_b": "y" * 10})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["truncated"] == [{"field": "text_a", "given_chars": 60, "used_chars": 50}]
+    assert answer.json()["truncated"] == [
+        {"field": "text_a", "given_chars": 60, "used_chars": 50, "used_tokens": None}
+    ]
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "application/json"])

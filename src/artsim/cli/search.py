@@ -135,6 +135,11 @@ def search_command(
         _calibration_line(response.calibration, response.task, response.derived_threshold)
     )
     console.print(_search_line(response.search))
+    for cut in response.truncated:
+        console.print(
+            f"[dim]--text was cut to its first {cut['used_chars']:,} of {cut['given_chars']:,} "
+            f"characters ({cut['used_tokens']} tokens of the text tower)[/]"
+        )
 
 
 def score_command(
@@ -149,8 +154,8 @@ def score_command(
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
     embedder = Embedder.from_run(run, cache_dir=False)
-    a = embed_query(embedder, pictures[0], text_a)
-    b = embed_query(embedder, pictures[1], text_b)
+    a = embed_query(embedder, pictures[0], text_a, text_name="text_a")
+    b = embed_query(embedder, pictures[1], text_b, text_name="text_b")
     result = score_pair(embedder, a, b, load_calibration(run, embedder.model_id))
     if json_output:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))

@@ -86,13 +86,21 @@ def part_queries(embedder: Embedder, image: np.ndarray | None):
     return parts
 
 
+# A query's text is cut to what the text tower reads in this many tokens (one e5 window), so its
+# cost is bounded in every script: 2,000 characters of CJK are ~2,000 tokens (four windows).
+MAX_QUERY_TOKENS = 512
+
+
 @dataclass(frozen=True)
 class QueryVectors:
-    """A query embedded: image and/or text vectors (``None`` where absent) and their fusion."""
+    """A query embedded: image and/or text vectors (``None`` where absent) and their fusion;
+    ``truncated`` says how its text was cut (``{"field", "given_chars", "used_chars",
+    "used_tokens"}``), if it was."""
 
     image: np.ndarray | None
     text: np.ndarray | None
     fused: np.ndarray
+    truncated: tuple[dict, ...] = ()
 
     @property
     def task(self) -> str:
@@ -108,13 +116,20 @@ def embed_query(
     text: str | None = None,
     *,
     image_name: str = "image",
+    text_name: str = "text",
+    max_tokens: int = MAX_QUERY_TOKENS,
 ) -> QueryVectors:
     """Embed an image and/or a text; raises :class:`UserError` if neither is given, and
     :class:`ImageError` (named ``image_name``) for a picture with (almost) no content: one
-    colour matches every other picture of one colour, so no verdict could mean anything."""
+    colour matches every other picture of one colour, so no verdict could mean anything. The
+    text is cut to ``max_tokens`` of the text tower (:meth:`Embedder.cut_to_tokens`)."""
     text = (text or "").strip()
     if image is None and not text:
         raise UserError("give an image, a text, or both")
+    truncated: tuple[dict, ...] = ()
+    if text:
+        text, cut = embedder.cut_to_tokens(text, max_tokens)
+        truncated = ({"field": text_name, **cut},) if cut else ()
     if image is not None:
         problem = uninformative_problem(check_picture(image, image_name), image_name)
         if problem:
@@ -124,7 +139,7 @@ def embed_query(
     base = image_vector if image_vector is not None else np.zeros(embedder.dim, np.float32)
     other = text_vector if text_vector is not None else np.zeros(embedder.dim, np.float32)
     fused = embedder.fuse(base[None], other[None], np.array([text_vector is not None]))[0]
-    return QueryVectors(image_vector, text_vector, fused)
+    return QueryVectors(image_vector, text_vector, fused, truncated)
 
 
 @dataclass
@@ -164,6 +179,8 @@ class SearchResponse:
     # the score a result of THIS query needs to be called derived (the calibrated threshold,
     # in plain score units once the query's background is added back); None if uncalibrated
     derived_threshold: float | None = None
+    # how the query's text was cut to the token budget (QueryVectors.truncated), if it was
+    truncated: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -174,6 +191,7 @@ class SearchResponse:
             "derived_threshold": self.derived_threshold,
             "search": self.search,
             "results": [result.to_json() for result in self.results],
+            "truncated": [dict(cut) for cut in self.truncated],
         }
 
 
@@ -270,7 +288,9 @@ def search_index(
         if calibration.status == "calibrated" and calibration.open_set is not None
         else None
     )
-    return SearchResponse(index.model_id, task, k, calibration, results, search, threshold)
+    return SearchResponse(
+        index.model_id, task, k, calibration, results, search, threshold, list(query.truncated)
+    )
 
 
 @dataclass
@@ -286,6 +306,8 @@ class PairScore:
     calibration: Calibration
     decided_by: str = ""
     probability: float | None = None
+    # how the texts of A and B were cut to the token budget, if they were
+    truncated: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -342,6 +364,7 @@ def score_pair(
         calibration,
         verdict.decided_by,
         verdict.probability,
+        [*a.truncated, *b.truncated],
     )
 
 

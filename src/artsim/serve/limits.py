@@ -174,6 +174,16 @@ class PixelBudget:
             self.release(reserved)
 
 
+def merge_cuts(by_characters: list[dict], by_tokens: list[dict]) -> list[dict]:
+    """One entry per field cut: the character cut (what was given) followed by the token cut
+    of the model's text tower (what was used), when both cut the same field."""
+    merged = {cut["field"]: dict(cut) for cut in by_characters}
+    for cut in by_tokens:
+        entry = merged.setdefault(cut["field"], dict(cut))
+        entry.update(used_chars=cut["used_chars"], used_tokens=cut.get("used_tokens"))
+    return list(merged.values())
+
+
 def cut_text(text: str | None, field: str, limit: int, truncated: list[dict]) -> str | None:
     """``text`` cut to ``limit`` characters; a cut is recorded in ``truncated``."""
     if text is None or len(text) <= limit:

@@ -33,11 +33,13 @@ class CalibrationSummary(_Open):
 
 
 class Truncation(BaseModel):
-    """A text field cut before model work, with its given and used length."""
+    """A text field cut before model work: its given and used length, and the tokens of the
+    text tower it was cut to (``None`` when only the character budget cut it)."""
 
     field: str
     given_chars: int
     used_chars: int
+    used_tokens: int | None = None
 
 
 class SearchHit(_Open):

@@ -13,7 +13,7 @@ from artsim.index.query import (
     score_pair,
     search_index,
 )
-from artsim.serve.limits import MAX_K, cut_text
+from artsim.serve.limits import MAX_K, cut_text, merge_cuts
 from artsim.serve.schemas import ScoreAnswer, SearchAnswer, error_responses
 from artsim.serve.service import BINARY, ApiError, Service, thumbnail_url
 
@@ -53,7 +53,7 @@ def search_router(service: Service) -> APIRouter:
         data = response.to_json()
         for result in data["results"]:
             result["thumbnail_url"] = thumbnail_url(result["id"])
-        data["truncated"] = truncated
+        data["truncated"] = merge_cuts(truncated, data.get("truncated", []))
         return data
 
     @router.post(
@@ -79,14 +79,14 @@ def search_router(service: Service) -> APIRouter:
         chosen = service.calibration()
 
         def compute(picture_a, picture_b):
-            a = embed_query(embedder, picture_a, text_a, image_name="image_a")
-            b = embed_query(embedder, picture_b, text_b, image_name="image_b")
+            a = embed_query(embedder, picture_a, text_a, image_name="image_a", text_name="text_a")
+            b = embed_query(embedder, picture_b, text_b, image_name="image_b", text_name="text_b")
             # verdicts calibrated on the collection may weigh A against its indexed originals
             background = pair_background(index, chosen, a, pair_task(a, b))
             return score_pair(embedder, a, b, chosen, background)
 
         data = (await service.with_pictures([upload_a, upload_b], compute)).to_json()
-        data["truncated"] = truncated
+        data["truncated"] = merge_cuts(truncated, data.get("truncated", []))
         return data
 
     return router
