@@ -67,19 +67,26 @@ def _stop_section(run: RunFolder, lang: str, findings: Findings) -> Section:
 
 def _gap_section(run: RunFolder, lang: str, findings: Findings) -> Section | None:
     final = run.final()
-    train_loss, val_loss = final.get("train/loss"), final.get("val/loss")
+    # like with like: the loss parts both sides compute (training's objective also holds the
+    # KoLeo spreading term, negative, and the copy part, which validation does not compute)
+    train_loss, val_loss = run.comparable_loss(final, "train"), run.comparable_loss(final, "val")
     if not (finite(train_loss) and finite(val_loss)):
         return None
     section = Section("gap", say(lang, "h_gap"))
     train_acc, val_acc = final.get("train/triplet_acc"), final.get("val/triplet_acc")
+    extra = run.extra_training_parts(final)
     section.paragraphs.append(
         say(
             lang,
-            "gap_figures",
+            "gap_figures_parts" if extra else "gap_figures",
             train_loss=num(train_loss),
             val_loss=num(val_loss),
             train_acc=num(train_acc),
             val_acc=num(val_acc),
+            objective=num(final.get("train/loss")),
+            parts=(" and " if lang == "en" else " y ").join(
+                label(lang, f"{part}_part") for part in extra
+            ),
         )
     )
     accuracy_gap = (train_acc - val_acc) if finite(train_acc) and finite(val_acc) else 0.0
@@ -89,14 +96,14 @@ def _gap_section(run: RunFolder, lang: str, findings: Findings) -> Section | Non
         section.paragraphs.append(say(lang, "gap_inverted"))
     elif (ratio >= 2.0 and val_loss - train_loss >= 0.02) or accuracy_gap >= 0.05:
         findings.overfitting = "large"
-        section.paragraphs.append(say(lang, "gap_large", ratio=num(ratio, 2)))
+        section.paragraphs.append(say(lang, "gap_large", ratio=_times(ratio)))
     elif ratio >= 1.3 or accuracy_gap >= 0.02:
         findings.overfitting = "moderate"
-        section.paragraphs.append(say(lang, "gap_moderate", ratio=num(ratio, 2)))
+        section.paragraphs.append(say(lang, "gap_moderate", ratio=_times(ratio)))
     else:
         findings.overfitting = "small"
         section.paragraphs.append(say(lang, "gap_small"))
-    best_loss = run.summary.get("best_val_loss", run.best().get("val/loss"))
+    best_loss = run.comparable_loss(run.best(), "val")  # the same parts as val_loss
     if finite(best_loss) and best_loss > 0 and (val_loss - best_loss) / best_loss > 0.1:
         section.paragraphs.append(
             say(lang, "gap_rising", rise=pct((val_loss - best_loss) / best_loss, lang))
@@ -104,6 +111,11 @@ def _gap_section(run: RunFolder, lang: str, findings: Findings) -> Section | Non
         if findings.overfitting in ("small", "inverted"):
             findings.overfitting = "moderate"
     return section
+
+
+def _times(ratio: float) -> str:
+    """A ratio of losses as the text shows it (a training loss of 0 makes it unbounded)."""
+    return num(ratio, 2) if finite(ratio) else "∞"
 
 
 def _noise_section(run: RunFolder, evaluation: dict | None, lang: str) -> Section:
@@ -234,7 +246,14 @@ def analyse_run(
     )
     if run.metrics:
         best_epoch = summary.get("best_epoch")
-        figures.images.append(("curves", plots.plot_learning_curves(run.metrics, lang, best_epoch)))
+        figures.images.append(
+            (
+                "curves",
+                plots.plot_learning_curves(
+                    run.metrics, lang, best_epoch, comparable=run.comparable_loss
+                ),
+            )
+        )
     sections.append(figures)
 
     sections.append(_stop_section(run, lang, findings))

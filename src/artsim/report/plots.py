@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +55,41 @@ def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], l
     return xs, ys
 
 
+def loss_series(
+    rows: Sequence[Mapping[str, Any]],
+    split: str,
+    comparable: Callable[[Mapping[str, Any], str], float | None] | None = None,
+) -> tuple[list[float], list[float]]:
+    """(epochs, losses) of ``split``: ``comparable(row, split)`` when given (the parts both
+    sides compute: :meth:`artsim.report.reading.RunFolder.comparable_loss`), else the logged
+    ``split/loss``."""
+    if comparable is None:
+        return _series(rows, f"{split}/loss")
+    xs, ys = [], []
+    for index, row in enumerate(rows):
+        value = comparable(row, split)
+        if value is not None and math.isfinite(value):
+            xs.append(row.get("epoch", index + 1))
+            ys.append(float(value))
+    return xs, ys
+
+
 def plot_learning_curves(
-    rows: Sequence[Mapping[str, Any]], lang: str, best_epoch: int | None = None
+    rows: Sequence[Mapping[str, Any]],
+    lang: str,
+    best_epoch: int | None = None,
+    comparable: Callable[[Mapping[str, Any], str], float | None] | None = None,
 ) -> bytes:
-    """Four panels: total loss (train, val), losses per modality, accuracies, learning rate."""
+    """Four panels: loss (train, val: the parts both compute when ``comparable`` says which,
+    see :func:`loss_series`), losses per modality, accuracies, learning rate."""
     figure, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (total, losses), (accuracy, rate) = axes
 
     for split, style in (("train", "--"), ("val", "-")):
-        xs, ys = _series(rows, f"{split}/loss")
+        xs, ys = loss_series(rows, split, comparable)
         if xs:
             total.plot(xs, ys, style, marker="o", markersize=3, label=label(lang, split))
-    total.set_title(label(lang, "total_loss_title"))
+    total.set_title(label(lang, "comparable_loss_title" if comparable else "total_loss_title"))
     total.set_ylabel(label(lang, "loss"))
 
     for part in ("image", "text", "i2t", "t2i", "cross"):

@@ -26,6 +26,12 @@ __all__ = [
 ]
 
 
+# the triplet parts of the loss, which training and validation both compute (weighted as in
+# LossWeights); the parts only training's objective holds
+COMPARABLE_PARTS = ("image", "text", "cross")
+EXTRA_PARTS = ("koleo", "copy")
+
+
 def finite(value: Any) -> bool:
     """A real, finite number (not a bool, not None, not NaN)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -54,6 +60,44 @@ class RunFolder:
             return dict(self.summary["best"])
         scored = [row for row in self.metrics if finite(row.get("val/loss"))]
         return dict(min(scored, key=lambda row: row["val/loss"])) if scored else {}
+
+    def loss_weights(self) -> dict[str, float]:
+        """The weight of each loss part in training's objective (the run's config; the
+        defaults of :class:`~artsim.train.config.TrainConfig` for what it does not say)."""
+        weights = {"image": 1.0, "text": 1.0, "cross": 1.0, "copy": 0.0, "koleo": 1.0}
+        given = self.config.get("loss_weights")
+        if isinstance(given, dict):
+            weights.update({k: float(v) for k, v in given.items() if finite(v)})
+        return weights
+
+    def extra_training_parts(self, row: dict[str, Any]) -> list[str]:
+        """Parts training's objective held in ``row`` that the validation loss does not compute
+        (the KoLeo spreading term, the copy part): weighted above 0 and logged."""
+        weights = self.loss_weights()
+        return [
+            part
+            for part in EXTRA_PARTS
+            if weights.get(part, 0.0) > 0 and finite(row.get(f"train/{part}_loss"))
+        ]
+
+    def comparable_loss(self, row: dict[str, Any], split: str) -> float | None:
+        """The loss of ``split`` (``train`` or ``val``) in ``row`` over the parts both sides
+        compute: the weighted image, text and cross-modal triplet losses, as ``val/loss`` is made
+        (:func:`artsim.losses.seed_document_figures`); training's objective also holds the KoLeo
+        and copy parts, which validation does not compute (KoLeo is negative: a training
+        objective below zero). ``None`` when the row has no parts and the objective has more."""
+        weights = self.loss_weights()
+        parts = [
+            weights[part] * row[f"{split}/{part}_loss"]
+            for part in COMPARABLE_PARTS
+            if finite(row.get(f"{split}/{part}_loss"))
+        ]
+        if parts:
+            return float(sum(parts))
+        whole = row.get(f"{split}/loss")
+        if not finite(whole) or (split == "train" and self.extra_training_parts(row)):
+            return None
+        return float(whole)
 
     def figure(self, key: str, row: str = "final") -> Any:
         """A seed figure: summary-level keys (epochs_completed, final_lr) or a metrics key."""
