@@ -316,6 +316,44 @@ def fit_isotonic(scores, labels, weights=None) -> dict[str, list[float]]:
     return {"x": [block[2] for block in blocks], "y": probabilities.tolist()}
 
 
+def reliability(probabilities, outcomes, weights=None, bins: int = 10) -> dict[str, Any]:
+    """How well stated probabilities match what happened: the expected calibration error (the
+    weighted mean, over ``bins`` equal-width bins of the stated probability, of
+    |mean stated - share true|, each bin weighted by its share of the rows) and the bins
+    themselves (a reliability diagram: ``{"low", "high", "weight", "stated", "observed"}``).
+
+    >>> reliability([0.9, 0.1], [True, False])["ece"]  # doctest: +SKIP
+    0.1
+    """
+    stated = np.asarray(probabilities, dtype=np.float64)
+    happened = np.asarray(outcomes, dtype=np.float64)
+    weights = np.ones_like(stated) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = float(weights.sum())
+    if total <= 0:
+        return {"ece": None, "n": 0, "bins": []}
+    which = np.minimum((stated * bins).astype(int), bins - 1)
+    rows, error = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        weight = float(weights[inside].sum())
+        if weight <= 0:
+            continue
+        mean_stated = float((stated[inside] * weights[inside]).sum() / weight)
+        observed = float((happened[inside] * weights[inside]).sum() / weight)
+        error += weight / total * abs(mean_stated - observed)
+        rows.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "weight": weight / total,
+                "n": int(inside.sum()),
+                "stated": mean_stated,
+                "observed": observed,
+            }
+        )
+    return {"ece": error, "n": len(stated), "bins": rows}
+
+
 def isotonic_probability(model: dict[str, list[float]], score: float) -> float | None:
     """The probability :func:`fit_isotonic` gives ``score`` (None without a fitted model).
 

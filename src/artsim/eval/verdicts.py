@@ -64,6 +64,8 @@ COPY_RECALL = 0.9
 # background normalisation: the query's score at this rank (1 = best) of the same search, taken
 # this many times from every score before it is compared with the threshold
 BACKGROUND_RANK = 4
+# results below the first get a probability of their own, fitted on ranks 2 .. this one
+PROBABILITY_DEPTH = 10
 BACKGROUND_WEIGHT = 1.0
 NORMALISED_TASKS = ("image", "fused")
 
@@ -114,6 +116,20 @@ class TaskCalibration:
     # (the query's score at rank background_rank)`` (see the module docstring)
     background_rank: int = 0
     background_weight: float = 0.0
+    # the probability that a result at rank 2 .. PROBABILITY_DEPTH is the query's original, by
+    # its score: fitted on those ranks of the same queries (at most one result of a search is
+    # the original, so ``probability``, fitted on the best result, would overrate every result
+    # below it); empty for a calibration made before it was kept
+    lower_ranks: dict[str, list[float]] = field(default_factory=dict)
+
+    def probability_at(self, decision: float, rank: int = 1) -> float | None:
+        """The calibrated probability that a result of this ``rank`` (1 = best) whose decision
+        score is ``decision`` is the query's original (None when not calibrated for it)."""
+        if rank <= 1:
+            return isotonic_probability(self.probability, decision)
+        if rank > PROBABILITY_DEPTH or not self.lower_ranks:
+            return None
+        return isotonic_probability(self.lower_ranks, decision)
 
     def threshold(self, rate: float) -> float | None:
         value = self.thresholds.get(f"{rate:g}", {}).get("threshold")
@@ -149,11 +165,13 @@ class OpenSetCalibration:
         score: float,
         scores: dict[str, float],
         background: float | None = None,
+        rank: int = 1,
     ) -> Verdict:
         """The graded verdict of one result of a ``task`` search (see the module docstring);
         ``background``: the query's score at ``BACKGROUND_RANK`` in the same search, needed when
         the task is background-normalised (without it only ``copy``, on the plain image score, can
-        be given; anything else is ``uncalibrated``)."""
+        be given; anything else is ``uncalibrated``). ``rank``: the result's place in its search
+        (1 = best; a pair scored alone is 1), which its probability depends on."""
         calibration = self.tasks.get(task)
         threshold = calibration.threshold(self.rate) if calibration else None
         shift = calibration.shift(background) if calibration else None
@@ -169,7 +187,7 @@ class OpenSetCalibration:
                 return Verdict(VERDICT_COPY, on, scores[on], self.copy["threshold"], None)
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
         decision = score - shift
-        probability = isotonic_probability(calibration.probability, decision)
+        probability = calibration.probability_at(decision, rank)
         if copy:
             return Verdict(VERDICT_COPY, on, scores[on], self.copy["threshold"], probability)
         if decision >= threshold:
@@ -227,6 +245,10 @@ class OpenSetCalibration:
                 n_distractors=int(task["n_distractors"]),
                 background_rank=int(task.get("background_rank", 0)),
                 background_weight=float(task.get("background_weight", 0.0)),
+                lower_ranks={
+                    str(key): [float(v) for v in values]
+                    for key, values in (task.get("lower_ranks") or {}).items()
+                },
             )
             for name, task in raw["tasks"].items()
         }
@@ -250,14 +272,18 @@ def fit_task(
     confidence: float | None = None,
     background_rank: int = 0,
     background_weight: float = 0.0,
+    lower: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> TaskCalibration:
-    """Thresholds and the probability table of one task from its calibration queries
+    """Thresholds and the probability tables of one task from its calibration queries
     (``confidence``: thresholds whose rates hold with it, see
     :func:`artsim.eval.openset.open_set_threshold`). With ``background_rank``, the scores given
     are already background-normalised (``score - background_weight * background``).
 
     The probability is fitted with distractor queries weighted to count as much, together, as
-    the matched ones: it reads "with even odds that the original is indexed".
+    the matched ones: it reads "with even odds that the original is indexed". ``lower``: the
+    scores of the results at ranks 2 .. :data:`PROBABILITY_DEPTH` of the match queries, whether
+    each is the original, and those of the distractor queries (normalised like the others);
+    they give the probability of results below the first (:attr:`TaskCalibration.lower_ranks`).
     """
     match_top1 = np.asarray(match_top1, dtype=np.float64)
     match_correct = np.asarray(match_correct, dtype=bool)
@@ -275,8 +301,26 @@ def fit_task(
         )
     else:
         probability = {"x": [], "y": []}
+    lower_ranks: dict[str, list[float]] = {}
+    if lower is not None and n_m and n_d:
+        scores, correct, away = (np.asarray(part, dtype=np.float64) for part in lower)
+        kept = np.isfinite(scores)
+        scores, correct, away = scores[kept], correct[kept], away[np.isfinite(away)]
+        if len(scores) and len(away):
+            # each query counts as much as in the best-result table: its ranks share its weight
+            lower_ranks = fit_isotonic(
+                np.concatenate([scores, away]),
+                np.concatenate([correct.astype(bool), np.zeros(len(away), bool)]),
+                np.concatenate([np.ones(len(scores)), np.full(len(away), len(scores) / len(away))]),
+            )
     return TaskCalibration(
-        thresholds, probability, n_m, n_d, int(background_rank), float(background_weight)
+        thresholds,
+        probability,
+        n_m,
+        n_d,
+        int(background_rank),
+        float(background_weight),
+        lower_ranks,
     )
 
 

@@ -68,6 +68,7 @@ from artsim.eval.verdicts import (
     BACKGROUND_RANK,
     BACKGROUND_WEIGHT,
     NORMALISED_TASKS,
+    PROBABILITY_DEPTH,
     RELATED_RATE,
     OpenSetCalibration,
     TaskCalibration,
@@ -159,9 +160,15 @@ def _top1(store, modality, vectors, query_groups, group_of, group_sizes, rank: i
     """Per query, the best (id, score) over the whole index (match) and over the index without
     the query's own group (distractor); with ``rank``, also the score at that rank of each of
     the two searches (the query's background, NaN when the index holds too few)."""
-    k = max(group_sizes.values(), default=0) + max(rank, 1)
+    return _ranked(store, modality, vectors, query_groups, group_of, group_sizes, rank)[:3]
+
+
+def _ranked(store, modality, vectors, query_groups, group_of, group_sizes, rank=0, depth=1):
+    """:func:`_top1`'s three lists, and per query the results at ranks 2 .. ``depth`` of both
+    searches: ``(match: [(score, is its original)], distractor: [score])``."""
+    k = max(group_sizes.values(), default=0) + max(rank, depth, 1)
     hits = store.search(modality, vectors, k)
-    matches, distractors, backgrounds = [], [], []
+    matches, distractors, backgrounds, lower = [], [], [], []
     for hit, group in zip(hits, query_groups, strict=True):
         pairs = list(zip(hit.ids, hit.scores, strict=True))
         away = [(i, s) for i, s in pairs if group_of.get(i) != group]
@@ -173,7 +180,28 @@ def _top1(store, modality, vectors, query_groups, group_of, group_sizes, rank: i
                 float(away[rank - 1][1]) if rank and len(away) >= rank else float("nan"),
             )
         )
-    return matches, distractors, backgrounds
+        lower.append(
+            (
+                [(float(s), group_of.get(i) == group) for i, s in pairs[1:depth]],
+                [float(s) for _, s in away[1:depth]],
+            )
+        )
+    return matches, distractors, backgrounds, lower
+
+
+def _lower_ranks(lower, found, away_found, shifts=None):
+    """The ``lower`` argument of :func:`fit_task` from :func:`_ranked`'s per-query lists:
+    match scores, whether each is the original, distractor scores, each minus its search's
+    shift (``shifts[q] = (match shift, distractor shift)``, background normalisation)."""
+    scores, correct, away = [], [], []
+    for query, (ranked, away_ranked) in enumerate(lower):
+        match_shift, away_shift = shifts[query] if shifts is not None else (0.0, 0.0)
+        if found[query]:
+            scores += [score - match_shift for score, _ in ranked]
+            correct += [is_original for _, is_original in ranked]
+        if away_found[query]:
+            away += [score - away_shift for score in away_ranked]
+    return np.asarray(scores), np.asarray(correct, dtype=bool), np.asarray(away)
 
 
 def _score_with(store, modality, vector, item_id: str) -> float | None:
@@ -232,8 +260,8 @@ def calibrate_index(
             continue  # e.g. no caption anywhere: this task stays uncalibrated
         groups = [query_groups[row] for row in rows]
         rank = BACKGROUND_RANK if task in NORMALISED_TASKS else 0
-        best, away, backgrounds = _top1(
-            store, modality, vectors[rows], groups, group_of, group_sizes, rank
+        best, away, backgrounds, lower = _ranked(
+            store, modality, vectors[rows], groups, group_of, group_sizes, rank, PROBABILITY_DEPTH
         )
         match_scores = np.array([score for _, score in best], dtype=np.float64)
         distractor_scores = np.array([score for _, score in away], dtype=np.float64)
@@ -251,6 +279,7 @@ def calibrate_index(
             correct[found],
             distractor_scores[away_found],
             confidence=confidence,
+            lower=_lower_ranks(lower, found, away_found),
         )
         if rank and np.isfinite(background[found | away_found]).all():
             # decisions on score - weight * background (BACKGROUND_RANK, verdicts module), kept
@@ -263,6 +292,7 @@ def calibrate_index(
                 confidence=confidence,
                 background_rank=rank,
                 background_weight=BACKGROUND_WEIGHT,
+                lower=_lower_ranks(lower, found, away_found, BACKGROUND_WEIGHT * background),
             )
             recalls = [_recall_at(c, rate) for c in (fitted, normalised)]
             choices[task] = {

@@ -35,13 +35,18 @@ class Calibration:
         return self.open_set.rate if self.open_set else None
 
     def grade(
-        self, task: str, score: float, scores: dict[str, float], background: float | None = None
+        self,
+        task: str,
+        score: float,
+        scores: dict[str, float],
+        background: float | None = None,
+        rank: int = 1,
     ) -> Verdict:
         """The graded verdict of one result (``uncalibrated`` without a calibration);
-        ``background``: see :meth:`OpenSetCalibration.grade`."""
+        ``background`` and ``rank``: see :meth:`OpenSetCalibration.grade`."""
         if self.status != "calibrated" or self.open_set is None:
             return Verdict(VERDICT_UNCALIBRATED, task, score, None, None)
-        return self.open_set.grade(task, score, scores, background)
+        return self.open_set.grade(task, score, scores, background, rank)
 
     def background_rank(self, task: str) -> int:
         """The rank whose score normalises this task's decisions (0: plain scores)."""

@@ -259,7 +259,7 @@ def search_index(
         if record is None:  # removed by a writer between the search and this read
             continue
         own = {name: scores[item_id][name] for name in SCORE_NAMES if name in scores[item_id]}
-        verdict = calibration.grade(task, _finite(score), own, background)
+        verdict = calibration.grade(task, _finite(score), own, background, rank)
         if task in IMAGE_TASKS and blank_original(record.metadata):
             verdict = replace(
                 verdict, verdict=VERDICT_UNINFORMATIVE, probability=None, threshold=None
