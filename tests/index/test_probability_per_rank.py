@@ -64,6 +64,11 @@ def measured(tmp_path_factory, tiny_run: Path):
     embedder = index.load_embedder()
     calibration = calibrate_index(index, embedder, sample=20, seed=1, rate=0.05)
     index.close()
+    # the calibration measures itself, cross-fitted: results it states were not fitted on
+    measured_there = calibration.about["reliability"]["image"]
+    assert measured_there["results"] >= 200 and 0.0 <= measured_there["ece"] <= 0.15
+    assert measured_there["ece"] < measured_there["ece_best_result_table_everywhere"]
+    assert sum(row["weight"] for row in measured_there["bins"]) == pytest.approx(1.0)
     fresh = load_manifest(
         derive_heldout_manifest(collection, folder / "fresh", per_original=2, seed=99)
     )

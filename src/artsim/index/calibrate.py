@@ -46,6 +46,7 @@ import io
 import math
 import tempfile
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +64,7 @@ from artsim.eval.openset import (
     OPEN_SET_RATES,
     binomial_interval,
     open_set_threshold,
+    reliability,
 )
 from artsim.eval.verdicts import (
     BACKGROUND_RANK,
@@ -189,6 +191,64 @@ def _ranked(store, modality, vectors, query_groups, group_of, group_sizes, rank=
     return matches, distractors, backgrounds, lower
 
 
+def _cross_fitted_reliability(groups, scores, kept, shifts, fitted: TaskCalibration) -> dict:
+    """The expected calibration error of the probabilities, measured on queries the tables
+    were not fitted on: the queries are halved by group, the tables fitted on one half give the
+    probabilities of the other half's results (ranks 1-10 of the match and the distractor
+    search, even odds), and the halves swap. Beside it, the error of the best result's table
+    read at every rank (how results below the first were stated before)."""
+    match, correct, away, lower = scores
+    found, away_found = kept
+    fold = np.array([zlib.crc32(group.encode("utf-8")) % 2 for group in groups])
+    stated, before, truth, weight = [], [], [], []
+    n_match, n_away = max(int(found.sum()), 1), max(int(away_found.sum()), 1)
+    for half in (0, 1):
+        fit, test = fold != half, fold == half
+        if not (found & fit).sum() or not (away_found & fit).sum():
+            continue
+        table = fit_task(
+            (match - shifts[:, 0])[found & fit],
+            correct[found & fit],
+            (away - shifts[:, 1])[away_found & fit],
+            rates=(),
+            lower=_lower_ranks(lower, found & fit, away_found & fit, shifts),
+        )
+        for query in np.nonzero(test)[0]:
+            ranked, away_ranked = lower[query]
+            listed = []
+            if found[query]:
+                first = (match[query] - shifts[query, 0], bool(correct[query]))
+                rest = [(s - shifts[query, 0], o) for s, o in ranked]
+                listed.append(([first, *rest], 1.0))
+            if away_found[query]:
+                first = (away[query] - shifts[query, 1], False)
+                rest = [(s - shifts[query, 1], False) for s in away_ranked]
+                listed.append(([first, *rest], n_match / n_away))
+            for results, share in listed:
+                for place, (decision, is_original) in enumerate(results, start=1):
+                    stated.append(table.probability_at(decision, place))
+                    before.append(table.probability_at(decision, 1))
+                    truth.append(is_original)
+                    weight.append(share)
+    if not stated or any(p is None for p in stated):
+        return {}
+    measured = reliability(stated, truth, weight)
+    ranks_below = [k for k, p in enumerate(before) if p is not None]
+    return {
+        "how": "cross-fitted: queries halved by group, each half's results (ranks 1-10 of the "
+        "match and the distractor search, even odds) stated by the tables fitted on the other",
+        "results": len(stated),
+        "ece": measured["ece"],
+        "ece_best_result_table_everywhere": reliability(
+            [before[k] for k in ranks_below],
+            [truth[k] for k in ranks_below],
+            [weight[k] for k in ranks_below],
+        )["ece"],
+        "bins": measured["bins"],
+        "normalised": fitted.normalised,
+    }
+
+
 def _lower_ranks(lower, found, away_found, shifts=None):
     """The ``lower`` argument of :func:`fit_task` from :func:`_ranked`'s per-query lists:
     match scores, whether each is the original, distractor scores, each minus its search's
@@ -248,7 +308,7 @@ def calibrate_index(
     for item in originals:
         group_sizes[item.group] = group_sizes.get(item.group, 0) + 1
 
-    tasks, figures, top, choices = {}, {}, {}, {}
+    tasks, figures, top, choices, reliable = {}, {}, {}, {}, {}
     raw_image_distractors = np.zeros(0)
     for task, modality, vectors, keep in (
         ("image", "image", image_vectors, np.ones(len(queries), bool)),
@@ -304,6 +364,13 @@ def calibrate_index(
                 fitted = normalised
         if not fitted.normalised:
             background[:] = 0.0
+        reliable[task] = _cross_fitted_reliability(
+            groups,
+            (match_scores, correct, distractor_scores, lower),
+            (found, away_found),
+            fitted.background_weight * background if fitted.normalised else 0.0 * background,
+            fitted,
+        )
         tasks[task] = fitted
         top[task] = (rows, best, away, background)
         figures[task] = _interval_figures(
@@ -392,6 +459,8 @@ def calibrate_index(
         "look_alikes": look_alikes,
         # per task: recall at the rate with plain and with background-normalised scores
         "background": choices,
+        # per task: are the stated probabilities right? cross-fitted on the calibration queries
+        "reliability": reliable,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -64,6 +64,18 @@ WORDS: dict[str, dict[str, str]] = {
         "col_recall": "recall",
         "col_false": "false derived (95% interval)",
         "col_truth": "query",
+        "reliability": (
+            "Are the stated probabilities right ({task} search)? Measured on these calibration "
+            "queries, cross-fitted (halved by group; each half's results, ranks 1-10 of the "
+            "match and the distractor search, stated by the tables fitted on the other half, "
+            "even odds that the original is indexed): expected calibration error {ece} over "
+            "{results} results, against {before} with the best result's table read at every "
+            "rank. The reliability diagram, bin by bin:"
+        ),
+        "col_bin": "stated probability",
+        "col_share": "share of results",
+        "col_stated": "mean stated",
+        "col_observed": "share that was the original",
         "trained": "trained",
         "frozen": "frozen towers",
         "phash": "perceptual hash",
@@ -115,6 +127,18 @@ WORDS: dict[str, dict[str, str]] = {
         "col_recall": "recall",
         "col_false": "falsas derivadas (intervalo 95 %)",
         "col_truth": "consulta",
+        "reliability": (
+            "¿Son correctas las probabilidades que se dan (búsqueda {task})? Medido en estas "
+            "consultas de calibración, con ajuste cruzado (divididas en dos mitades por grupo; "
+            "los resultados de cada mitad, puestos 1-10 de la búsqueda con y sin el original, "
+            "con las tablas ajustadas en la otra mitad, a partes iguales): error de calibración "
+            "esperado {ece} sobre {results} resultados, frente a {before} si la tabla del mejor "
+            "resultado se leyera en todos los puestos. El diagrama de fiabilidad, tramo a tramo:"
+        ),
+        "col_bin": "probabilidad dada",
+        "col_share": "parte de los resultados",
+        "col_stated": "media dada",
+        "col_observed": "parte que era el original",
         "trained": "entrenado",
         "frozen": "torres congeladas",
         "phash": "hash perceptual",
@@ -242,4 +266,29 @@ def verdicts_part(run_dir: str | Path, lang: str = "en") -> dict[str, Any] | Non
             where = words["where_index"].format(task=confusion.get("task", "?"))
             paragraphs.append(words["confusion"].format(where=where))
             tables.append(_confusion_table(words, lang, confusion["counts"], where))
+        for task, measured in (about.get("reliability") or {}).items():
+            if not measured or measured.get("ece") is None:
+                continue
+            paragraphs.append(
+                words["reliability"].format(
+                    task=task,
+                    ece=num(measured["ece"], 3),
+                    results=measured.get("results", "?"),
+                    before=num(measured.get("ece_best_result_table_everywhere"), 3),
+                )
+            )
+            tables.append(
+                (
+                    [words[f"col_{k}"] for k in ("bin", "share", "stated", "observed")],
+                    [
+                        [
+                            f"{num(row['low'], 2)}–{num(row['high'], 2)}",
+                            num(row["weight"], 3),
+                            num(row["stated"], 3),
+                            num(row["observed"], 3),
+                        ]
+                        for row in measured.get("bins", [])
+                    ],
+                )
+            )
     return {"title": words["title"], "paragraphs": paragraphs, "tables": tables}
