@@ -173,3 +173,27 @@ def test_a_killed_builds_hidden_folder_is_removed_by_the_next_build(
     build = ["build", "--run", str(tiny_run), "--data", str(synthetic_manifest)]
     assert main([*build, "--out", str(out), "--calibrate-sample", "0"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, "idx"]
+
+
+def test_build_force_and_remove_on_a_full_disk_lose_nothing(
+    built_index: Path, synthetic_manifest, tiny_run, small_disk, filled, capsys
+):
+    disk = small_disk(4096)
+    index = disk / "index"
+    shutil.copytree(built_index, index)
+    filled(disk, leave=8 * 1024)
+    build = ["build", "--run", str(tiny_run), "--data", str(synthetic_manifest)]
+    capsys.readouterr()
+    assert main([*build, "--out", str(index), "--force", "--calibrate-sample", "0"]) == 4
+    assert "no space left" in one_line(capsys)
+    assert sorted(p.name for p in disk.iterdir()) == [".filler", "index"]  # no work folder left
+    code = main(["remove", "--index", str(index), "--id", "g000-orig"])
+    if code != 0:  # the change did not fit: one line, and nothing changed
+        assert code == 4 and "no space left" in one_line(capsys)
+    capsys.readouterr()
+    (disk / ".filler").unlink()
+    assert main(["info", "--index", str(index)]) == 0
+    held = 5 if code == 0 else 6
+    assert f"{held} originals" in capsys.readouterr().out
+    assert leftovers(index) == []
+    assert main(["remove", "--index", str(index), "--id", "g001-orig"]) == 0
