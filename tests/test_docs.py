@@ -56,19 +56,13 @@ INLINE_CODE = re.compile(r"`[^`\n]*`")
 
 
 def pages() -> list[Path]:
-    found = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted(DOCS.glob("decisions/*.md"))]
+    found = [
+        ROOT / "README.md",
+        ROOT / "BENCHMARKS.md",
+        *sorted(DOCS.glob("*.md")),
+        *sorted(DOCS.glob("decisions/*.md")),
+    ]
     return [page for page in found if page.is_file()]
-
-
-def home(page: Path) -> Path:
-    """The folder a page's links are relative to: a proposed page is read where it will live."""
-    return ROOT if page.name.endswith(".proposed.md") else page.parent
-
-
-def as_read(target: Path) -> Path:
-    """The file whose headings a link's anchor must name: a proposed page replaces its target."""
-    proposed = DOCS / target.name.replace(".md", ".proposed.md")
-    return proposed if target.parent == ROOT and proposed.is_file() else target
 
 
 def slug(heading: str) -> str:
@@ -105,11 +99,11 @@ def test_every_relative_link_points_to_an_existing_file_and_heading(page):
     broken = []
     for target in links_of(page.read_text(encoding="utf-8")):
         path, _, anchor = target.partition("#")
-        file = (home(page) / path).resolve() if path else page
+        file = (page.parent / path).resolve() if path else page
         if not file.exists():
             broken.append(f"{target}: no such file")
-        elif anchor and file.suffix == ".md" and anchor not in anchors(as_read(file)):
-            broken.append(f"{target}: no heading #{anchor} in {as_read(file).name}")
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+            broken.append(f"{target}: no heading #{anchor} in {file.name}")
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
 
 
@@ -120,3 +114,9 @@ def test_the_link_checker_sees_links_and_anchors():
     assert links_of("see [a](docs/a.md#x) and `[b](c.md)` and [web](https://x.org)") == [
         "docs/a.md#x"
     ]
+
+
+def test_benchmarks_name_no_issue():
+    """BENCHMARKS.md says what was measured and how; the tracker's numbers belong to commits."""
+    text = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert not re.findall(r"\bissues? \d+|\bitem \d+", text, flags=re.I)
