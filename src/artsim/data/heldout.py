@@ -3,7 +3,11 @@
 :func:`derive_heldout_manifest` is to :mod:`artsim.data.heldout_transforms` what
 ``derive_manifest`` is to the training stand-ins: every chosen original is copied and gets
 ``per_original`` derived items (ids ``{id}~ho{k}``, metadata ``pattern`` and ``family=heldout``)
-with prompts from :mod:`artsim.data.heldout_prompts`. Use it on data the model did not train on:
+with prompts from :mod:`artsim.data.heldout_prompts`. Each derived item also says where the
+original's pixels are: metadata ``box``, ``left,top,right,bottom`` in pixels of the derived
+picture (a tilted or warped original: its bounding box), and ``source_box``, the part of the
+original shown there, in pixels of the original (all of it but for crops and mosaic cells); both
+are absent when nothing of the original is left. Read them with :func:`parse_box`. Use it on data the model did not train on:
 the validation groups of a run (``groups``), an external set, or a left-out source.
 
 Deterministic: the same manifest, seed and distractors give the same files.
@@ -23,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from artsim.data.heldout_canvas import Placement
 from artsim.data.heldout_prompts import heldout_prompt, spanish_description
-from artsim.data.heldout_transforms import derive_heldout
+from artsim.data.heldout_transforms import derive_heldout_placed
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest, write_manifest
@@ -130,7 +135,10 @@ def derive_heldout_manifest(
         except ImageError as error:
             raise DataError(f"original {original.id}: {error}") from None
         spanish_at = int(rng.integers(per_original)) if spanish_description(original) else -1
-        for k, (derived, pattern) in enumerate(derive_heldout(picture, rng, per_original, pool)):
+        placed = derive_heldout_placed(picture, rng, per_original, pool)
+        for k, (derived, pattern, placement) in enumerate(
+            (d.picture, d.pattern, d.placement) for d in placed
+        ):
             if rng.random() < 0.6:
                 path = image_dir / f"{stems[index]}~ho{k}.jpg"
                 derived.save(path, format="JPEG", quality=int(rng.integers(55, 96)))
@@ -147,7 +155,11 @@ def derive_heldout_manifest(
                     text=text,
                     lang=lang,
                     source=f"artsim heldout family (seed {seed})",
-                    metadata={"family": FAMILY, "pattern": pattern},
+                    metadata={
+                        "family": FAMILY,
+                        "pattern": pattern,
+                        **placement_metadata(placement, picture.size),
+                    },
                 )
             )
         return items
@@ -155,6 +167,41 @@ def derive_heldout_manifest(
     with ThreadPoolExecutor(WORKERS) as executor:
         results = list(executor.map(one, range(len(originals))))
     return write_manifest([item for items in results for item in items], manifest_path)
+
+
+def placement_metadata(placement: Placement, original_size: tuple[int, int]) -> dict[str, str]:
+    """``box`` and ``source_box`` metadata of a derived item (none when the original is gone)."""
+    if placement.box is None:
+        return {}
+    width, height = original_size
+    s0, t0, s1, t1 = placement.source
+    source = (s0 * width, t0 * height, s1 * width, t1 * height)
+    return {"box": format_box(placement.box), "source_box": format_box(source)}
+
+
+def format_box(box: Sequence[float]) -> str:
+    """``left,top,right,bottom`` in whole pixels (rounded outwards)."""
+    left, top, right, bottom = box
+    return ",".join(
+        str(int(v)) for v in (np.floor(left), np.floor(top), np.ceil(right), np.ceil(bottom))
+    )
+
+
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    """A ``box`` or ``source_box`` metadata value as ``(left, top, right, bottom)``; ``None`` for
+    an empty or malformed one.
+
+    >>> parse_box("10,20,110,90")
+    (10, 20, 110, 90)
+    """
+    parts = (text or "").split(",")
+    if len(parts) != 4:
+        return None
+    try:
+        left, top, right, bottom = (int(part) for part in parts)
+    except ValueError:
+        return None
+    return (left, top, right, bottom) if right > left and bottom > top else None
 
 
 def split_groups(split_path: str | Path, side: str, manifest: Manifest) -> set[str]:

@@ -1,6 +1,7 @@
 """What the evaluation-only patterns of :mod:`artsim.data.heldout_transforms` share: the working
-size, the context a pattern gets (its generator and distractor pool), conversions between PIL and
-OpenCV arrays, resizing, random colours, procedural tiles and fitted text."""
+size, the context a pattern gets (its generator and distractor pool), where a pattern put the
+original (:class:`Placement`), conversions between PIL and OpenCV arrays, resizing, random colours,
+procedural tiles and fitted text."""
 
 from __future__ import annotations
 
@@ -16,12 +17,21 @@ from PIL import Image, ImageDraw, ImageFont
 WORKING_SIDE = 320
 
 
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
 @dataclass(frozen=True)
 class Context:
-    """What a pattern may use besides the picture: the generator and the distractor pool."""
+    """What a pattern may use besides the picture: the generator and the distractor pool.
+
+    ``moves``, when given, collects where a pattern put its input: a pattern that moves, cuts or
+    frames the picture calls :meth:`moved` (patterns that only change pixels call nothing). The
+    generator is never drawn from for it, so tracking changes no picture.
+    """
 
     rng: np.random.Generator
     distractors: Sequence[Image.Image]
+    moves: list[tuple[Box, Box]] | None = None
 
     def distractor(self, size: tuple[int, int]) -> Image.Image:
         """A distractor picture fitted to ``size``, or a procedural tile when the pool is empty."""
@@ -29,6 +39,74 @@ class Context:
             picked = self.distractors[int(self.rng.integers(len(self.distractors)))]
             return cover(picked.convert("RGB"), size)
         return procedural_tile(size, self.rng)
+
+    def moved(self, window_in: Box, window_out: Box, canvas: tuple[int, int]) -> None:
+        """The part ``window_in`` of the input (pixels) now lies at ``window_out`` of an output
+        of size ``canvas``; the part of it outside the canvas is cut, on both sides alike."""
+        if self.moves is None:
+            return
+        (a0, b0, a1, b1), (x0, y0, x1, y1) = window_in, window_out
+        sx, sy = (a1 - a0) / max(x1 - x0, 1e-9), (b1 - b0) / max(y1 - y0, 1e-9)
+        c0, d0 = max(x0, 0.0), max(y0, 0.0)
+        c1, d1 = min(x1, float(canvas[0])), min(y1, float(canvas[1]))
+        if c1 <= c0 or d1 <= d0:
+            self.moves.append(((0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)))
+            return
+        cut_in = (
+            a0 + (c0 - x0) * sx,
+            b0 + (d0 - y0) * sy,
+            a0 + (c1 - x0) * sx,
+            b0 + (d1 - y0) * sy,
+        )
+        self.moves.append((cut_in, (c0, d0, c1, d1)))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an original's pixels lie in a derived picture: ``box`` (pixels of the derived
+    picture) holds the part ``source`` of the original (fractions of its width and height,
+    ``(0, 0, 1, 1)`` for all of it). ``box`` is ``None`` when nothing of the original is left.
+
+    An axis-aligned box: a tilted or warped original is its bounding box.
+    """
+
+    box: Box | None
+    source: Box = (0.0, 0.0, 1.0, 1.0)
+
+    @classmethod
+    def whole(cls, size: tuple[int, int]) -> Placement:
+        return cls((0.0, 0.0, float(size[0]), float(size[1])))
+
+    def after(self, window_in: Box, window_out: Box) -> Placement:
+        """This placement after a step that put the input's ``window_in`` at ``window_out``."""
+        if self.box is None:
+            return self
+        (x0, y0, x1, y1), (a0, b0, a1, b1) = self.box, window_in
+        kept = (max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1))
+        if kept[2] <= kept[0] or kept[3] <= kept[1]:
+            return Placement(None, self.source)
+        s0, t0, s1, t1 = self.source
+        su, sv = (s1 - s0) / max(x1 - x0, 1e-9), (t1 - t0) / max(y1 - y0, 1e-9)
+        source = (
+            s0 + (kept[0] - x0) * su,
+            t0 + (kept[1] - y0) * sv,
+            s0 + (kept[2] - x0) * su,
+            t0 + (kept[3] - y0) * sv,
+        )
+        (c0, d0, c1, d1) = window_out
+        ku, kv = (c1 - c0) / max(a1 - a0, 1e-9), (d1 - d0) / max(b1 - b0, 1e-9)
+        box = (
+            c0 + (kept[0] - a0) * ku,
+            d0 + (kept[1] - b0) * kv,
+            c0 + (kept[2] - a0) * ku,
+            d0 + (kept[3] - b0) * kv,
+        )
+        return Placement(box, source)
+
+    def scaled(self, before: tuple[int, int], after: tuple[int, int]) -> Placement:
+        """This placement after the picture was resized from ``before`` to ``after``."""
+        full = (0.0, 0.0, float(before[0]), float(before[1]))
+        return self.after(full, (0.0, 0.0, float(after[0]), float(after[1])))
 
 
 # --- array helpers ------------------------------------------------------------------------------
@@ -64,6 +142,19 @@ def cover(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     top = (scaled.shape[0] - height) // 2
     left = (scaled.shape[1] - width) // 2
     return to_image(scaled[top : top + height, left : left + width])
+
+
+def cover_window(image_size: tuple[int, int], size: tuple[int, int]) -> Box:
+    """The part of a picture of ``image_size`` that :func:`cover` keeps for ``size`` (pixels)."""
+    width, height = size
+    image_width, image_height = image_size
+    scale = max(width / image_width, height / image_height)
+    scaled_width = max(width, round(image_width * scale))
+    scaled_height = max(height, round(image_height * scale))
+    top = (scaled_height - height) // 2
+    left = (scaled_width - width) // 2
+    sx, sy = image_width / scaled_width, image_height / scaled_height
+    return (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
 
 
 def scaled(image: Image.Image, factor: float) -> Image.Image:

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 from artsim.data.heldout_canvas import (
     Context,
     cover,
+    cover_window,
     draw_text_fitted,
     load_font,
     random_colour,
@@ -140,6 +141,11 @@ def screenshot_frame(image: Image.Image, ctx: Context) -> Image.Image:
             draw, (left + width // 3, top + 2, left + width - 8, top + bar - 2), title, ink, None
         )
         canvas.paste(content, (left + 4, top + bar))
+        ctx.moved(
+            (0, 0, image.width, image.height),
+            (left + 4, top + bar, left + 4 + content.width, top + bar + content.height),
+            canvas.size,
+        )
         return canvas
     # phone screenshot: status bar on top, an action bar below, the picture in between
     width = image.width
@@ -149,6 +155,12 @@ def screenshot_frame(image: Image.Image, ctx: Context) -> Image.Image:
     height = status + actions * 2 + content.height
     canvas = Image.new("RGB", (width, height), chrome)
     canvas.paste(content, ((width - content.width) // 2, status + actions))
+    x, y = (width - content.width) // 2, status + actions
+    ctx.moved(
+        (0, 0, image.width, image.height),
+        (x, y, x + content.width, y + content.height),
+        canvas.size,
+    )
     draw = ImageDraw.Draw(canvas)
     clock = f"{int(rng.integers(0, 24)):02d}:{int(rng.integers(0, 60)):02d}"
     draw_text_fitted(draw, (4, 1, width // 4, status - 1), clock, ink, None)
@@ -181,6 +193,10 @@ def meme_caption(image: Image.Image, ctx: Context) -> Image.Image:
             "white",
         )
         canvas.paste(image, (0, band if top_line else 0))
+        y = band if top_line else 0
+        ctx.moved(
+            (0, 0, image.width, image.height), (0, y, image.width, y + image.height), canvas.size
+        )
         draw = ImageDraw.Draw(canvas)
         if top_line:
             draw_text_fitted(draw, (4, 2, image.width - 4, band - 2), top_line, (0, 0, 0), None)
@@ -219,9 +235,9 @@ def mosaic(image: Image.Image, ctx: Context) -> Image.Image:
                 ctx.distractor((cell, cell)), (gap + c * (cell + gap), gap + r * (cell + gap))
             )
     block = cell * span + gap * (span - 1)
-    canvas.paste(
-        cover(image, (block, block)), (gap + column * (cell + gap), gap + row * (cell + gap))
-    )
+    x, y = gap + column * (cell + gap), gap + row * (cell + gap)
+    canvas.paste(cover(image, (block, block)), (x, y))
+    ctx.moved(cover_window(image.size, (block, block)), (x, y, x + block, y + block), canvas.size)
     return canvas
 
 
@@ -243,4 +259,10 @@ def collage(image: Image.Image, ctx: Context) -> Image.Image:
         shadow, (min(left + offset, result.width - 1), min(top + offset, result.height - 1))
     )
     result.alpha_composite(tilted, (left, top))
+    # the tilted picture's bounding box (rotate's expand makes the canvas exactly that box)
+    ctx.moved(
+        (0, 0, image.width, image.height),
+        (left, top, left + tilted.width, top + tilted.height),
+        result.size,
+    )
     return result.convert("RGB")

@@ -23,6 +23,7 @@ Everything is deterministic given the random generator passed in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -31,6 +32,7 @@ from PIL import Image
 from artsim.data.heldout_canvas import (
     WORKING_SIDE,
     Context,
+    Placement,
     fit,
     random_colour,
     to_array,
@@ -45,7 +47,17 @@ from artsim.data.heldout_overlays import (
     text_overlay,
 )
 
-__all__ = ["COMBO", "PATTERNS", "PATTERN_NAMES", "WORKING_SIDE", "apply_pattern", "derive_heldout"]
+__all__ = [
+    "COMBO",
+    "PATTERNS",
+    "PATTERN_NAMES",
+    "WORKING_SIDE",
+    "Derived",
+    "apply_pattern",
+    "derive_heldout",
+    "derive_heldout_placed",
+    "derive_one",
+]
 
 
 def perspective_warp(image: Image.Image, ctx: Context) -> Image.Image:
@@ -58,6 +70,8 @@ def perspective_warp(image: Image.Image, ctx: Context) -> Image.Image:
     inward = np.float32([[1, 1], [-1, 1], [-1, -1], [1, -1]])
     target = (source + jitter * inward).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(source, target)
+    corners = (*target.min(axis=0).tolist(), *target.max(axis=0).tolist())
+    ctx.moved((0, 0, width, height), corners, (width, height))
     border = cv2.BORDER_REPLICATE if rng.random() < 0.3 else cv2.BORDER_CONSTANT
     warped = cv2.warpPerspective(
         array, matrix, (width, height), borderMode=border, borderValue=random_colour(rng)
@@ -111,6 +125,13 @@ def crop_pad(image: Image.Image, ctx: Context) -> Image.Image:
     pads = [int(v) for v in rng.integers(0, max(2, int(max(crop_w, crop_h) * 0.35)), 4)]
     border = (cv2.BORDER_CONSTANT, cv2.BORDER_REFLECT, cv2.BORDER_WRAP)[int(rng.integers(3))]
     padded = cv2.copyMakeBorder(part, *pads, border, value=random_colour(rng))
+    # pads are top, bottom, left, right; a reflected or wrapped border repeats some of the part
+    top, left = pads[0], pads[2]
+    ctx.moved(
+        (x, y, x + crop_w, y + crop_h),
+        (left, top, left + crop_w, top + crop_h),
+        (padded.shape[1], padded.shape[0]),
+    )
     return to_image(padded)
 
 
@@ -232,6 +253,51 @@ COMBO = "combo"
 PATTERN_NAMES = (*PATTERNS, COMBO)
 
 
+@dataclass(frozen=True)
+class Derived:
+    """A derived picture, the pattern applied and where the original lies in it."""
+
+    picture: Image.Image
+    pattern: str
+    placement: Placement
+
+
+def _step(base: Image.Image, pattern: Pattern, ctx: Context, placement: Placement):
+    """Apply one pattern, then :func:`fit`; follow the original through both."""
+    moves: list = []
+    out = pattern(base, Context(ctx.rng, ctx.distractors, moves))
+    for window_in, window_out in moves:
+        placement = placement.after(window_in, window_out)
+    if not moves and out.size != base.size:  # a pattern that resizes must say where it put it
+        placement = placement.scaled(base.size, out.size)
+    fitted = fit(out)
+    return fitted, placement.scaled(out.size, fitted.size)
+
+
+def derive_one(
+    image: Image.Image,
+    name: str,
+    rng: np.random.Generator,
+    distractors: Sequence[Image.Image] = (),
+) -> Derived:
+    """Apply one pattern (or ``"combo"``: a chain of two or three); return the picture, the name
+    of what was applied (e.g. ``"combo:colour_grade+meme_caption"``) and where the original's
+    pixels lie in the picture (:class:`~artsim.data.heldout_canvas.Placement`)."""
+    ctx = Context(rng=rng, distractors=distractors)
+    base = fit(image)
+    placement = Placement.whole(image.size).scaled(image.size, base.size)
+    if name == COMBO:
+        picked = rng.choice(len(_CHAIN_ORDER), size=int(rng.integers(2, 4)), replace=False)
+        chain = [_CHAIN_ORDER[i] for i in sorted(picked.tolist())]
+        for step in chain:
+            base, placement = _step(base, PATTERNS[step], ctx, placement)
+        return Derived(base, f"{COMBO}:{'+'.join(chain)}", placement)
+    if name not in PATTERNS:
+        raise ValueError(f"unknown heldout pattern {name!r}; known: {', '.join(PATTERN_NAMES)}")
+    picture, placement = _step(base, PATTERNS[name], ctx, placement)
+    return Derived(picture, name, placement)
+
+
 def apply_pattern(
     image: Image.Image,
     name: str,
@@ -239,18 +305,32 @@ def apply_pattern(
     distractors: Sequence[Image.Image] = (),
 ) -> tuple[Image.Image, str]:
     """Apply one pattern (or ``"combo"``: a chain of two or three) and return the picture and the
-    name of what was applied, e.g. ``"combo:colour_grade+meme_caption"``."""
-    ctx = Context(rng=rng, distractors=distractors)
-    base = fit(image)
-    if name == COMBO:
-        picked = rng.choice(len(_CHAIN_ORDER), size=int(rng.integers(2, 4)), replace=False)
-        chain = [_CHAIN_ORDER[i] for i in sorted(picked.tolist())]
-        for step in chain:
-            base = fit(PATTERNS[step](base, ctx))
-        return base, f"{COMBO}:{'+'.join(chain)}"
-    if name not in PATTERNS:
-        raise ValueError(f"unknown heldout pattern {name!r}; known: {', '.join(PATTERN_NAMES)}")
-    return fit(PATTERNS[name](base, ctx)), name
+    name of what was applied, e.g. ``"combo:colour_grade+meme_caption"`` (:func:`derive_one`
+    also says where the original went)."""
+    derived = derive_one(image, name, rng, distractors)
+    return derived.picture, derived.pattern
+
+
+def derive_heldout_placed(
+    image: Image.Image,
+    rng: np.random.Generator,
+    n: int,
+    distractors: Sequence[Image.Image] = (),
+) -> list[Derived]:
+    """``n`` derived pictures of ``image``, each from a different pattern (as long as there are
+    enough), chains included, each with where the original lies in it.
+
+    >>> derived = derive_heldout_placed(Image.new("RGB", (64, 64)), np.random.default_rng(1), 2)
+    >>> len(derived)
+    2
+    """
+    if n < 0:
+        raise ValueError(f"n must be 0 or more, got {n}")
+    names: list[str] = []
+    while len(names) < n:
+        order = rng.permutation(len(PATTERN_NAMES)).tolist()
+        names.extend(PATTERN_NAMES[i] for i in order)
+    return [derive_one(image, name, rng, distractors) for name in names[:n]]
 
 
 def derive_heldout(
@@ -266,10 +346,4 @@ def derive_heldout(
     >>> len(derived)
     2
     """
-    if n < 0:
-        raise ValueError(f"n must be 0 or more, got {n}")
-    names: list[str] = []
-    while len(names) < n:
-        order = rng.permutation(len(PATTERN_NAMES)).tolist()
-        names.extend(PATTERN_NAMES[i] for i in order)
-    return [apply_pattern(image, name, rng, distractors) for name in names[:n]]
+    return [(d.picture, d.pattern) for d in derive_heldout_placed(image, rng, n, distractors)]

@@ -1,0 +1,110 @@
+"""Where the held-out family puts the original: the ``box`` and ``source_box`` of each derivative."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artsim.data.heldout import derive_heldout_manifest, parse_box
+from artsim.data.heldout_canvas import Placement
+from artsim.data.heldout_transforms import PATTERN_NAMES, apply_pattern, derive_one
+from artsim.data.manifest import load_manifest
+from artsim.data.synthetic import make_synthetic_manifest
+
+# patterns that move, cut or frame the picture without repeating it outside the box
+FRAMING = ("collage", "mosaic", "screenshot_frame", "meme_caption")
+
+
+def _red_box(picture: Image.Image) -> tuple[int, int, int, int]:
+    pixels = np.asarray(picture, dtype=np.int32)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+    ys, xs = np.nonzero(red)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _coded(size: tuple[int, int] = (200, 150)) -> Image.Image:
+    """Each pixel's red and green say where it is in the picture (its x and y fractions)."""
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    pixels = np.stack(
+        [xs / (width - 1) * 255, ys / (height - 1) * 255, np.full_like(xs, 128)], axis=-1
+    )
+    return Image.fromarray(pixels.astype(np.uint8), "RGB")
+
+
+@pytest.mark.parametrize("name", FRAMING)
+def test_the_box_is_where_the_original_went(name: str) -> None:
+    original = Image.new("RGB", (180, 120), (255, 0, 0))
+    pool = [Image.new("RGB", (60, 60), (0, 0, 255))]
+    for seed in range(6):
+        derived = derive_one(original, name, np.random.default_rng(seed), pool)
+        assert derived.placement.box is not None
+        box = np.array(derived.placement.box)
+        found = np.array(_red_box(derived.picture))
+        # a tilted collage has soft edges: a pixel or two either way
+        assert np.abs(box - found).max() <= 3, (name, seed, box, found)
+        assert derived.placement.source == pytest.approx((0, 0, 1, 1), abs=1e-6) or name in (
+            "mosaic",  # a mosaic cell is a square crop of the original
+        )
+
+
+@pytest.mark.parametrize("name", ["crop_pad", "mosaic", "screenshot_frame", "collage"])
+def test_the_source_box_is_the_part_of_the_original_shown(name: str) -> None:
+    original = _coded()
+    for seed in range(6):
+        derived = derive_one(original, name, np.random.default_rng(seed))
+        left, top, right, bottom = derived.placement.box
+        s0, t0, s1, t1 = derived.placement.source
+        assert 0 <= s0 < s1 <= 1 and 0 <= t0 < t1 <= 1
+        pixels = np.asarray(derived.picture, dtype=np.float32)
+        # the pixel a third of the way into the box shows the point a third into the source
+        for u, v in ((0.3, 0.3), (0.5, 0.5), (0.7, 0.6)):
+            x, y = left + u * (right - left), top + v * (bottom - top)
+            red, green, _ = pixels[int(y), int(x)]
+            expected = (s0 + u * (s1 - s0)) * 255, (t0 + v * (t1 - t0)) * 255
+            # a tilted collage moves a point off-centre by up to sin(15 degrees) of the box
+            tolerance = 40 if name == "collage" and (u, v) != (0.5, 0.5) else 12
+            assert abs(red - expected[0]) <= tolerance, (name, seed, u, v)
+            assert abs(green - expected[1]) <= tolerance, (name, seed, u, v)
+
+
+def test_placements_do_not_change_the_pictures() -> None:
+    original = _coded((160, 120))
+    for name in PATTERN_NAMES:
+        for seed in range(3):
+            picture, applied = apply_pattern(original, name, np.random.default_rng(seed))
+            derived = derive_one(original, name, np.random.default_rng(seed))
+            assert derived.pattern == applied
+            assert derived.picture.tobytes() == picture.tobytes()
+            box = derived.placement.box
+            if box is not None:
+                assert 0 <= box[0] < box[2] <= picture.width + 1e-6
+                assert 0 <= box[1] < box[3] <= picture.height + 1e-6
+
+
+def test_placement_arithmetic() -> None:
+    whole = Placement.whole((100, 50))
+    # the right half of the input, pasted at 10,10 in a picture twice as big
+    moved = whole.after((50, 0, 100, 50), (10, 10, 110, 110))
+    assert moved.box == pytest.approx((10, 10, 110, 110))
+    assert moved.source == pytest.approx((0.5, 0, 1, 1))
+    assert moved.scaled((200, 200), (100, 100)).box == pytest.approx((5, 5, 55, 55))
+    assert whole.after((200, 200, 300, 300), (0, 0, 10, 10)).box is None
+
+
+def test_manifest_records_boxes(tmp_path) -> None:
+    manifest = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=3, image_size=96))
+    written = derive_heldout_manifest(manifest, tmp_path / "out", per_original=len(PATTERN_NAMES))
+    derived = load_manifest(written)
+    assert not derived.errors
+    originals = {item.group: item for item in derived.originals()}
+    for item in derived.generated():
+        box = parse_box(item.metadata.get("box"))
+        source = parse_box(item.metadata.get("source_box"))
+        assert box is not None and source is not None, item.id
+        with Image.open(item.image) as picture:
+            assert box[2] <= picture.width + 1 and box[3] <= picture.height + 1
+        with Image.open(originals[item.group].image) as picture:
+            assert source[2] <= picture.width + 1 and source[3] <= picture.height + 1
+    assert parse_box("") is None and parse_box("1,2,3") is None and parse_box("5,5,5,9") is None
