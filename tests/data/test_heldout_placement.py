@@ -13,7 +13,7 @@ from artsim.data.manifest import load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 
 # patterns that move, cut or frame the picture without repeating it outside the box
-FRAMING = ("collage", "mosaic", "screenshot_frame", "meme_caption")
+FRAMING = ("collage", "mosaic", "screenshot_frame", "meme_caption", "inset")
 
 
 def _red_box(picture: Image.Image) -> tuple[int, int, int, int]:
@@ -49,7 +49,9 @@ def test_the_box_is_where_the_original_went(name: str) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["crop_pad", "mosaic", "screenshot_frame", "collage"])
+@pytest.mark.parametrize(
+    "name", ["crop_pad", "mosaic", "screenshot_frame", "collage", "inset", "detail"]
+)
 def test_the_source_box_is_the_part_of_the_original_shown(name: str) -> None:
     original = _coded()
     for seed in range(6):
@@ -108,3 +110,41 @@ def test_manifest_records_boxes(tmp_path) -> None:
         with Image.open(originals[item.group].image) as picture:
             assert source[2] <= picture.width + 1 and source[3] <= picture.height + 1
     assert parse_box("") is None and parse_box("1,2,3") is None and parse_box("5,5,5,9") is None
+
+
+def test_inset_is_drawn_only_when_asked_for(tmp_path) -> None:
+    from artsim.data.heldout_transforms import EXTRA_PATTERNS, derive_heldout_placed
+    from artsim.errors import DataError
+
+    assert {"inset", "detail"} <= set(EXTRA_PATTERNS) and not set(EXTRA_PATTERNS) & set(
+        PATTERN_NAMES
+    )
+    original = _coded((160, 120))
+    drawn = derive_heldout_placed(original, np.random.default_rng(0), 3, patterns=["inset"])
+    assert [d.pattern for d in drawn] == ["inset"] * 3
+    for derived in drawn:
+        left, top, right, bottom = derived.placement.box
+        share = (right - left) * (bottom - top) / (derived.picture.width * derived.picture.height)
+        assert 0.02 < share < 0.25  # a small part of the picture
+    manifest = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=2, image_size=64))
+    written = derive_heldout_manifest(
+        manifest, tmp_path / "out", per_original=2, patterns=["inset"]
+    )
+    assert {i.metadata["pattern"] for i in load_manifest(written).generated()} == {"inset"}
+    with pytest.raises(DataError, match="unknown heldout pattern"):
+        derive_heldout_manifest(manifest, tmp_path / "bad", patterns=["nope"])
+
+
+def test_cli_derives_the_opt_in_patterns(synthetic_manifest, tmp_path, capsys) -> None:
+    from artsim.cli.data import main
+
+    out = tmp_path / "detail"
+    args = ["derive", str(synthetic_manifest), "--out", str(out), "--family", "heldout"]
+    assert main([*args, "--patterns", "detail,inset", "--per-original", "2"]) == 0
+    derived = load_manifest(out / "manifest.csv")
+    assert {i.metadata["pattern"] for i in derived.generated()} == {"detail", "inset"}
+    assert main([*args, "--patterns", "bogus"]) != 0
+    assert "unknown heldout pattern" in capsys.readouterr().err
+    training = ["derive", str(synthetic_manifest), "--out", str(tmp_path / "t"), "--patterns", "x"]
+    assert main(training) == 2
+    assert "go with --family heldout" in capsys.readouterr().err

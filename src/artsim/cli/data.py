@@ -176,12 +176,22 @@ def derive(
     side: Annotated[
         str, typer.Option("--side", help="With --split-file: keep the groups on this side.")
     ] = "val",
+    patterns: Annotated[
+        str | None,
+        typer.Option(
+            "--patterns",
+            help="heldout only: comma-separated patterns to draw from (default: all but the "
+            "opt-in inset and detail).",
+        ),
+    ] = None,
 ) -> int:
     """Make generated stand-ins for each original and write a new manifest under --out."""
     if family not in ("training", "heldout"):
         raise UserError(f"--family must be training or heldout, got {family!r}")
-    if family == "training" and (distractors is not None or split_file is not None):
-        raise UserError("--distractors and --split-file go with --family heldout")
+    if family == "training" and (
+        distractors is not None or split_file is not None or patterns is not None
+    ):
+        raise UserError("--distractors, --split-file and --patterns go with --family heldout")
     # the new manifest is written as --out/manifest.csv: never over the one being read
     refuse_writing_over_input(out / "manifest.csv", manifest_path)
     manifest = load_manifest(manifest_path)
@@ -195,7 +205,15 @@ def derive(
         groups = split_groups(split_file, side, manifest) if split_file is not None else None
         pool = distractor_paths(distractors) if distractors is not None else []
         written = derive_heldout_manifest(
-            manifest, out, per_original=per_original, seed=seed, distractors=pool, groups=groups
+            manifest,
+            out,
+            per_original=per_original,
+            seed=seed,
+            distractors=pool,
+            groups=groups,
+            patterns=[p.strip() for p in patterns.split(",") if p.strip()]
+            if patterns is not None
+            else None,
         )
     else:
         from artsim.data.derive import derive_manifest

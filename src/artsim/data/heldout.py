@@ -29,7 +29,7 @@ from PIL import Image
 
 from artsim.data.heldout_canvas import Placement
 from artsim.data.heldout_prompts import heldout_prompt, spanish_description
-from artsim.data.heldout_transforms import derive_heldout_placed
+from artsim.data.heldout_transforms import check_patterns, derive_heldout_placed
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest, write_manifest
@@ -95,12 +95,14 @@ def derive_heldout_manifest(
     seed: int = 0,
     distractors: Sequence[Path] = (),
     groups: Collection[str] | None = None,
+    patterns: Sequence[str] | None = None,
 ) -> Path:
     """Write ``out_dir/manifest.csv``: the originals (of ``groups`` only, when given) and
     ``per_original`` held-out derivatives of each; returns its path.
 
     Originals with a Spanish description get exactly one Spanish prompt among their derivatives,
-    the rest English (as in the project's held-back evaluation set).
+    the rest English (as in the project's held-back evaluation set). ``patterns`` limits the draw
+    to some patterns (e.g. ``["inset"]``, which the default draw leaves out).
 
     >>> derive_heldout_manifest(load_manifest("data/demo/manifest.csv"), "data/heldout",
     ...                         groups=val_groups)  # doctest: +SKIP
@@ -108,6 +110,11 @@ def derive_heldout_manifest(
     """
     if per_original < 1:
         raise DataError(f"per_original must be 1 or more, got {per_original}")
+    if patterns is not None:
+        try:
+            patterns = check_patterns(patterns)
+        except ValueError as error:
+            raise DataError(str(error)) from None
     originals = [
         item for item in manifest.originals() if groups is None or item.group in set(groups)
     ]
@@ -135,7 +142,7 @@ def derive_heldout_manifest(
         except ImageError as error:
             raise DataError(f"original {original.id}: {error}") from None
         spanish_at = int(rng.integers(per_original)) if spanish_description(original) else -1
-        placed = derive_heldout_placed(picture, rng, per_original, pool)
+        placed = derive_heldout_placed(picture, rng, per_original, pool, patterns)
         for k, (derived, pattern, placement) in enumerate(
             (d.picture, d.pattern, d.placement) for d in placed
         ):

@@ -1,5 +1,6 @@
 """The overlay and framing patterns of the evaluation-only family: text and emoji overlays,
-screenshot frames, meme captions, mosaics and collages (see :mod:`artsim.data.heldout_transforms`)."""
+screenshot frames, meme captions, mosaics, collages and small insets (see
+:mod:`artsim.data.heldout_transforms`)."""
 
 from __future__ import annotations
 
@@ -266,3 +267,57 @@ def collage(image: Image.Image, ctx: Context) -> Image.Image:
         result.size,
     )
     return result.convert("RGB")
+
+
+def inset(image: Image.Image, ctx: Context) -> Image.Image:
+    """The original small (a fifth to under half the picture's long side), anywhere on a
+    distractor ground, sometimes in a thin frame: a copy that is a small part of a work, where a
+    match map must say where (not drawn by default: see ``EXTRA_PATTERNS``)."""
+    rng = ctx.rng
+    background = ctx.distractor(image.size)
+    share = rng.uniform(0.2, 0.45)
+    small = scaled(image, share * max(background.size) / max(image.size))
+    if rng.random() < 0.5:  # a print's or a sticker's frame
+        width = max(1, round(min(small.size) * 0.04))
+        framed = Image.new("RGB", (small.width + 2 * width, small.height + 2 * width))
+        framed.paste(random_colour(rng), (0, 0, *framed.size))
+        framed.paste(small, (width, width))
+        inner = (width, width, width + small.width, width + small.height)
+        small = framed
+    else:
+        inner = (0, 0, small.width, small.height)
+    left = int(rng.integers(0, max(1, background.width - small.width + 1)))
+    top = int(rng.integers(0, max(1, background.height - small.height + 1)))
+    result = background.convert("RGB")
+    result.paste(small, (left, top))
+    ctx.moved(
+        (0, 0, image.width, image.height),
+        (left + inner[0], top + inner[1], left + inner[2], top + inner[3]),
+        result.size,
+    )
+    return result
+
+
+def detail(image: Image.Image, ctx: Context) -> Image.Image:
+    """A detail of the original (a third to three fifths of each side, anywhere in it) enlarged
+    to the picture's size in a thin frame: a work that copies one part, where a match map on
+    the original must say which (not drawn by default: see ``EXTRA_PATTERNS``)."""
+    rng = ctx.rng
+    width, height = image.size
+    part_w = max(4, round(width * rng.uniform(1 / 3, 0.6)))
+    part_h = max(4, round(height * rng.uniform(1 / 3, 0.6)))
+    left = int(rng.integers(0, width - part_w + 1))
+    top = int(rng.integers(0, height - part_h + 1))
+    factor = min(width / part_w, height / part_h)
+    enlarged = scaled(image.crop((left, top, left + part_w, top + part_h)), factor)
+    frame = max(1, round(max(enlarged.size) * rng.uniform(0.0, 0.06)))
+    result = Image.new(
+        "RGB", (enlarged.width + 2 * frame, enlarged.height + 2 * frame), random_colour(rng)
+    )
+    result.paste(enlarged, (frame, frame))
+    ctx.moved(
+        (left, top, left + part_w, top + part_h),
+        (frame, frame, frame + enlarged.width, frame + enlarged.height),
+        result.size,
+    )
+    return result

@@ -13,6 +13,11 @@ folder of unrelated images, say), never from the other originals of the gallery 
 a query holding two gallery originals would have two right answers. With no pool, those patterns
 fill in with procedural tiles (gradients, stripes, noise).
 
+Two more patterns are drawn only when asked for by name (``EXTRA_PATTERNS``, ``patterns=``):
+``inset``, the original small and anywhere on another picture, and ``detail``, one part of it
+enlarged; they measure where a match map points (BENCHMARKS.md, "Match maps"). Every derived
+picture comes with where the original's pixels went (:class:`Derived`, ``placement``).
+
 Everything is deterministic given the random generator passed in.
 
 >>> rng = np.random.default_rng(0)
@@ -40,7 +45,9 @@ from artsim.data.heldout_canvas import (
 )
 from artsim.data.heldout_overlays import (
     collage,
+    detail,
     emoji_overlay,
+    inset,
     meme_caption,
     mosaic,
     screenshot_frame,
@@ -49,6 +56,7 @@ from artsim.data.heldout_overlays import (
 
 __all__ = [
     "COMBO",
+    "EXTRA_PATTERNS",
     "PATTERNS",
     "PATTERN_NAMES",
     "WORKING_SIDE",
@@ -251,6 +259,9 @@ _CHAIN_ORDER = (
 )
 COMBO = "combo"
 PATTERN_NAMES = (*PATTERNS, COMBO)
+# Patterns drawn only when asked for by name (``patterns=``): adding one to the default draw
+# would change every set derived before it.
+EXTRA_PATTERNS: dict[str, Pattern] = {"inset": inset, "detail": detail}
 
 
 @dataclass(frozen=True)
@@ -292,9 +303,11 @@ def derive_one(
         for step in chain:
             base, placement = _step(base, PATTERNS[step], ctx, placement)
         return Derived(base, f"{COMBO}:{'+'.join(chain)}", placement)
-    if name not in PATTERNS:
-        raise ValueError(f"unknown heldout pattern {name!r}; known: {', '.join(PATTERN_NAMES)}")
-    picture, placement = _step(base, PATTERNS[name], ctx, placement)
+    pattern = PATTERNS.get(name) or EXTRA_PATTERNS.get(name)
+    if pattern is None:
+        known = ", ".join([*PATTERN_NAMES, *EXTRA_PATTERNS])
+        raise ValueError(f"unknown heldout pattern {name!r}; known: {known}")
+    picture, placement = _step(base, pattern, ctx, placement)
     return Derived(picture, name, placement)
 
 
@@ -316,9 +329,11 @@ def derive_heldout_placed(
     rng: np.random.Generator,
     n: int,
     distractors: Sequence[Image.Image] = (),
+    patterns: Sequence[str] | None = None,
 ) -> list[Derived]:
     """``n`` derived pictures of ``image``, each from a different pattern (as long as there are
-    enough), chains included, each with where the original lies in it.
+    enough) of ``patterns`` (default: every pattern and chains, :data:`PATTERN_NAMES`), each
+    with where the original lies in it.
 
     >>> derived = derive_heldout_placed(Image.new("RGB", (64, 64)), np.random.default_rng(1), 2)
     >>> len(derived)
@@ -326,11 +341,24 @@ def derive_heldout_placed(
     """
     if n < 0:
         raise ValueError(f"n must be 0 or more, got {n}")
+    pool = check_patterns(patterns) if patterns is not None else PATTERN_NAMES
     names: list[str] = []
     while len(names) < n:
-        order = rng.permutation(len(PATTERN_NAMES)).tolist()
-        names.extend(PATTERN_NAMES[i] for i in order)
+        order = rng.permutation(len(pool)).tolist()
+        names.extend(pool[i] for i in order)
     return [derive_one(image, name, rng, distractors) for name in names[:n]]
+
+
+def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
+    """``patterns`` as a tuple, refusing an empty list or an unknown name."""
+    known = (*PATTERN_NAMES, *EXTRA_PATTERNS)
+    unknown = [name for name in patterns if name not in known]
+    if unknown or not patterns:
+        raise ValueError(
+            f"unknown heldout pattern(s) {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(known)}"
+        )
+    return tuple(patterns)
 
 
 def derive_heldout(
