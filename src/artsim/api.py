@@ -25,10 +25,12 @@ from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import PairScore, SearchResult, embed_query, score_pair, search_index
 from artsim.model.embedder import Embedder
+from artsim.model.explain import DEFAULT_CELLS, MatchMap, match_map
 from artsim.progress import Reporter, as_reporter
 
 __all__ = [
     "Index",
+    "MatchMap",
     "Model",
     "PairScore",
     "SearchResult",
@@ -138,6 +140,37 @@ class Model:
         a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a, text_name="text_a")
         b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b, text_name="text_b")
         return score_pair(self.embedder, a, b, self.calibration)
+
+    def explain(
+        self,
+        image_a: ImageInput,
+        image_b: ImageInput,
+        *,
+        part: str | None = None,
+        method: str = "crops",
+        cells: int = DEFAULT_CELLS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> MatchMap:
+        """Where picture A (e.g. the generated one) and picture B (the original) match.
+
+        Returns a :class:`~artsim.model.explain.MatchMap`: ``a.grid`` and ``b.grid`` are
+        ``cells`` x ``cells`` float arrays (rows top to bottom) saying how well each region of A
+        matches the whole of B and the other way round, ``a.peak()`` where A matches best (x, y
+        as fractions), ``link`` the best-matching pair of regions, ``score`` the pair's cosine of
+        the ``part`` mapped (default: ``copy`` where the model has a copy descriptor, else
+        ``image``; see :func:`~artsim.model.explain.available_parts`).
+
+        >>> model.explain("generated.png", "original.png").a.peak()  # doctest: +SKIP
+        (0.31, 0.62)
+        """
+        return match_map(
+            self.embedder,
+            _picture(image_a, max_pixels),
+            _picture(image_b, max_pixels),
+            part=part,
+            method=method,
+            cells=cells,
+        )
 
 
 def load_model(

@@ -1,7 +1,8 @@
 """The page in a real browser: Debian's chromium, headless, driven by Playwright.
 
 Uploads an original of the synthetic corpus, expects it ranked first, switches to Spanish, and
-saves screenshots in the test's tmp folder. Skipped, saying why, without /usr/bin/chromium.
+saves screenshots in the test's tmp folder; presses "why?" on a result and checks that the match
+map lies over both pictures. Skipped, saying why, without /usr/bin/chromium.
 """
 
 from __future__ import annotations
@@ -112,3 +113,71 @@ def test_calibrated_page_says_what_derived_means_for_this_query(
     page.wait_for_function("document.getElementById('calibration').textContent.includes('umbral')")
     said = page.locator("#calibration").inner_text()
     assert f"puntuación ≥ {threshold:.3f}" in said and "4.º original más cercano" in said
+
+
+def test_why_overlays_the_match_map_on_both_pictures(
+    browser, built_index, synthetic_manifest, live_server, tmp_path
+):
+    import numpy as np
+    from PIL import Image
+
+    # the query: g004's original pasted at the bottom right of a noisy ground
+    original = Image.open(synthetic_manifest.parent / "images" / "g004_orig.png").convert("RGB")
+    ground = np.random.default_rng(7).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    query = Image.fromarray(ground).resize((64, 64), Image.Resampling.BICUBIC)
+    query.paste(original, (32, 32))
+    query_path = tmp_path / "collage.png"
+    query.save(query_path)
+
+    base_url = live_server(create_app(built_index))
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(base_url + "/")
+    page.set_input_files("#image", str(query_path))
+    page.click("#submit")
+    card = page.locator('.result[data-id="g004-orig"]')
+    card.wait_for(timeout=15_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.result img')].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    why = card.locator("button.why")
+    assert why.inner_text() == "why?"
+    why.click()
+    heat_b = card.locator("canvas.heat")
+    heat_a = page.locator("#preview-box canvas.heat")
+    heat_b.wait_for(timeout=15_000)
+    heat_a.wait_for(timeout=15_000)
+    assert why.get_attribute("aria-pressed") == "true"
+    assert page.locator("canvas.heat").count() == 2  # on the query and on this result only
+    # each overlay lies exactly over its picture
+    for canvas, picture in ((heat_b, card.locator("img")), (heat_a, page.locator("#preview"))):
+        over, under = canvas.bounding_box(), picture.bounding_box()
+        for key in ("x", "y", "width", "height"):
+            assert abs(over[key] - under[key]) <= 1, (key, over, under)
+    # on the query the heat is strongest (reddest) where the original was pasted: bottom right
+    peak = page.evaluate(
+        """() => {
+          const c = document.querySelector('#preview-box canvas.heat');
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let best = -1e9, x = 0, y = 0;
+          for (let i = 0; i < d.length; i += 4) {
+            const red = (d[i] - d[i + 1]) * d[i + 3];  // red over green grows to the scale's top
+            if (red > best) { best = red; x = (i / 4) % c.width; y = Math.floor(i / 4 / c.width); }
+          }
+          return [x / c.width, y / c.height];
+        }"""
+    )
+    page.screenshot(path=str(tmp_path / "why-en.png"), full_page=True)
+    assert peak[0] >= 0.5 and peak[1] >= 0.5, peak
+    assert card.locator(".why-note").is_visible()
+
+    # Spanish: the label changes and the map stays on show
+    page.click("#lang-es")
+    card = page.locator('.result[data-id="g004-orig"]')
+    assert card.locator("button.why").inner_text() == "¿por qué?"
+    card.locator("canvas.heat").wait_for(timeout=15_000)
+    page.screenshot(path=str(tmp_path / "why-es.png"), full_page=True)
+
+    # a second press hides it
+    card.locator("button.why").click()
+    page.wait_for_function("document.querySelectorAll('canvas.heat').length === 0")
+    print(f"screenshots: {tmp_path / 'why-en.png'} {tmp_path / 'why-es.png'}")

@@ -30,6 +30,7 @@ def _mount() -> None:
     from artsim.cli.compare import compare_command
     from artsim.cli.data import app as data_app
     from artsim.cli.evaluate import evaluate_command
+    from artsim.cli.explain import explain_command
     from artsim.cli.index import app as index_app
     from artsim.cli.index import calibrate_command
     from artsim.cli.pipeline import demo_command
@@ -50,6 +51,7 @@ def _mount() -> None:
     app.command("calibrate")(calibrate_command)
     app.command("search")(search_command)
     app.command("score")(score_command)
+    app.command("explain")(explain_command)
     app.command("serve")(serve_command)
 
 

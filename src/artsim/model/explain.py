@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -114,7 +114,6 @@ class MatchMap:
     a: SideMap
     b: SideMap
     link: tuple[tuple[float, ...], tuple[float, ...], float]
-    extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """A JSON-ready dict: the two grids (lists of rows), peaks, link and scores."""

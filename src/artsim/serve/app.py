@@ -27,7 +27,8 @@ Bounded work per request:
 Responses name no server paths (an original's ``image_path`` stays inside the index).
 
 The routes live by concept: :mod:`artsim.serve.search_routes` (search, score),
-:mod:`artsim.serve.originals_routes` (originals, thumbnails, writes); the page and ``/health`` are
+:mod:`artsim.serve.originals_routes` (originals, thumbnails, writes),
+:mod:`artsim.serve.explain_routes` (match maps); the page and ``/health`` are
 here; limits in :mod:`artsim.serve.limits`; what the routes share in :mod:`artsim.serve.service`.
 
 Read-only endpoints change nothing on disk: the index is opened read-only (SQLite ``mode=ro``)
@@ -53,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError, storage_error
 from artsim.index.catalog import ArtIndex
+from artsim.serve.explain_routes import explain_router
 from artsim.serve.limits import (
     ADMISSION_TIMEOUT,
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -172,6 +174,7 @@ def create_app(
 
     app.include_router(search_router(service))
     app.include_router(originals_router(service))
+    app.include_router(explain_router(service))
     return app
 
 

@@ -29,6 +29,10 @@ const TEXTS = {
     uncalibrated: "Uncalibrated: no decision threshold was measured for this model and collection (run `artsim calibrate --index ...`), so no verdict is given. Scores are cosine similarities (1 = identical).",
     health: (n, m) => `${n} originals · model ${m}`,
     failed: "The request failed",
+    why: "why?",
+    whyTitle: "Show where this original matches your image, on both pictures",
+    explaining: "Finding where they match…",
+    whyNote: (part, score) => `Colour on both pictures: where they match (red strongest, faint when weak); the green boxes link the best-matching regions. ${part}: ${score}.`,
   },
   es: {
     tagline: "¿A qué obras originales se parece esta imagen o este texto?",
@@ -57,6 +61,10 @@ const TEXTS = {
     uncalibrated: "Sin calibrar: no hay un umbral de decisión medido para este modelo y esta colección (ejecuta `artsim calibrate --index ...`), así que no se da veredicto. Las puntuaciones son similitudes coseno (1 = idénticas).",
     health: (n, m) => `${n} obras originales · modelo ${m}`,
     failed: "La petición falló",
+    why: "¿por qué?",
+    whyTitle: "Mostrar dónde coincide este original con tu imagen, en las dos imágenes",
+    explaining: "Buscando dónde coinciden…",
+    whyNote: (part, score) => `Color en las dos imágenes: dónde coinciden (rojo lo más fuerte, tenue si es débil); los recuadros verdes unen las zonas que mejor coinciden. ${part}: ${score}.`,
   },
 };
 
@@ -65,6 +73,9 @@ let lang = new URLSearchParams(location.search).get("lang") === "es" ? "es" : "e
 let imageFile = null;
 let lastResponse = null;
 let lastHealth = null;
+let searchedImage = null;  // the image of the search whose results are shown ("why?" maps it)
+let cards = new Map();  // result id -> its card's elements
+let shownWhy = null;  // {id, data}: the match map on show
 
 function t(key) { return TEXTS[lang][key]; }
 
@@ -87,6 +98,7 @@ function setLanguage(next) {
 
 function setImage(file) {
   imageFile = file;
+  clearWhy();
   const preview = $("preview");
   if (file) {
     preview.src = URL.createObjectURL(file);
@@ -132,6 +144,7 @@ function render(data) {
     cal.title = data.calibration.note || "";  // the server's reason, in English
   }
   cal.hidden = false;
+  cards = new Map();
   for (const r of data.results) {
     const li = document.createElement("li");
     li.className = `result ${r.verdict}`;
@@ -171,8 +184,122 @@ function render(data) {
       dd.textContent = fmt(value);
       dl.append(dt, dd);
     }
-    li.append(img, title, meta, score, verdict, dl);
+    const picture = document.createElement("div");
+    picture.className = "picture";
+    picture.append(img);
+    li.append(picture, title, meta, score, verdict, dl);
+    if (searchedImage) {  // a prompt alone has no regions to map
+      const why = document.createElement("button");
+      why.type = "button";
+      why.className = "why";
+      why.textContent = t("why");
+      why.title = t("whyTitle");
+      why.setAttribute("aria-pressed", "false");
+      why.addEventListener("click", () => explain(r.id));
+      const note = document.createElement("p");
+      note.className = "why-note";
+      note.hidden = true;
+      li.append(why, note);
+      cards.set(r.id, { picture, img, why, note });
+    }
     list.append(li);
+  }
+  if (shownWhy) showWhy();
+}
+
+// --- "why?": the match map of the searched image against one result (POST /explain) ---
+
+const HEAT = [[49, 54, 149], [116, 173, 209], [254, 224, 144], [244, 109, 67], [165, 0, 38]];
+
+function heatColour(x) {
+  const v = Math.min(Math.max(x, 0), 1) * (HEAT.length - 1);
+  const low = Math.min(Math.floor(v), HEAT.length - 2);
+  const mix = v - low;
+  return HEAT[low].map((c, k) => Math.round(c * (1 - mix) + HEAT[low + 1][k] * mix));
+}
+
+// A canvas the size of the picture: the grid's heat (colour relative to low..high, opacity the
+// value itself, as in the PNG) smoothed over it, and the linked region boxed.
+function heatCanvas(img, grid, box, low, high) {
+  const width = img.naturalWidth || 256, height = img.naturalHeight || 256;
+  const n = grid.length;
+  const cells = document.createElement("canvas");
+  cells.width = n;
+  cells.height = n;
+  const small = cells.getContext("2d");
+  const pixels = small.createImageData(n, n);
+  for (let row = 0; row < n; row++) {
+    for (let col = 0; col < n; col++) {
+      const value = grid[row][col];
+      const [red, green, blue] = heatColour((value - low) / Math.max(high - low, 1e-6));
+      pixels.data.set([red, green, blue, Math.round(255 * 0.65 * Math.min(Math.max(value, 0), 1))], (row * n + col) * 4);
+    }
+  }
+  small.putImageData(pixels, 0, 0);
+  const canvas = document.createElement("canvas");
+  canvas.className = "heat";
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d");
+  context.imageSmoothingEnabled = true;
+  context.drawImage(cells, 0, 0, width, height);
+  context.strokeStyle = "rgb(20, 220, 120)";
+  context.lineWidth = Math.max(2, Math.round(width / 60));
+  context.strokeRect(box[0] * width, box[1] * height, (box[2] - box[0]) * width, (box[3] - box[1]) * height);
+  return canvas;
+}
+
+function overlayOn(container, img, grid, box, low, high) {
+  container.querySelectorAll("canvas.heat").forEach((c) => c.remove());
+  const draw = () => container.append(heatCanvas(img, grid, box, low, high));
+  if (img.complete && img.naturalWidth) draw(); else img.addEventListener("load", draw, { once: true });
+}
+
+function clearWhy() {
+  shownWhy = null;
+  document.querySelectorAll("canvas.heat").forEach((c) => c.remove());
+  for (const card of cards.values()) {
+    card.why.setAttribute("aria-pressed", "false");
+    card.note.hidden = true;
+  }
+}
+
+function showWhy() {
+  const card = cards.get(shownWhy.id);
+  if (!card) { shownWhy = null; return; }
+  const data = shownWhy.data;
+  const all = [...data.a.grid.flat(), ...data.b.grid.flat()];
+  const low = Math.min(...all), high = Math.max(...all);
+  overlayOn($("preview-box"), $("preview"), data.a.grid, data.link.a, low, high);
+  overlayOn(card.picture, card.img, data.b.grid, data.link.b, low, high);
+  card.why.setAttribute("aria-pressed", "true");
+  card.note.textContent = t("whyNote")(t("scoreNames")[data.part] || data.part, fmt(data.score));
+  card.note.hidden = false;
+}
+
+async function explain(id) {
+  const card = cards.get(id);
+  const again = shownWhy && shownWhy.id === id;
+  clearWhy();
+  if (again || !card || !searchedImage) return;  // a second press hides the map
+  showError("");
+  card.why.disabled = true;
+  card.note.textContent = t("explaining");
+  card.note.hidden = false;
+  const form = new FormData();
+  form.append("image_a", searchedImage, searchedImage.name || "pasted.png");
+  form.append("original_id", id);
+  try {
+    const response = await fetch("/explain", { method: "POST", body: form });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(data.error || `${t("failed")} (${response.status})`);
+    shownWhy = { id, data };
+    showWhy();
+  } catch (error) {
+    card.note.hidden = true;
+    showError(error.message || t("failed"));
+  } finally {
+    card.why.disabled = false;
   }
 }
 
@@ -192,6 +319,8 @@ async function search(event) {
     const data = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(data.error || `${t("failed")} (${response.status})`);
     lastResponse = data;
+    clearWhy();
+    searchedImage = imageFile;
     render(data);
   } catch (error) {
     $("status").textContent = "";

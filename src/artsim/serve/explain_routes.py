@@ -1,0 +1,132 @@
+"""``POST /explain``: where a generated work and an original match (a match map).
+
+A is an uploaded picture; B is another upload (``image_b``) or an indexed original
+(``original_id``: its kept file, or its thumbnail for an upload kept only as one). The answer is
+JSON (``format=json``, the default: a grid of cells x cells values on each picture, the peaks
+and the best-matching regions, see :meth:`artsim.model.explain.MatchMap.to_json`) or a PNG of
+A and B side by side under their maps (``format=png``). Both pictures are admitted by the pixel
+budget and decoded at most :data:`~artsim.serve.limits.WORKING_SIDE` a side, like every upload.
+
+Errors, as everywhere: 400 a side without a picture (a text alone has no regions to map) or a
+bad ``part``, ``method`` or ``format``; 404 an unknown original; 413 an upload over the size
+limit; 415 not an image; 422 too many pixels or undecodable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from artsim.data.images import image_size_bytes, sniff_image_format
+from artsim.model.explain import DEFAULT_CELLS, METHODS, available_parts, match_map
+from artsim.report.match_picture import match_png
+from artsim.serve.service import ApiError, Service, Upload
+
+FORMATS = ("json", "png")
+MIN_CELLS, MAX_CELLS = 2, 32
+
+
+def explain_router(service: Service) -> APIRouter:
+    """The ``/explain`` route of ``service``."""
+    router = APIRouter()
+    index, embedder = service.index, service.embedder
+
+    async def original_upload(item_id: str) -> Upload:
+        """An indexed original's picture, as an upload would be: its kept file, else its
+        thumbnail; checked from its header and admitted like one."""
+        found = await run_in_threadpool(index.store.get, [item_id], True)
+        record = found.get(item_id)
+        if record is None:
+            raise ApiError(404, f"no original with id {item_id!r} in the index")
+        data = None
+        if record.image_path:
+            try:
+                data = await run_in_threadpool(Path(record.image_path).read_bytes)
+            except OSError:
+                data = None  # moved since it was indexed: its thumbnail still shows it
+        data = data or record.thumbnail
+        if not data:
+            raise ApiError(404, f"original {item_id!r}: neither its file nor a thumbnail is kept")
+        name = f"original {item_id!r}"
+        fmt = sniff_image_format(data)
+        if fmt is None:
+            raise ApiError(422, f"{name}: its kept file is not an image")
+        width, height = await run_in_threadpool(image_size_bytes, data, name, service.max_pixels)
+        return Upload(data, fmt, name, width * height)
+
+    @router.post(
+        "/explain",
+        summary="Where two artworks match: a map on each (JSON grid or PNG)",
+        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+    )
+    async def explain(
+        image_a: Annotated[
+            UploadFile | str | None, File(description="Artwork A (e.g. the generated one).")
+        ] = None,
+        image_b: Annotated[
+            UploadFile | str | None, File(description="Artwork B, or give original_id.")
+        ] = None,
+        original_id: Annotated[
+            str | None, Form(description="B as an indexed original's id (instead of image_b).")
+        ] = None,
+        text_a: Annotated[str | None, Form(description="Refused: texts have no regions.")] = None,
+        text_b: Annotated[str | None, Form(description="Refused: texts have no regions.")] = None,
+        part: Annotated[
+            str | None, Form(description="copy, content or image (default: the model's best).")
+        ] = None,
+        method: Annotated[str, Form(description="crops or occlusion.")] = "crops",
+        cells: Annotated[
+            int, Form(ge=MIN_CELLS, le=MAX_CELLS, description="Cells a side.")
+        ] = DEFAULT_CELLS,
+        format: Annotated[str, Form(description="json or png.")] = "json",
+    ):
+        if format not in FORMATS:
+            raise ApiError(400, f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+        if method not in METHODS:
+            raise ApiError(400, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        parts = available_parts(embedder)
+        if part is not None and part not in parts:
+            raise ApiError(400, f"this model maps the parts {', '.join(parts)}; not {part!r}")
+        upload_a = await service.read_upload(image_a, "image_a")
+        upload_b = await service.read_upload(image_b, "image_b")
+        item_id = (original_id or "").strip()
+        if upload_b is not None and item_id:
+            raise ApiError(400, "artwork B: give image_b or original_id, not both")
+        if upload_a is None and upload_b is None and not item_id:
+            texts = (text_a or "").strip() or (text_b or "").strip()
+            why = "a text has no regions to map" if texts else "no picture was sent"
+            raise ApiError(
+                400, f"a match map compares two pictures ({why}): give image_a and image_b"
+            )
+        if upload_a is None:
+            raise ApiError(
+                400, "artwork A: give image_a (a match map needs a picture on each side)"
+            )
+        if upload_b is None and not item_id:
+            raise ApiError(
+                400,
+                "artwork B: give image_b or original_id (a match map needs a picture on each side)",
+            )
+        if upload_b is None:
+            upload_b = await original_upload(item_id)
+
+        def compute(picture_a, picture_b):
+            found = match_map(embedder, picture_a, picture_b, part=part, method=method, cells=cells)
+            if format == "png":
+                return match_png(picture_a, picture_b, found)
+            data = found.to_json()
+            data["model_id"] = embedder.model_id
+            if item_id:
+                data["original_id"] = item_id
+            return data
+
+        answer = await service.with_pictures([upload_a, upload_b], compute)
+        if format == "png":
+            return Response(answer, media_type="image/png")
+        return answer
+
+    return router
