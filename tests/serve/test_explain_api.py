@@ -121,5 +121,20 @@ def test_bad_requests_get_a_clear_4xx(
 
 
 def test_explain_is_in_the_contract(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    assert "post" in paths["/explain"]
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/explain"]["post"]
+    body = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    fields = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]["properties"]
+    assert fields["image_a"]["format"] == fields["image_b"]["format"] == "binary"
+    answers = operation["responses"]
+    assert {"image/png", "application/json"} <= set(answers["200"]["content"])
+    assert {"400", "404", "413", "415", "422", "503", "default"} <= set(answers)
+    assert "ExplainAnswer" in schema["components"]["schemas"]
+
+
+def test_a_plain_picture_has_nothing_to_map(client: TestClient, collage) -> None:
+    a, _ = collage("g003")
+    plain = _png(Image.new("RGB", (48, 48), (250, 250, 250)))
+    answer = client.post("/explain", files={"image_a": ("a.png", a), "image_b": ("b.png", plain)})
+    assert answer.status_code == 422
+    assert "image_b" in answer.json()["error"] and "one colour" in answer.json()["error"]

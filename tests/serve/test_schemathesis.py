@@ -74,6 +74,6 @@ def test_every_answer_is_one_the_schema_declares(live_url: str, tmp_path: Path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-6000:]
-    assert "7 selected / 7 total" in report and "Failures" not in report, report[-3000:]
+    assert "8 selected / 8 total" in report and "Failures" not in report, report[-3000:]
     generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", report).groups())
     assert generated == passed >= 100, report[-3000:]

@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from artsim.errors import UserError
+from artsim.data.images import check_picture, uninformative_problem
+from artsim.errors import ImageError, UserError
 from artsim.model.embedder import Embedder
 from artsim.model.towers import PairedImageTower
 
@@ -234,9 +235,14 @@ def window_grid(windows: np.ndarray, values: np.ndarray, cells: int) -> np.ndarr
     return np.where(np.isfinite(best), best, values.min()).astype(np.float32)
 
 
-def _images(picture: Image.Image | None, side: str) -> Image.Image:
+def _picture(picture: Image.Image | None, side: str, name: str) -> Image.Image:
+    """``picture`` in RGB, refused (one line) when missing, empty or (almost) one colour: a plain
+    picture matches every window of every other, so its map would mean nothing."""
     if picture is None:
         raise UserError(f"a match map needs a picture for {side}")
+    problem = uninformative_problem(check_picture(picture, name), name)
+    if problem:
+        raise ImageError(problem)
     return picture.convert("RGB")
 
 
@@ -249,13 +255,16 @@ def match_map(
     method: str = "crops",
     grid: WindowGrid | None = None,
     cells: int = DEFAULT_CELLS,
+    names: tuple[str, str] = ("image A", "image B"),
 ) -> MatchMap:
     """Where ``image_a`` (the generated work) and ``image_b`` (the original) match.
 
     ``part`` defaults to :func:`default_part`; ``grid`` to 5 x 5 windows of a third of the
-    picture's side (crops) or 4 x 4 of them (occlusion). ``cells`` is the maps' side.
+    picture's side (crops) or 4 x 4 of them (occlusion). ``cells`` is the maps' side; ``names``
+    are how errors call the pictures.
     """
-    image_a, image_b = _images(image_a, "A"), _images(image_b, "B")
+    image_a = _picture(image_a, "A", names[0])
+    image_b = _picture(image_b, "B", names[1])
     part = part or default_part(embedder)
     if method not in METHODS:
         raise UserError(f"unknown match-map method {method!r}; known: {', '.join(METHODS)}")

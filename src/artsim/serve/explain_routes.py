@@ -19,15 +19,51 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from artsim.data.images import image_size_bytes, sniff_image_format
 from artsim.model.explain import DEFAULT_CELLS, METHODS, available_parts, match_map
 from artsim.report.match_picture import match_png
-from artsim.serve.service import ApiError, Service, Upload
+from artsim.serve.schemas import error_responses
+from artsim.serve.service import BINARY, ApiError, Service, Upload
 
 FORMATS = ("json", "png")
 MIN_CELLS, MAX_CELLS = 2, 32
+
+
+class MatchSide(BaseModel):
+    """The map of one picture."""
+
+    grid: list[list[float]] = Field(
+        description="cells x cells, rows top to bottom: how well the best window covering each "
+        "cell matches the whole other picture (a cosine; for occlusion, the drop when hidden)."
+    )
+    peak: list[float] = Field(description="x, y where the map is highest (fractions).")
+    best_window: list[float] = Field(description="left, top, right, bottom (fractions).")
+
+
+class MatchLink(BaseModel):
+    """The best-matching regions: a box on A, a box on B (fractions), and their cosine."""
+
+    a: list[float]
+    b: list[float]
+    score: float
+
+
+class ExplainAnswer(BaseModel):
+    """``POST /explain``: where A and B match."""
+
+    model_config = ConfigDict(extra="allow")
+    model_id: str
+    part: str = Field(description="The cosine mapped: copy, content or image.")
+    method: str
+    score: float = Field(description="The whole pair's cosine of that part.")
+    cells: int
+    a: MatchSide
+    b: MatchSide
+    link: MatchLink
+    original_id: str | None = None
 
 
 def explain_router(service: Service) -> APIRouter:
@@ -58,17 +94,25 @@ def explain_router(service: Service) -> APIRouter:
         width, height = await run_in_threadpool(image_size_bytes, data, name, service.max_pixels)
         return Upload(data, fmt, name, width * height)
 
+    responses = error_responses(400, 404, 413, 415, 422, 503)
+    responses[200] = {
+        "description": "The maps as JSON, or (format=png) A and B side by side under them.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+
     @router.post(
         "/explain",
         summary="Where two artworks match: a map on each (JSON grid or PNG)",
-        responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+        response_model=ExplainAnswer,
+        responses=responses,
     )
+    # upload fields typed UploadFile (binary in the schema), None when not sent
     async def explain(
         image_a: Annotated[
-            UploadFile | str | None, File(description="Artwork A (e.g. the generated one).")
+            UploadFile, File(description="Artwork A (e.g. the generated one).", **BINARY)
         ] = None,
         image_b: Annotated[
-            UploadFile | str | None, File(description="Artwork B, or give original_id.")
+            UploadFile, File(description="Artwork B, or give original_id.", **BINARY)
         ] = None,
         original_id: Annotated[
             str | None, Form(description="B as an indexed original's id (instead of image_b).")
@@ -115,7 +159,10 @@ def explain_router(service: Service) -> APIRouter:
             upload_b = await original_upload(item_id)
 
         def compute(picture_a, picture_b):
-            found = match_map(embedder, picture_a, picture_b, part=part, method=method, cells=cells)
+            names = ("image_a", upload_b.name if item_id else "image_b")
+            found = match_map(
+                embedder, picture_a, picture_b, part=part, method=method, cells=cells, names=names
+            )
             if format == "png":
                 return match_png(picture_a, picture_b, found)
             data = found.to_json()
