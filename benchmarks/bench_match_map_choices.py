@@ -1,4 +1,4 @@
-"""How match maps were chosen: part, windows, method and how cells read windows (issue 21).
+"""How match maps were chosen: part, windows, method and how cells read windows.
 
     python benchmarks/bench_match_map_choices.py --run runs/copy \\
         --set inset-heldout-val=data/inset-heldout-val/manifest.csv --side a --per-pattern 100 \\

@@ -1,4 +1,4 @@
-"""Match maps: the pointing game on the held-out family's boxes, and what a map costs (issue 21).
+"""Match maps: the pointing game on the held-out family's boxes, and what a map costs.
 
     python benchmarks/bench_match_maps.py --run runs/copy \\
         --set art4apps-heldout=data/art4apps-heldout/manifest.csv [--per-pattern 40] \\

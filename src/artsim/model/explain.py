@@ -13,8 +13,8 @@ has: each picture is cut into a grid of overlapping windows, and
 The cosine is that of one part of the model's image vector (:meth:`ArtSimModel.part_weights`):
 ``copy`` (the copy-detection descriptor: the same pixels), ``content`` (what is drawn) or
 ``image`` (the image-image score itself, the only one of a model without a copy descriptor).
-Which method and part localise best, at what cost, is measured in BENCHMARKS.md ("Match maps");
-the defaults follow it.
+The defaults were chosen by measurement (docs/decisions/0026-match-maps-copy-crops.md) and are
+reported in BENCHMARKS.md ("Match maps").
 
 >>> found = match_map(embedder, generated, original)  # doctest: +SKIP
 >>> found.a.peak()  # where in A the original matches best, as fractions of its width and height
@@ -74,8 +74,8 @@ class WindowGrid:
         return sum(n * n for n in self.steps)
 
 
-# chosen on the held-out family's insets (BENCHMARKS.md, "Match maps"): windows a third of the
-# side found a small inset more often than half-side ones, within 2 s a pair with the copy tower
+# chosen on the held-out family's insets (docs/decisions/0026): windows a third of the side found
+# a small inset more often than half-side ones, within 2 s a pair with the copy tower
 DEFAULT_CROPS = WindowGrid((1 / 3,), (5,))
 DEFAULT_OCCLUSION = WindowGrid((1 / 3,), (4,))
 
@@ -151,8 +151,9 @@ def available_parts(embedder: Embedder) -> tuple[str, ...]:
 
 
 def default_part(embedder: Embedder) -> str:
-    """The copy descriptor where the model has one (it localises best: BENCHMARKS.md, "Match
-    maps"), else the image score."""
+    """The copy descriptor where the model has one (the best hit rate within 2 s a pair; the
+    image score localises a little better at over four times the cost: docs/decisions/0026), else
+    the image score."""
     return "copy" if "copy" in available_parts(embedder) else "image"
 
 
@@ -221,8 +222,8 @@ def hide(picture: Image.Image, window: Sequence[float]) -> Image.Image:
 def window_grid(windows: np.ndarray, values: np.ndarray, cells: int) -> np.ndarray:
     """``cells`` x ``cells`` map: each cell the best (largest) of ``values`` of the windows
     covering its centre (a cell no window covers gets the lowest value). The best, not the
-    mean: a mean spreads a small match over every window that touches it, and its peak missed
-    small insets twice as often (BENCHMARKS.md, "Match maps")."""
+    mean: a mean spreads a small match over every window that touches it (its peak missed 20
+    small insets of 100 against 7: docs/decisions/0026)."""
     centres = (np.arange(cells) + 0.5) / cells
     xs, ys = centres[None, :, None], centres[:, None, None]
     inside = (
