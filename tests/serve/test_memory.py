@@ -42,8 +42,12 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def _flat_png(side: int) -> bytes:
+    """A large picture that compresses to little: two flat halves (a single colour would be
+    refused as uninformative before decoding mattered)."""
+    picture = Image.new("RGB", (side, side), (30, 160, 90))
+    picture.paste((200, 40, 60), (0, 0, side, side // 2))
     buffer = io.BytesIO()
-    Image.new("RGB", (side, side), (30, 160, 90)).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
