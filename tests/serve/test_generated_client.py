@@ -17,8 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,26 +44,10 @@ def generator() -> str:
 
 
 @pytest.fixture
-def service(index_copy: Path):
+def service(index_copy: Path, live_server):
     """(app, base URL) of the service with a token under uvicorn on a free port."""
-    import socket
-
-    import uvicorn
-
     app = create_app(index_copy, token=TOKEN)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield app, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    return app, live_server(app)
 
 
 @pytest.fixture

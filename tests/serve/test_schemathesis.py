@@ -9,8 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -33,26 +31,10 @@ def schemathesis_command() -> str:
 
 
 @pytest.fixture
-def live_url(index_copy: Path):
+def live_url(index_copy: Path, live_server):
     """The service (with a token, on a copy of the index) under uvicorn on a free port."""
-    import socket
-
-    import uvicorn
-
     app = create_app(index_copy, token=TOKEN, max_upload_bytes=256 * 1024, max_pixels=1_000_000)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    return live_server(app)
 
 
 def test_every_answer_is_one_the_schema_declares(live_url: str, tmp_path: Path):
