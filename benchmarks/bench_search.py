@@ -241,6 +241,7 @@ or speed at 1M.
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DIM
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, choices=[100_000, 1_000_000])
     parser.add_argument("--kind", choices=["clustered", "overlapping", "random"])
@@ -251,7 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md from results")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    global DIM
     DIM = args.dim
     if args.size and args.kind:
         result = run(args.size, args.kind, args.queries)
