@@ -61,6 +61,19 @@ class Context:
         self.moves.append((cut_in, (c0, d0, c1, d1)))
 
 
+def _map_box(box: Box, frame: Box, onto: Box) -> Box:
+    """``box`` (inside ``frame``) carried by the axis-aligned linear map of ``frame`` onto
+    ``onto``."""
+    (f0, g0, f1, g1), (o0, p0, o1, p1) = frame, onto
+    u, v = (o1 - o0) / max(f1 - f0, 1e-9), (p1 - p0) / max(g1 - g0, 1e-9)
+    return (
+        o0 + (box[0] - f0) * u,
+        p0 + (box[1] - g0) * v,
+        o0 + (box[2] - f0) * u,
+        p0 + (box[3] - g0) * v,
+    )
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where an original's pixels lie in a derived picture: ``box`` (pixels of the derived
@@ -85,22 +98,10 @@ class Placement:
         kept = (max(x0, a0), max(y0, b0), min(x1, a1), min(y1, b1))
         if kept[2] <= kept[0] or kept[3] <= kept[1]:
             return Placement(None, self.source)
-        s0, t0, s1, t1 = self.source
-        su, sv = (s1 - s0) / max(x1 - x0, 1e-9), (t1 - t0) / max(y1 - y0, 1e-9)
-        source = (
-            s0 + (kept[0] - x0) * su,
-            t0 + (kept[1] - y0) * sv,
-            s0 + (kept[2] - x0) * su,
-            t0 + (kept[3] - y0) * sv,
-        )
-        (c0, d0, c1, d1) = window_out
-        ku, kv = (c1 - c0) / max(a1 - a0, 1e-9), (d1 - d0) / max(b1 - b0, 1e-9)
-        box = (
-            c0 + (kept[0] - a0) * ku,
-            d0 + (kept[1] - b0) * kv,
-            c0 + (kept[2] - a0) * ku,
-            d0 + (kept[3] - b0) * kv,
-        )
+        # the kept part, as a share of the placed box (for the source) and of the input window
+        # (for the output): one linear map each
+        source = _map_box(kept, self.box, self.source)
+        box = _map_box(kept, window_in, window_out)
         return Placement(box, source)
 
     def scaled(self, before: tuple[int, int], after: tuple[int, int]) -> Placement:
