@@ -232,6 +232,12 @@ def main() -> None:
         "--same-work", type=Path, help="CSV original,hit,same_work of pairs checked by eye"
     )
     parser.add_argument(
+        "--whole-pictures",
+        action="store_true",
+        help="calibrate (and so search) image queries on the whole picture only, without the "
+        "model's query crops",
+    )
+    parser.add_argument(
         "--calibration-from",
         type=Path,
         help="an index folder of another collection (same model) whose calibration this index "
@@ -278,7 +284,12 @@ def main() -> None:
         calibration = OpenSetCalibration.from_json(source.calibration)
     else:
         calibration = calibrate_index(
-            index, embedder, sample=args.sample, seed=0, confidence=args.confidence
+            index,
+            embedder,
+            sample=args.sample,
+            seed=0,
+            confidence=args.confidence,
+            query_crops=not args.whole_pictures,
         )
     calibrate_seconds = time.perf_counter() - t0
 

@@ -5,7 +5,8 @@ global descriptor fails. ISC 2021 entries embedded several crops of each query a
 original by the best crop. Here each query is embedded whole, as its 2x2 grid of half-size
 crops and as its centre crop (``--crops``), through the run's model; an original's image score
 is the maximum over the query's crops (``--penalties``: a crop must beat the whole picture by that
-margin to count). Originals are embedded whole, as an index holds them.
+margin to count). The crops and the scoring are the product's (:mod:`artsim.index.crops`).
+Originals are embedded whole, as an index holds them.
 
 Prints per set: image recall@1 whole vs max-over-crops (query by query, exact sign test), per
 held-out pattern, and the open-set figure that matters for verdicts: leaving each query's own
@@ -25,30 +26,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from artsim.data.crops import crops
 from artsim.data.images import load_rgb
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items
+from artsim.index.crops import best_of_crops
 from artsim.model.embedder import Embedder
 from artsim.stats import sign_test
-
-
-def crops(picture: Image.Image, grid: int = 2, centre: float = 0.6) -> list[Image.Image]:
-    """The picture's ``grid`` x ``grid`` tiles (each half the side for 2) and its centre crop
-    (``centre`` of each side)."""
-    width, height = picture.size
-    out = []
-    for row in range(grid):
-        for column in range(grid):
-            box = (
-                column * width // grid,
-                row * height // grid,
-                (column + 1) * width // grid,
-                (row + 1) * height // grid,
-            )
-            out.append(picture.crop(box))
-    margin_x, margin_y = int(width * (1 - centre) / 2), int(height * (1 - centre) / 2)
-    out.append(picture.crop((margin_x, margin_y, width - margin_x, height - margin_y)))
-    return [c for c in out if min(c.size) >= 8]
 
 
 def open_set(scores: np.ndarray, correct: np.ndarray, own: np.ndarray, rate: float = 0.01):
@@ -98,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 np.save(saved, crop_best)
         for penalty in penalties:
-            best = np.maximum(whole, crop_best - penalty)
+            best = best_of_crops(whole.T, crop_best.T[None], penalty).T
             _report(label, items, queries, originals, correct, whole, best, penalty)
     return 0
 

@@ -23,7 +23,7 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.index.build import add_items, originals_of, remove_originals
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
-from artsim.index.query import PairScore, SearchResult, embed_query, score_pair, search_index
+from artsim.index.query import PairScore, SearchResult, embed_pair, score_pair, search_index
 from artsim.model.embedder import Embedder
 from artsim.model.explain import DEFAULT_CELLS, MatchMap, match_map
 from artsim.progress import Reporter, as_reporter
@@ -137,8 +137,13 @@ class Model:
         the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
         ``uncalibrated``).
         """
-        a = embed_query(self.embedder, _picture(image_a, max_pixels), text_a, text_name="text_a")
-        b = embed_query(self.embedder, _picture(image_b, max_pixels), text_b, text_name="text_b")
+        a, b = embed_pair(
+            self.embedder,
+            self.calibration,
+            (_picture(image_a, max_pixels), text_a),
+            (_picture(image_b, max_pixels), text_b),
+            ("image", "image"),
+        )
         return score_pair(self.embedder, a, b, self.calibration)
 
     def explain(

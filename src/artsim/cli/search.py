@@ -27,7 +27,7 @@ from artsim.eval.verdicts import (
 )
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
-from artsim.index.query import SCORE_NAMES, embed_query, score_pair, search_index
+from artsim.index.query import SCORE_NAMES, embed_pair, score_pair, search_index
 from artsim.index.vector_index import APPROXIMATE_KINDS, describe_plan
 from artsim.model.embedder import Embedder
 
@@ -154,9 +154,11 @@ def score_command(
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
     embedder = Embedder.from_run(run, cache_dir=False)
-    a = embed_query(embedder, pictures[0], text_a, text_name="text_a")
-    b = embed_query(embedder, pictures[1], text_b, text_name="text_b")
-    result = score_pair(embedder, a, b, load_calibration(run, embedder.model_id))
+    calibration = load_calibration(run, embedder.model_id)
+    a, b = embed_pair(
+        embedder, calibration, (pictures[0], text_a), (pictures[1], text_b), ("image", "image")
+    )
+    result = score_pair(embedder, a, b, calibration)
     if json_output:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return

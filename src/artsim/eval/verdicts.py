@@ -158,6 +158,9 @@ class OpenSetCalibration:
     tasks: dict[str, TaskCalibration] = field(default_factory=dict)
     copy: dict[str, float] | None = None
     about: dict[str, Any] = field(default_factory=dict)
+    # how image queries were scored when the thresholds were fitted: the crops embedded beside
+    # the whole picture and their margin (artsim.index.crops.QueryCrops.to_json); None: whole only
+    query_crops: dict[str, Any] | None = None
 
     def grade(
         self,
@@ -225,6 +228,7 @@ class OpenSetCalibration:
             "tasks": {name: asdict(task) for name, task in self.tasks.items()},
             "copy": self.copy,
             "about": self.about,
+            "query_crops": self.query_crops,
         }
 
     @classmethod
@@ -261,6 +265,7 @@ class OpenSetCalibration:
             tasks=tasks,
             copy=copy,
             about=dict(raw.get("about") or {}),
+            query_crops=raw.get("query_crops"),
         )
 
 

@@ -79,6 +79,7 @@ from artsim.eval.verdicts import (
     fit_task,
 )
 from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.crops import default_query_crops, embed_crops, search_with_crops
 from artsim.index.query import copy_query
 from artsim.model.embedder import Embedder
 
@@ -165,11 +166,17 @@ def _top1(store, modality, vectors, query_groups, group_of, group_sizes, rank: i
     return _ranked(store, modality, vectors, query_groups, group_of, group_sizes, rank)[:3]
 
 
-def _ranked(store, modality, vectors, query_groups, group_of, group_sizes, rank=0, depth=1):
+def _ranked(
+    store, modality, vectors, query_groups, group_of, group_sizes, rank=0, depth=1, crops=None
+):
     """:func:`_top1`'s three lists, and per query the results at ranks 2 .. ``depth`` of both
-    searches: ``(match: [(score, is its original)], distractor: [score])``."""
+    searches: ``(match: [(score, is its original)], distractor: [score])``. ``crops``: per
+    query its crop vectors and the margin, for image searches scored with query crops."""
     k = max(group_sizes.values(), default=0) + max(rank, depth, 1)
-    hits = store.search(modality, vectors, k)
+    if crops is None:
+        hits = store.search(modality, vectors, k)
+    else:
+        hits = search_with_crops(store, vectors, crops[0], k, crops[1])
     matches, distractors, backgrounds, lower = [], [], [], []
     for hit, group in zip(hits, query_groups, strict=True):
         pairs = list(zip(hit.ids, hit.scores, strict=True))
@@ -278,10 +285,13 @@ def calibrate_index(
     rate: float = DEFAULT_RATE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     confidence: float | None = None,
+    query_crops: bool = True,
 ) -> OpenSetCalibration:
     """Fit open-set thresholds on the index's own originals (see the module docstring) and
     record them in its ``index.json``; returns the calibration. ``confidence``: thresholds whose
-    rates hold with it (an exact one-sided bound) instead of on average."""
+    rates hold with it (an exact one-sided bound) instead of on average. ``query_crops``: score
+    image queries with the model's default query crops (:mod:`artsim.index.crops`), as searches
+    graded by this calibration then will; False scores the whole picture only."""
     started = time.perf_counter()
     index.check_model(embedder)
     originals = _originals(index)
@@ -298,6 +308,12 @@ def calibrate_index(
         )
         queries = load_manifest(derived_path, check_images=False).generated()
         image_vectors = embedder.embed_images([q.image for q in queries], max_pixels=max_pixels)
+        crops = default_query_crops(embedder) if query_crops else None
+        crop_vectors = (
+            embed_crops(embedder, [load_rgb(q.image, max_pixels) for q in queries], crops)
+            if crops is not None
+            else None
+        )
     texts = [q.text for q in queries]
     has_text = np.array([bool(t.strip()) for t in texts])
     text_vectors = embedder.embed_texts([t or " " for t in texts])
@@ -320,8 +336,19 @@ def calibrate_index(
             continue  # e.g. no caption anywhere: this task stays uncalibrated
         groups = [query_groups[row] for row in rows]
         rank = BACKGROUND_RANK if task in NORMALISED_TASKS else 0
+        scored_with_crops = (
+            (crop_vectors, crops.margin) if task == "image" and crops is not None else None
+        )
         best, away, backgrounds, lower = _ranked(
-            store, modality, vectors[rows], groups, group_of, group_sizes, rank, PROBABILITY_DEPTH
+            store,
+            modality,
+            vectors[rows],
+            groups,
+            group_of,
+            group_sizes,
+            rank,
+            PROBABILITY_DEPTH,
+            scored_with_crops,
         )
         match_scores = np.array([score for _, score in best], dtype=np.float64)
         distractor_scores = np.array([score for _, score in away], dtype=np.float64)
@@ -425,6 +452,7 @@ def calibrate_index(
             else copy_threshold(copies, floor)
         ),
         about={},
+        query_crops=crops.to_json() if crops is not None else None,
     )
     confusion_counts = _confusion(
         calibration, store, queries, image_vectors, text_vectors, top, group_of, copy_part
@@ -510,6 +538,8 @@ def _look_alikes(
     except ImageError as error:  # an original unreadable since it was indexed
         return {"checked": 0, "found": 0, "pairs": [], "error": str(error)}
     rank = image.background_rank if image.normalised else 0
+    # whole pictures only (query crops would cost five more embeddings per original): close
+    # to what a search with crops decides, never the pairs only a crop would find
     _, away, backgrounds = _top1(
         store, "image", vectors, [i.group for i in items], group_of, group_sizes, rank
     )

@@ -72,6 +72,9 @@ class Calibration:
             if normalised:
                 # thresholds of these tasks are on score - weight * (the query's score at rank)
                 data["background"] = normalised
+            if self.open_set.query_crops:
+                # image queries are scored with these crops (artsim.index.crops)
+                data["query_crops"] = self.open_set.query_crops
             measured = self.open_set.about.get("measured")
             if measured:
                 data["measured"] = measured

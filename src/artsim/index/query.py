@@ -23,6 +23,13 @@ from artsim.errors import ImageError, UserError
 from artsim.eval.verdicts import VERDICT_UNINFORMATIVE
 from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
+from artsim.index.crops import (
+    QueryCrops,
+    best_of_crops,
+    default_query_crops,
+    embed_crops,
+    search_with_crops,
+)
 from artsim.model.embedder import Embedder
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
@@ -101,6 +108,17 @@ class QueryVectors:
     text: np.ndarray | None
     fused: np.ndarray
     truncated: tuple[dict, ...] = ()
+    # the image's query crops (crops x dim) and their margin, when it is scored with them
+    crops: np.ndarray | None = None
+    crop_margin: float = 0.0
+
+    def image_scores(self, originals: np.ndarray) -> np.ndarray:
+        """The image score against each row of ``originals`` (image vectors): the cosine of the
+        whole picture, or with query crops :func:`artsim.index.crops.best_of_crops`."""
+        whole = np.atleast_2d(originals) @ self.image
+        if self.crops is None:
+            return whole
+        return best_of_crops(whole, self.crops @ np.atleast_2d(originals).T, self.crop_margin)
 
     @property
     def task(self) -> str:
@@ -118,11 +136,13 @@ def embed_query(
     image_name: str = "image",
     text_name: str = "text",
     max_tokens: int = MAX_QUERY_TOKENS,
+    query_crops: QueryCrops | None = None,
 ) -> QueryVectors:
     """Embed an image and/or a text; raises :class:`UserError` if neither is given, and
     :class:`ImageError` (named ``image_name``) for a picture with (almost) no content: one
     colour matches every other picture of one colour, so no verdict could mean anything. The
-    text is cut to ``max_tokens`` of the text tower (:meth:`Embedder.cut_to_tokens`)."""
+    text is cut to ``max_tokens`` of the text tower (:meth:`Embedder.cut_to_tokens`).
+    ``query_crops``: also embed the image's crops (:mod:`artsim.index.crops`)."""
     text = (text or "").strip()
     if image is None and not text:
         raise UserError("give an image, a text, or both")
@@ -139,7 +159,26 @@ def embed_query(
     base = image_vector if image_vector is not None else np.zeros(embedder.dim, np.float32)
     other = text_vector if text_vector is not None else np.zeros(embedder.dim, np.float32)
     fused = embedder.fuse(base[None], other[None], np.array([text_vector is not None]))[0]
-    return QueryVectors(image_vector, text_vector, fused, truncated)
+    if image is None or query_crops is None:
+        return QueryVectors(image_vector, text_vector, fused, truncated)
+    crop_vectors = embed_crops(embedder, [image], query_crops)[0]
+    return QueryVectors(
+        image_vector, text_vector, fused, truncated, crop_vectors, query_crops.margin
+    )
+
+
+def query_crops_for(calibration: Calibration, embedder: Embedder, task: str) -> QueryCrops | None:
+    """The query crops a query of ``task`` is scored with: for the ``image`` task those the
+    calibration grading it was fitted with (none for one fitted on whole pictures), or the
+    model's default when no calibration applies; none for every other task."""
+    if task != "image":
+        return None
+    if calibration.status == "calibrated" and calibration.open_set is not None:
+        try:
+            return QueryCrops.from_json(calibration.open_set.query_crops)
+        except (KeyError, TypeError, ValueError):
+            return None
+    return default_query_crops(embedder)
 
 
 @dataclass
@@ -212,8 +251,11 @@ def search_index(
     if k < 1:
         raise UserError(f"k must be at least 1 (got {k})")
     index.check_model(embedder)
-    query = embed_query(embedder, image, text)
     calibration = calibration or load_calibration(index.info.run, index.model_id, index.info)
+    crops = query_crops_for(
+        calibration, embedder, "image" if image is not None and not (text or "").strip() else ""
+    )
+    query = embed_query(embedder, image, text, query_crops=crops)
     store = index.store
     task = query.task
     if task == "image":
@@ -223,7 +265,12 @@ def search_index(
     else:
         modality, vector = "fused", query.fused
     rank = calibration.background_rank(task)
-    hits = store.search(modality, vector[None], max(k, rank))[0]
+    if query.crops is not None:
+        hits = search_with_crops(
+            store, vector[None], [query.crops], max(k, rank), query.crop_margin
+        )[0]
+    else:
+        hits = store.search(modality, vector[None], max(k, rank))[0]
     if task == "text" and not hits.ids:
         # no original has a caption: compare the prompt with the images instead
         task, modality = "t2i", "image"
@@ -247,7 +294,11 @@ def search_index(
         for item_id in candidates:  # the part's own cosine, not its share of the image score
             if name in scores[item_id]:
                 scores[item_id][name] = _finite(scores[item_id][name] / scale)
-    collect("image", "image", query.image)
+    if query.crops is not None:  # the ranking scores: whole picture or its best crop
+        for item_id, score in zip(hits.ids, hits.scores, strict=True):
+            scores[item_id]["image"] = _finite(score)
+    else:
+        collect("image", "image", query.image)
     collect("i2t", "text", query.image)
     collect("text", "text", query.text)
     collect("t2i", "image", query.text)
@@ -317,8 +368,12 @@ class PairScore:
 
 def pair_task(a: QueryVectors, b: QueryVectors) -> str:
     """Which calibrated task compares A (the query) with B (the candidate original)."""
-    a_image, a_text = a.image is not None, a.text is not None
-    b_image, b_text = b.image is not None, b.text is not None
+    return _pair_task(
+        a.image is not None, a.text is not None, b.image is not None, b.text is not None
+    )
+
+
+def _pair_task(a_image: bool, a_text: bool, b_image: bool, b_text: bool) -> str:
     if a_image and a_text and b_image and b_text:
         return "fused"
     if a_image and b_image:
@@ -326,6 +381,26 @@ def pair_task(a: QueryVectors, b: QueryVectors) -> str:
     if a_text and b_text:
         return "text"
     return "i2t" if a_image else "t2i"
+
+
+def embed_pair(
+    embedder: Embedder,
+    calibration: Calibration,
+    a: tuple[Image.Image | None, str | None],
+    b: tuple[Image.Image | None, str | None],
+    names: tuple[str, str] = ("image_a", "image_b"),
+) -> tuple[QueryVectors, QueryVectors]:
+    """Two artworks (each ``(image, text)``) embedded for :func:`score_pair`: A, when the pair
+    is compared on images, with the query crops ``calibration`` scores that task with."""
+    texts = [bool((text or "").strip()) for _, text in (a, b)]
+    task = _pair_task(a[0] is not None, texts[0], b[0] is not None, texts[1])
+    crops = query_crops_for(calibration, embedder, task)
+    return (
+        embed_query(
+            embedder, a[0], a[1], image_name=names[0], text_name="text_a", query_crops=crops
+        ),
+        embed_query(embedder, b[0], b[1], image_name=names[1], text_name="text_b"),
+    )
 
 
 def score_pair(
@@ -349,6 +424,8 @@ def score_pair(
     for name, (left, right) in pairs.items():
         if left is not None and right is not None:
             scores[name] = _finite(float(np.dot(left, right)))
+    if a.image is not None and b.image is not None:
+        scores["image"] = _finite(float(a.image_scores(b.image[None])[0]))
     if b.image is not None:
         for name, partial, weight in part_queries(embedder, a.image):
             scores[name] = _finite(float(np.dot(partial, b.image)) / weight)
@@ -375,5 +452,8 @@ def pair_background(index: ArtIndex, calibration: Calibration, a: QueryVectors, 
     vector = {"image": a.image, "fused": a.fused}.get(task)
     if not rank or vector is None:
         return None
-    found = index.store.search(task, vector[None], rank)[0]
+    if task == "image" and a.crops is not None:
+        found = search_with_crops(index.store, vector[None], [a.crops], rank, a.crop_margin)[0]
+    else:
+        found = index.store.search(task, vector[None], rank)[0]
     return float(found.scores[rank - 1]) if len(found.scores) >= rank else None

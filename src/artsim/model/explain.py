@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from artsim.data.crops import crop, pixel_box
 from artsim.data.images import check_picture, uninformative_problem
 from artsim.errors import ImageError, UserError
 from artsim.model.embedder import Embedder
@@ -194,27 +195,11 @@ def part_vectors(embedder: Embedder, pictures: Sequence[Image.Image], part: str)
     return kept / math.sqrt(model.part_weights()["content"])
 
 
-def _pixels(window: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``window`` (fractions) in whole pixels of a picture of ``size``, one pixel at least."""
-    width, height = size
-    left = min(width - 1, int(np.floor(window[0] * width + 0.5)))
-    top = min(height - 1, int(np.floor(window[1] * height + 0.5)))
-    right = min(width, max(left + 1, int(np.floor(window[2] * width + 0.5))))
-    bottom = min(height, max(top + 1, int(np.floor(window[3] * height + 0.5))))
-    return left, top, right, bottom
-
-
-def crop(picture: Image.Image, window: Sequence[float]) -> Image.Image:
-    """The part ``window`` (fractions) of ``picture``, at least one pixel each way."""
-    left, top, right, bottom = _pixels(window, picture.size)
-    return picture.crop((left, top, right, bottom))
-
-
 def hide(picture: Image.Image, window: Sequence[float]) -> Image.Image:
     """``picture`` with ``window`` (fractions) filled with the picture's mean colour."""
     pixels = np.array(picture.convert("RGB"), dtype=np.uint8)
     mean = pixels.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
-    left, top, right, bottom = _pixels(window, picture.size)
+    left, top, right, bottom = pixel_box(window, picture.size)
     pixels[top:bottom, left:right] = mean
     return Image.fromarray(pixels, "RGB")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from artsim.index.query import (
-    embed_query,
+    embed_pair,
     pair_background,
     pair_task,
     score_pair,
@@ -79,8 +79,7 @@ def search_router(service: Service) -> APIRouter:
         chosen = service.calibration()
 
         def compute(picture_a, picture_b):
-            a = embed_query(embedder, picture_a, text_a, image_name="image_a", text_name="text_a")
-            b = embed_query(embedder, picture_b, text_b, image_name="image_b", text_name="text_b")
+            a, b = embed_pair(embedder, chosen, (picture_a, text_a), (picture_b, text_b))
             # verdicts calibrated on the collection may weigh A against its indexed originals
             background = pair_background(index, chosen, a, pair_task(a, b))
             return score_pair(embedder, a, b, chosen, background)
