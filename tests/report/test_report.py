@@ -246,3 +246,30 @@ def test_a_model_with_a_copy_descriptor_is_set_beside_that_descriptor_alone(
 
     rows = _retrieval_rows(evaluation, lang)
     assert any("SSCD" in row[0] and row[1].replace(",", ".") == "0.87" for row in rows)
+
+
+def test_the_gallery_shows_where_each_query_matches_its_first_result(evaluated_run, run_copy):
+    from artsim.report.reading import load_evaluation
+    from artsim.report.sections import Section
+
+    run = run_copy(evaluated_run)
+    evaluation = load_evaluation(load_run(run), "val")
+    sections, _ = analyse_run(load_run(run), evaluation, "en")
+    gallery = next(
+        section for section in sections if isinstance(section, Section) and section.gallery
+    )
+    rows = len(gallery.gallery)
+    assert rows > 0
+
+    paths = build_report(run, lang="en")
+    page = paths["html"].read_text(encoding="utf-8")
+    assert page.count('<img class="map"') == rows
+    assert page.count("where the query (left) matches its first result") == rows
+    markdown = paths["md"].read_text(encoding="utf-8")
+    maps = re.findall(r"!\[[^]]*\]\(([^)]*map-\d\d\.png)\)", markdown)
+    assert len(maps) == rows and all((run / image).is_file() for image in maps)
+    spanish = build_report(run, lang="es")["html"].read_text(encoding="utf-8")
+    assert spanish.count("dónde coincide la consulta") == rows
+
+    plain = build_report(run, lang="en", maps=False)["html"].read_text(encoding="utf-8")
+    assert '<img class="map"' not in plain

@@ -9,10 +9,12 @@ instead of showing a confident-looking spot.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from artsim.data.images import load_rgb
 from artsim.model.explain import MatchMap
 
 # RdYlBu reversed: blue (weakest) through pale yellow to red (strongest)
@@ -63,8 +65,11 @@ def render_match(
     *,
     height: int = 320,
     names: tuple[str, str] = ("A (generated)", "B (original)"),
+    caption: bool = True,
 ) -> Image.Image:
-    """A and B side by side under their maps, the best-matching regions boxed and linked."""
+    """A and B side by side under their maps, the best-matching regions boxed and linked;
+    ``caption``: the scores and the legend under them, in English (the report's gallery draws
+    its own, in the report's language)."""
     grids = np.concatenate([found.a.grid.ravel(), found.b.grid.ravel()])
     low, high = float(grids.min()), float(grids.max())
     left = overlay(_fit_height(image_a, height), found.a.grid, low, high)
@@ -108,7 +113,7 @@ def render_match(
         f"{found.method}",
     ]
     y = top + height + 4
-    for line in lines:
+    for line in lines if caption else []:
         for piece in _wrapped(draw, line, font, width - 2 * MARGIN):
             draw.text((MARGIN, y), piece, fill=(60, 60, 60), font=font)
             y += 16
@@ -133,3 +138,33 @@ def match_png(image_a: Image.Image, image_b: Image.Image, found: MatchMap, **opt
     buffer = io.BytesIO()
     render_match(image_a, image_b, found, **options).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+def gallery_maps(
+    run_dir: str | Path, gallery: list[dict], items: dict[str, dict], height: int = 150
+) -> dict[str, bytes]:
+    """Per row of a report's gallery (``query`` id, ``top`` results), the match map of the query
+    against its first result as PNG, keyed by the query's id. Empty when the run folder holds no
+    model; a row whose pictures cannot be read or matched is left out."""
+    from artsim.errors import UserError
+    from artsim.model.embedder import Embedder
+    from artsim.model.explain import match_map
+
+    if not (Path(run_dir) / "model.safetensors").is_file():
+        return {}
+    embedder = Embedder.from_run(run_dir, cache_dir=False)
+    maps = {}
+    for entry in gallery:
+        first = (entry.get("top") or [{}])[0].get("id")
+        paths = [items.get(entry["query"], {}).get("image"), items.get(first, {}).get("image")]
+        if not all(paths):
+            continue
+        try:
+            pictures = [load_rgb(path) for path in paths]
+            found = match_map(embedder, *pictures)
+        except (UserError, OSError):
+            continue
+        maps[entry["query"]] = match_png(
+            *pictures, found, height=height, names=("", ""), caption=False
+        )
+    return maps

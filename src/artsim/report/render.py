@@ -25,6 +25,8 @@ th { background: #f4f4f4; }
 img.plot { max-width: 100%; display: block; margin: 0.8em 0; }
 .gallery td { vertical-align: top; text-align: center; font-size: 0.78em; width: 120px; }
 .gallery td.query { background: #f7f7f7; text-align: left; width: 200px; }
+.gallery td.map { width: 260px; }
+.gallery img.map { max-width: 260px; }
 .thumb { width: 96px; height: 96px; object-fit: contain; border: 3px solid #ddd;
          background: #fafafa; display: block; margin: 0 auto 0.2em; }
 .hit .thumb { border-color: #2ca02c; }
@@ -68,6 +70,12 @@ def _gallery_html(section: Section, items: dict[str, Any], lang: str) -> str:
             cells.append(
                 f'<td class="{css}">{_thumb_html(original.get("image"), thumbs)}'
                 f"{html.escape(candidate['id'])}{mark}<br>{candidate['score']:.3f}</td>"
+            )
+        png = section.maps.get(entry["query"])
+        if png:
+            cells.append(
+                f'<td class="map"><img class="map" src="{plots.data_uri(png)}" alt=""><br>'
+                f"{html.escape(say(lang, 'gallery_map'))}</td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return '<table class="gallery">' + "".join(rows) + "</table>"
@@ -150,6 +158,15 @@ def render_markdown(
                 )
                 rows.append([entry["query"], str(entry["rank"]), top])
             lines += [_table_md(header, rows), ""]
+            for number, entry in enumerate(section.gallery, start=1):
+                png = section.maps.get(entry["query"])
+                if not png:
+                    continue
+                image_dir.mkdir(parents=True, exist_ok=True)
+                path = image_dir / f"map-{number:02d}.png"
+                path.write_bytes(png)
+                caption = f"{entry['query']}: {say(lang, 'gallery_map')}"
+                lines += [f"![{caption}]({path.relative_to(out_dir).as_posix()})", ""]
         for bullet in section.bullets:
             lines.append(f"- {bullet}")
         if section.bullets:

@@ -24,6 +24,8 @@ class Section:
     tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (file stem, PNG)
     gallery: list[dict[str, Any]] = field(default_factory=list)
+    # per gallery row (its query's id): the match map against its first result, PNG
+    maps: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
