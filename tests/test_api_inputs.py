@@ -49,3 +49,16 @@ def test_a_picture_without_pixels_is_refused(built_index: Path):
                 index.search(image=Image.new("RGB", size))
         with pytest.raises(ImageError, match="0x0 pixels"):
             index.model.score(Image.new("RGB", (0, 0)), Image.new("RGB", (8, 8)))
+
+
+def test_evaluate_measures_without_writing_unless_asked(
+    synthetic_manifest: Path, write_run, tmp_path: Path
+):
+    run = write_run(tmp_path / "run", synthetic_manifest)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    result = artsim.evaluate(run, split="val")
+    assert result["tasks"]["image"]["n_queries"] > 0
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    again = artsim.evaluate(run, split="val", write=True)
+    assert again["tasks"]["image"]["recall@1"] == result["tasks"]["image"]["recall@1"]
+    assert (run / "eval" / "val.json").is_file()

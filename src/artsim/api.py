@@ -295,14 +295,15 @@ def evaluate(
     split: str | None = None,
     name: str | None = None,
     seed: int = 0,
-    write: bool = True,
+    write: bool = False,
     progress: bool | Reporter = False,
 ) -> dict[str, Any]:
     """Evaluate a run on a manifest; returns the result ``artsim evaluate`` writes.
 
     ``split`` is ``"val"`` or ``"train"`` (ids of the run's ``split.csv``) or ``None`` (every
-    item); ``manifest`` defaults to the run's training data. With ``write`` the result goes to
-    ``RUN_DIR/eval/<name>.json`` (and ``calibration.json`` for the run's own validation split).
+    item); ``manifest`` defaults to the run's training data. Nothing is written unless ``write``:
+    then the result goes to ``RUN_DIR/eval/<name>.json`` (and ``calibration.json`` for the run's
+    own validation split), as ``artsim evaluate`` does.
     """
     from artsim.eval.evaluate import evaluate_run
 
