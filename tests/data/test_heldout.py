@@ -252,3 +252,19 @@ def test_cli_heldout_family_on_one_side_of_a_split(
     assert len(derived.generated()) == 4
     assert main([*args[:-1], "bogus"]) == 2
     assert "--family must be training or heldout" in capsys.readouterr().err
+
+
+def test_split_groups_reads_ids_with_newlines_as_the_run_folder_writes_them(
+    originals: Manifest, tmp_path: Path
+) -> None:
+    from artsim.data.heldout import split_groups
+    from artsim.runfolder import write_split
+
+    first, second = originals.items[0], originals.items[1]
+    strange = dataclasses.replace(second, id='two\nlines, "quoted"')
+    manifest = Manifest(path=originals.path, items=[first, strange])
+    split = write_split({first.id: "train", strange.id: "val"}, tmp_path / "split.csv")
+    assert split_groups(split, "val", manifest) == {strange.group}
+    assert split_groups(split, "train", manifest) == {first.group}
+    with pytest.raises(DataError, match="no item"):
+        split_groups(split, "calib", manifest)

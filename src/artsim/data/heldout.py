@@ -15,7 +15,6 @@ Deterministic: the same manifest, seed and distractors give the same files.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import re
@@ -34,6 +33,7 @@ from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest, write_manifest
 from artsim.errors import DataError, ImageError
+from artsim.runfolder import read_split_ids
 
 FAMILY = "heldout"
 # A mosaic cell or a collage background never needs more than this; smaller keeps memory low.
@@ -213,15 +213,9 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 def split_groups(split_path: str | Path, side: str, manifest: Manifest) -> set[str]:
     """The groups of ``manifest`` whose items ``split_path`` (id,split CSV) puts on ``side``."""
-    path = Path(split_path)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read the split file ({error})") from None
-    if rows and not {"id", "split"} <= set(rows[0]):
-        raise DataError(f"{path}: a split file needs the columns id,split")
-    # Lenient on purpose: a run may have left out unusable rows, and matching ids is what counts.
-    assignment = {(row["id"] or "").strip(): (row["split"] or "").strip() for row in rows}
+    # the run folder's reader (quoted ids may hold newlines); lenient on purpose: a run may have
+    # left out unusable rows, and matching ids is what counts
+    assignment = read_split_ids(Path(split_path))
     groups = {item.group for item in manifest.items if assignment.get(item.id) == side}
     if not groups:
         raise DataError(f"{split_path}: no item of {manifest.path} is on the {side!r} side")
