@@ -30,6 +30,7 @@ from PIL import Image
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, write_manifest
 from artsim.data.prompts import STYLE_OF_TRANSFORM, make_prompt
+from artsim.data.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.data.transforms import (
     GENERATED_MAX_SIDE,
     TRANSFORM_FAMILIES,
@@ -57,8 +58,8 @@ def default_sides(
     originals: Sequence[Item],
     per_original: int,
     seed: int,
-    val_fraction: float = 0.2,
-    calib_fraction: float = 0.5,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    calib_fraction: float = DEFAULT_CALIB_FRACTION,
 ) -> dict[str, str]:
     """The side (train, val, calib) each original's group will take in ``artsim train``'s
     default split of the derived manifest (same seed and fractions): overlays borrow within it."""

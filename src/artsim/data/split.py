@@ -29,6 +29,12 @@ __all__ = [
 ]
 
 
+# the validation share by group of every split made by default (80/20: decision 0025), and the
+# share of the validation groups then set aside for calibrating verdicts
+DEFAULT_VAL_FRACTION = 0.2
+DEFAULT_CALIB_FRACTION = 0.5
+
+
 def _check_fraction(val_fraction: float) -> float:
     try:
         value = float(val_fraction)

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from artsim import runfolder
+from artsim.data.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.errors import UserError
 from artsim.losses import LOSS_PARTS, LossWeights
 from artsim.model.conse import DEFAULT_RATIO
@@ -33,9 +34,9 @@ class TrainConfig:
 
     data: str = ""
     out: str = "runs/latest"
-    val_fraction: float = 0.2
+    val_fraction: float = DEFAULT_VAL_FRACTION
     # share of the validation groups set aside for calibrating verdicts (never used to choose)
-    calib_fraction: float = 0.5
+    calib_fraction: float = DEFAULT_CALIB_FRACTION
     split: str | None = None
     seed: int = 0
     max_epochs: int = 60
