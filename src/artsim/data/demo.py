@@ -23,16 +23,17 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from artsim.data.candidates import Candidate
 from artsim.data.debian import PackageTree, default_cache_dir, fetch_package
 from artsim.data.derive import derive_manifest, stable_seed
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest, write_manifest
+from artsim.data.sources import extra_finders
 from artsim.errors import DataError
 from artsim.progress import Reporter, or_silent
 
@@ -50,25 +51,6 @@ MAX_ORIGINAL_PIXELS = 4_000_000
 TUXPAINT_ARTIST = "Tux Paint contributors"
 OPENCLIPART_ARTIST = "Open Clip Art Library contributors"
 WORKERS = 2
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One image found in a package, with what the package says about it."""
-
-    id: str
-    image: Path
-    package: str
-    category: str
-    title: str
-    text: str
-    lang: str
-    artist: str
-    source: str
-    # Images that differ only by a number or a mirror suffix share a key; one of them is kept,
-    # because near-copies in different groups would make "which original?" unanswerable.
-    variant_key: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_demo_corpus(
@@ -164,8 +146,6 @@ def corpus_finders(corpus: str) -> dict[str, Callable[[PackageTree], list[Candid
         TUXPAINT: find_tuxpaint_stamps,
     }
     if corpus == "full":
-        from artsim.data.sources import extra_finders
-
         finders.update(extra_finders())
     return finders
 

@@ -51,7 +51,7 @@ class ModelConfig:
     bridge_top: int = 5
     bridge_scale: float = 1.0
     bridge_classes: int = 0
-    # the copy descriptor (a paired image tower CONTENT+COPY, artsim.model.copy_towers): the last
+    # the copy descriptor (a paired image tower CONTENT+COPY, artsim.model.towers.copy): the last
     # copy_feature_dim image features are its; the trained head and the bridge read the content
     # features before them. The frozen image part is [sqrt(1 - c) * content | sqrt(c) * copy],
     # each whitened on the training originals apart (copy_whiten_dim; 0: normalised only) and

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from artsim.model.towers import EfficientNetLite0Tower, pil_to_tensor
+from artsim.model.towers.base import pil_to_tensor
+from artsim.model.towers.efficientnet import EfficientNetLite0Tower
 
 MID_BLOCK = 14  # last block of the 192-channel stage (7x7 at 224 px)
 MID_CHANNELS = 192

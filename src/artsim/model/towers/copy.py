@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 from artsim.errors import UserError
-from artsim.model.towers import ImageTower, file_digest
+from artsim.model.towers.base import ImageTower, file_digest
 
 COPY_TOWER_DIM = 512
 # input sizes measured on flare and heldout-val (BENCHMARKS.md, "Copy towers"): SSCD is level at
