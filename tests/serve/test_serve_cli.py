@@ -28,7 +28,7 @@ def test_a_taken_port_is_one_line_before_anything_is_served(built_index: Path, c
 def test_admission_timeout_option_reaches_the_service(built_index: Path, monkeypatch):
     """--admission-timeout is how long a request waits for its turn to decode images; the
     service built by the command gets it (the server itself is not started here)."""
-    import artsim.cli.serve as serve_cli
+    import artsim.serve.app as service
     from artsim.serve.limits import ADMISSION_TIMEOUT
 
     seen = []
@@ -37,7 +37,8 @@ def test_admission_timeout_option_reaches_the_service(built_index: Path, monkeyp
         seen.append(options["admission_timeout"])
         raise SystemExit(0)  # stop before uvicorn starts
 
-    monkeypatch.setattr(serve_cli, "create_app", fake_create_app)
+    # the command imports the service when it serves and calls service.create_app
+    monkeypatch.setattr(service, "create_app", fake_create_app)
     for args, expected in ((["--admission-timeout", "5"], 5.0), ([], ADMISSION_TIMEOUT)):
         with contextlib.suppress(SystemExit):
             main(["--index", str(built_index), "--port", "0", *args])

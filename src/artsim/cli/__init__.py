@@ -3,8 +3,11 @@
 Every sub-command lives in a module of this package (``artsim.cli.train``, ``artsim.cli.index``,
 ...) with its own ``main(argv) -> int``; this module mounts them as ``artsim``. A command's module
 is imported only when that command runs (or shows its own help): ``artsim --help`` lists them
-from :data:`COMMANDS` without importing torch or Lightning. Nothing below this package imports
-typer or rich: the library reports progress through :mod:`artsim.progress`.
+from :data:`COMMANDS` without importing torch or Lightning. A command's module in turn imports the
+library (torch, Lightning, faiss, FastAPI, matplotlib) inside the functions that run, so its own
+``--help`` and its usage errors load none of it (option defaults it shows come from light modules
+such as :mod:`artsim.defaults`). Nothing below this package imports typer or rich: the library
+reports progress through :mod:`artsim.progress`.
 """
 
 from __future__ import annotations

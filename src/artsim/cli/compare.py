@@ -12,13 +12,9 @@ from rich.table import Table
 
 from artsim.cli.commands import run_app
 from artsim.errors import UserError
-from artsim.report.compare import (
-    compare_runs,
-    comparison_markdown,
-    comparison_sentences,
-    comparison_table,
-)
 from artsim.report.text import check_lang, say
+
+# artsim.report.compare (torch) is imported when the command runs: `--help` needs none of it
 
 console = Console(highlight=False)
 
@@ -35,6 +31,14 @@ def compare_command(
         check_lang(lang)
     except ValueError as error:
         raise UserError(str(error)) from None
+
+    from artsim.report.compare import (
+        compare_runs,
+        comparison_markdown,
+        comparison_sentences,
+        comparison_table,
+    )
+
     result = compare_runs(runs)
     header, rows = comparison_table(result, lang)
     table = Table(title=say(lang, "compare_title"))

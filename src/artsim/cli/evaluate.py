@@ -13,14 +13,16 @@ from rich.table import Table
 from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
-from artsim.eval.evaluate import evaluate_run
-from artsim.eval.tasks import TASKS
+
+# artsim.eval (torch) is imported by the functions that use it: `artsim evaluate --help` needs none
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def evaluate_with_progress(run, manifest=None, **options) -> dict[str, Any]:
     """:func:`artsim.eval.evaluate.evaluate_run` with transient rich bars on stderr."""
+    from artsim.eval.evaluate import evaluate_run
+
     with RichReporter(Console(stderr=True), transient=True) as reporter:
         return evaluate_run(run, manifest, reporter=reporter, **options)
 
@@ -35,6 +37,8 @@ def _fmt(value: Any) -> str:
 
 def result_table(result: dict[str, Any]) -> Table:
     """A rich table of the tasks and baselines of an evaluation result."""
+    from artsim.eval.tasks import TASKS
+
     table = Table(
         title=f"evaluation: {result['name']} ({result['counts']['queries']} queries, "
         f"{result['counts']['gallery']} originals)"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,12 +16,14 @@ from rich.markup import escape
 from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.cli.progress import RichReporter
 from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.defaults import DEFAULT_SAMPLE
 from artsim.errors import UserError
-from artsim.index.build import add_items, build_index, originals_of, remove_originals
-from artsim.index.calibrate import DEFAULT_SAMPLE
-from artsim.index.catalog import ArtIndex
-from artsim.index.vector_index import describe_plan
-from artsim.model.embedder import Embedder
+
+# artsim.index and artsim.model (torch, faiss) are imported by the commands that run: `--help`
+# needs none of them
+if TYPE_CHECKING:
+    from artsim.index.catalog import ArtIndex
+    from artsim.model.embedder import Embedder
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -65,6 +67,9 @@ def build_command(
     ] = 1,
 ) -> None:
     """Embed the ORIGINALS of a manifest (image, caption, fused vectors) into a new index."""
+    from artsim.index.build import build_index, originals_of
+    from artsim.model.embedder import Embedder
+
     embedder = None
     if devices * num_nodes > 1:
         embedder = Embedder.from_run(Path(run).resolve(), devices=devices, num_nodes=num_nodes)
@@ -179,6 +184,8 @@ def calibrate_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Fit the verdict thresholds on the indexed collection itself (written to index.json)."""
+    from artsim.index.catalog import ArtIndex
+
     index = ArtIndex.open(index_path)
     try:
         _calibrate_and_say(index, index.load_embedder(run), sample, seed, max_pixels)
@@ -193,6 +200,9 @@ def add_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Add a manifest's originals to an index (an id already there is replaced)."""
+    from artsim.index.build import add_items, originals_of
+    from artsim.index.catalog import ArtIndex
+
     index = ArtIndex.open(index_path)
     try:
         with _reporter() as reporter:
@@ -248,6 +258,9 @@ def remove_command(
             "no id to remove: give --ids a,b, --id ID (repeatable; an id may hold commas) "
             "or --ids-file FILE"
         )
+    from artsim.index.build import remove_originals
+    from artsim.index.catalog import ArtIndex
+
     index = ArtIndex.open(index_path)
     try:
         removed = remove_originals(index, wanted)
@@ -267,6 +280,9 @@ def info_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Say what an index holds, which model built it and how each modality is searched."""
+    from artsim.index.catalog import ArtIndex
+    from artsim.index.vector_index import describe_plan
+
     index = ArtIndex.open(index_path, read_only=True)
     try:
         plans = index.store.search_plans()  # the store's committed plans, not the mirror

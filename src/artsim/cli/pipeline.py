@@ -31,10 +31,9 @@ from artsim.data.folder import build_external_corpus
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
-from artsim.index.build import build_index
-from artsim.index.calibrate import calibrate_index
-from artsim.report.report import build_report
-from artsim.train.config import resolve_config
+
+# artsim.train, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
+# when the demo runs: `artsim demo --help` needs none of them
 
 console = Console(highlight=False)
 
@@ -131,6 +130,11 @@ def demo_command(
     ] = False,
 ) -> int:
     """Build the demo corpus, train, evaluate, report, index and search: the whole job."""
+    from artsim.index.build import build_index
+    from artsim.index.calibrate import calibrate_index
+    from artsim.report.report import build_report
+    from artsim.train.config import resolve_config
+
     begun = time.perf_counter()
     started = _step("1. demo corpus (Debian's openclipart-png and tuxpaint-stamps-default)")
     with RichReporter(console, transient=True) as reporter:

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from artsim.cli.commands import run_app
-from artsim.report.reading import load_evaluation, load_run
-from artsim.report.report import build_report
+
+# artsim.report (torch, matplotlib) is imported when the command runs: `--help` needs none of it
 
 console = Console(highlight=False)
 
@@ -25,6 +25,9 @@ def report_command(
     ] = None,
 ) -> int:
     """Write an HTML and a Markdown report of a training run."""
+    from artsim.report.reading import load_evaluation, load_run
+    from artsim.report.report import build_report
+
     evaluation = load_evaluation(load_run(run_dir), "val")
     paths = build_report(run_dir, lang=lang, out_dir=out, evaluation=evaluation)
     if evaluation.reason:

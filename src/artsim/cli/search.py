@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,11 +25,11 @@ from artsim.eval.verdicts import (
     VERDICT_UNCALIBRATED,
     VERDICT_UNINFORMATIVE,
 )
-from artsim.index.calibration import Calibration, load_calibration
-from artsim.index.catalog import ArtIndex
-from artsim.index.query import SCORE_NAMES, embed_pair, score_pair, search_index
-from artsim.index.vector_index import APPROXIMATE_KINDS, describe_plan
-from artsim.model.embedder import Embedder
+
+# artsim.index and artsim.model (torch, faiss) are imported by the functions that use them:
+# `artsim search --help` needs none of them
+if TYPE_CHECKING:
+    from artsim.index.calibration import Calibration
 
 console = Console(highlight=False)
 
@@ -59,6 +59,8 @@ def _verdict_markup(verdict: str, probability: float | None = None) -> str:
 
 def _search_line(search: dict) -> str:
     """How the ranking was found: exact, or approximate with its measured recall."""
+    from artsim.index.vector_index import APPROXIMATE_KINDS, describe_plan
+
     modality = search.get("modality", "?")
     if search.get("exact"):
         return f"search: exact over the {modality} vectors"
@@ -96,6 +98,9 @@ def search_command(
     """Rank the indexed originals by similarity to an image and/or a text."""
     if image is None and not (text or "").strip():
         raise UserError("give --image FILE, --text TEXT, or both")
+    from artsim.index.catalog import ArtIndex
+    from artsim.index.query import SCORE_NAMES, search_index
+
     picture = load_rgb(image, max_pixels) if image is not None else None
     opened = ArtIndex.open(index, read_only=True)
     try:
@@ -152,6 +157,10 @@ def score_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
+    from artsim.index.calibration import load_calibration
+    from artsim.index.query import embed_pair, score_pair
+    from artsim.model.embedder import Embedder
+
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
     embedder = Embedder.from_run(run, cache_dir=False)
     calibration = load_calibration(run, embedder.model_id)

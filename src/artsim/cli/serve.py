@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from artsim.cli.commands import RunOfIndexOption, err_console, run_app
+from artsim.defaults import ADMISSION_TIMEOUT, MAX_TEXT_CHARS
 from artsim.errors import UserError
-from artsim.serve.app import MAX_TEXT_CHARS, create_app
-from artsim.serve.limits import ADMISSION_TIMEOUT
+
+# the service (FastAPI, torch, faiss) is imported when it is served: `--help` needs none of it
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -71,13 +72,15 @@ def serve_command(
     """Serve search, score and the web page for an index (docs at /docs)."""
     import uvicorn
 
+    from artsim.serve import app as service
+
     if token is not None and len(token) < 8:
         raise UserError("--token is too short: use at least 8 characters")
     # The port is taken before anything is loaded or printed: a busy port is one line, not
     # "serving on ..." followed by uvicorn's error.
     sock = listen(host, port)
     try:
-        app = create_app(
+        app = service.create_app(
             index,
             token=token,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024),

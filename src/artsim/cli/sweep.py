@@ -22,9 +22,10 @@ from artsim.cli.evaluate import evaluate_with_progress
 from artsim.cli.progress import RichReporter
 from artsim.errors import UserError
 from artsim.progress import Reporter, or_silent
-from artsim.report.sweep import cell_text, run_name, split_name, write_sweep
 from artsim.report.text import label, say
-from artsim.train.config import TrainConfig
+
+# artsim.report.sweep (matplotlib) and artsim.train (torch, Lightning) are imported where a sweep
+# runs: `artsim sweep --help` needs neither
 
 console = Console(highlight=False)
 
@@ -45,6 +46,8 @@ def parse_list(text: str, kind: type, option: str) -> list:
 
 
 def _train_one(train: TrainFunction, config_fields: dict[str, Any]) -> Path:
+    from artsim.train.config import TrainConfig
+
     return Path(train(TrainConfig(**config_fields)))
 
 
@@ -78,6 +81,8 @@ def run_sweep(
 
     >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
     """
+    from artsim.report.sweep import run_name, split_name, write_sweep
+
     out = Path(out)
     if not Path(data).is_file():
         raise UserError(f"manifest not found: {data}")
@@ -147,6 +152,8 @@ def sweep_command(
     ] = True,
 ) -> int:
     """Train every split x seed combination and compare the splits with intervals."""
+    from artsim.report.sweep import cell_text
+
     fractions = parse_list(val_fractions, float, "--val-fractions")
     seed_list = parse_list(seeds, int, "--seeds")
     result = run_sweep(

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from lightning.pytorch.callbacks import RichProgressBar
 from rich.console import Console
 from rich.table import Table
 
 from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
-from artsim.train.config import parse_loss_weights, resolve_config
-from artsim.train.run import train_run
-from artsim.train.stage import is_global_zero
+
+# artsim.train (torch, Lightning) is imported by the functions that train: `--help` needs none of it
 
 console = Console(highlight=False)
 
@@ -64,6 +62,11 @@ def train_with_progress(
     config, resume: bool = False, overwrite: bool = False, resume_with_changes: bool = False
 ):
     """:func:`artsim.train.run.train_run` with rich bars (features, epochs) and notes."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from artsim.train.run import train_run
+    from artsim.train.stage import is_global_zero
+
     enabled = config.progress and is_global_zero()
     with RichReporter(console, enabled=enabled) as reporter:
         return train_run(
@@ -174,6 +177,9 @@ def train_command(
     ] = None,
 ) -> int:
     """Train the multimodal triplet model on a manifest."""
+    from artsim.train.config import parse_loss_weights, resolve_config
+    from artsim.train.stage import is_global_zero
+
     resolved = resolve_config(
         config,
         data=data,

@@ -58,6 +58,7 @@ from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
+from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import ImageError, UserError
 from artsim.eval.openset import (
     DEFAULT_RATE,
@@ -84,10 +85,6 @@ from artsim.index.query import copy_query
 from artsim.model.embedder import Embedder
 
 LOOK_ALIKES_LISTED = 20
-# Groups drawn by default: each gives a match and a distractor query, so 300 distractor queries
-# and the 1% threshold lets about three of them through. Measured: 7 s for 80 groups of the demo,
-# 86 s for 290 groups of art4apps (2 shared cores, other jobs running).
-DEFAULT_SAMPLE = 300
 # at most this many derivatives of one original, when the collection is smaller than the sample
 MAX_DERIVATIVES_PER_ORIGINAL = 3
 CALIBRATED_TASKS = ("image", "text", "fused")

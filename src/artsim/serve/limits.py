@@ -9,20 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Texts are cut to MAX_TEXT_CHARS characters before any model work; a request that waits longer
+# than ADMISSION_TIMEOUT seconds for the pixel budget is answered 503. Both are defined (and their
+# choice explained) in artsim.defaults, which `artsim serve --help` reads without loading FastAPI.
+from artsim.defaults import ADMISSION_TIMEOUT as ADMISSION_TIMEOUT
+from artsim.defaults import MAX_TEXT_CHARS as MAX_TEXT_CHARS
+
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # Room for multipart boundaries and the text fields around the uploaded files.
 FORM_OVERHEAD = 256 * 1024
 MAX_K = 100
-# Texts are cut to this many characters before any model work. MiniLM reads only its first 256
-# tokens anyway; e5-small reads all of a text in 510-token windows, and its time grows with the
-# length (about 1 s per KB on 2 CPU cores), so without a cut one request could hold a model slot
-# for minutes. 2,000 characters is about 400-500 tokens of English: one e5 window.
-MAX_TEXT_CHARS = 2_000
 # Images with a longer side are shrunk (by an integer factor) right after decoding: the towers see
 # 224x224 (or their own size) and thumbnails are 256 px, so nothing of use is lost.
 WORKING_SIDE = 2_048
-# A request that waits longer than this for the pixel budget is answered 503 (try again later).
-ADMISSION_TIMEOUT = 60.0
 
 
 def error_response(
