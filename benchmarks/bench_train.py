@@ -53,9 +53,9 @@ from artsim.model.features import (
 )
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import ImageTower, TextTower, create_image_tower, create_text_tower
-from artsim.train.config import TrainConfig
-from artsim.train.datamodule import FeatureDataModule, build_feature_set
-from artsim.train.module import TripletModule
+from artsim.training.config import TrainConfig
+from artsim.training.datamodule import FeatureDataModule, build_feature_set
+from artsim.training.module import TripletModule
 from markdown_section import cores, cpu_model, write_section
 
 SECTION = "## Training"

@@ -31,7 +31,7 @@ import torch
 
 from artsim.model.predict import predict_image_features
 from artsim.model.towers import create_image_tower
-from artsim.train.callbacks import read_metrics
+from artsim.training.callbacks import read_metrics
 
 
 def _environment(device: str) -> dict:
@@ -101,8 +101,8 @@ def train(options: dict, log: Path) -> float:
 def train_entry(options_json: str) -> int:
     """``device_check.py train OPTIONS_JSON``: the library's train_run, not the CLI (the CLI
     mounts every command, and the GPU image lacks faiss and FastAPI)."""
-    from artsim.train.config import resolve_config
-    from artsim.train.run import train_run
+    from artsim.training.config import resolve_config
+    from artsim.training.run import train_run
 
     options = json.loads(options_json)
     train_run(resolve_config(options.pop("config", None), **options))

@@ -5,7 +5,7 @@
     PYTHONPATH=src python docs/gen_configuration.py --check   # exit 1 when the page is stale
 
 Every row is read from the code, nothing is typed here but a few descriptions: the fields, types
-and defaults of :class:`artsim.train.config.TrainConfig`; the ranges of its ``_RANGES`` table and
+and defaults of :class:`artsim.training.config.TrainConfig`; the ranges of its ``_RANGES`` table and
 the names its ``validate()`` accepts; the flags of ``artsim train`` from ``cli/train.py``'s
 parameters (parsed, not imported: importing the command loads Lightning); each option's
 description from ``DESCRIBED`` below, else the comment above its field, else its inline comment,
@@ -158,7 +158,7 @@ def cell(text: str) -> str:
 def table() -> str:
     """The generated part of docs/configuration.md: one row per TrainConfig field."""
     from artsim.losses import LOSS_PARTS
-    from artsim.train import config as module
+    from artsim.training import config as module
 
     cls = module.TrainConfig
     source = inspect.getsource(module)

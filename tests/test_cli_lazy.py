@@ -25,7 +25,7 @@ def test_the_top_level_help_lists_every_command_without_importing_torch():
         "import sys\n"
         "from artsim.cli import main\n"
         "code = main(['--help'])\n"
-        "heavy = [m for m in ('torch', 'lightning', 'numpy', 'artsim.train') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'lightning', 'numpy', 'artsim.training') if m in sys.modules]\n"
         "print('HEAVY', heavy, code)\n"
     )
     done = subprocess.run(

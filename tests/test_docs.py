@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CONFIG = ROOT / "src" / "artsim" / "train" / "config.py"
+CONFIG = ROOT / "src" / "artsim" / "training" / "config.py"
 REFERENCE = DOCS / "configuration.md"
 
 

@@ -46,7 +46,7 @@ def readme_folder(tmp_path, monkeypatch, synthetic_manifest, write_run, isolated
 
 
 def test_readme_examples_run(readme_folder, capsys):
-    import artsim.train.run  # noqa: F401 - the subpackage artsim.train must not hide artsim.train()
+    import artsim.training.run  # noqa: F401 - importing the training package leaves artsim.train() alone
 
     blocks = python_blocks()
     assert len(blocks) >= 3

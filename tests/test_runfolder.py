@@ -70,7 +70,7 @@ def test_training_defaults_for_the_heads_are_the_model_config_defaults():
     import dataclasses
 
     from artsim.model.heads import ModelConfig
-    from artsim.train.config import TrainConfig
+    from artsim.training.config import TrainConfig
 
     model = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}

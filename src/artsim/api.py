@@ -278,12 +278,12 @@ def open_index(
 def train(config: Any = None, /, **options: Any) -> dict[str, Any]:
     """Train a run and return its summary (what ``RUN_DIR/summary.json`` holds).
 
-    ``config`` is a :class:`~artsim.train.config.TrainConfig`, a dict of its fields or a YAML
+    ``config`` is a :class:`~artsim.training.config.TrainConfig`, a dict of its fields or a YAML
     file; ``options`` override it (``data=``, ``out=``, ``max_epochs=``, ...). The run folder is
     ``summary["config"]["out"]``. A non-empty ``out`` is refused unless ``resume=True`` (continue
     the run in it) or ``overwrite=True`` (replace its run files).
     """
-    from artsim.train.run import train_and_summarise  # lightning is heavy: only to train
+    from artsim.training.run import train_and_summarise  # lightning is heavy: only to train
 
     return train_and_summarise(config, **options)
 

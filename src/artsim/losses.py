@@ -9,7 +9,7 @@ Two more named parts work on the batch's image vectors as copy groups (SSCD, Piz
 ``copy``, a contrastive loss with every other item of the batch a negative
 (:func:`multi_positive_info_nce`), and ``koleo``, a spreading regulariser
 (:func:`koleo_loss`, Sablayrolles et al. 2019). Their weights default to 0 here; training
-weighs ``koleo`` 1 (:class:`artsim.train.config.TrainConfig`).
+weighs ``koleo`` 1 (:class:`artsim.training.config.TrainConfig`).
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ class LossWeights:
 
     ``copy`` (:func:`multi_positive_info_nce` over the image vectors, groups as positives) and
     ``koleo`` (:func:`koleo_loss` over the image vectors) are off here (training's default
-    weighs ``koleo`` 1: :class:`artsim.train.config.TrainConfig`).
+    weighs ``koleo`` 1: :class:`artsim.training.config.TrainConfig`).
     """
 
     image: float = 1.0

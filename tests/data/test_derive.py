@@ -196,7 +196,7 @@ def test_overlays_borrow_only_from_the_same_side_of_the_split(tmp_path: Path):
     """No stand-in carries a patch of an original from the other side of the split that
     `artsim train` makes by default (same seed, same fractions), calibration part included."""
     from artsim.data.split import carve_calibration, group_split
-    from artsim.train.config import TrainConfig
+    from artsim.training.config import TrainConfig
 
     originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=30, seed=1))
     originals = Manifest(path=originals.path, items=originals.originals())

@@ -11,7 +11,7 @@ import torch
 from artsim.data.items import Item
 from artsim.model.blend import fit_whitening, fuse
 from artsim.model.heads import ArtSimModel, ModelConfig, load_model, save_model
-from artsim.train.select import (
+from artsim.training.select import (
     KEEP_CROSS,
     TEXT_BLEND_MAX,
     SelectionSet,

@@ -11,8 +11,8 @@ from artsim.cli.train import main
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.embedder import Embedder
 from artsim.model.heads import load_model
-from artsim.train.loso import fold_sources
-from artsim.train.select import KEEP_CROSS
+from artsim.training.loso import fold_sources
+from artsim.training.select import KEEP_CROSS
 
 
 def _two_sources(manifest, tmp_copy, sources=("pkg-a", "pkg-b")):

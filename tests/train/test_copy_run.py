@@ -12,7 +12,7 @@ from artsim.model.embedder import Embedder
 from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.heads import load_model
 from artsim.model.towers import create_image_tower
-from artsim.train.select import COPY_GRID
+from artsim.training.select import COPY_GRID
 
 from .test_blend_run import _two_sources
 

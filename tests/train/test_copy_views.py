@@ -20,9 +20,9 @@ from artsim.model.features import FeatureCache, file_key
 from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features, view_key, view_rng
 from artsim.runfolder import read_metrics
-from artsim.train.config import parse_loss_weights, resolve_config
-from artsim.train.select import SelectionSet
-from artsim.train.views import view_items
+from artsim.training.config import parse_loss_weights, resolve_config
+from artsim.training.select import SelectionSet
+from artsim.training.views import view_items
 
 
 def _picture(path, colour=(200, 40, 40), size=(64, 48)):

@@ -27,8 +27,8 @@ WORKER = textwrap.dedent(
     from safetensors.torch import save_file
 
     from artsim.model.heads import ModelConfig
-    from artsim.train.config import TrainConfig
-    from artsim.train.module import TripletModule
+    from artsim.training.config import TrainConfig
+    from artsim.training.module import TripletModule
 
     rank, world, store, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     if world > 1:

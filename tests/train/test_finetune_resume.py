@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from artsim.train.callbacks import read_metrics
+from artsim.training.callbacks import read_metrics
 
 pytestmark = pytest.mark.slow
 

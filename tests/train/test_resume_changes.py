@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from artsim.cli.train import main
-from artsim.train.callbacks import read_metrics
-from artsim.train.config import TrainConfig
+from artsim.training.callbacks import read_metrics
+from artsim.training.config import TrainConfig
 
 
 def test_resume_refuses_changed_options_unless_asked(

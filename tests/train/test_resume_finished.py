@@ -11,7 +11,7 @@ import pytest
 
 from artsim.cli.train import main
 from artsim.runfolder import read_metrics
-from artsim.train.runguard import LOCK_FILE
+from artsim.training.runguard import LOCK_FILE
 
 # lr 1e-12: validation never improves, so patience 1 stops the run after its second epoch
 STOPS_EARLY = "early_stopping_patience: 1\nlr: 1.0e-12\n"
@@ -120,7 +120,7 @@ def test_a_run_stopped_early_but_not_written_up_trains_no_further_epoch(
 def test_a_stage_marker_killed_mid_write_keeps_the_last_complete_one(tmp_path, monkeypatch):
     """The marker tells a resume how a stage ended; a write cut short (kill, full disk) must
     leave the previous marker whole, not half a record that reads as another stop reason."""
-    from artsim.train.stage import read_marker, write_marker
+    from artsim.training.stage import read_marker, write_marker
 
     marker = tmp_path / "heads.done"
     write_marker(marker, "early_stopping", 0.25)

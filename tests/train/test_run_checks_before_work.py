@@ -12,7 +12,7 @@ import pytest
 
 from artsim.cli.train import main
 from artsim.runfolder import read_metrics
-from artsim.train.callbacks import MetricsJsonlWriter
+from artsim.training.callbacks import MetricsJsonlWriter
 
 
 def one_line(capsys) -> str:

@@ -11,9 +11,9 @@ import pytest
 from artsim.cli.train import main
 from artsim.errors import UserError
 from artsim.runfolder import read_metrics
-from artsim.train.callbacks import MetricsJsonlWriter
-from artsim.train.config import TrainConfig
-from artsim.train.runguard import LOCK_FILE, RunLock
+from artsim.training.callbacks import MetricsJsonlWriter
+from artsim.training.config import TrainConfig
+from artsim.training.runguard import LOCK_FILE, RunLock
 
 
 def _snapshot(folder: Path) -> dict[str, str]:

@@ -7,9 +7,9 @@ import torch
 
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import TinyImageTower
-from artsim.train.config import TrainConfig
-from artsim.train.finetune import FinetuneModule
-from artsim.train.module import TripletModule
+from artsim.training.config import TrainConfig
+from artsim.training.finetune import FinetuneModule
+from artsim.training.module import TripletModule
 
 
 def _batch(image: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import yaml
 from artsim.cli.train import main
 from artsim.model.heads import load_model
 from artsim.runfolder import read_metrics
-from artsim.train import run as train_module
+from artsim.training import run as train_module
 
 ROW_KEYS = {
     "epoch",

@@ -32,7 +32,7 @@ from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
 
-# artsim.train, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
+# artsim.training, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
 # when the demo runs: `artsim demo --help` needs none of them
 
 console = Console(highlight=False)
@@ -133,7 +133,7 @@ def demo_command(
     from artsim.index.build import build_index
     from artsim.index.calibrate import calibrate_index
     from artsim.report.report import build_report
-    from artsim.train.config import resolve_config
+    from artsim.training.config import resolve_config
 
     begun = time.perf_counter()
     started = _step("1. demo corpus (Debian's openclipart-png and tuxpaint-stamps-default)")

@@ -24,7 +24,7 @@ from artsim.errors import UserError
 from artsim.progress import Reporter, or_silent
 from artsim.report.text import label, say
 
-# artsim.report.sweep (matplotlib) and artsim.train (torch, Lightning) are imported where a sweep
+# artsim.report.sweep (matplotlib) and artsim.training (torch, Lightning) are imported where a sweep
 # runs: `artsim sweep --help` needs neither
 
 console = Console(highlight=False)
@@ -46,7 +46,7 @@ def parse_list(text: str, kind: type, option: str) -> list:
 
 
 def _train_one(train: TrainFunction, config_fields: dict[str, Any]) -> Path:
-    from artsim.train.config import TrainConfig
+    from artsim.training.config import TrainConfig
 
     return Path(train(TrainConfig(**config_fields)))
 
@@ -75,7 +75,7 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Train (or reuse) every combination, evaluate, aggregate; returns what sweep.json holds.
 
-    ``train`` defaults to :func:`artsim.train.run.train_run` with progress bars; tests pass a
+    ``train`` defaults to :func:`artsim.training.run.train_run` with progress bars; tests pass a
     fake. ``reporter`` receives a line per run trained or failed. The aggregation
     and the sweep files are :func:`artsim.report.sweep.write_sweep`.
 

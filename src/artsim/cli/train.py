@@ -1,4 +1,4 @@
-"""``artsim train``: train the multimodal triplet model on a manifest (:mod:`artsim.train`)."""
+"""``artsim train``: train the multimodal triplet model on a manifest (:mod:`artsim.training`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
 
-# artsim.train (torch, Lightning) is imported by the functions that train: `--help` needs none of it
+# artsim.training (torch, Lightning) is imported by the functions that train: `--help` needs none of it
 
 console = Console(highlight=False)
 
@@ -61,11 +61,11 @@ def seed_document_table(summary: dict[str, Any], title: str = "the seed's figure
 def train_with_progress(
     config, resume: bool = False, overwrite: bool = False, resume_with_changes: bool = False
 ):
-    """:func:`artsim.train.run.train_run` with rich bars (features, epochs) and notes."""
+    """:func:`artsim.training.run.train_run` with rich bars (features, epochs) and notes."""
     from lightning.pytorch.callbacks import RichProgressBar
 
-    from artsim.train.run import train_run
-    from artsim.train.stage import is_global_zero
+    from artsim.training.run import train_run
+    from artsim.training.stage import is_global_zero
 
     enabled = config.progress and is_global_zero()
     with RichReporter(console, enabled=enabled) as reporter:
@@ -177,8 +177,8 @@ def train_command(
     ] = None,
 ) -> int:
     """Train the multimodal triplet model on a manifest."""
-    from artsim.train.config import parse_loss_weights, resolve_config
-    from artsim.train.stage import is_global_zero
+    from artsim.training.config import parse_loss_weights, resolve_config
+    from artsim.training.stage import is_global_zero
 
     resolved = resolve_config(
         config,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROLES = ("original", "generated")
-# an augmented view of an original made during training (artsim.train.views); never in a
+# an augmented view of an original made during training (artsim.training.views); never in a
 # manifest, never a query when a blend is chosen
 VIEW_ROLE = "view"
 CORE_COLUMNS = ("id", "group", "role", "image", "text", "lang", "artist", "title", "source")

@@ -29,7 +29,7 @@ class ModelConfig:
     """What a trained artsim model is: which towers, which heads.
 
     The defaults of the head fields (``embed_dim``, ``hidden_dim``, ``dropout``) are also the
-    training defaults: :class:`artsim.train.config.TrainConfig` takes them from here.
+    training defaults: :class:`artsim.training.config.TrainConfig` takes them from here.
     """
 
     image_tower: str

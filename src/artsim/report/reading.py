@@ -63,7 +63,7 @@ class RunFolder:
 
     def loss_weights(self) -> dict[str, float]:
         """The weight of each loss part in training's objective (the run's config; the
-        defaults of :class:`~artsim.train.config.TrainConfig` for what it does not say)."""
+        defaults of :class:`~artsim.training.config.TrainConfig` for what it does not say)."""
         weights = {"image": 1.0, "text": 1.0, "cross": 1.0, "copy": 0.0, "koleo": 1.0}
         given = self.config.get("loss_weights")
         if isinstance(given, dict):

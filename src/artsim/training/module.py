@@ -18,8 +18,8 @@ from artsim.losses import (
     seed_document_figures,
 )
 from artsim.model.heads import ArtSimModel, ModelConfig
-from artsim.train.config import TrainConfig
-from artsim.train.gather import gather_batch
+from artsim.training.config import TrainConfig
+from artsim.training.gather import gather_batch
 
 LOGGED_PARTS = (*TRIPLET_FAMILIES, "cross", "copy", "koleo")
 TRAIN_KEYS = ("loss", "triplet_acc", *(f"{f}_loss" for f in LOGGED_PARTS))

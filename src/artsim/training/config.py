@@ -19,7 +19,7 @@ from artsim.losses import LOSS_PARTS, LossWeights
 from artsim.model.conse import DEFAULT_RATIO
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER, check_tower_name
-from artsim.train.select import TEXT_BLEND_MAX
+from artsim.training.select import TEXT_BLEND_MAX
 
 _MODEL_DEFAULTS = {
     field.name: field.default
@@ -55,7 +55,7 @@ class TrainConfig:
         default_factory=lambda: {"image": 1.0, "text": 1.0, "cross": 1.0, "koleo": 1.0}
     )
     copy_temperature: float = 0.1  # of the copy part's softmax
-    # augmented views per training original, added to its group (artsim.train.views; 0: none)
+    # augmented views per training original, added to its group (artsim.training.views; 0: none)
     copy_views: int = 0
     groups_per_batch: int = 32
     items_per_group: int = 4
@@ -67,13 +67,13 @@ class TrainConfig:
     early_stopping_patience: int = 5
     early_stopping_min_delta: float = 1e-4
     # blend of trained and frozen scores: "loso" (chosen on leave-one-source-out folds),
-    # "trained" (heads alone) or "frozen" (towers alone); see artsim.train.select
+    # "trained" (heads alone) or "frozen" (towers alone); see artsim.training.select
     blend: str = "loso"
     # leave-one-source-out folds for the blend: 0 = one per source; k >= 2 = the sources grouped
     # into k folds of similar size (a corpus of many sources costs k fold trainings, not one each)
     loso_folds: int = 0
     # the largest trained text part the folds may choose (their prompts share the training
-    # templates and overrate it; artsim.train.select.TEXT_BLEND_MAX says what was measured)
+    # templates and overrate it; artsim.training.select.TEXT_BLEND_MAX says what was measured)
     text_blend_max: float = TEXT_BLEND_MAX
     whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
     # PCA-whitening of the copy descriptor of a paired tower (CONTENT+COPY; 0: none)

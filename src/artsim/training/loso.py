@@ -1,4 +1,4 @@
-"""Leave-one-source-out folds for choosing the blend (see :mod:`artsim.train.select`).
+"""Leave-one-source-out folds for choosing the blend (see :mod:`artsim.training.select`).
 
 For every source of the training corpus, heads are trained as the run's own are (same options,
 early stopping on the remaining validation groups) but without that source's groups, then scored
@@ -21,10 +21,10 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from artsim.data.items import Item
 from artsim.model.blend import fit_whitening, whiten
 from artsim.model.heads import ModelConfig
-from artsim.train.config import TrainConfig
-from artsim.train.datamodule import FeatureDataModule, build_feature_set
-from artsim.train.module import TripletModule
-from artsim.train.select import (
+from artsim.training.config import TrainConfig
+from artsim.training.datamodule import FeatureDataModule, build_feature_set
+from artsim.training.module import TripletModule
+from artsim.training.select import (
     DEFAULT_COPY_WEIGHT,
     KEEP_CROSS,
     SelectionSet,

@@ -15,7 +15,7 @@ from artsim.model import conse
 from artsim.model.features import FeatureCache, compute_text_features
 from artsim.model.heads import ArtSimModel
 from artsim.model.towers import create_text_tower
-from artsim.train.config import TrainConfig
+from artsim.training.config import TrainConfig
 
 
 def attach_bridge(config: TrainConfig, model: ArtSimModel) -> dict:

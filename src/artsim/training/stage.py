@@ -17,9 +17,9 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from artsim.progress import Reporter, or_silent
 from artsim.runfolder import metrics_path, read_metrics, write_text_atomic
-from artsim.train.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
-from artsim.train.config import TrainConfig
-from artsim.train.module import NonFiniteLossError
+from artsim.training.callbacks import AtomicCheckpointIO, MetricsJsonlWriter
+from artsim.training.config import TrainConfig
+from artsim.training.module import NonFiniteLossError
 
 # Lightning advertises a cloud logger at every fit and warns about its own internals: neither is
 # anything a user of artsim can act on.

@@ -16,7 +16,7 @@ from typing import Any
 
 from artsim import runfolder
 from artsim.errors import UserError
-from artsim.train.config import TrainConfig
+from artsim.training.config import TrainConfig
 
 # Where a run writes or shows its work, not what it computes.
 FREE_OPTIONS = frozenset({"out", "progress", "cache_dir", "accelerator"})
@@ -140,7 +140,7 @@ def _refuse_changes_after_an_early_stop(out: Path, saved: TrainConfig, wanted: T
         stages.append(("finetune", checkpoints / "finetune" / "finetune.done"))
     if not changes or not all(marker.is_file() for _, marker in stages):
         return
-    from artsim.train.stage import read_marker  # Lightning only where a run is resumed
+    from artsim.training.stage import read_marker  # Lightning only where a run is resumed
 
     name, marker = stages[-1]
     reason, _ = read_marker(marker, out, name)

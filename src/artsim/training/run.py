@@ -37,22 +37,22 @@ from artsim.model.heads import ModelConfig, save_model
 from artsim.model.towers import create_image_tower, create_text_tower
 from artsim.progress import Reporter, as_reporter, or_silent
 from artsim.runfolder import read_metrics
-from artsim.train.bridge import attach_bridge
-from artsim.train.config import TrainConfig, read_config, resolve_config, write_config
-from artsim.train.datamodule import FeatureDataModule, build_feature_set
-from artsim.train.finetune import (
+from artsim.training.bridge import attach_bridge
+from artsim.training.config import TrainConfig, read_config, resolve_config, write_config
+from artsim.training.datamodule import FeatureDataModule, build_feature_set
+from artsim.training.finetune import (
     FinetuneDataModule,
     FinetuneModule,
     PixelSet,
     finetune_rows,
     subset,
 )
-from artsim.train.loso import choose_blend
-from artsim.train.module import NonFiniteLossError, TripletModule
-from artsim.train.resume import check_resume, nothing_to_resume, record_changes
-from artsim.train.runguard import RunLock, check_out_folder, never_started, remove_run_files
-from artsim.train.stage import ProgressBarFactory, Stage, is_finite_number, is_global_zero
-from artsim.train.views import copy_views
+from artsim.training.loso import choose_blend
+from artsim.training.module import NonFiniteLossError, TripletModule
+from artsim.training.resume import check_resume, nothing_to_resume, record_changes
+from artsim.training.runguard import RunLock, check_out_folder, never_started, remove_run_files
+from artsim.training.stage import ProgressBarFactory, Stage, is_finite_number, is_global_zero
+from artsim.training.views import copy_views
 
 MAX_PROBLEMS_SHOWN = 20
 RESUMED_WITH_CHANGES = "ARTSIM_RESUMED_WITH_CHANGES"

@@ -21,9 +21,9 @@ from artsim.data.images import load_rgb
 from artsim.data.items import Item
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import ImageTower
-from artsim.train.config import TrainConfig
-from artsim.train.datamodule import FeatureSet
-from artsim.train.module import TripletModule
+from artsim.training.config import TrainConfig
+from artsim.training.datamodule import FeatureSet
+from artsim.training.module import TripletModule
 from artsim.triplets import GroupBatchSampler
 
 # The tower is kept in eval mode on purpose (frozen batch-norm statistics).

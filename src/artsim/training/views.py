@@ -20,7 +20,7 @@ from artsim.model.features import FeatureCache
 from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features
 from artsim.progress import Reporter
-from artsim.train.config import TrainConfig
+from artsim.training.config import TrainConfig
 
 VIEW_SUFFIX = "~view"
 
