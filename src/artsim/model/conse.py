@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from artsim.model.config import DEFAULT_BRIDGE_RATIO
+
 BRIDGE_TEMPLATE = "a picture of a {}"
 # Median length of EfficientNet-Lite0's average-pooled 1280-d features over the 1,600 demo-corpus
 # originals (17.31; 17.1-18.2 on the art4apps, flare, Tux Paint and validation originals): the
@@ -30,11 +32,11 @@ GEM_LOGIT_SCALE = 17.3
 # Image towers whose features the packaged ImageNet classifier can read, with the scale it needs.
 BRIDGE_TOWERS = {"efficientnet-lite0": 1.0, "efficientnet-lite0-gem": GEM_LOGIT_SCALE}
 CLASSIFIER_INPUT = 1280
-# How much the bridge counts against the trained heads in image <-> text scores (``--bridge-ratio``
-# 2: bridge weight 0.05 for the default blend 0.25 / 0.05), and its weight when there is no
-# trained cross-modal part; chosen on the demo validation groups and the sources left out of
-# training, with held-out transforms (BENCHMARKS.md, "Cross-modal: the ConSE bridge").
-DEFAULT_RATIO = 2.0
+# How much the bridge counts against the trained heads in image <-> text scores (``--bridge-ratio``,
+# artsim.model.config.DEFAULT_BRIDGE_RATIO), and its weight when there is no trained cross-modal
+# part; chosen on the demo validation groups and the sources left out of training, with held-out
+# transforms (BENCHMARKS.md, "Cross-modal: the ConSE bridge").
+DEFAULT_RATIO = DEFAULT_BRIDGE_RATIO
 ALONE_WEIGHT = 0.05
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,60 +18,11 @@ from torch import nn
 from artsim import runfolder
 from artsim.errors import UserError
 from artsim.model.blend import blend_parts, whiten
+from artsim.model.config import ModelConfig
 from artsim.model.conse import bridge_vectors
 from artsim.runfolder import MODEL_CARD, MODEL_WEIGHTS, replacing
 
 FORMAT_VERSION = 1
-
-
-@dataclass
-class ModelConfig:
-    """What a trained artsim model is: which towers, which heads.
-
-    The defaults of the head fields (``embed_dim``, ``hidden_dim``, ``dropout``) are also the
-    training defaults: :class:`artsim.training.config.TrainConfig` takes them from here.
-    """
-
-    image_tower: str
-    text_tower: str
-    image_feature_dim: int
-    text_feature_dim: int
-    tower_versions: tuple[str, str] = ("", "")
-    embed_dim: int = 256
-    hidden_dim: int = 0  # 0: linear heads, which generalise best to unseen works here
-    dropout: float = 0.5
-    # the blend with the frozen towers (artsim.model.blend); 1.0 / 0: trained heads alone
-    image_blend: float = 1.0
-    text_blend: float = 1.0
-    fused_image_weight: float = 0.5
-    whiten_dim: int = 0  # 0: the frozen image part is the raw descriptor, normalised
-    # the ConSE bridge (artsim.model.conse): image vectors get sqrt(bridge_weight) * the bridge in
-    # the frozen-text part; 0 classes: none (models saved before it existed)
-    bridge_weight: float = 0.0
-    bridge_top: int = 5
-    bridge_scale: float = 1.0
-    bridge_classes: int = 0
-    # the copy descriptor (a paired image tower CONTENT+COPY, artsim.model.towers.copy): the last
-    # copy_feature_dim image features are its; the trained head and the bridge read the content
-    # features before them. The frozen image part is [sqrt(1 - c) * content | sqrt(c) * copy],
-    # each whitened on the training originals apart (copy_whiten_dim; 0: normalised only) and
-    # c = copy_weight, chosen on the leave-one-source-out folds.
-    copy_feature_dim: int = 0
-    copy_whiten_dim: int = 0
-    copy_weight: float = 0.0
-
-    @property
-    def blended(self) -> bool:
-        return self.image_blend < 1.0 or self.text_blend < 1.0
-
-    @property
-    def content_feature_dim(self) -> int:
-        """Image features the trained head and the bridge read (all but the copy descriptor)."""
-        return self.image_feature_dim - self.copy_feature_dim
-
-    @property
-    def has_copy(self) -> bool:
-        return self.copy_feature_dim > 0
 
 
 class ProjectionHead(nn.Module):

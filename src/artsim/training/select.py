@@ -22,6 +22,7 @@ import numpy as np
 from artsim.data.items import VIEW_ROLE, Item
 from artsim.model.blend import fuse
 from artsim.stats import SIGNIFICANCE, sign_test
+from artsim.training.config import TEXT_BLEND_MAX
 
 BLEND_GRID = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 # The smallest weight that keeps the trained heads' cross-modal search (image <-> text scores are
@@ -30,14 +31,7 @@ BLEND_GRID = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
 # where a trained text part of 0.05 lost (heads trained on Tux Paint alone, scored on Open Clip Art
 # with held-out prompts: 1 query won and 8 lost at 0.05, 1 and 1 at 0.01; BENCHMARKS.md).
 KEEP_CROSS = 0.01
-# The folds' text queries are prompts written by the same template code as the training prompts,
-# so they overrate the trained text part. On prompts of other wording (the held-out family) from
-# sources the heads never saw, the full corpus' folds chose 0.25 and art4apps text fell
-# significantly below frozen (0.985 against 0.994), while 0.05 was never significantly below
-# frozen anywhere and helped where captions are sentences (Tux Paint left out of the full corpus:
-# 0.713 at 0.05, 0.700 at 0.01, frozen 0.693; BENCHMARKS.md, "The full corpus"). The text weight
-# is chosen among the candidates up to this cap (``TrainConfig.text_blend_max``).
-TEXT_BLEND_MAX = 0.05
+# the cap of the trained text part the folds may choose (why: artsim.training.config)
 FUSED_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # The copy descriptor's share c of the frozen image part (``ModelConfig.copy_weight``): chosen on
 # the folds with the frozen towers alone, never significantly below the content descriptor alone

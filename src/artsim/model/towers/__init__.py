@@ -26,6 +26,7 @@ The package: :mod:`~artsim.model.towers.base` (what a tower is), one module per 
 names the rest of artsim uses.
 """
 
+from artsim.model.config import DEFAULT_IMAGE_TOWER, DEFAULT_TEXT_TOWER
 from artsim.model.towers.base import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -40,8 +41,6 @@ from artsim.model.towers.base import (
 from artsim.model.towers.efficientnet import EfficientNetLite0Tower
 from artsim.model.towers.open_clip import OpenClipImageTower, OpenClipTextTower
 from artsim.model.towers.registry import (
-    DEFAULT_IMAGE_TOWER,
-    DEFAULT_TEXT_TOWER,
     IMAGE_TOWERS,
     TEXT_TOWERS,
     check_tower_name,

@@ -14,9 +14,6 @@ from artsim.model.towers.open_clip import OpenClipImageTower, OpenClipTextTower,
 from artsim.model.towers.text import E5SmallTower, MiniLMTower
 from artsim.model.towers.tiny import TinyImageTower, TinyTextTower
 
-DEFAULT_IMAGE_TOWER = "efficientnet-lite0-gem+sscd"
-DEFAULT_TEXT_TOWER = "e5-small-query"
-
 IMAGE_TOWERS: dict[str, Callable[[], ImageTower]] = {
     "efficientnet-lite0": EfficientNetLite0Tower,
     "efficientnet-lite0-gem": gem_tower,
