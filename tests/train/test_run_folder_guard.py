@@ -107,10 +107,10 @@ def test_nonsense_options_are_one_line_before_any_work(
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("finetune_lr", 0.0, "finetune_lr must be a positive number"),
-        ("dropout", 1.0, "dropout must be in [0, 1)"),
-        ("items_per_group", 1, "items_per_group must be at least 2"),
-        ("groups_per_batch", "many", "groups_per_batch must be a whole number"),
+        ("finetune_lr", 0.0, "--finetune-lr must be a positive number"),
+        ("dropout", 1.0, "--dropout must be in [0, 1)"),
+        ("items_per_group", 1, "--items-per-group must be at least 2"),
+        ("groups_per_batch", "many", "--groups-per-batch must be a whole number"),
         ("lr", float("nan"), "--lr must be a finite number"),
         ("loss_weights", {"image": -1.0}, "loss_weights.image must be at least 0"),
         ("loss_weights", {"image": 0.0, "text": 0.0, "cross": 0.0}, "at least one"),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +16,7 @@ from rich.table import Table
 from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
+from artsim.training.config import TrainConfig, flag_of
 
 # artsim.training (torch, Lightning) is imported by the functions that train: `--help` needs none of it
 
@@ -79,139 +85,101 @@ def train_with_progress(
         )
 
 
-def train_command(
-    data: Annotated[str | None, typer.Option(help="manifest (CSV, JSONL or Parquet)")] = None,
-    out: Annotated[str | None, typer.Option(help="run folder")] = None,
-    val_fraction: Annotated[
-        float | None, typer.Option(help="validation share by group: 0.2 = 80/20")
-    ] = None,
-    split: Annotated[
-        str | None, typer.Option(help="split file (id,split) instead of --val-fraction")
-    ] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    config: Annotated[str | None, typer.Option("--config", help="YAML file of options")] = None,
-    max_epochs: Annotated[int | None, typer.Option()] = None,
-    image_tower: Annotated[
-        str | None,
-        typer.Option(help="efficientnet-lite0-gem, efficientnet-lite0, tiny, open_clip:ARCH:FILE"),
-    ] = None,
-    text_tower: Annotated[
-        str | None, typer.Option(help="e5-small, minilm, tiny, open_clip:ARCH:FILE")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="initial learning rate")] = None,
-    margin: Annotated[float | None, typer.Option(help="triplet margin (cosine distance)")] = None,
-    miner: Annotated[str | None, typer.Option(help="random, semihard or hard")] = None,
-    hard_negatives: Annotated[str | None, typer.Option(help="artist or category")] = None,
-    cache_dir: Annotated[str | None, typer.Option(help="feature cache folder")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")
-    ] = False,
-    resume_with_changes: Annotated[
-        bool,
-        typer.Option(
-            "--resume-with-changes",
-            help="resume although options differ from the run's (recorded in changes.log)",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="replace the run files already in a non-empty --out"),
-    ] = False,
-    precision: Annotated[
-        str | None, typer.Option(help="32-true (default) or bf16-mixed (meant for CUDA)")
-    ] = None,
-    devices: Annotated[
-        int | None, typer.Option(help="processes/GPUs per machine (DDP when > 1)")
-    ] = None,
-    num_nodes: Annotated[int | None, typer.Option(help="machines")] = None,
-    accelerator: Annotated[str | None, typer.Option(help="auto, cpu or gpu")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    calib_fraction: Annotated[
-        float | None,
-        typer.Option(help="share of the validation groups kept for calibrating verdicts (0.5)"),
-    ] = None,
-    blend: Annotated[
-        str | None,
-        typer.Option(
-            help="loso (trained/frozen blend chosen on leave-one-source-out folds), trained or "
-            "frozen"
-        ),
-    ] = None,
-    whiten_dim: Annotated[
-        int | None, typer.Option(help="PCA-whitening of the frozen image part (0: none)")
-    ] = None,
-    loso_folds: Annotated[
-        int | None,
-        typer.Option(
-            help="leave-one-source-out folds for the blend: 0 = one per source, k >= 2 = the "
-            "sources grouped into k folds (fewer fold trainings on a corpus of many sources)"
-        ),
-    ] = None,
-    text_blend_max: Annotated[
-        float | None,
-        typer.Option(
-            help="the largest trained text part the folds may choose (default 0.05: their "
-            "prompts share the training templates and overrate it)"
-        ),
-    ] = None,
-    bridge_ratio: Annotated[
-        float | None,
-        typer.Option(
-            help="how much the ConSE bridge (ImageNet classes -> text) counts against the "
-            "trained heads in image <-> text search (0: none; default 2)"
-        ),
-    ] = None,
-    loss_weight: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="PART=WEIGHT of a loss part (image, text, cross, copy, koleo), repeatable; "
-            "copy and koleo are 0 unless given"
-        ),
-    ] = None,
-    copy_temperature: Annotated[
-        float | None, typer.Option(help="temperature of the copy part's softmax (0.1)")
-    ] = None,
-    copy_views: Annotated[
-        int | None,
-        typer.Option(help="augmented views per training original added to its group (0: none)"),
-    ] = None,
-) -> int:
+def _shown(value: Any) -> str:
+    """A default as the help shows it."""
+    if isinstance(value, dict):
+        return "default " + ",".join(f"{k}={v:g}" for k, v in value.items())
+    return "default " + ("none" if value is None else str(value))
+
+
+def config_parameters() -> list[inspect.Parameter]:
+    """One ``--flag`` per :class:`~artsim.training.config.TrainConfig` field, its help from the
+    field's metadata and its default shown (the option's own default is None: not given, so the
+    YAML file or the field's default applies)."""
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = asdict(TrainConfig())
+    parameters = []
+    for field in dataclasses.fields(TrainConfig):
+        kind = hints[field.name]
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        base = typing.get_origin(kind) or kind
+        default = defaults[field.name]
+        text = f"{field.metadata['help']} ({_shown(default) if default != '' else 'required'})"
+        flag = flag_of(field.name)
+        if base is dict:  # loss_weights: PART=WEIGHT, repeatable
+            annotation = list[str] | None
+            info = typer.Option(flag, help=f"PART=WEIGHT, repeatable: {text}")
+        elif base is bool:
+            annotation = bool | None
+            info = typer.Option(f"{flag}/--no-{flag[2:]}", help=text, show_default=False)
+        else:
+            annotation = base | None
+            info = typer.Option(flag, help=text, show_default=False)
+        parameters.append(
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[annotation, info],
+            )
+        )
+    return parameters
+
+
+RUN_PARAMETERS = [
+    inspect.Parameter(
+        "config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[str | None, typer.Option("--config", help="YAML file of options")],
+    ),
+    inspect.Parameter(
+        "resume",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool, typer.Option("--resume", help="continue from RUN_DIR/checkpoints/last.ckpt")
+        ],
+    ),
+    inspect.Parameter(
+        "resume_with_changes",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option(
+                "--resume-with-changes",
+                help="resume although options differ from the run's (recorded in changes.log)",
+            ),
+        ],
+    ),
+    inspect.Parameter(
+        "overwrite",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--overwrite", help="replace the run files already in a non-empty --out"),
+        ],
+    ),
+]
+
+
+def train_command(**given: Any) -> int:
     """Train the multimodal triplet model on a manifest."""
     from artsim.training.config import parse_loss_weights, resolve_config
     from artsim.training.stage import is_global_zero
 
-    resolved = resolve_config(
-        config,
-        data=data,
-        out=out,
-        val_fraction=val_fraction,
-        split=split,
-        seed=seed,
-        max_epochs=max_epochs,
-        image_tower=image_tower,
-        text_tower=text_tower,
-        lr=lr,
-        margin=margin,
-        miner=miner,
-        hard_negatives=hard_negatives,
-        cache_dir=cache_dir,
-        devices=devices,
-        num_nodes=num_nodes,
-        accelerator=accelerator,
-        precision=precision,
-        progress=progress,
-        calib_fraction=calib_fraction,
-        blend=blend,
-        whiten_dim=whiten_dim,
-        bridge_ratio=bridge_ratio,
-        loso_folds=loso_folds,
-        text_blend_max=text_blend_max,
-        loss_weights=parse_loss_weights(loss_weight) if loss_weight else None,
-        copy_temperature=copy_temperature,
-        copy_views=copy_views,
-    )
+    options = {field.name: given[field.name] for field in dataclasses.fields(TrainConfig)}
+    if options["loss_weights"]:
+        options["loss_weights"] = parse_loss_weights(options["loss_weights"])
+    resolved = resolve_config(given["config"], **options)
     run_dir = train_with_progress(
-        resolved, resume=resume, overwrite=overwrite, resume_with_changes=resume_with_changes
+        resolved,
+        resume=given["resume"],
+        overwrite=given["overwrite"],
+        resume_with_changes=given["resume_with_changes"],
     )
     if is_global_zero():
         summary = runfolder.read_summary(run_dir)
@@ -220,6 +188,16 @@ def train_command(
         )
         console.print(f"model: {run_dir / 'model.safetensors'}")
     return 0
+
+
+# the options are the config's fields, generated: a flag can never be accepted and ignored
+train_command.__signature__ = inspect.Signature(
+    [*config_parameters(), *RUN_PARAMETERS], return_annotation=int
+)
+train_command.__annotations__ = {
+    parameter.name: parameter.annotation
+    for parameter in train_command.__signature__.parameters.values()
+} | {"return": int}
 
 
 app = typer.Typer(add_completion=False)

@@ -39,75 +39,137 @@ _MODEL_DEFAULTS = {
 }
 
 
+def option(default: Any, help: str) -> Any:
+    """A :class:`TrainConfig` field with its ``help``: the one text ``artsim train --help`` and
+    docs/configuration.md show for it."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; written resolved to ``RUN_DIR/config.yaml``."""
+    """Everything a run depends on; written resolved to ``RUN_DIR/config.yaml``. Every field is
+    an option of ``artsim train`` (``--field-name``), a key of its ``--config`` YAML file and a
+    keyword of :func:`artsim.train`; its ``help`` is in the field's metadata."""
 
-    data: str = ""
-    out: str = "runs/latest"
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    # share of the validation groups set aside for calibrating verdicts (never used to choose)
-    calib_fraction: float = DEFAULT_CALIB_FRACTION
-    split: str | None = None
-    seed: int = 0
-    max_epochs: int = 60
-    image_tower: str = DEFAULT_IMAGE_TOWER
-    text_tower: str = DEFAULT_TEXT_TOWER
+    data: str = option("", "manifest (CSV, JSONL or Parquet)")
+    out: str = option("runs/latest", "run folder")
+    val_fraction: float = option(DEFAULT_VAL_FRACTION, "validation share by group: 0.2 = 80/20")
+    # never used to choose anything
+    calib_fraction: float = option(
+        DEFAULT_CALIB_FRACTION, "share of the validation groups kept for calibrating verdicts"
+    )
+    split: str | None = option(None, "split file (id,split) instead of --val-fraction")
+    seed: int = option(
+        0, "seed of the split, the batches, the stand-ins' draws and the heads' initialisation"
+    )
+    max_epochs: int = option(
+        60, "most epochs of the heads stage (early stopping usually ends it sooner)"
+    )
+    image_tower: str = option(
+        DEFAULT_IMAGE_TOWER, "the image tower by name (docs/model.md, Towers, lists them)"
+    )
+    text_tower: str = option(
+        DEFAULT_TEXT_TOWER, "the text tower by name (docs/model.md, Towers, lists them)"
+    )
     # the heads' defaults are the model's (one source of truth: ModelConfig)
-    embed_dim: int = _MODEL_DEFAULTS["embed_dim"]
-    hidden_dim: int = _MODEL_DEFAULTS["hidden_dim"]
-    dropout: float = _MODEL_DEFAULTS["dropout"]
-    margin: float = 0.2
-    miner: str = "random"  # measured best on the demo corpus (BENCHMARKS.md)
-    hard_negatives: str | None = None  # None, "artist" or "category": negatives that share it
-    # parts: image, text, cross (triplets) and copy, koleo (artsim.losses; 0 when not given).
+    embed_dim: int = option(
+        _MODEL_DEFAULTS["embed_dim"], "size of the trained heads' output (the shared space)"
+    )
+    hidden_dim: int = option(
+        _MODEL_DEFAULTS["hidden_dim"], "hidden layer of the heads (0: a linear head)"
+    )
+    dropout: float = option(_MODEL_DEFAULTS["dropout"], "dropout in the heads")
+    margin: float = option(0.2, "triplet margin (cosine distance)")
+    # random: measured best on the demo corpus (BENCHMARKS.md)
+    miner: str = option(
+        "random", "how each triplet's negative is picked in the batch: random, semihard or hard"
+    )
+    hard_negatives: str | None = option(
+        None, "artist or category: negatives that share it with the anchor (none: any)"
+    )
     # KoLeo 1 on the image vectors: measured over three seeds (BENCHMARKS.md, Copy groups)
     loss_weights: dict[str, float] = field(
-        default_factory=lambda: {"image": 1.0, "text": 1.0, "cross": 1.0, "koleo": 1.0}
+        default_factory=lambda: {"image": 1.0, "text": 1.0, "cross": 1.0, "koleo": 1.0},
+        metadata={
+            "help": "weight of each loss part: image, text, cross (triplets), copy, koleo "
+            "(artsim.losses; 0 when not given)"
+        },
     )
-    copy_temperature: float = 0.1  # of the copy part's softmax
-    # augmented views per training original, added to its group (artsim.training.views; 0: none)
-    copy_views: int = 0
-    groups_per_batch: int = 32
-    items_per_group: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    plateau_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-6
-    early_stopping_patience: int = 5
-    early_stopping_min_delta: float = 1e-4
-    # blend of trained and frozen scores: "loso" (chosen on leave-one-source-out folds),
-    # "trained" (heads alone) or "frozen" (towers alone); see artsim.training.select
-    blend: str = "loso"
-    # leave-one-source-out folds for the blend: 0 = one per source; k >= 2 = the sources grouped
-    # into k folds of similar size (a corpus of many sources costs k fold trainings, not one each)
-    loso_folds: int = 0
-    # the largest trained text part the folds may choose (their prompts share the training
-    # templates and overrate it; TEXT_BLEND_MAX above says what was measured)
-    text_blend_max: float = TEXT_BLEND_MAX
-    whiten_dim: int = 768  # PCA-whitening of the frozen image descriptor (0: none)
-    # PCA-whitening of the copy descriptor of a paired tower (CONTENT+COPY; 0: none)
-    copy_whiten_dim: int = 512
-    # the ConSE bridge for image <-> text search (artsim.model.conse): how much it counts against
-    # the trained heads' image <-> text scores (0: none), and its top classes
-    bridge_ratio: float = DEFAULT_BRIDGE_RATIO
-    bridge_top: int = 5
-    finetune_epochs: int = 0
-    finetune_lr: float = 1e-5
-    finetune_blocks: int = 2
-    # fine-tune on the items of this many training groups, drawn with the seed (0: all groups)
-    finetune_groups: int = 0
-    # "better": ship the fine-tuned tower only if it beat the heads alone on the validation loss;
-    # "always": ship it anyway (to judge it on evaluations unlike the training data)
-    finetune_keep: str = "better"
-    devices: int = 1
-    num_nodes: int = 1
-    accelerator: str = "auto"
-    precision: str = "32-true"  # or "bf16-mixed" (bf16 autocast; meant for CUDA)
-    cache_dir: str | None = None
-    max_pixels: int = 50_000_000
-    progress: bool = True
+    copy_temperature: float = option(0.1, "temperature of the copy part's softmax")
+    copy_views: int = option(
+        0,
+        "augmented views per training original, added to its group (artsim.training.views; "
+        "0: none)",
+    )
+    groups_per_batch: int = option(32, "groups in every batch")
+    items_per_group: int = option(4, "items of each group in every batch")
+    lr: float = option(1e-3, "initial learning rate")
+    weight_decay: float = option(1e-4, "AdamW's weight decay")
+    plateau_factor: float = option(
+        0.5, "learning rate multiplied by this when the validation loss stalls"
+    )
+    plateau_patience: int = option(2, "epochs without improvement before the learning rate is cut")
+    min_lr: float = option(1e-6, "the learning rate is never cut below this")
+    early_stopping_patience: int = option(5, "epochs without improvement before training stops")
+    early_stopping_min_delta: float = option(
+        1e-4, "smallest drop of the validation loss that counts as one"
+    )
+    # see artsim.training.select
+    blend: str = option(
+        "loso",
+        "blend of trained and frozen scores: loso (chosen on leave-one-source-out folds), "
+        "trained (heads alone) or frozen (towers alone)",
+    )
+    loso_folds: int = option(
+        0,
+        "leave-one-source-out folds for the blend: 0 = one per source; k >= 2 = the sources "
+        "grouped into k folds of similar size (fewer fold trainings on a corpus of many sources)",
+    )
+    text_blend_max: float = option(
+        TEXT_BLEND_MAX,
+        "the largest trained text part the folds may choose (their prompts share the training "
+        "templates and overrate it)",
+    )
+    whiten_dim: int = option(768, "PCA-whitening of the frozen image descriptor (0: none)")
+    copy_whiten_dim: int = option(
+        512, "PCA-whitening of the copy descriptor of a paired tower (CONTENT+COPY; 0: none)"
+    )
+    # artsim.model.conse
+    bridge_ratio: float = option(
+        DEFAULT_BRIDGE_RATIO,
+        "how much the ConSE bridge (ImageNet classes -> text) counts against the trained heads "
+        "in image <-> text search (0: none)",
+    )
+    bridge_top: int = option(
+        5, "how many of the ImageNet classifier's top classes the ConSE bridge weighs"
+    )
+    finetune_epochs: int = option(
+        0, "epochs of the fine-tune stage after the heads stage (0: none)"
+    )
+    finetune_lr: float = option(
+        1e-5, "learning rate of the tower's tuned blocks in the fine-tune stage"
+    )
+    finetune_blocks: int = option(
+        2, "how many of the image tower's last blocks the fine-tune stage trains"
+    )
+    finetune_groups: int = option(
+        0, "fine-tune on the items of this many training groups, drawn with the seed (0: all)"
+    )
+    # "always" serves to judge a fine-tuned tower on evaluations unlike the training data
+    finetune_keep: str = option(
+        "better",
+        "better: ship the fine-tuned tower only if it beat the heads alone on the validation "
+        "loss; always: ship it anyway",
+    )
+    devices: int = option(1, "processes/GPUs per machine (DDP when > 1)")
+    num_nodes: int = option(1, "machines")
+    accelerator: str = option("auto", "auto, cpu or gpu")
+    precision: str = option("32-true", "32-true, or bf16-mixed (bf16 autocast; meant for CUDA)")
+    cache_dir: str | None = option(None, "feature cache folder")
+    max_pixels: int = option(
+        50_000_000, "images with more pixels are refused (decompression bombs)"
+    )
+    progress: bool = option(True, "draw progress bars")
 
     def validate(self) -> TrainConfig:
         """Raise UserError on values that cannot work, naming the option; nothing is touched.
@@ -153,7 +215,7 @@ class TrainConfig:
         for name in ("out", "cache_dir", "split", "image_tower", "text_tower"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
-                raise UserError(f"{_option(name)} must be a text, got {value!r}")
+                raise UserError(f"{flag_of(name)} must be a text, got {value!r}")
         if not self.out:
             raise UserError("--out RUN_DIR must not be empty")
         if self.loso_folds == 1:
@@ -237,21 +299,17 @@ _EXCLUSIVE_HIGH = {
     "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor",
 }  # fmt: skip
 # Options that have a command-line flag; the others are named as in the YAML file.
-_FLAGS = {
-    "data", "out", "val_fraction", "calib_fraction", "split", "seed", "max_epochs",
-    "image_tower", "text_tower", "lr", "margin", "miner", "hard_negatives", "cache_dir", "devices", "num_nodes",
-    "accelerator", "max_pixels", "blend", "whiten_dim", "bridge_ratio",
-    "loso_folds", "text_blend_max", "copy_temperature", "copy_views",
-}  # fmt: skip
-
-
-def _option(name: str) -> str:
-    return f"--{name.replace('_', '-')}" if name in _FLAGS else name
+def flag_of(name: str) -> str:
+    """The ``artsim train`` flag that sets the field ``name`` (every field has one); a part of a
+    field (``loss_weights.image``) is named as it is."""
+    if name == "loss_weights":
+        return "--loss-weight"
+    return name if "." in name else f"--{name.replace('_', '-')}"
 
 
 def _check_number(name: str, value: Any, kind: type, low, high, rule: str) -> None:
     """One line naming the option unless ``value`` is a finite number of ``kind`` within range."""
-    shown = _option(name)
+    shown = flag_of(name)
     integral = isinstance(value, int) and not isinstance(value, bool)
     if kind is int and not integral:
         raise UserError(f"{shown} must be a whole number ({rule}), got {value!r}")
