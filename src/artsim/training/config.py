@@ -298,7 +298,8 @@ _EXCLUSIVE_LOW = {
 _EXCLUSIVE_HIGH = {
     "val_fraction", "calib_fraction", "dropout", "margin", "plateau_factor",
 }  # fmt: skip
-# Options that have a command-line flag; the others are named as in the YAML file.
+
+
 def flag_of(name: str) -> str:
     """The ``artsim train`` flag that sets the field ``name`` (every field has one); a part of a
     field (``loss_weights.image``) is named as it is."""
