@@ -19,7 +19,7 @@ from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import Manifest, load_manifest, validate_manifest
-from artsim.data.split import group_split, split_sizes, write_split
+from artsim.data.split import DEFAULT_VAL_FRACTION, group_split, split_sizes, write_split
 from artsim.errors import UserError
 
 app = typer.Typer(
@@ -116,7 +116,7 @@ def split(
     out: Annotated[Path, typer.Option("--out", help="Where to write the id,split CSV.")],
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Share of items for validation.")
-    ] = 0.2,
+    ] = DEFAULT_VAL_FRACTION,
     seed: Seed = 0,
     stratify: Annotated[
         str | None,

@@ -31,6 +31,7 @@ from artsim.data.folder import build_external_corpus
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
+from artsim.training.config import TrainConfig
 
 # artsim.training, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
 # when the demo runs: `artsim demo --help` needs none of them
@@ -119,9 +120,13 @@ def demo_command(
     max_originals: Annotated[
         int | None, typer.Option(help="originals in the corpus (default 1600)")
     ] = None,
-    max_epochs: Annotated[int, typer.Option(help="training epochs at most")] = 60,
-    seed: Annotated[int, typer.Option()] = 0,
-    val_fraction: Annotated[float, typer.Option(help="validation share by group")] = 0.2,
+    max_epochs: Annotated[
+        int, typer.Option(help="training epochs at most")
+    ] = TrainConfig.max_epochs,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
+    val_fraction: Annotated[
+        float, typer.Option(help="validation share by group")
+    ] = TrainConfig.val_fraction,
     external: Annotated[
         bool, typer.Option("--external/--no-external", help="also evaluate on the external set")
     ] = True,
