@@ -43,12 +43,6 @@ from PIL import Image
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.eval.embedding import hamming_similarity, phash_bits
-from artsim.eval.openset import (
-    binomial_interval,
-    gallery_halves,
-    isc_from_predictions,
-)
-from artsim.eval.verdicts import BACKGROUND_RANK, BACKGROUND_WEIGHT, OpenSetCalibration, fit_task
 from artsim.index.build import add_items
 from artsim.index.calibrate import (
     DEFAULT_SAMPLE,
@@ -60,6 +54,12 @@ from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.faiss_store import FaissStore
 from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
+from artsim.verdicts.grades import BACKGROUND_RANK, BACKGROUND_WEIGHT, OpenSetCalibration, fit_task
+from artsim.verdicts.openset import (
+    binomial_interval,
+    gallery_halves,
+    isc_from_predictions,
+)
 
 FLAGGED = ("derived", "copy")
 

@@ -26,8 +26,6 @@ import numpy as np
 
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
-from artsim.eval.openset import isotonic_probability, reliability
-from artsim.eval.verdicts import PROBABILITY_DEPTH
 from artsim.index.calibrate import (
     _draw_groups,
     _originals,
@@ -35,6 +33,8 @@ from artsim.index.calibrate import (
     derivatives_per_original,
 )
 from artsim.index.catalog import ArtIndex
+from artsim.verdicts.grades import PROBABILITY_DEPTH
+from artsim.verdicts.openset import isotonic_probability, reliability
 
 RESULTS = Path(__file__).parent / "results" / "probability"
 BUCKETS = {"rank 1": (1, 1), "rank 2": (2, 2), "ranks 3-10": (3, PROBABILITY_DEPTH)}

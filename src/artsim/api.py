@@ -21,12 +21,12 @@ from PIL import Image
 
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.index.build import add_items, originals_of, remove_originals
-from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import PairScore, SearchResult, embed_pair, score_pair, search_index
 from artsim.model.embedder import Embedder
 from artsim.model.explain import DEFAULT_CELLS, MatchMap, match_map
 from artsim.progress import Reporter, as_reporter
+from artsim.verdicts.source import Calibration, load_calibration
 
 __all__ = [
     "Index",

@@ -346,7 +346,7 @@ def read_split_ids(path: str | Path) -> dict[str, str]:
 
 def write_calibration(run_dir: str | Path, calibration: Mapping[str, Any]) -> Path:
     """Write ``RUN_DIR/calibration.json`` (what evaluation measured on the run's calibration
-    part; its ``open_set`` is read back by :mod:`artsim.index.calibration`)."""
+    part; its ``open_set`` is read back by :mod:`artsim.verdicts.source`)."""
     return write_json(Path(run_dir) / CALIBRATION_FILE, dict(calibration))
 
 

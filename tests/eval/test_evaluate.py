@@ -204,7 +204,7 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
     thresholds there are open-set: fitted on distractor queries by halving the gallery."""
     from artsim.data.manifest import load_manifest
     from artsim.data.split import carve_calibration, group_split, write_split
-    from artsim.eval.verdicts import OpenSetCalibration
+    from artsim.verdicts.grades import OpenSetCalibration
 
     run = run_copy(eval_run)
     manifest = load_manifest(synthetic_manifest)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from artsim.eval.openset import (
+from artsim.verdicts.openset import (
     binomial_interval,
     fit_isotonic,
     isc_figures,
@@ -166,7 +166,7 @@ def test_binomial_interval_known_values():
 def test_thresholds_with_confidence_let_through_only_what_the_bound_allows():
     # 300 distinct distractor scores: the plain 1% threshold lets 3 reach it (1% on average); at
     # 95% confidence none may (0 of 300 bounds the rate at 0.99%; 1 of 300 only at 1.57%)
-    from artsim.eval.openset import binomial_interval, bounded_count, open_set_threshold
+    from artsim.verdicts.openset import binomial_interval, bounded_count, open_set_threshold
 
     scores = np.linspace(0.0, 1.0, 300)
     assert int((scores >= open_set_threshold(scores, 0.01)).sum()) == 3

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from artsim.eval.verdicts import (
+from artsim.verdicts.grades import (
     OpenSetCalibration,
     confusion,
     copy_threshold,
@@ -124,10 +124,8 @@ def test_background_normalised_task_decides_on_score_minus_background():
     ],
 )
 def test_an_unreadable_index_calibration_is_uncalibrated_with_its_reason(broken, tmp_path):
-    from artsim.index.calibration import load_calibration
-    from artsim.index.catalog import IndexInfo
+    from artsim.verdicts.source import load_calibration
 
-    info = IndexInfo("m1", str(tmp_path), 8, calibration=broken)
-    calibration = load_calibration(tmp_path, "m1", info)
+    calibration = load_calibration(tmp_path, "m1", broken)
     assert calibration.status == "uncalibrated"
     assert calibration.note.startswith("the index's calibration is unreadable")

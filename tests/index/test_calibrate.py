@@ -13,13 +13,13 @@ from artsim.cli.index import main as index_main
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
-from artsim.eval.openset import binomial_interval
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
-from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import embed_query, pair_background, search_index
 from artsim.model.embedder import Embedder
+from artsim.verdicts.openset import binomial_interval
+from artsim.verdicts.source import load_calibration
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,10 @@ def test_done_when_false_derived_share_stays_within_the_calibrated_rate(
     verdicts = {"in": [], "out": []}
     found = []
     try:
-        assert load_calibration(index.info.run, index.model_id, index.info).source == "collection"
+        assert (
+            load_calibration(index.info.run, index.model_id, index.info.calibration).source
+            == "collection"
+        )
         for query in derived.generated():
             original = query.id.split("~")[0]
             side = "in" if original in indexed_ids else "out"
@@ -140,7 +143,7 @@ def test_search_api_gives_graded_verdicts_after_calibration(
     response = search_index(index, embedder, image=picture, text=item.text, k=3).to_json()
     # normalised: image searches decide on score minus the query's 4th-best score, and /score
     # weighs A the same way; plain: no background anywhere
-    calibration = load_calibration(index.info.run, index.model_id, index.info)
+    calibration = load_calibration(index.info.run, index.model_id, index.info.calibration)
     about = index.info.calibration["about"]["background"]["image"]
     assert about["normalised"] == normalised_wins
     alone = search_index(index, embedder, image=picture, k=5)

@@ -13,10 +13,10 @@ from PIL import Image
 from artsim.cli.index import main
 from artsim.cli.search import score_main, search_main
 from artsim.errors import ModelMismatchError
-from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import search_index
 from artsim.model.embedder import Embedder
+from artsim.verdicts.source import load_calibration
 
 
 def originals(manifest: Path) -> list[dict]:
@@ -83,7 +83,7 @@ def test_verdicts_come_from_calibration_json(built_index, synthetic_manifest, tm
     row = originals(synthetic_manifest)[0]
     image = Image.open(synthetic_manifest.parent / row["image"])
     embedder = Embedder.from_run(run, cache_dir=False)
-    from artsim.eval.verdicts import OpenSetCalibration, TaskCalibration
+    from artsim.verdicts.grades import OpenSetCalibration, TaskCalibration
 
     image_task = TaskCalibration(
         thresholds={"0.01": {"threshold": 0.999}, "0.25": {"threshold": -1.0}},
@@ -242,7 +242,7 @@ def test_score_line_gives_the_derived_threshold_whatever_decided(
     a pair is called derived, so it must give the derived threshold (0.6 here), not 0.95."""
     import shutil
 
-    from artsim.eval.verdicts import OpenSetCalibration, fit_task
+    from artsim.verdicts.grades import OpenSetCalibration, fit_task
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

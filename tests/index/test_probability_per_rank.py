@@ -15,11 +15,11 @@ from PIL import Image
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest, write_manifest
 from artsim.data.synthetic import make_synthetic_manifest
-from artsim.eval.openset import isotonic_probability, reliability
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import search_index
+from artsim.verdicts.openset import isotonic_probability, reliability
 
 
 def test_reliability_matches_a_plain_loop():

@@ -16,7 +16,6 @@ from artsim.data.manifest import load_manifest, write_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
-from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.crops import (
     DEFAULT_QUERY_CROPS,
@@ -27,6 +26,7 @@ from artsim.index.crops import (
 )
 from artsim.index.query import embed_pair, pair_background, score_pair, search_index
 from artsim.model.embedder import Embedder
+from artsim.verdicts.source import load_calibration
 
 
 def test_crops_cut_the_grid_and_the_centre_and_leave_out_tiny_pieces():
@@ -102,7 +102,7 @@ def test_search_score_and_background_agree_with_the_crops_the_calibration_record
     run, folder, originals = paired
     index = ArtIndex.open(folder, read_only=True)
     embedder = Embedder.from_run(run, cache_dir=False)
-    calibration = load_calibration(run, embedder.model_id, index.info)
+    calibration = load_calibration(run, embedder.model_id, index.info.calibration)
     assert default_query_crops(embedder) == DEFAULT_QUERY_CROPS
     assert QueryCrops.from_json(calibration.open_set.query_crops) == DEFAULT_QUERY_CROPS
     assert calibration.to_json()["query_crops"] == DEFAULT_QUERY_CROPS.to_json()

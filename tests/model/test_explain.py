@@ -175,7 +175,7 @@ def test_part_cosines_are_the_scores_of_the_pair(paired: Embedder) -> None:
 
     collage, original, _ = _collage(0)
     a, b = embed_query(paired, collage), embed_query(paired, original)
-    from artsim.index.calibration import Calibration
+    from artsim.verdicts.source import Calibration
 
     scores = score_pair(paired, a, b, Calibration("uncalibrated")).scores
     for part in ("copy", "content", "image"):

@@ -108,8 +108,8 @@ def test_a_pair_score_reads_the_copy_and_the_content_cosines_apart(
     training_manifest, feature_cache, tiny_args, tmp_path
 ):
     from artsim.data.images import load_rgb
-    from artsim.index.calibration import Calibration
     from artsim.index.query import embed_query, score_pair
+    from artsim.verdicts.source import Calibration
 
     out = tmp_path / "run"
     assert main(_paired_args(tiny_args, training_manifest, out, feature_cache)) == 0

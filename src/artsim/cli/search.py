@@ -18,7 +18,7 @@ from rich.table import Table
 from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
-from artsim.eval.verdicts import (
+from artsim.verdicts.grades import (
     VERDICT_COPY,
     VERDICT_DERIVED,
     VERDICT_RELATED,
@@ -29,7 +29,7 @@ from artsim.eval.verdicts import (
 # artsim.index and artsim.model (torch, faiss) are imported by the functions that use them:
 # `artsim search --help` needs none of them
 if TYPE_CHECKING:
-    from artsim.index.calibration import Calibration
+    from artsim.verdicts.source import Calibration
 
 console = Console(highlight=False)
 
@@ -157,9 +157,9 @@ def score_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
-    from artsim.index.calibration import load_calibration
     from artsim.index.query import embed_pair, score_pair
     from artsim.model.embedder import Embedder
+    from artsim.verdicts.source import load_calibration
 
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
     embedder = Embedder.from_run(run, cache_dir=False)

@@ -41,7 +41,6 @@ from artsim.eval.metrics import (
     score_histogram,
     verification_pairs,
 )
-from artsim.eval.openset import OPEN_SET_RATES, cross_fit
 from artsim.eval.tasks import (
     TASK_SPECS,
     TASKS,
@@ -54,10 +53,11 @@ from artsim.eval.tasks import (
     top_k,
     verification_figures,
 )
-from artsim.eval.verdicts import RELATED_RATE, OpenSetCalibration, confusion, fit_task
 from artsim.losses import seed_document_figures
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter
+from artsim.verdicts.grades import RELATED_RATE, OpenSetCalibration, confusion, fit_task
+from artsim.verdicts.openset import OPEN_SET_RATES, cross_fit
 
 __all__ = ["SPLITS", "TASKS", "evaluate_run"]
 

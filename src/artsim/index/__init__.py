@@ -7,7 +7,6 @@ The ``index``, ``search`` and ``score`` commands are in :mod:`artsim.cli`.
 """
 
 from artsim.index.build import add_items, add_picture, build_index, remove_originals
-from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.query import (
     PairScore,
@@ -19,6 +18,7 @@ from artsim.index.query import (
     search_index,
 )
 from artsim.index.store import MODALITIES, Hits, OriginalRecord, VectorStore
+from artsim.verdicts.source import Calibration, load_calibration
 
 __all__ = [
     "MODALITIES",

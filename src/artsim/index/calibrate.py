@@ -13,7 +13,7 @@ collection (another style, another number of originals). This fits them where th
    against the whole index, where its original is (a *match* query), and against the index
    without its own group, where its original is not (a *distractor* query: leave one group out).
    The top-1 scores of the distractor queries against those of the match queries give the
-   thresholds (:mod:`artsim.eval.verdicts`), the recall measured at each, and the probability
+   thresholds (:mod:`artsim.verdicts.grades`), the recall measured at each, and the probability
    table. For image and image + prompt searches the thresholds are also fitted on scores with the
    query's background taken off (its score at rank ``BACKGROUND_RANK`` of the same search), and
    those are kept where they recall more of these queries at the rate. By default the threshold
@@ -60,14 +60,11 @@ from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import ImageError, UserError
-from artsim.eval.openset import (
-    DEFAULT_RATE,
-    OPEN_SET_RATES,
-    binomial_interval,
-    open_set_threshold,
-    reliability,
-)
-from artsim.eval.verdicts import (
+from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.crops import default_query_crops, embed_crops, search_with_crops
+from artsim.index.query import copy_query
+from artsim.model.embedder import Embedder
+from artsim.verdicts.grades import (
     BACKGROUND_RANK,
     BACKGROUND_WEIGHT,
     NORMALISED_TASKS,
@@ -79,10 +76,13 @@ from artsim.eval.verdicts import (
     copy_threshold,
     fit_task,
 )
-from artsim.index.catalog import ArtIndex, IndexInfo
-from artsim.index.crops import default_query_crops, embed_crops, search_with_crops
-from artsim.index.query import copy_query
-from artsim.model.embedder import Embedder
+from artsim.verdicts.openset import (
+    DEFAULT_RATE,
+    OPEN_SET_RATES,
+    binomial_interval,
+    open_set_threshold,
+    reliability,
+)
 
 LOOK_ALIKES_LISTED = 20
 # at most this many derivatives of one original, when the collection is smaller than the sample

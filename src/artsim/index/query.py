@@ -4,7 +4,7 @@ Search ranks originals by the score of the query's *task* (``image`` for an imag
 ``text`` for a prompt against captions, ``fused`` for image + prompt), reports every other
 applicable score (image-image, text-caption, image->caption ``i2t``, prompt->image ``t2i``,
 fused) for the same originals, and a verdict from the run's ``calibration.json``
-(:class:`artsim.index.calibration.Calibration`).
+(:class:`artsim.verdicts.source.Calibration`).
 
 >>> search_index(index, embedder, text="a red circle", k=3).results[0].id  # doctest: +SKIP
 'g000-orig'
@@ -20,8 +20,6 @@ from PIL import Image
 
 from artsim.data.images import MIN_CONTENT_SHARE, check_picture, uninformative_problem
 from artsim.errors import ImageError, UserError
-from artsim.eval.verdicts import VERDICT_UNINFORMATIVE
-from artsim.index.calibration import Calibration, load_calibration
 from artsim.index.catalog import ArtIndex
 from artsim.index.crops import (
     QueryCrops,
@@ -31,6 +29,8 @@ from artsim.index.crops import (
     search_with_crops,
 )
 from artsim.model.embedder import Embedder
+from artsim.verdicts.grades import VERDICT_UNINFORMATIVE
+from artsim.verdicts.source import Calibration, load_calibration
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
 # The metadata key an index build sets on each original: the share of its picture that is not
@@ -251,7 +251,9 @@ def search_index(
     if k < 1:
         raise UserError(f"k must be at least 1 (got {k})")
     index.check_model(embedder)
-    calibration = calibration or load_calibration(index.info.run, index.model_id, index.info)
+    calibration = calibration or load_calibration(
+        index.info.run, index.model_id, index.info.calibration
+    )
     crops = query_crops_for(
         calibration, embedder, "image" if image is not None and not (text or "").strip() else ""
     )

@@ -20,10 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from artsim.data.images import image_size_bytes, load_rgb_bytes, sniff_image_format
 from artsim.data.manifest import id_whitespace_problem
 from artsim.errors import ImageError, UserError
-from artsim.index.calibration import load_calibration
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.store import OriginalRecord
 from artsim.serve.limits import WORKING_SIDE, BudgetTimeout, PixelBudget
+from artsim.verdicts.source import load_calibration
 
 # Upload fields as OpenAPI's binary strings: a generated client then sends them as files.
 BINARY: dict[str, Any] = {"json_schema_extra": {"format": "binary"}}
@@ -135,7 +135,7 @@ class Service:
             info = IndexInfo.read(self.index.path)
         except UserError:
             info = self.index.info
-        return load_calibration(self.run_dir, self.index.model_id, info)
+        return load_calibration(self.run_dir, self.index.model_id, info.calibration)
 
     async def in_model_slot(self, function, *args, **kwargs):
         async with self.model_slots:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from artsim.eval.openset import (
+from artsim.verdicts.openset import (
     DEFAULT_RATE,
     OPEN_SET_RATES,
     fit_isotonic,
@@ -281,7 +281,7 @@ def fit_task(
 ) -> TaskCalibration:
     """Thresholds and the probability tables of one task from its calibration queries
     (``confidence``: thresholds whose rates hold with it, see
-    :func:`artsim.eval.openset.open_set_threshold`). With ``background_rank``, the scores given
+    :func:`artsim.verdicts.openset.open_set_threshold`). With ``background_rank``, the scores given
     are already background-normalised (``score - background_weight * background``).
 
     The probability is fitted with distractor queries weighted to count as much, together, as

@@ -10,14 +10,13 @@ from pathlib import Path
 
 from artsim import runfolder
 from artsim.errors import UserError
-from artsim.eval.verdicts import VERDICT_UNCALIBRATED, OpenSetCalibration, Verdict
-from artsim.index.catalog import IndexInfo
 from artsim.runfolder import CALIBRATION_FILE
+from artsim.verdicts.grades import VERDICT_UNCALIBRATED, OpenSetCalibration, Verdict
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Where verdicts come from: an open-set calibration (:mod:`artsim.eval.verdicts`), fitted
+    """Where verdicts come from: an open-set calibration (:mod:`artsim.verdicts.grades`), fitted
     on the indexed collection (``index.json``) or on the run's calibration part
     (``calibration.json``).
 
@@ -94,13 +93,14 @@ def _open_set_note(open_set: OpenSetCalibration, where: str) -> str:
 
 
 def load_calibration(
-    run_dir: str | Path, model_id: str, index_info: IndexInfo | None = None
+    run_dir: str | Path, model_id: str, index_calibration: dict | None = None
 ) -> Calibration:
-    """The verdict calibration: the index's own (``index.json``) first, else the run's
-    ``calibration.json``; never invents a threshold when it cannot."""
-    if index_info is not None and index_info.calibration:
+    """The verdict calibration: the index's own (``index_calibration``: the ``calibration`` of
+    its ``index.json``) first, else the run's ``calibration.json``; never invents a threshold
+    when it cannot."""
+    if index_calibration:
         try:
-            open_set = OpenSetCalibration.from_json(index_info.calibration)
+            open_set = OpenSetCalibration.from_json(index_calibration)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             return Calibration("uncalibrated", f"the index's calibration is unreadable ({error})")
         if open_set.model_id == model_id:
