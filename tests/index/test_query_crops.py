@@ -30,11 +30,21 @@ from artsim.verdicts.source import load_calibration
 
 
 def test_crops_cut_the_grid_and_the_centre_and_leave_out_tiny_pieces():
-    picture = Image.new("RGB", (100, 60))
-    sizes = [piece.size for piece in crops(picture)]
+    noise = np.random.default_rng(0).integers(0, 256, (60, 100, 3), dtype=np.uint8)
+    sizes = [piece.size for piece in crops(Image.fromarray(noise))]
     assert sizes == [(50, 30), (50, 30), (50, 30), (50, 30), (60, 36)]
-    assert crops(Image.new("RGB", (10, 10))) == []  # 5-pixel tiles and a 6-pixel centre
+    tiny = Image.fromarray(noise[:10, :10])
+    assert crops(tiny) == []  # 5-pixel tiles and a 6-pixel centre
     assert len(QUERY_CROP_WINDOWS) == 5
+
+
+def test_crops_of_almost_one_colour_are_left_out():
+    # a drawing in the top-left quarter of a white page: the other three tiles are plain white
+    picture = Image.new("RGB", (100, 100), "white")
+    picture.paste(Image.new("RGB", (30, 30), (200, 30, 30)), (10, 10))
+    pieces = crops(picture)
+    assert [piece.size for piece in pieces] == [(50, 50), (60, 60)]  # its tile and the centre
+    assert crops(Image.new("RGB", (100, 100), "white")) == []
 
 
 def test_a_crop_counts_only_where_it_beats_the_whole_picture_by_the_margin():

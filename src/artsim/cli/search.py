@@ -42,6 +42,11 @@ TASK_WORDS = {
 }
 
 
+# columns a search table needs for every score; narrower terminals leave the cross-modal out
+WIDE_ENOUGH = 120
+CROSS_MODAL = ("i2t", "t2i")
+
+
 def _verdict_markup(verdict: str, probability: float | None = None) -> str:
     chance = f" {probability:.0%}" if probability is not None else ""
     if verdict == VERDICT_COPY:
@@ -112,14 +117,20 @@ def search_command(
         print(json.dumps(response.to_json(), indent=2, ensure_ascii=False))
         return
     table = Table(title=f"{len(response.results)} closest originals ({TASK_WORDS[response.task]})")
-    table.add_column("#", justify="right")
-    table.add_column("id", overflow="fold")
-    table.add_column("title")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("id", overflow="fold", min_width=12)
+    table.add_column("title", overflow="ellipsis", max_width=24)
     # in most collections an original's group is its own id: show the column only when it says more
     show_group = any(result.group != result.id for result in response.results)
     if show_group:
         table.add_column("group", overflow="fold")
     present = [n for n in SCORE_NAMES if any(n in r.scores for r in response.results)]
+    # a terminal too narrow for every score keeps the ids readable: the cross-modal scores of a
+    # search that is not cross-modal go (they stay in --json)
+    left_out = []
+    if console.width < WIDE_ENOUGH and response.task != "t2i":
+        left_out = [n for n in present if n in CROSS_MODAL]
+        present = [n for n in present if n not in CROSS_MODAL]
     for name in present:
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=11)
@@ -134,6 +145,8 @@ def search_command(
             _verdict_markup(result.verdict, result.probability),
         )
     console.print(table)
+    if left_out:
+        console.print(f"[dim]{', '.join(left_out)}: in --json or a wider terminal[/]")
     # in score units for THIS query: a background-normalised task's calibrated threshold is on
     # score minus the query's background, which derived_threshold adds back
     console.print(
