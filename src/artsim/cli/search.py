@@ -117,19 +117,21 @@ def search_command(
         print(json.dumps(response.to_json(), indent=2, ensure_ascii=False))
         return
     table = Table(title=f"{len(response.results)} closest originals ({TASK_WORDS[response.task]})")
+    # a terminal too narrow for every score keeps the ids readable: the titles go, and so do
+    # the cross-modal scores of a search that is not cross-modal (both stay in --json)
+    narrow = console.width < WIDE_ENOUGH
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("id", overflow="fold", min_width=12)
-    table.add_column("title", overflow="ellipsis", max_width=24)
+    if not narrow:
+        table.add_column("title", overflow="ellipsis", max_width=24)
     # in most collections an original's group is its own id: show the column only when it says more
     show_group = any(result.group != result.id for result in response.results)
     if show_group:
         table.add_column("group", overflow="fold")
     present = [n for n in SCORE_NAMES if any(n in r.scores for r in response.results)]
-    # a terminal too narrow for every score keeps the ids readable: the cross-modal scores of a
-    # search that is not cross-modal go (they stay in --json)
-    left_out = []
-    if console.width < WIDE_ENOUGH and response.task != "t2i":
-        left_out = [n for n in present if n in CROSS_MODAL]
+    left_out = [] if not narrow else ["title"]
+    if narrow and response.task != "t2i":
+        left_out += [n for n in present if n in CROSS_MODAL]
         present = [n for n in present if n not in CROSS_MODAL]
     for name in present:
         table.add_column(name, justify="right", no_wrap=True)
@@ -139,7 +141,7 @@ def search_command(
         table.add_row(
             str(result.rank),
             result.id,
-            result.title,
+            *([] if narrow else [result.title]),
             *([result.group] if show_group else []),
             *cells,
             _verdict_markup(result.verdict, result.probability),
