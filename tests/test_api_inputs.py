@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -62,3 +63,49 @@ def test_evaluate_measures_without_writing_unless_asked(
     again = artsim.evaluate(run, split="val", write=True)
     assert again["tasks"]["image"]["recall@1"] == result["tasks"]["image"]["recall@1"]
     assert (run / "eval" / "val.json").is_file()
+
+
+def test_encode_gives_what_an_index_stores_and_similarity_compares_rows(
+    built_index: Path, tiny_run: Path, synthetic_manifest: Path
+):
+    from artsim.data.manifest import load_manifest
+    from artsim.errors import UserError
+    from artsim.index.catalog import ArtIndex
+
+    model = artsim.load_model(tiny_run)
+    index = ArtIndex.open(built_index, read_only=True)
+    records = index.store.get(index.store.ids()[:3])
+    index.close()
+    manifest_items = {item.id: item for item in load_manifest(synthetic_manifest).items}
+    images = [manifest_items[i].image for i in records]
+    texts = [records[i].caption for i in records]
+    fused = model.encode(images, texts)
+    assert fused.shape == (3, model.dim)
+    expected = model.embedder.fuse(
+        model.embed_images(images), model.embed_texts(texts), np.ones(3, bool)
+    )
+    np.testing.assert_allclose(fused, expected, atol=1e-6)
+    # the index stored exactly these fused vectors for them
+    with artsim.open_index(built_index, read_only=True) as opened:
+        stored = opened._index.store.search("fused", fused, 1, list(records))
+    assert [hits.ids[0] for hits in stored] == list(records)
+    np.testing.assert_allclose([hits.scores[0] for hits in stored], 1.0, atol=1e-5)
+    # one modality alone, and a work without text gets its image's vector
+    np.testing.assert_allclose(model.encode(images), model.embed_images(images), atol=1e-6)
+    np.testing.assert_allclose(model.encode(texts=texts), model.embed_texts(texts), atol=1e-6)
+    alone = model.encode(images[:1], [""])
+    np.testing.assert_allclose(
+        alone,
+        model.embedder.fuse(
+            model.embed_images(images[:1]), np.zeros((1, model.dim), np.float32), np.zeros(1, bool)
+        ),
+        atol=1e-6,
+    )
+    with pytest.raises(UserError, match="one text per image"):
+        model.encode(images, texts[:1])
+
+    similarity = model.similarity(fused, fused[:2])
+    assert similarity.shape == (3, 2)
+    np.testing.assert_allclose(np.diag(similarity[:2]), 1.0, atol=1e-5)
+    np.testing.assert_allclose(similarity, fused @ fused[:2].T, atol=1e-5)
+    np.testing.assert_allclose(model.similarity(2 * fused, fused), fused @ fused.T, atol=1e-5)

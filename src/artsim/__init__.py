@@ -2,7 +2,8 @@
 
 The Python API (:mod:`artsim.api`), loaded on first use so that ``import artsim`` stays light:
 
-- :func:`load_model` -> :class:`Model` with ``embed_images``, ``embed_texts``, ``score`` and its
+- :func:`load_model` -> :class:`Model` with ``embed_images``, ``embed_texts``, ``encode``,
+  ``similarity``, ``score``, ``explain`` and its
   ``calibration``;
 - :func:`open_index` -> :class:`Index` with ``search``, ``add`` and ``remove``;
 - :func:`train` and :func:`evaluate`, returning the dictionaries the command line writes.

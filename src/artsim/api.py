@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.errors import UserError
 from artsim.index.build import add_items, originals_of, remove_originals
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import PairScore, SearchResult, embed_pair, score_pair, search_index
@@ -118,6 +119,49 @@ class Model:
         vectors = self.embedder.embed_texts(texts, progress=advance, batch_size=batch_size)
         advance.complete()
         return vectors
+
+    def encode(
+        self,
+        images: Sequence[ImageInput] | None = None,
+        texts: Sequence[str] | None = None,
+        *,
+        batch_size: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> np.ndarray:
+        """The vectors an index stores for works: with ``images`` and ``texts`` (one per work,
+        the same length) the fused image + text vectors (a work whose text is empty gets its
+        image's); with one of them, that modality's vectors. Shape ``(works, dim)``.
+
+        >>> model.encode(["a.png"], ["a fox, watercolor"]).shape == (1, model.dim)  # doctest: +SKIP
+        True
+        """
+        if images is None and texts is None:
+            raise UserError("encode needs images, texts or both")
+        if images is None:
+            return self.embed_texts(list(texts))
+        image_vectors = self.embed_images(images, batch_size=batch_size, max_pixels=max_pixels)
+        if texts is None:
+            return image_vectors
+        texts = list(texts)
+        if len(texts) != len(image_vectors):
+            raise UserError(
+                f"encode needs one text per image: {len(image_vectors)} images, {len(texts)} texts"
+            )
+        has_text = np.array([bool(text.strip()) for text in texts])
+        text_vectors = self.embed_texts([text if text.strip() else " " for text in texts])
+        return self.embedder.fuse(image_vectors, text_vectors, has_text)
+
+    @staticmethod
+    def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every row of ``a`` with every row of ``b`` (``(len(a), len(b))``);
+        the model's vectors are of unit length, so it is their dot product.
+
+        >>> model.similarity(model.encode(texts=["a fox"]), model.encode(texts=["a red fox"]))  # doctest: +SKIP
+        array([[0.91...]], dtype=float32)
+        """
+        a, b = np.atleast_2d(np.asarray(a, np.float32)), np.atleast_2d(np.asarray(b, np.float32))
+        norms = np.linalg.norm(a, axis=1, keepdims=True) * np.linalg.norm(b, axis=1)[None, :]
+        return (a @ b.T) / np.where(norms > 0, norms, 1.0)
 
     def score(
         self,
