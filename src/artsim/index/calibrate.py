@@ -48,7 +48,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,7 @@ from artsim.data.manifest import Manifest, load_manifest
 from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import ImageError, UserError
 from artsim.index.catalog import ArtIndex, IndexInfo
-from artsim.index.crops import default_query_crops, embed_crops, search_with_crops
+from artsim.index.crops import QueryCrops, default_query_crops, embed_crops, search_with_crops
 from artsim.index.query import copy_query
 from artsim.model.embedder import Embedder
 from artsim.verdicts.grades import (
@@ -273,6 +273,44 @@ def _score_with(store, modality, vector, item_id: str) -> float | None:
     return float(found.scores[0]) if found.ids else None
 
 
+@dataclass
+class _Queries:
+    """The calibration's derivatives, embedded: one row per derivative of a drawn original."""
+
+    items: list[Item]
+    image: np.ndarray
+    text: np.ndarray
+    fused: np.ndarray
+    has_text: np.ndarray
+    crops: QueryCrops | None = None
+    crop_vectors: list[np.ndarray] | None = None
+
+    @property
+    def groups(self) -> list[str]:
+        return [item.group for item in self.items]
+
+
+@dataclass
+class _Gallery:
+    """The index searched, and which group each of its originals is in."""
+
+    store: object
+    group_of: dict[str, str]
+    group_sizes: dict[str, int]
+
+
+@dataclass
+class _TaskFit:
+    """One task fitted on the calibration queries, and what the rest of the calibration reads."""
+
+    fitted: TaskCalibration
+    top: tuple  # (rows, best, away, background) for the confusion counts
+    figures: dict
+    reliability: dict
+    choice: dict | None
+    distractor_scores: np.ndarray
+
+
 def calibrate_index(
     index: ArtIndex,
     embedder: Embedder,
@@ -294,147 +332,38 @@ def calibrate_index(
     originals = _originals(index)
     drawn_groups = _draw_groups(originals, sample, seed)
     drawn = [item for item in originals if item.group in drawn_groups]
-    store = index.store
-    with tempfile.TemporaryDirectory(prefix="artsim-calibrate-") as folder:
-        manifest = Manifest(path=Path(folder) / "originals.csv", items=drawn)
-        derived_path = derive_heldout_manifest(
-            manifest,
-            Path(folder) / "derived",
-            per_original=derivatives_per_original(sample, len(drawn)),
-            seed=seed,
-        )
-        queries = load_manifest(derived_path, check_images=False).generated()
-        image_vectors = embedder.embed_images([q.image for q in queries], max_pixels=max_pixels)
-        crops = default_query_crops(embedder) if query_crops else None
-        crop_vectors = (
-            embed_crops(embedder, [load_rgb(q.image, max_pixels) for q in queries], crops)
-            if crops is not None
-            else None
-        )
-    texts = [q.text for q in queries]
-    has_text = np.array([bool(t.strip()) for t in texts])
-    text_vectors = embedder.embed_texts([t or " " for t in texts])
-    fused = embedder.fuse(image_vectors, text_vectors, has_text)
-    query_groups = [q.group for q in queries]
-    group_of = {item.id: item.group for item in originals}
+    per_original = derivatives_per_original(sample, len(drawn))
+    crops = default_query_crops(embedder) if query_crops else None
+    queries = _embedded_queries(embedder, drawn, per_original, seed, max_pixels, crops)
     group_sizes: dict[str, int] = {}
     for item in originals:
         group_sizes[item.group] = group_sizes.get(item.group, 0) + 1
+    gallery = _Gallery(index.store, {item.id: item.group for item in originals}, group_sizes)
 
-    tasks, figures, top, choices, reliable = {}, {}, {}, {}, {}
-    raw_image_distractors = np.zeros(0)
-    for task, modality, vectors, keep in (
-        ("image", "image", image_vectors, np.ones(len(queries), bool)),
-        ("text", "text", text_vectors, has_text),
-        ("fused", "fused", fused, has_text),
+    fits: dict[str, _TaskFit] = {}
+    for task, vectors, keep in (
+        ("image", queries.image, np.ones(len(queries.items), bool)),
+        ("text", queries.text, queries.has_text),
+        ("fused", queries.fused, queries.has_text),
     ):
-        rows = np.nonzero(keep)[0]
-        if not len(rows):
-            continue  # e.g. no caption anywhere: this task stays uncalibrated
-        groups = [query_groups[row] for row in rows]
-        rank = BACKGROUND_RANK if task in NORMALISED_TASKS else 0
-        scored_with_crops = (
-            (crop_vectors, crops.margin) if task == "image" and crops is not None else None
-        )
-        best, away, backgrounds, lower = _ranked(
-            store,
-            modality,
-            vectors[rows],
-            groups,
-            group_of,
-            group_sizes,
-            rank,
-            PROBABILITY_DEPTH,
-            scored_with_crops,
-        )
-        match_scores = np.array([score for _, score in best], dtype=np.float64)
-        distractor_scores = np.array([score for _, score in away], dtype=np.float64)
-        if task == "image":
-            raw_image_distractors = distractor_scores
-        background = np.array(backgrounds, dtype=np.float64).reshape(-1, 2)
-        correct = np.array(
-            [group_of.get(i) == g for (i, _), g in zip(best, groups, strict=True)], dtype=bool
-        )
-        found, away_found = ~np.isnan(match_scores), ~np.isnan(distractor_scores)
-        if found.sum() < 2 or away_found.sum() < 2:
-            continue
-        fitted = fit_task(
-            match_scores[found],
-            correct[found],
-            distractor_scores[away_found],
-            confidence=confidence,
-            lower=_lower_ranks(lower, found, away_found),
-        )
-        if rank and np.isfinite(background[found | away_found]).all():
-            # decisions on score - weight * background (BACKGROUND_RANK, verdicts module), kept
-            # where they find more at the rate: on a few dozen originals of one style the
-            # background is as close as the original (flare, image + prompt: 0.86 -> 0.09)
-            normalised = fit_task(
-                (match_scores - BACKGROUND_WEIGHT * background[:, 0])[found],
-                correct[found],
-                (distractor_scores - BACKGROUND_WEIGHT * background[:, 1])[away_found],
-                confidence=confidence,
-                background_rank=rank,
-                background_weight=BACKGROUND_WEIGHT,
-                lower=_lower_ranks(lower, found, away_found, BACKGROUND_WEIGHT * background),
-            )
-            recalls = [_recall_at(c, rate) for c in (fitted, normalised)]
-            choices[task] = {
-                "plain_recall": recalls[0],
-                "normalised_recall": recalls[1],
-                "normalised": recalls[1] > recalls[0],
-            }
-            if recalls[1] > recalls[0]:
-                fitted = normalised
-        if not fitted.normalised:
-            background[:] = 0.0
-        reliable[task] = _cross_fitted_reliability(
-            groups,
-            (match_scores, correct, distractor_scores, lower),
-            (found, away_found),
-            fitted.background_weight * background if fitted.normalised else 0.0 * background,
-            fitted,
-        )
-        tasks[task] = fitted
-        top[task] = (rows, best, away, background)
-        figures[task] = _interval_figures(
-            tasks[task].thresholds,
-            int(away_found.sum()),
-            len({g for g, kept in zip(groups, away_found, strict=True) if kept}),
-        )
+        fit = _fit_task_on(gallery, queries, task, vectors, keep, rate, confidence)
+        if fit is not None:
+            fits[task] = fit
+    tasks = {task: fit.fitted for task, fit in fits.items()}
 
-    copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
     copy_part = copy_query(embedder)
-    copy_floor = None
-    if copy_part is not None:
-        # a model with a copy descriptor grades copies on its score: near-duplicates' copy
-        # scores, floored by what the derivatives' best other-group copy scores reach
-        copies = [score for score, _ in copies if score is not None]
-        partial = np.stack([copy_part(vector)[0] for vector in image_vectors])
-        _, away, _ = _top1(store, "image", partial, query_groups, group_of, group_sizes)
-        away_copy = np.array([score for _, score in away], dtype=np.float64) / copy_part.weight
-        away_copy = away_copy[~np.isnan(away_copy)]
-        copy_floor = open_set_threshold(away_copy, min(OPEN_SET_RATES)) if len(away_copy) else None
-    else:
-        copies = [image for _, image in copies if image is not None]
+    copies = _near_duplicate_scores(index, embedder, originals, drawn_groups, seed, max_pixels)
+    copy = _copy_grade(gallery, queries, copies, copy_part, fits.get("image"))
     look_alikes = (
         _look_alikes(
-            store,
+            gallery.store,
             embedder,
             drawn,
-            group_of,
-            group_sizes,
+            gallery.group_of,
+            gallery.group_sizes,
             tasks["image"],
             rate,
             max_pixels,
-        )
-        if "image" in tasks
-        else None
-    )
-    # a copy is never called on less than what the strictest rate lets through, in plain scores
-    floor = (
-        open_set_threshold(
-            raw_image_distractors[~np.isnan(raw_image_distractors)], min(OPEN_SET_RATES)
         )
         if "image" in tasks
         else None
@@ -443,49 +372,46 @@ def calibrate_index(
         model_id=index.model_id,
         rate=rate,
         tasks=tasks,
-        copy=(
-            copy_threshold(copies, copy_floor, on_copy_score=True)
-            if copy_part is not None
-            else copy_threshold(copies, floor)
-        ),
+        copy=copy,
         about={},
         query_crops=crops.to_json() if crops is not None else None,
     )
     confusion_counts = _confusion(
-        calibration, store, queries, image_vectors, text_vectors, top, group_of, copy_part
+        calibration,
+        gallery.store,
+        queries.items,
+        queries.image,
+        queries.text,
+        {task: fit.top for task, fit in fits.items()},
+        gallery.group_of,
+        copy_part,
     )
     about = {
-        "how": (
-            "open-set on this collection: one derivative (evaluation-only transform family) of "
-            "each original of the drawn groups, searched against the whole index (a match) and "
-            "against the index without its own group (a distractor: leave one group out); "
-            "thresholds on the top-1 score so that at most the given share of distractor "
-            "queries reach them"
-            + (
-                f", with {confidence:.0%} confidence (exact one-sided bound)"
-                if confidence
-                else " (on average)"
-            )
+        "how": _HOW
+        + (
+            f", with {confidence:.0%} confidence (exact one-sided bound)"
+            if confidence
+            else " (on average)"
         ),
         "on": {
             "originals_in_index": len(originals),
             "groups_drawn": len(drawn_groups),
-            "derivatives_per_original": derivatives_per_original(sample, len(drawn)),
-            "match_queries": len(queries),
-            "distractor_queries": len(queries),
-            "near_duplicates": len(copies),
+            "derivatives_per_original": per_original,
+            "match_queries": len(queries.items),
+            "distractor_queries": len(queries.items),
+            "near_duplicates": sum(score is not None for score in _grade_scores(copies, copy_part)),
             "sample": sample,
             "seed": seed,
             "confidence": confidence,
         },
         "rates": [*OPEN_SET_RATES, RELATED_RATE],
-        "measured": figures,
+        "measured": {task: fit.figures for task, fit in fits.items()},
         "confusion": confusion_counts,
         "look_alikes": look_alikes,
         # per task: recall at the rate with plain and with background-normalised scores
-        "background": choices,
+        "background": {task: fit.choice for task, fit in fits.items() if fit.choice},
         # per task: are the stated probabilities right? cross-fitted on the calibration queries
-        "reliability": reliable,
+        "reliability": {task: fit.reliability for task, fit in fits.items()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -496,6 +422,164 @@ def calibrate_index(
         info.write(index.path)
     index.info = info
     return calibration
+
+
+_HOW = (
+    "open-set on this collection: one derivative (evaluation-only transform family) of "
+    "each original of the drawn groups, searched against the whole index (a match) and "
+    "against the index without its own group (a distractor: leave one group out); "
+    "thresholds on the top-1 score so that at most the given share of distractor "
+    "queries reach them"
+)
+
+
+def _embedded_queries(
+    embedder: Embedder,
+    drawn: Sequence[Item],
+    per_original: int,
+    seed: int,
+    max_pixels: int,
+    crops: QueryCrops | None,
+) -> _Queries:
+    """Derivatives of the drawn originals (evaluation-only family), embedded as searches embed
+    them: image (and its crops), prompt, image + prompt."""
+    with tempfile.TemporaryDirectory(prefix="artsim-calibrate-") as folder:
+        manifest = Manifest(path=Path(folder) / "originals.csv", items=list(drawn))
+        derived_path = derive_heldout_manifest(
+            manifest, Path(folder) / "derived", per_original=per_original, seed=seed
+        )
+        items = load_manifest(derived_path, check_images=False).generated()
+        image = embedder.embed_images([q.image for q in items], max_pixels=max_pixels)
+        crop_vectors = (
+            embed_crops(embedder, [load_rgb(q.image, max_pixels) for q in items], crops)
+            if crops is not None
+            else None
+        )
+    texts = [q.text for q in items]
+    has_text = np.array([bool(t.strip()) for t in texts])
+    text = embedder.embed_texts([t or " " for t in texts])
+    fused = embedder.fuse(image, text, has_text)
+    return _Queries(items, image, text, fused, has_text, crops, crop_vectors)
+
+
+def _fit_task_on(
+    gallery: _Gallery,
+    queries: _Queries,
+    task: str,
+    vectors: np.ndarray,
+    keep: np.ndarray,
+    rate: float,
+    confidence: float | None,
+) -> _TaskFit | None:
+    """Fit one task's thresholds and probabilities on its calibration queries (``keep``): plain,
+    and background-normalised where that recalls more at ``rate``. None when too few queries
+    found anything (e.g. no caption anywhere: the task stays uncalibrated)."""
+    rows = np.nonzero(keep)[0]
+    if not len(rows):
+        return None
+    groups = [queries.groups[row] for row in rows]
+    rank = BACKGROUND_RANK if task in NORMALISED_TASKS else 0
+    scored_with_crops = (
+        (queries.crop_vectors, queries.crops.margin)
+        if task == "image" and queries.crops is not None
+        else None
+    )
+    best, away, backgrounds, lower = _ranked(
+        gallery.store,
+        task,  # each task searches the store of its name
+        vectors[rows],
+        groups,
+        gallery.group_of,
+        gallery.group_sizes,
+        rank,
+        PROBABILITY_DEPTH,
+        scored_with_crops,
+    )
+    match_scores = np.array([score for _, score in best], dtype=np.float64)
+    distractor_scores = np.array([score for _, score in away], dtype=np.float64)
+    background = np.array(backgrounds, dtype=np.float64).reshape(-1, 2)
+    correct = np.array(
+        [gallery.group_of.get(i) == g for (i, _), g in zip(best, groups, strict=True)], dtype=bool
+    )
+    found, away_found = ~np.isnan(match_scores), ~np.isnan(distractor_scores)
+    if found.sum() < 2 or away_found.sum() < 2:
+        return None
+    fitted = fit_task(
+        match_scores[found],
+        correct[found],
+        distractor_scores[away_found],
+        confidence=confidence,
+        lower=_lower_ranks(lower, found, away_found),
+    )
+    choice = None
+    if rank and np.isfinite(background[found | away_found]).all():
+        # decisions on score - weight * background (BACKGROUND_RANK, verdicts module), kept
+        # where they find more at the rate: on a few dozen originals of one style the
+        # background is as close as the original (flare, image + prompt: 0.86 -> 0.09)
+        normalised = fit_task(
+            (match_scores - BACKGROUND_WEIGHT * background[:, 0])[found],
+            correct[found],
+            (distractor_scores - BACKGROUND_WEIGHT * background[:, 1])[away_found],
+            confidence=confidence,
+            background_rank=rank,
+            background_weight=BACKGROUND_WEIGHT,
+            lower=_lower_ranks(lower, found, away_found, BACKGROUND_WEIGHT * background),
+        )
+        recalls = [_recall_at(c, rate) for c in (fitted, normalised)]
+        choice = {
+            "plain_recall": recalls[0],
+            "normalised_recall": recalls[1],
+            "normalised": recalls[1] > recalls[0],
+        }
+        if recalls[1] > recalls[0]:
+            fitted = normalised
+    if not fitted.normalised:
+        background[:] = 0.0
+    reliability = _cross_fitted_reliability(
+        groups,
+        (match_scores, correct, distractor_scores, lower),
+        (found, away_found),
+        fitted.background_weight * background if fitted.normalised else 0.0 * background,
+        fitted,
+    )
+    figures = _interval_figures(
+        fitted.thresholds,
+        int(away_found.sum()),
+        len({g for g, kept in zip(groups, away_found, strict=True) if kept}),
+    )
+    return _TaskFit(
+        fitted, (rows, best, away, background), figures, reliability, choice, distractor_scores
+    )
+
+
+def _grade_scores(copies, copy_part) -> list[float | None]:
+    """The score the copy grade reads of each near-duplicate: its copy score with a copy
+    descriptor, else its image score."""
+    return [copy if copy_part is not None else image for copy, image in copies]
+
+
+def _copy_grade(
+    gallery: _Gallery, queries: _Queries, copies, copy_part, image: _TaskFit | None
+) -> dict | None:
+    """The copy grade's threshold: what near-duplicates reach (on the copy score with a copy
+    descriptor, else the image score), never below what unrelated works reach."""
+    scores = [score for score in _grade_scores(copies, copy_part) if score is not None]
+    if copy_part is not None:
+        # floored by what the derivatives' best other-group copy scores reach
+        partial = np.stack([copy_part(vector)[0] for vector in queries.image])
+        _, away, _ = _top1(
+            gallery.store, "image", partial, queries.groups, gallery.group_of, gallery.group_sizes
+        )
+        away_copy = np.array([score for _, score in away], dtype=np.float64) / copy_part.weight
+        away_copy = away_copy[~np.isnan(away_copy)]
+        floor = open_set_threshold(away_copy, min(OPEN_SET_RATES)) if len(away_copy) else None
+        return copy_threshold(scores, floor, on_copy_score=True)
+    # a copy is never called on less than what the strictest rate lets through, in plain scores
+    floor = None
+    if image is not None:
+        distractors = image.distractor_scores
+        floor = open_set_threshold(distractors[~np.isnan(distractors)], min(OPEN_SET_RATES))
+    return copy_threshold(scores, floor)
 
 
 def _recall_at(calibration: TaskCalibration, rate: float) -> float:
