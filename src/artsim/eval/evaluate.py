@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -256,11 +257,7 @@ def evaluate_run(
             "distractors (their original is not in that half)",
         },
     }
-    top: dict[str, list] = {}
-    curves: dict[str, dict] = {}
-    thresholds: dict[str, dict[str, float | None]] = {}
-    open_tasks: dict = {}
-    crossfits: dict = {}
+    found = _Found()
     langs = sorted({items[row].lang or "unknown" for row in query_rows})
     for task, spec in TASK_SPECS.items():
         data = build_task(spec, embedded, query_rows)
@@ -268,75 +265,8 @@ def evaluate_run(
             key = f"{task}: {reason}"
             skipped[key] = skipped.get(key, 0) + count
         similarity = task_similarity(spec, embedded, data)
-        result["tasks"][task] = retrieval_figures(task, similarity, data, seed)
-        verification = verification_figures(task, similarity, data)
-        result["verification"][task] = verification
-        thresholds[task] = {
-            f"fpr_{t:g}": verification[f"at_fpr_{t:g}"]["threshold"] for t in FPR_TARGETS
-        }
-        query_langs = np.array([items[row].lang or "unknown" for row in data.queries])
-        for lang in langs:
-            rows = np.nonzero(query_langs == lang)[0]
-            result["by_lang"].setdefault(lang, {})[task] = retrieval_figures(
-                task, similarity, data, seed, rows
-            )
-        gallery_groups = [items[row].group for row in data.gallery]
-        fitted = cross_fit(similarity, data.relevant, gallery_groups)
-        open_tasks[task] = fit_task(fitted.match_top1, fitted.match_correct, fitted.distractor_top1)
-        result["open_set"][task] = {
-            "thresholds": open_tasks[task].thresholds,
-            "n_matches": open_tasks[task].n_matches,
-            "n_distractors": open_tasks[task].n_distractors,
-            **fitted.isc,
-        }
-        crossfits[task] = fitted
-        top[task] = top_k(similarity, data, embedded)
-        positive, negative = verification_pairs(similarity, data.correct, data.relevant)
-        curves[task] = {
-            "positive": score_histogram(positive),
-            "negative": score_histogram(negative),
-            "roc": thin_curve(roc_curve(positive, negative)),
-            "roc_auc": verification["roc_auc"],
-        }
-        if task == "image":
-            hashed = hamming_similarity(bits[data.queries], bits[data.gallery])
-            result["baselines"]["phash"]["image"] = {
-                **retrieval_figures(task, hashed, data, seed),
-                "open_set": _open_set_summary(hashed, data, gallery_groups),
-            }
-        if task == "image" and embedded.copy_dim:
-            # the copy descriptor alone (raw cosine, e.g. SSCD), beside frozen content and hash
-            copy = normalise_rows(embedded.space("copy", raw=True))
-            copied = copy[data.queries] @ copy[data.gallery].T
-            result["baselines"].setdefault("copy", {})["image"] = {
-                **retrieval_figures(task, copied, data, seed),
-                "open_set": _open_set_summary(copied, data, gallery_groups),
-                "paired": paired_comparison(
-                    hits_at_k(similarity, data.correct, 1), hits_at_k(copied, data.correct, 1)
-                ),
-            }
-        raw = None
-        if task in ("image", "text"):
-            raw = task_similarity(spec, embedded, data, raw=True)
-        elif task == "fused":
-            raw = frozen_fused_similarity(
-                task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
-                raw_text_similarity(embedded, data),
-                embedded.has_text[data.queries],
-                embedded.has_text[data.gallery],
-            )
-        if raw is None:
-            result["baselines"]["frozen"][task] = None
-        else:
-            result["baselines"]["frozen"][task] = {
-                **retrieval_figures(task, raw, data, seed),
-                "open_set": _open_set_summary(raw, data, gallery_groups),
-                "paired": paired_comparison(
-                    hits_at_k(similarity, data.correct, 1), hits_at_k(raw, data.correct, 1)
-                ),
-            }
-            for pattern, figures in _pattern_figures(task, similarity, raw, data, items, seed):
-                result.setdefault("by_pattern", {}).setdefault(pattern, {})[task] = figures
+        _task_figures(result, found, task, similarity, data, embedded, items, langs, seed)
+        _task_baselines(result, task, spec, similarity, data, embedded, bits, items, seed)
     result["baselines"]["frozen"]["reason"] = FROZEN_REASON
     comparison = baseline_comparison(result)
     result["vs_baselines"] = comparison["tasks"]
@@ -371,7 +301,7 @@ def evaluate_run(
     own_val = same_data and (split == "calib" or (split == "val" and not has_calib))
     open_set = OpenSetCalibration(
         model_id=embedder.model_id,
-        tasks=open_tasks,
+        tasks=found.open_tasks,
         about={
             "how": "open-set, cross-fitted (see pairs.open_set)",
             "on": f"the {split_name} part of {manifest_path}",
@@ -379,7 +309,7 @@ def evaluate_run(
             "rates": [*OPEN_SET_RATES, RELATED_RATE],
         },
     )
-    result["open_set_confusion"] = _calibration_confusion(open_set, crossfits)
+    result["open_set_confusion"] = _calibration_confusion(open_set, found.crossfits)
     if own_val and split == "val":
         result["notes"].append(
             "the run has no calibration part (trained with --calib-fraction 0 or before it "
@@ -406,7 +336,9 @@ def evaluate_run(
             }
             for item in items
         }
-        runfolder.write_evaluation(run, name, result, {"items": items_by_id, "tasks": top}, curves)
+        runfolder.write_evaluation(
+            run, name, result, {"items": items_by_id, "tasks": found.top}, found.curves
+        )
         if own_val:
             runfolder.write_calibration(
                 run,
@@ -414,10 +346,103 @@ def evaluate_run(
                     "model_id": embedder.model_id,
                     "source": f"{split} split of {manifest_path}",
                     "data_fingerprint": result["data_fingerprint"],
-                    "thresholds": thresholds,
+                    "thresholds": found.thresholds,
                     "default_fpr": 0.001,
                     "pairs": result["pairs"],
                     "open_set": open_set.to_json(),
                 },
             )
     return result
+
+
+@dataclass
+class _Found:
+    """What the task loop of :func:`evaluate_run` gathers beside the result: the verification
+    thresholds, the open-set fits and their cross-fits, the top-5 lists and the curves."""
+
+    thresholds: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    open_tasks: dict = field(default_factory=dict)
+    crossfits: dict = field(default_factory=dict)
+    top: dict[str, list] = field(default_factory=dict)
+    curves: dict[str, dict] = field(default_factory=dict)
+
+
+def _task_figures(result, found: _Found, task, similarity, data, embedded, items, langs, seed):
+    """One task's retrieval (overall and per language), verification and open-set figures."""
+    result["tasks"][task] = retrieval_figures(task, similarity, data, seed)
+    verification = verification_figures(task, similarity, data)
+    result["verification"][task] = verification
+    found.thresholds[task] = {
+        f"fpr_{t:g}": verification[f"at_fpr_{t:g}"]["threshold"] for t in FPR_TARGETS
+    }
+    query_langs = np.array([items[row].lang or "unknown" for row in data.queries])
+    for lang in langs:
+        rows = np.nonzero(query_langs == lang)[0]
+        result["by_lang"].setdefault(lang, {})[task] = retrieval_figures(
+            task, similarity, data, seed, rows
+        )
+    gallery_groups = [items[row].group for row in data.gallery]
+    fitted = cross_fit(similarity, data.relevant, gallery_groups)
+    found.open_tasks[task] = fit_task(
+        fitted.match_top1, fitted.match_correct, fitted.distractor_top1
+    )
+    result["open_set"][task] = {
+        "thresholds": found.open_tasks[task].thresholds,
+        "n_matches": found.open_tasks[task].n_matches,
+        "n_distractors": found.open_tasks[task].n_distractors,
+        **fitted.isc,
+    }
+    found.crossfits[task] = fitted
+    found.top[task] = top_k(similarity, data, embedded)
+    positive, negative = verification_pairs(similarity, data.correct, data.relevant)
+    found.curves[task] = {
+        "positive": score_histogram(positive),
+        "negative": score_histogram(negative),
+        "roc": thin_curve(roc_curve(positive, negative)),
+        "roc_auc": verification["roc_auc"],
+    }
+
+
+def _task_baselines(result, task, spec, similarity, data, embedded, bits, items, seed):
+    """One task's baselines on the same queries: the perceptual hash and the copy descriptor
+    alone (image), the frozen towers (with the paired comparison and the per-pattern figures)."""
+    gallery_groups = [items[row].group for row in data.gallery]
+    if task == "image":
+        hashed = hamming_similarity(bits[data.queries], bits[data.gallery])
+        result["baselines"]["phash"]["image"] = {
+            **retrieval_figures(task, hashed, data, seed),
+            "open_set": _open_set_summary(hashed, data, gallery_groups),
+        }
+    if task == "image" and embedded.copy_dim:
+        # the copy descriptor alone (raw cosine, e.g. SSCD), beside frozen content and hash
+        copy = normalise_rows(embedded.space("copy", raw=True))
+        copied = copy[data.queries] @ copy[data.gallery].T
+        result["baselines"].setdefault("copy", {})["image"] = {
+            **retrieval_figures(task, copied, data, seed),
+            "open_set": _open_set_summary(copied, data, gallery_groups),
+            "paired": paired_comparison(
+                hits_at_k(similarity, data.correct, 1), hits_at_k(copied, data.correct, 1)
+            ),
+        }
+    raw = None
+    if task in ("image", "text"):
+        raw = task_similarity(spec, embedded, data, raw=True)
+    elif task == "fused":
+        raw = frozen_fused_similarity(
+            task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
+            raw_text_similarity(embedded, data),
+            embedded.has_text[data.queries],
+            embedded.has_text[data.gallery],
+        )
+    if raw is None:
+        result["baselines"]["frozen"][task] = None
+        return
+    result["baselines"]["frozen"][task] = {
+        **retrieval_figures(task, raw, data, seed),
+        "open_set": _open_set_summary(raw, data, gallery_groups),
+        "paired": paired_comparison(
+            hits_at_k(similarity, data.correct, 1), hits_at_k(raw, data.correct, 1)
+        ),
+    }
+    for pattern, figures in _pattern_figures(task, similarity, raw, data, items, seed):
+        result.setdefault("by_pattern", {}).setdefault(pattern, {})[task] = figures
