@@ -233,30 +233,7 @@ def evaluate_run(
     except ImageError as error:  # a file changed after the manifest was checked
         raise DataError(str(error)) from None
 
-    result: dict[str, Any] = {
-        "name": name,
-        "run": str(run),
-        "model_id": embedder.model_id,
-        "manifest": str(manifest_path),
-        "data_fingerprint": manifest.fingerprint(),
-        "split": split_name,
-        "seed": seed,
-        "tasks": {},
-        "by_lang": {},
-        "verification": {},
-        "open_set": {},
-        "baselines": {"phash": {}, "frozen": {}},
-        "notes": [],
-        "pairs": {
-            "tasks": f"each generated item of the {split_name} part against every original "
-            "evaluated",
-            "verification": f"(query, its original) against (query, other original) pairs of "
-            f"the {split_name} part",
-            "open_set": f"cross-fitted on the {split_name} part: originals halved by group; "
-            "against each half, queries whose original is there are matches, all others "
-            "distractors (their original is not in that half)",
-        },
-    }
+    result = _result_skeleton(name, run, embedder, manifest_path, manifest, split_name, seed)
     found = _Found()
     langs = sorted({items[row].lang or "unknown" for row in query_rows})
     for task, spec in TASK_SPECS.items():
@@ -325,34 +302,68 @@ def evaluate_run(
     result = runfolder.clean_json(result)
 
     if write:
-        items_by_id = {
-            item.id: {
-                "image": str(item.image),
-                "text": item.text,
-                "role": item.role,
-                "group": item.group,
-                "lang": item.lang,
-                "title": item.title,
-            }
-            for item in items
-        }
-        runfolder.write_evaluation(
-            run, name, result, {"items": items_by_id, "tasks": found.top}, found.curves
-        )
-        if own_val:
-            runfolder.write_calibration(
-                run,
-                {
-                    "model_id": embedder.model_id,
-                    "source": f"{split} split of {manifest_path}",
-                    "data_fingerprint": result["data_fingerprint"],
-                    "thresholds": found.thresholds,
-                    "default_fpr": 0.001,
-                    "pairs": result["pairs"],
-                    "open_set": open_set.to_json(),
-                },
-            )
+        _write(run, name, result, items, found, open_set if own_val else None, split)
     return result
+
+
+def _result_skeleton(name, run, embedder, manifest_path, manifest, split_name, seed) -> dict:
+    """The evaluation's result before any figure: what was evaluated, and on which pairs."""
+    return {
+        "name": name,
+        "run": str(run),
+        "model_id": embedder.model_id,
+        "manifest": str(manifest_path),
+        "data_fingerprint": manifest.fingerprint(),
+        "split": split_name,
+        "seed": seed,
+        "tasks": {},
+        "by_lang": {},
+        "verification": {},
+        "open_set": {},
+        "baselines": {"phash": {}, "frozen": {}},
+        "notes": [],
+        "pairs": {
+            "tasks": f"each generated item of the {split_name} part against every original "
+            "evaluated",
+            "verification": f"(query, its original) against (query, other original) pairs of "
+            f"the {split_name} part",
+            "open_set": f"cross-fitted on the {split_name} part: originals halved by group; "
+            "against each half, queries whose original is there are matches, all others "
+            "distractors (their original is not in that half)",
+        },
+    }
+
+
+def _write(run, name, result, items, found: _Found, open_set, split) -> None:
+    """The evaluation under ``RUN_DIR/eval/`` (with its top-5 lists and curves) and, when it
+    was made on the run's own calibration part (``open_set`` given), ``calibration.json``."""
+    items_by_id = {
+        item.id: {
+            "image": str(item.image),
+            "text": item.text,
+            "role": item.role,
+            "group": item.group,
+            "lang": item.lang,
+            "title": item.title,
+        }
+        for item in items
+    }
+    runfolder.write_evaluation(
+        run, name, result, {"items": items_by_id, "tasks": found.top}, found.curves
+    )
+    if open_set is not None:
+        runfolder.write_calibration(
+            run,
+            {
+                "model_id": open_set.model_id,
+                "source": f"{split} split of {result['manifest']}",
+                "data_fingerprint": result["data_fingerprint"],
+                "thresholds": found.thresholds,
+                "default_fpr": 0.001,
+                "pairs": result["pairs"],
+                "open_set": open_set.to_json(),
+            },
+        )
 
 
 @dataclass
