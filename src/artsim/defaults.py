@@ -22,3 +22,5 @@ DEFAULT_SAMPLE = 300
 MAX_TEXT_CHARS = 2_000
 # A request that waits longer than this for the pixel budget is answered 503 (try again later).
 ADMISSION_TIMEOUT = 60.0
+# The largest upload the service accepts by default (``artsim serve --max-upload-mb``).
+DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024

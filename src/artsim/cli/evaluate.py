@@ -112,7 +112,7 @@ def evaluate_command(
         typer.Option("--data", help="manifest to evaluate on (default: the run's training data)"),
     ] = None,
     split: Annotated[
-        str, typer.Option("--split", help="val or train (the run's split.csv ids) or all")
+        str, typer.Option("--split", help="val, calib or train (the run's split.csv ids) or all")
     ] = "all",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="also write the result to this JSON file")

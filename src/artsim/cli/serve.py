@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from artsim.cli.commands import RunOfIndexOption, err_console, run_app
-from artsim.defaults import ADMISSION_TIMEOUT, MAX_TEXT_CHARS
+from artsim.defaults import ADMISSION_TIMEOUT, DEFAULT_MAX_UPLOAD_BYTES, MAX_TEXT_CHARS
 from artsim.errors import UserError
 
 # the service (FastAPI, torch, faiss) is imported when it is served: `--help` needs none of it
@@ -51,7 +51,7 @@ def serve_command(
     ] = None,
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", min=0.01, help="Largest accepted upload.")
-    ] = 10.0,
+    ] = DEFAULT_MAX_UPLOAD_BYTES / (1024 * 1024),
     run: RunOfIndexOption = None,
     max_text_chars: Annotated[
         int,

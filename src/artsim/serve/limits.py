@@ -13,9 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # than ADMISSION_TIMEOUT seconds for the pixel budget is answered 503. Both are defined (and their
 # choice explained) in artsim.defaults, which `artsim serve --help` reads without loading FastAPI.
 from artsim.defaults import ADMISSION_TIMEOUT as ADMISSION_TIMEOUT
+from artsim.defaults import DEFAULT_MAX_UPLOAD_BYTES as DEFAULT_MAX_UPLOAD_BYTES
 from artsim.defaults import MAX_TEXT_CHARS as MAX_TEXT_CHARS
 
-DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # Room for multipart boundaries and the text fields around the uploaded files.
 FORM_OVERHEAD = 256 * 1024
 MAX_K = 100
