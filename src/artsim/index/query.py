@@ -259,53 +259,9 @@ def search_index(
     )
     query = embed_query(embedder, image, text, query_crops=crops)
     store = index.store
-    task = query.task
-    if task == "image":
-        modality, vector = "image", query.image
-    elif task == "text":
-        modality, vector = "text", query.text
-    else:
-        modality, vector = "fused", query.fused
-    rank = calibration.background_rank(task)
-    if query.crops is not None:
-        hits = search_with_crops(
-            store, vector[None], [query.crops], max(k, rank), query.crop_margin
-        )[0]
-    else:
-        hits = store.search(modality, vector[None], max(k, rank))[0]
-    if task == "text" and not hits.ids:
-        # no original has a caption: compare the prompt with the images instead
-        task, modality = "t2i", "image"
-        rank = calibration.background_rank(task)
-        hits = store.search(modality, vector[None], max(k, rank))[0]
-    # what an unrelated original scores for this query: the score at the calibrated rank
-    background = float(hits.scores[rank - 1]) if rank and len(hits.scores) >= rank else None
-    hits = replace(hits, ids=hits.ids[:k], scores=hits.scores[:k])
-    candidates = hits.ids
-    scores: dict[str, dict[str, float]] = {item_id: {} for item_id in candidates}
-
-    def collect(name: str, store_modality: str, query_vector: np.ndarray | None) -> None:
-        if query_vector is None or not candidates:
-            return
-        found = store.search(store_modality, query_vector[None], len(candidates), candidates)
-        for item_id, score in zip(found[0].ids, found[0].scores, strict=True):
-            scores[item_id][name] = _finite(score)
-
-    for name, part, scale in part_queries(embedder, query.image):
-        collect(name, "image", part)
-        for item_id in candidates:  # the part's own cosine, not its share of the image score
-            if name in scores[item_id]:
-                scores[item_id][name] = _finite(scores[item_id][name] / scale)
-    if query.crops is not None:  # the ranking scores: whole picture or its best crop
-        for item_id, score in zip(hits.ids, hits.scores, strict=True):
-            scores[item_id]["image"] = _finite(score)
-    else:
-        collect("image", "image", query.image)
-    collect("i2t", "text", query.image)
-    collect("text", "text", query.text)
-    collect("t2i", "image", query.text)
-    collect("fused", "fused", query.fused)
-    records = store.get(candidates)
+    task, modality, hits, background = _ranked_hits(store, query, calibration, k)
+    scores = _candidate_scores(store, embedder, query, hits)
+    records = store.get(hits.ids)
     results = []
     for rank, (item_id, score) in enumerate(zip(hits.ids, hits.scores, strict=True), start=1):
         record = records.get(item_id)
@@ -344,6 +300,60 @@ def search_index(
     return SearchResponse(
         index.model_id, task, k, calibration, results, search, threshold, list(query.truncated)
     )
+
+
+def _ranked_hits(store, query: QueryVectors, calibration: Calibration, k: int):
+    """``(task, modality searched, the k best originals, the query's background)``: the
+    originals ranked by the query's task score (an image with its crops), a prompt compared
+    with the images where no original has a caption, and the score at the calibrated rank."""
+    task = query.task
+    modality = task
+    vector = {"image": query.image, "text": query.text, "fused": query.fused}[task]
+    rank = calibration.background_rank(task)
+    if query.crops is not None:
+        hits = search_with_crops(
+            store, vector[None], [query.crops], max(k, rank), query.crop_margin
+        )[0]
+    else:
+        hits = store.search(modality, vector[None], max(k, rank))[0]
+    if task == "text" and not hits.ids:
+        # no original has a caption: compare the prompt with the images instead
+        task, modality = "t2i", "image"
+        rank = calibration.background_rank(task)
+        hits = store.search(modality, vector[None], max(k, rank))[0]
+    # what an unrelated original scores for this query: the score at the calibrated rank
+    background = float(hits.scores[rank - 1]) if rank and len(hits.scores) >= rank else None
+    return task, modality, replace(hits, ids=hits.ids[:k], scores=hits.scores[:k]), background
+
+
+def _candidate_scores(store, embedder: Embedder, query: QueryVectors, hits) -> dict:
+    """Every score the query allows for each ranked original (``{id: {name: score}}``): exact,
+    from the stored vectors of those originals only."""
+    candidates = hits.ids
+    scores: dict[str, dict[str, float]] = {item_id: {} for item_id in candidates}
+
+    def collect(name: str, store_modality: str, query_vector: np.ndarray | None) -> None:
+        if query_vector is None or not candidates:
+            return
+        found = store.search(store_modality, query_vector[None], len(candidates), candidates)
+        for item_id, score in zip(found[0].ids, found[0].scores, strict=True):
+            scores[item_id][name] = _finite(score)
+
+    for name, part, scale in part_queries(embedder, query.image):
+        collect(name, "image", part)
+        for item_id in candidates:  # the part's own cosine, not its share of the image score
+            if name in scores[item_id]:
+                scores[item_id][name] = _finite(scores[item_id][name] / scale)
+    if query.crops is not None:  # the ranking scores: whole picture or its best crop
+        for item_id, score in zip(hits.ids, hits.scores, strict=True):
+            scores[item_id]["image"] = _finite(score)
+    else:
+        collect("image", "image", query.image)
+    collect("i2t", "text", query.image)
+    collect("text", "text", query.text)
+    collect("t2i", "image", query.text)
+    collect("fused", "fused", query.fused)
+    return scores
 
 
 @dataclass
