@@ -104,3 +104,37 @@ def test_real_training_sweep_then_report_and_compare(tmp_path, report_manifest):
     paths = build_report(run, lang="es")
     assert "sobreajuste" in paths["md"].read_text(encoding="utf-8")
     assert compare_runs([out / run_name(0.25, 0), out / run_name(0.25, 1)])["seed_only"]
+
+
+def test_the_sweep_takes_every_run_option_of_train_and_passes_it_to_each_run(
+    tmp_path, report_manifest, monkeypatch
+):
+    """Every TrainConfig field the sweep does not set itself is one of its flags, and reaches
+    every run's config; the sweep's own data, split and seeds win over a config file's."""
+    import dataclasses
+
+    from artsim.training.config import TrainConfig, flag_of
+
+    seen = []
+
+    def stop(config) -> Path:
+        seen.append(config)
+        raise UserError("stopped before training")  # a failed run: the sweep goes on
+
+    monkeypatch.setattr(sweep, "_default_train", lambda: stop)
+    options = tmp_path / "options.yaml"
+    options.write_text("data: elsewhere.csv\nseed: 9\nlr: 0.01\nmax_epochs: 7\n")
+    argv = ["--data", str(report_manifest), "--out", str(tmp_path / "s"), "--val-fractions",
+            "0.3", "--seeds", "4", "--no-evaluate", "--config", str(options),
+            "--max-epochs", "2", "--loss-weight", "copy=0.5", "--no-progress"]  # fmt: skip
+    main(argv)  # its one run fails on purpose: what counts is the config it was given
+    assert len(seen) == 1
+    config = seen[0]
+    assert (config.data, config.val_fraction, config.seed) == (str(report_manifest), 0.3, 4)
+    assert (config.lr, config.max_epochs, config.progress) == (0.01, 2, False)
+    assert config.loss_weights == {**TrainConfig().loss_weights, "copy": 0.5}
+    # every field but the swept ones is a flag of the sweep (data and out are its own)
+    command = sweep.sweep_command.__signature__.parameters
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in ("data", "out"):
+            assert (field.name in command) == (field.name not in sweep.SWEPT), flag_of(field.name)

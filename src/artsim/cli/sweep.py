@@ -8,6 +8,8 @@ split is evaluated; :mod:`artsim.report.sweep` then reads the runs and writes ``
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,14 +22,19 @@ from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.evaluate import evaluate_with_progress
 from artsim.cli.progress import RichReporter
+from artsim.cli.train import config_parameters
 from artsim.errors import UserError
 from artsim.progress import Reporter, or_silent
 from artsim.report.text import label, say
+from artsim.training.config import TrainConfig, flag_of
 
 # artsim.report.sweep (matplotlib) and artsim.training (torch, Lightning) are imported where a sweep
 # runs: `artsim sweep --help` needs neither
 
 console = Console(highlight=False)
+# the run options a sweep sets itself; every other option of `artsim train` is one of its own
+SWEPT = ("data", "out", "val_fraction", "seed", "split")
+COMMON_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in SWEPT)
 
 TrainFunction = Callable[[Any], Path]
 
@@ -69,14 +76,16 @@ def run_sweep(
     max_epochs: int | None = None,
     image_tower: str | None = None,
     text_tower: str | None = None,
+    options: dict[str, Any] | None = None,
     evaluate: bool = True,
     train: TrainFunction | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse) every combination, evaluate, aggregate; returns what sweep.json holds.
 
-    ``train`` defaults to :func:`artsim.training.run.train_run` with progress bars; tests pass a
-    fake. ``reporter`` receives a line per run trained or failed. The aggregation
+    ``options``: any other :class:`~artsim.training.config.TrainConfig` fields, the same for
+    every run. ``train`` defaults to :func:`artsim.training.run.train_run` with progress bars;
+    tests pass a fake. ``reporter`` receives a line per run trained or failed. The aggregation
     and the sweep files are :func:`artsim.report.sweep.write_sweep`.
 
     >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
@@ -94,12 +103,16 @@ def run_sweep(
     options = {
         key: value
         for key, value in (
+            *(options or {}).items(),
             ("max_epochs", max_epochs),
             ("image_tower", image_tower),
             ("text_tower", text_tower),
         )
         if value is not None
     }
+    for owned in SWEPT:
+        if owned in options:
+            raise UserError(f"{flag_of(owned)}: the sweep sets it for each run")
     reporter = or_silent(reporter)
     runs: list[dict[str, Any]] = []
     for fraction in val_fractions:
@@ -137,34 +150,32 @@ def run_sweep(
     return write_sweep(out, data, val_fractions, seeds, runs)
 
 
-def sweep_command(
-    data: Annotated[Path, typer.Option("--data", help="the manifest to train on")],
-    out: Annotated[Path, typer.Option("--out", help="folder for the runs and the sweep report")],
-    val_fractions: Annotated[
-        str, typer.Option("--val-fractions", help="comma-separated validation fractions")
-    ] = "0.2,0.4",
-    seeds: Annotated[str, typer.Option("--seeds", help="comma-separated seeds")] = "0,1,2",
-    max_epochs: Annotated[int | None, typer.Option("--max-epochs")] = None,
-    image_tower: Annotated[str | None, typer.Option("--image-tower")] = None,
-    text_tower: Annotated[str | None, typer.Option("--text-tower")] = None,
-    evaluate: Annotated[
-        bool, typer.Option("--evaluate/--no-evaluate", help="evaluate each run's val split")
-    ] = True,
-) -> int:
+def sweep_command(**given: Any) -> int:
     """Train every split x seed combination and compare the splits with intervals."""
     from artsim.report.sweep import cell_text
+    from artsim.training.config import load_config_file, parse_loss_weights
 
-    fractions = parse_list(val_fractions, float, "--val-fractions")
-    seed_list = parse_list(seeds, int, "--seeds")
+    fractions = parse_list(given["val_fractions"], float, "--val-fractions")
+    seed_list = parse_list(given["seeds"], int, "--seeds")
+    options = load_config_file(given["config"]) if given["config"] else {}
+    for owned in SWEPT:
+        options.pop(owned, None)  # the file's data, out, split and seed give way to the sweep's
+    options |= {
+        name: given[name]
+        for name in COMMON_FIELDS
+        if given[name] is not None and name != "loss_weights"
+    }
+    if given["loss_weights"]:  # part by part, over the file's weights or the defaults
+        base = options.get("loss_weights") or TrainConfig().loss_weights
+        options["loss_weights"] = {**base, **parse_loss_weights(given["loss_weights"])}
+    out = given["out"]
     result = run_sweep(
-        data,
+        given["data"],
         fractions,
         seed_list,
         out,
-        max_epochs=max_epochs,
-        image_tower=image_tower,
-        text_tower=text_tower,
-        evaluate=evaluate,
+        options=options,
+        evaluate=given["evaluate"],
         reporter=RichReporter(console, enabled=False),
     )
     table = Table(title=say("en", "sweep_title", data=result["data"]))
@@ -179,6 +190,58 @@ def sweep_command(
     console.print(f"wrote {Path(out) / 'sweep.md'}, sweep.json, sweep.png")
     return 0
 
+
+def _parameter(name: str, annotation, default) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+# the sweep's own options, then every run option it does not set itself (generated from the
+# config's fields, as `artsim train`'s are)
+sweep_command.__signature__ = inspect.Signature(
+    [
+        _parameter(
+            "data", Annotated[Path, typer.Option("--data", help="the manifest to train on")], ...
+        ),
+        _parameter(
+            "out",
+            Annotated[Path, typer.Option("--out", help="folder for the runs and the sweep report")],
+            ...,
+        ),
+        _parameter(
+            "val_fractions",
+            Annotated[
+                str, typer.Option("--val-fractions", help="comma-separated validation fractions")
+            ],
+            "0.2,0.4",
+        ),
+        _parameter(
+            "seeds", Annotated[str, typer.Option("--seeds", help="comma-separated seeds")], "0,1,2"
+        ),
+        _parameter(
+            "evaluate",
+            Annotated[
+                bool,
+                typer.Option("--evaluate/--no-evaluate", help="evaluate each run's val split"),
+            ],
+            True,
+        ),
+        _parameter(
+            "config",
+            Annotated[
+                str | None,
+                typer.Option("--config", help="YAML file of run options (the sweep's own win)"),
+            ],
+            None,
+        ),
+        *(p for p in config_parameters() if p.name in COMMON_FIELDS),
+    ],
+    return_annotation=int,
+)
+sweep_command.__annotations__ = {
+    p.name: p.annotation for p in sweep_command.__signature__.parameters.values()
+} | {"return": int}
 
 app = typer.Typer(add_completion=False, help="Sweep validation fractions and seeds.")
 app.command("sweep")(sweep_command)
