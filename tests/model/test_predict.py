@@ -52,3 +52,12 @@ def test_a_worker_stopped_by_an_unreadable_image_gives_one_line_not_a_traceback(
     with pytest.raises(ImageError, match=r"bad\.png: not an image") as raised:
         predict_image_features(TinyImageTower(), paths, devices=2, accelerator="cpu")
     assert "Traceback" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_one_process_names_the_unreadable_image_in_one_line_too(synthetic_manifest, tmp_path):
+    paths = sorted((synthetic_manifest.parent / "images").glob("*.png"))[:3]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageError, match=r"bad\.png: not an image") as raised:
+        predict_image_features(TinyImageTower(), [*paths, bad], devices=1, accelerator="cpu")
+    assert "\n" not in str(raised.value)

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.strategies import DDPStrategy
+from PIL import Image
 from safetensors.numpy import load_file, save_file
 from torch.multiprocessing import ProcessRaisedException
 from torch.utils.data import DataLoader, Dataset
@@ -56,15 +57,26 @@ def worker_user_error(error: BaseException) -> errors.UserError | None:
 
 
 class _ImageSet(Dataset):
+    """The pictures, preprocessed. A picture that cannot be read (a user's error, such as a file
+    that is not an image) becomes a blank one carrying its one-line reason: every process then
+    reaches the gathering, and each raises the same error there (:class:`_MergeWriter`), so the
+    one line reaches the caller whichever process fails first (had that process raised at once,
+    another could report the closed connection instead)."""
+
     def __init__(self, paths: Sequence[str | Path], tower: ImageTower, max_pixels: int):
         self.paths, self.tower, self.max_pixels = [str(p) for p in paths], tower, max_pixels
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = load_rgb(self.paths[index], max_pixels=self.max_pixels)
-        return {"index": torch.tensor(index), "pixels": self.tower.preprocess(image)}
+    def __getitem__(self, index: int) -> dict:
+        try:
+            pixels = self.tower.preprocess(load_rgb(self.paths[index], max_pixels=self.max_pixels))
+            problem = ""
+        except errors.UserError as error:
+            pixels = torch.zeros_like(self.tower.preprocess(Image.new("RGB", (8, 8))))
+            problem = f"{type(error).__name__}\t{error}"
+        return {"index": torch.tensor(index), "pixels": pixels, "problem": problem}
 
 
 class _TowerPredictor(pl.LightningModule):
@@ -72,8 +84,9 @@ class _TowerPredictor(pl.LightningModule):
         super().__init__()
         self.tower = tower.eval()
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_index: int) -> dict:
-        return {"index": batch["index"], "features": self.tower(batch["pixels"]).float()}
+    def predict_step(self, batch: dict, batch_index: int) -> dict:
+        features = self.tower(batch["pixels"]).float()
+        return {"index": batch["index"], "features": features, "problems": batch["problem"]}
 
 
 class _SpawnStrategy(DDPStrategy):
@@ -105,15 +118,26 @@ class _MergeWriter(BasePredictionWriter):
         index = np.concatenate([p["index"].cpu().numpy() for p in predictions] or [np.zeros(0)])
         rows = [p["features"].cpu().numpy() for p in predictions]
         features = np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
-        shares = [(index, features)]
+        problems = [
+            (int(i), problem)
+            for p in predictions
+            for i, problem in zip(p["index"].tolist(), p["problems"], strict=True)
+            if problem
+        ]
+        shares = [(index, features, problems)]
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             shares = [None] * dist.get_world_size()
-            dist.all_gather_object(shares, (index, features))
+            dist.all_gather_object(shares, (index, features, problems))
+        found = sorted(problem for share in shares for problem in share[2])
+        if found:  # every process raises the first, in input order: the same one line
+            name, _, message = found[0][1].partition("\t")
+            kind = getattr(errors, name, errors.UserError)
+            raise kind(message)
         if trainer.local_rank != 0:
             return
         merged = np.zeros((self.count, self.dim), np.float32)
         seen = np.zeros(self.count, bool)
-        for share_index, share_features in shares:
+        for share_index, share_features, _ in shares:
             merged[share_index.astype(np.int64)] = share_features
             seen[share_index.astype(np.int64)] = True
         if not seen.all():  # pragma: no cover - the sampler covers every index
