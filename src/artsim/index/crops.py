@@ -120,9 +120,11 @@ def search_with_crops(
         if not candidates:
             results.append(Hits([], []))
             continue
-        exact = store.search("image", vectors, len(candidates), candidates)
-        ids = [i for i in candidates if i in exact[0].as_dict()]
-        table = np.array([[hits.as_dict().get(i, -np.inf) for i in ids] for hits in exact])
+        exact = [
+            hits.as_dict() for hits in store.search("image", vectors, len(candidates), candidates)
+        ]
+        ids = [i for i in candidates if i in exact[0]]
+        table = np.array([[row.get(i, -np.inf) for i in ids] for row in exact])
         scores = best_of_crops(table[0], table[1:], margin)
         order = np.argsort(-scores, kind="stable")[:k]
         results.append(Hits([ids[i] for i in order], [float(scores[i]) for i in order]))
