@@ -38,6 +38,7 @@ from artsim.index.catalog import (
 from artsim.index.faiss_store import DEFAULT_IVF_THRESHOLD, FaissStore
 from artsim.index.locking import index_write_lock
 from artsim.index.query import CONTENT_KEY, blank_original
+from artsim.index.storage import DEFAULT_INT8_FROM
 from artsim.index.store import OriginalRecord, VectorStore
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
@@ -234,10 +235,14 @@ def build_index(
     force: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+    int8_from: int = DEFAULT_INT8_FROM,
     reporter: Reporter | None = None,
     embedder: Embedder | None = None,
 ) -> ArtIndex:
     """Embed a manifest's originals with a run's model into a new index folder ``out``.
+
+    The embedded (faiss) store searches a modality exactly below ``ivf_threshold`` vectors and
+    holds them in one byte a dimension from ``int8_from`` on (:mod:`artsim.index.storage`).
 
     The index is built in a hidden folder beside ``out`` and renamed into place at the end, so
     an interrupted build leaves any previous index at ``out`` as it was.
@@ -268,7 +273,9 @@ def build_index(
     vector_store: VectorStore | None = None
     try:
         if info.store == "faiss":
-            vector_store = FaissStore.create(building, embedder.dim, ivf_threshold=ivf_threshold)
+            vector_store = FaissStore.create(
+                building, embedder.dim, ivf_threshold=ivf_threshold, int8_from=int8_from
+            )
         elif info.store.startswith("milvus://"):
             from artsim.index.milvus_store import MilvusStore
 

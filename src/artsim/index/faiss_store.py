@@ -23,8 +23,9 @@ Which faiss index each modality gets (exact ``IndexFlatIP``, ``IndexIVFFlat`` wi
 ``nprobe``, or a PQ fast-scan pass with exact re-ranking of a measured number of candidates) is
 decided by :mod:`artsim.index.vector_index` and revisited as the collection grows; the plan
 (kind, parameters, measured recall@10) is committed with the generation and reported by
-:meth:`FaissStore.search_plans`. Every kind keeps the full vectors (``reconstruct`` works), so
-scores of other modalities are computed exactly for a search's candidates.
+:meth:`FaissStore.search_plans`. Every kind keeps every dimension of the vectors (``reconstruct`` works),
+so scores of other modalities are computed for a search's candidates; from ``int8_from``
+vectors a modality holds them in one byte a dimension (:mod:`artsim.index.storage`).
 
 The SQLite side is :mod:`artsim.index.faiss_meta`, the files of a generation
 :mod:`artsim.index.faiss_files`; this module is the store that ties them into transactions.
@@ -50,6 +51,7 @@ from artsim.index.faiss_files import VECTOR_DIR
 from artsim.index.faiss_meta import META_FILE
 from artsim.index.faults import fault_point
 from artsim.index.locking import index_write_lock
+from artsim.index.storage import DEFAULT_INT8_FROM
 from artsim.index.store import (
     MODALITIES,
     Hits,
@@ -119,6 +121,7 @@ class FaissStore(VectorStore):
             ) from None
         self.dim = int(state["dim"])
         self.ivf_threshold = int(state.get("ivf_threshold", DEFAULT_IVF_THRESHOLD))
+        self.int8_from = int(state.get("int8_from", DEFAULT_INT8_FROM))
         self.generation = -1
         self._indexes: dict[str, faiss.Index] = {}
         self._plans: dict[str, dict] = {}
@@ -128,12 +131,18 @@ class FaissStore(VectorStore):
 
     @classmethod
     def create(
-        cls, folder: str | Path, dim: int, ivf_threshold: int = DEFAULT_IVF_THRESHOLD
+        cls,
+        folder: str | Path,
+        dim: int,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        int8_from: int = DEFAULT_INT8_FROM,
     ) -> FaissStore:
         """Make an empty store in ``folder`` (created; must not hold a store already).
 
         ``ivf_threshold``: a modality with fewer vectors is searched exactly; above it an IVF
         index is tried and kept only if its measured recall@10 reaches the target.
+        ``int8_from``: a modality with this many vectors holds them in one byte a dimension
+        (:mod:`artsim.index.storage`).
         """
         folder = Path(folder)
         if (folder / META_FILE).exists():
@@ -149,6 +158,7 @@ class FaissStore(VectorStore):
                 "dim": str(dim),
                 "generation": "0",
                 "ivf_threshold": str(ivf_threshold),
+                "int8_from": str(int8_from),
                 "search_plan": json.dumps({m: exact_plan(0) for m in MODALITIES}),
             },
         )
@@ -372,7 +382,10 @@ class FaissStore(VectorStore):
                     plans = {}
                     for modality in MODALITIES:
                         indexes[modality], plans[modality] = replan(
-                            indexes[modality], self._plans.get(modality), self.ivf_threshold
+                            indexes[modality],
+                            self._plans.get(modality),
+                            self.ivf_threshold,
+                            int8_from=self.int8_from,
                         )
                     self._commit(indexes, plans)
                 except BaseException:

@@ -5,7 +5,8 @@ neighbours of a query lie in many lists. What still works is to read *every* vec
 compressed: a product quantizer with 4-bit codes (faiss ``IndexPQFastScan``: ``dim / 4`` or
 ``dim / 2`` sub-quantizers, i.e. ``dim / 8`` or ``dim / 4`` bytes per vector, scanned with SIMD
 lookups) ranks the whole collection approximately, and the top ``rerank`` of that ranking are
-scored again exactly against the full vectors (``IndexRefineFlat``). Scores returned are exact;
+scored again against every dimension of the stored vectors (``IndexRefineFlat``; in a large
+store ``IndexRefine`` over 8-bit codes, :mod:`artsim.index.storage`). Scores returned are exact;
 only a true neighbour that the compressed pass ranks below ``rerank`` can be missed, and the
 recall measured at build time says how often.
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+
+from artsim.index.storage import int8_codes
 
 PQ_BITS = 4  # fast-scan codes: 16 centroids per sub-quantizer
 # at most this many training vectors for the sub-quantizers' k-means (16 centroids each)
@@ -34,9 +37,12 @@ def pq_sub_quantizers(dim: int, sub_dim: int) -> int | None:
     return m if m >= 2 and m % 2 == 0 else None
 
 
-def create_refine_index(training: np.ndarray, m: int, seed: int = 0) -> faiss.Index:
+def create_refine_index(
+    training: np.ndarray, m: int, seed: int = 0, *, ranges: np.ndarray | None = None
+) -> faiss.Index:
     """An empty PQ fast-scan index with ``m`` 4-bit sub-quantizers trained on ``training``,
-    inside an exact re-ranking stage and an id map."""
+    inside a re-ranking stage (against the float32 vectors, or, given 8-bit ``ranges``,
+    against 8-bit codes: :mod:`artsim.index.storage`) and an id map."""
     dim = training.shape[1]
     if len(training) > PQ_TRAINING:
         rng = np.random.default_rng(seed)
@@ -44,8 +50,15 @@ def create_refine_index(training: np.ndarray, m: int, seed: int = 0) -> faiss.In
     base = faiss.IndexPQFastScan(dim, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
     base.pq.cp.seed = seed
     base.train(np.ascontiguousarray(training, dtype=np.float32))
-    # faiss' Python layer keeps ``base`` alive as long as the wrappers reference it
-    return faiss.IndexIDMap2(faiss.IndexRefineFlat(base))
+    if ranges is None:
+        # faiss' Python layer keeps ``base`` alive as long as the wrappers reference it
+        return faiss.IndexIDMap2(faiss.IndexRefineFlat(base))
+    codes = int8_codes(dim, ranges)
+    stage = faiss.IndexRefine(base, codes)
+    stage.own_fields = stage.own_refine_index = True  # the stage frees both
+    base.this.disown()
+    codes.this.disown()
+    return faiss.IndexIDMap2(stage)
 
 
 def refine_stage(index: faiss.Index) -> faiss.IndexRefine | None:

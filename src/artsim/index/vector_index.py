@@ -16,8 +16,11 @@ key left out); each gets the cheapest search parameters whose recall@10 reaches 
    bytes per query (:func:`bytes_read`) is kept;
 3. exact search when none does, with a note saying what was tried and the recall measured.
 
-Every kind keeps the full vectors and returns exact scores for what it finds; only a true
-neighbour can be missed, and the measured recall says how often. Every kind supports removal.
+Every kind keeps every dimension of the vectors and scores what it finds against them; only a
+true neighbour can be missed, and the measured recall says how often. Every kind supports
+removal. From ``int8_from`` vectors (20,000) on, each kind holds its vectors in one byte a
+dimension instead of four (:mod:`artsim.index.storage`): scores then move by at most a few
+thousandths, and the recall measured is that of the 8-bit index.
 
 The decision and its measurement form a *plan* (a JSON-ready dict) that the store commits with
 its vectors, reports in ``artsim index info`` and in search output, and revisits as the
@@ -35,6 +38,7 @@ import math
 import faiss
 import numpy as np
 
+from artsim.index import storage
 from artsim.index.pq_refine import (
     create_refine_index,
     pq_sub_quantizers,
@@ -72,8 +76,11 @@ def create_flat_index(dim: int) -> faiss.Index:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def create_ivf_index(training: np.ndarray, nlist: int, seed: int = 0) -> faiss.Index:
-    """An empty ``IndexIVFFlat`` (inner product) whose lists are trained on ``training``.
+def create_ivf_index(
+    training: np.ndarray, nlist: int, seed: int = 0, *, ranges: np.ndarray | None = None
+) -> faiss.Index:
+    """An empty ``IndexIVFFlat`` (inner product) whose lists are trained on ``training``
+    (given 8-bit ``ranges``: an ``IndexIVFScalarQuantizer`` holding 8-bit codes with them).
 
     IVF stores the given ids in its inverted lists, so it needs no ``IndexIDMap`` (wrapping one
     around it would break ``remove_ids``, which assumes a compacting inner index). A hash-table
@@ -81,7 +88,12 @@ def create_ivf_index(training: np.ndarray, nlist: int, seed: int = 0) -> faiss.I
     """
     dim = training.shape[1]
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if ranges is not None:
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT, False
+        )
+    else:
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True
     quantizer.this.disown()  # the IVF index frees its quantizer
     # 50 points per list is plenty for k-means and keeps training to a minute at a million.
@@ -92,6 +104,8 @@ def create_ivf_index(training: np.ndarray, nlist: int, seed: int = 0) -> faiss.I
     index.cp.niter = 12
     index.cp.seed = seed
     index.train(np.ascontiguousarray(training, dtype=np.float32))
+    if ranges is not None:  # the ranges of all the vectors, not of the k-means sample
+        storage.set_ranges(index.sq, ranges)
     index.set_direct_map_type(faiss.DirectMap.Hashtable)
     return index
 
@@ -105,7 +119,7 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
         keys = faiss.vector_to_array(index.id_map).astype(np.int64)
         vectors = index.index.reconstruct_n(0, index.ntotal) if index.ntotal else None
     else:
-        ivf = faiss.extract_index_ivf(index)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
         invlists = ivf.invlists
         key_parts, vector_parts = [], []
         for list_no in range(ivf.nlist):
@@ -115,8 +129,11 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
             key_parts.append(
                 faiss.rev_swig_ptr(invlists.get_ids(list_no), size).copy().astype(np.int64)
             )
-            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size)
-            vector_parts.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, -1))
+            codes = faiss.rev_swig_ptr(invlists.get_codes(list_no), size * ivf.code_size).copy()
+            if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
+                vector_parts.append(ivf.sq.decode(codes.reshape(size, -1)))
+            else:
+                vector_parts.append(np.frombuffer(codes, dtype=np.float32).reshape(size, -1))
         keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.int64)
         vectors = np.concatenate(vector_parts) if vector_parts else None
     if vectors is None:
@@ -190,10 +207,14 @@ def exact_neighbours(
     return np.where(rows >= 0, keys[np.clip(rows, 0, None)], -1)
 
 
-def _sample(keys: np.ndarray, vectors: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
-    """(query keys, queries, their exact neighbours): what every measurement compares with."""
+def _sample(
+    keys: np.ndarray, vectors: np.ndarray, seed: int, held: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """(query keys, queries, their exact neighbours): what every measurement compares with.
+    ``held``: the vectors as the index holds them (8-bit codes decoded), searched exactly for
+    the truth, so that recall measures the search and not the storage."""
     query_keys, queries = _sample_queries(keys, vectors, seed)
-    return query_keys, queries, exact_neighbours(keys, vectors, queries)
+    return query_keys, queries, exact_neighbours(keys, vectors if held is None else held, queries)
 
 
 def tune_nprobe(
@@ -271,27 +292,41 @@ def tune_rerank(
     }
 
 
-def _flat(keys: np.ndarray, vectors: np.ndarray) -> faiss.Index:
-    flat = create_flat_index(vectors.shape[1])
+def _flat(keys: np.ndarray, vectors: np.ndarray, ranges: np.ndarray | None = None) -> faiss.Index:
+    if ranges is not None:
+        flat = faiss.IndexIDMap2(storage.int8_codes(vectors.shape[1], ranges))
+    else:
+        flat = create_flat_index(vectors.shape[1])
     if len(keys):
         flat.add_with_ids(vectors, keys)
     return flat
 
 
-def _ivf(keys, vectors, target, seed, sample, probe_fraction) -> tuple[faiss.Index, dict]:
-    ivf = create_ivf_index(vectors, ivf_list_count(len(keys)), seed=seed)
+def _ivf(keys, vectors, target, seed, sample, probe_fraction, ranges) -> tuple[faiss.Index, dict]:
+    ivf = create_ivf_index(vectors, ivf_list_count(len(keys)), seed=seed, ranges=ranges)
     ivf.add_with_ids(vectors, keys)
     plan = tune_nprobe(
         ivf, keys, vectors, target, seed, probe_fraction=probe_fraction, sample=sample
     )
-    return ivf, {**plan, "trained_at": len(keys)}
+    stored = storage.storage_part(ranges is not None, len(keys))
+    return ivf, {**plan, "trained_at": len(keys), **stored}
 
 
-def _pq(keys, vectors, m, target, seed, sample) -> tuple[faiss.Index, dict]:
-    index = create_refine_index(vectors, m, seed=seed)
+def _pq(keys, vectors, m, target, seed, sample, ranges) -> tuple[faiss.Index, dict]:
+    index = create_refine_index(vectors, m, seed=seed, ranges=ranges)
     index.add_with_ids(vectors, keys)
     plan = tune_rerank(index, keys, vectors, target, seed, sample=sample)
-    return index, {**plan, "trained_at": len(keys)}
+    stored = storage.storage_part(ranges is not None, len(keys))
+    return index, {**plan, "trained_at": len(keys), **stored}
+
+
+def flat_with_plan(
+    keys: np.ndarray, vectors: np.ndarray, int8_from: int = storage.DEFAULT_INT8_FROM, note=""
+) -> tuple[faiss.Index, dict]:
+    """An exact index of these vectors, 8-bit from ``int8_from`` of them, and its plan."""
+    int8 = storage.wants_int8(len(keys), int8_from, now_int8=False)
+    plan = {**exact_plan(len(keys), note), **storage.storage_part(int8, len(keys))}
+    return _flat(keys, vectors, storage.ranges(vectors) if int8 else None), plan
 
 
 def choose_index(
@@ -302,17 +337,20 @@ def choose_index(
     seed: int = 0,
     *,
     kinds: tuple[str, ...] = APPROXIMATE_KINDS,
+    int8_from: int = storage.DEFAULT_INT8_FROM,
 ) -> tuple[faiss.Index, dict]:
     """Build the index one modality's vectors get, and its measured plan (``kinds``: which
-    approximate kinds may be tried)."""
+    approximate kinds may be tried; from ``int8_from`` vectors on, each holds them in 8 bits)."""
     n, dim = vectors.shape
     if n < exact_limit:
-        return _flat(keys, vectors), exact_plan(n)
-    sample = _sample(keys, vectors, seed)
+        return flat_with_plan(keys, vectors, int8_from)
+    ranges = storage.ranges(vectors) if storage.wants_int8(n, int8_from, False) else None
+    held = None if ranges is None else storage.stored(vectors, ranges)
+    sample = _sample(keys, vectors, seed, held)
     tried: list[dict] = []
     built: list[tuple[faiss.Index, dict]] = []
     if "ivf" in kinds:
-        index, plan = _ivf(keys, vectors, target, seed, sample, MAX_PROBE_FRACTION)
+        index, plan = _ivf(keys, vectors, target, seed, sample, MAX_PROBE_FRACTION, ranges)
         if plan["reached"] and plan["nprobe"] <= max(1, plan["nlist"] // CHEAP_PROBE_FRACTION):
             return index, plan  # reads no more than a PQ pass would: nothing to compare
         if plan["reached"]:
@@ -324,28 +362,28 @@ def choose_index(
             m = pq_sub_quantizers(dim, sub_dim)
             if m is None:
                 continue
-            index, plan = _pq(keys, vectors, m, target, seed, sample)
+            index, plan = _pq(keys, vectors, m, target, seed, sample, ranges)
             if plan["reached"]:
                 built.append((index, plan))
                 break
             tried.append(plan)
     if built:
         return min(built, key=lambda pair: bytes_read(pair[1], dim))
-    result = exact_plan(n, _not_reached_note(tried, target))
+    index, result = flat_with_plan(keys, vectors, int8_from, _not_reached_note(tried, target))
     result["ivf_tried_at"] = n  # any approximate kind; the key keeps its first name
-    return _flat(keys, vectors), result
+    return index, result
 
 
 def bytes_read(plan: dict, dim: int) -> float:
     """About how many bytes one query reads under a plan: what the choice between measured
-    plans that reach the target minimises (the IVF lists probed as float32 vectors; or every
-    PQ code plus the re-ranked candidates' full vectors)."""
-    n = plan["vectors"]
+    plans that reach the target minimises (the IVF lists probed as stored vectors; or every
+    PQ code plus the re-ranked candidates' stored vectors)."""
+    n, stored = plan["vectors"], storage.bytes_per_vector(plan, dim)
     if plan["kind"] == "ivf":
-        return n * dim * 4 * plan["nprobe"] / plan["nlist"]
+        return n * stored * plan["nprobe"] / plan["nlist"]
     if plan["kind"] == "pq":
-        return n * plan["pq_m"] * plan["pq_bits"] / 8 + plan["rerank"] * dim * 4
-    return n * dim * 4
+        return n * plan["pq_m"] * plan["pq_bits"] / 8 + plan["rerank"] * stored
+    return n * stored
 
 
 def _not_reached_note(tried: list[dict], target: float) -> str:
@@ -378,11 +416,18 @@ def replan(
     plan: dict | None,
     exact_limit: int = DEFAULT_EXACT_LIMIT,
     target: float = TARGET_RECALL,
+    int8_from: int = storage.DEFAULT_INT8_FROM,
 ) -> tuple[faiss.Index, dict]:
     """The index and plan of one modality after a change: the same when still right,
-    re-measured when it grew or shrank, rebuilt when what was trained (IVF lists, PQ codebooks)
-    no longer fits or the measurement misses the target."""
+    re-measured when it grew or shrank, rebuilt when what was trained (IVF lists, PQ codebooks,
+    8-bit ranges) no longer fits, its storage should change form, or the measurement misses
+    the target."""
     n = int(index.ntotal)
+    if storage.storage_is_stale(index, plan, n, int8_from):
+        keys, vectors = all_vectors(index)
+        if n < exact_limit:
+            return flat_with_plan(keys, vectors, int8_from)
+        return choose_index(keys, vectors, exact_limit, target, int8_from=int8_from)
     if not plan_is_stale(plan, n, exact_limit):
         if plan and plan["kind"] == "flat":
             return index, {**plan, "vectors": n, "measured_at": n}
@@ -396,10 +441,10 @@ def replan(
         elif refine_stage(index) is not None:
             tuned = tune_rerank(index, keys, vectors, target)
         if tuned and tuned["reached"]:
-            return index, {**tuned, "trained_at": trained}
+            return index, {**tuned, "trained_at": trained, **storage.storage_of(plan)}
     if n < exact_limit:
-        return _flat(keys, vectors), exact_plan(n)
-    return choose_index(keys, vectors, exact_limit, target)
+        return flat_with_plan(keys, vectors, int8_from)
+    return choose_index(keys, vectors, exact_limit, target, int8_from=int8_from)
 
 
 def apply_plan(index: faiss.Index, plan: dict | None) -> None:
@@ -430,7 +475,7 @@ def describe_plan(plan: dict | None) -> str:
     """One line for people: ``exact (flat)``, ``IVF 632 lists, nprobe 16: recall@10 0.994
     measured on 300 of its vectors`` or ``PQ fast-scan 64x4-bit, exact re-rank of 200: ...``."""
     if not plan or plan.get("kind") == "flat":
-        return "exact (flat)"
+        return "exact (flat, vectors in 8 bits)" if (plan or {}).get("storage") else "exact (flat)"
     if plan.get("index_type") == "SCANN":
         method = (
             f"Milvus SCANN (4-bit PQ fast scan over all {plan['nlist']} lists), exact re-rank "
@@ -443,6 +488,8 @@ def describe_plan(plan: dict | None) -> str:
         )
     else:
         method = f"IVF {plan['nlist']} lists, nprobe {plan['nprobe']}"
+    if plan.get("storage") == storage.INT8:
+        method += ", vectors in 8 bits"
     if plan.get("recall_at_10") is None:
         return f"{method}: recall not measured"
     return (
