@@ -53,6 +53,7 @@ from artsim.index.calibrate import (
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.faiss_store import FaissStore
 from artsim.index.query import search_index
+from artsim.index.storage import DEFAULT_INT8_FROM
 from artsim.model.embedder import Embedder
 from artsim.verdicts.grades import BACKGROUND_RANK, BACKGROUND_WEIGHT, OpenSetCalibration, fit_task
 from artsim.verdicts.openset import (
@@ -243,6 +244,13 @@ def main() -> None:
         help="an index folder of another collection (same model) whose calibration this index "
         "takes instead of calibrating itself: does a calibration transfer across sources?",
     )
+    parser.add_argument(
+        "--int8-from",
+        type=int,
+        default=DEFAULT_INT8_FROM,
+        help="the store holds a modality's vectors in 8 bits from this many (1: always; "
+        "artsim.index.storage)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     work = args.out / args.name
@@ -262,7 +270,7 @@ def main() -> None:
 
     folder = work / "index"
     if not (folder / "index.json").is_file():
-        store = FaissStore.create(folder, embedder.dim)
+        store = FaissStore.create(folder, embedder.dim, int8_from=args.int8_from)
         info = IndexInfo(embedder.model_id, str(args.run.resolve()), embedder.dim)
         info.write(folder)
         index = ArtIndex(folder, info, store)

@@ -10,7 +10,9 @@ query searching captions, i2t, uses the text store's). Dot products are kept whe
 vectors lie in the kept directions. Per evaluation set and K: recall@1 of image, text (prompt ->
 caption), fused, i2t and t2i with the projected vectors, query by query against the full vectors
 (won / lost, exact sign test), and the largest error of the copy score (the copy part as a
-partial query against the image store) over 200 pairs.
+partial query against the image store) over 200 pairs. ``--int8``: instead of projecting, every
+dimension kept in one byte, as the embedded store holds a modality from 20,000 vectors
+(:mod:`artsim.index.storage`; queries stay float32).
 
     python benchmarks/bench_compact.py --run runs/copy --train data/demo/manifest.csv \\
         --set flare=$S/flare/manifest.csv --dims 256,384,512
@@ -76,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks", action="store_true", help="per modality, block-diagonal over the model's parts"
     )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="all dimensions kept, each stored as one byte (faiss' 8-bit scalar quantizer)",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="with --int8: widen each dimension's range by this share of its span a side "
+        "(default: the store's, artsim.index.storage.RANGE_MARGIN)",
+    )
     args = parser.parse_args(argv)
     embedder = Embedder.from_run(args.run)
     sides = runfolder.read_split_ids(args.run)
@@ -84,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     fit = embed_items(embedder, training, 50_000_000)
     dims = [int(d) for d in args.dims.split(",")]
     has_text = fit.has_text
+    if args.int8:
+        if args.margin is not None:
+            from artsim.index import storage
+
+            storage.RANGE_MARGIN = args.margin
+        return int8_table(args, embedder, fit)
     projections = {}
     for k in dims:
         if args.joint:
@@ -132,6 +152,100 @@ def main(argv: list[str] | None = None) -> int:
             cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
             print(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |", flush=True)
     return 0
+
+
+def int8_codecs(fit, embedded, items) -> dict[str, dict]:
+    """Per stored modality, the stored vectors as the store's 8-bit codes hold them
+    (:mod:`artsim.index.storage`): ranges from the set's own originals (a store built on them),
+    and from the training originals (a store whose ranges were set before these pictures came)."""
+    from artsim.index.storage import ranges, stored
+
+    originals = np.array([item.is_original for item in items])
+    own = {
+        "image": embedded.image[originals],
+        "text": embedded.text[originals & embedded.has_text],
+        "fused": embedded.fused[originals],
+    }
+    training = {"image": fit.image, "text": fit.text[fit.has_text], "fused": fit.fused}
+
+    def codec(vectors: np.ndarray):
+        trained = ranges(vectors)
+        return lambda x: stored(x, trained)
+
+    return {
+        "ranges of the set's originals": {m: codec(v) for m, v in own.items()},
+        "ranges of the training originals": {m: codec(v) for m, v in training.items()},
+    }
+
+
+def int8_table(args, embedder, fit) -> int:
+    """Recall with 8-bit stored vectors (queries stay float, as faiss searches them)."""
+    from artsim.index.query import part_queries
+
+    print(
+        "| set | stored | image | text | fused | i2t | t2i | copy score, max abs error "
+        "| image top-10 as float32's |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for spec in args.set:
+        label, _, path = spec.partition("=")
+        items = load_manifest(path).items
+        embedded = embed_items(embedder, items, 50_000_000)
+        full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
+        cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
+        print(f"| {label} | float32 | " + " | ".join(cells) + " | – | – |")
+        for name, stores in int8_codecs(fit, embedded, items).items():
+            image = stores["image"](embedded.image)
+            text = stores["text"](embedded.text)
+            fused = stores["fused"](embedded.fused)
+            # a query is float; what it is compared with is the store's decoded vector
+            hits = _int8_hits(items, embedded, image, text, fused)
+            errors = []
+            for row in range(min(200, len(items))):
+                other = (row + 1) % len(items)
+                for part, partial, weight in part_queries(embedder, embedded.image[row]):
+                    if part != "copy":
+                        continue
+                    exact = float(partial @ embedded.image[other]) / weight
+                    errors.append(abs(exact - float(partial @ image[other]) / weight))
+            cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
+            error = f"{max(errors):.4f}" if errors else "–"
+            overlap = f"{top10_overlap(items, embedded.image, image):.3f}"
+            print(
+                f"| {label} | int8, {name} | " + " | ".join(cells) + f" | {error} | {overlap} |",
+                flush=True,
+            )
+    return 0
+
+
+def top10_overlap(items, queries: np.ndarray, held: np.ndarray) -> float:
+    """Of each non-original's 10 nearest originals by float32 search, the share an 8-bit
+    store's search also returns (image queries against the image store)."""
+    originals = np.array([item.is_original for item in items])
+    exact = np.argsort(-(queries[~originals] @ queries[originals].T), axis=1)[:, :10]
+    found = np.argsort(-(queries[~originals] @ held[originals].T), axis=1)[:, :10]
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)]))
+
+
+def _int8_hits(items, embedded, image, text, fused) -> dict[str, np.ndarray]:
+    """task_hits with float queries against decoded stored vectors."""
+    originals = [r for r, item in enumerate(items) if item.is_original]
+    position = {items[r].group: k for k, r in enumerate(originals)}
+    queries = [r for r, i in enumerate(items) if not i.is_original and i.group in position]
+    correct = np.array([position[items[r].group] for r in queries])
+    q, g = np.array(queries), np.array(originals)
+    has_text = embedded.has_text
+    with_text = has_text[q] & has_text[g][correct]
+    text_gallery = has_text[g]
+    remap = np.cumsum(text_gallery) - 1
+    tq, tc = q[with_text], remap[correct[with_text]]
+    return {
+        "image": _hits(embedded.image[q], image[g], correct),
+        "fused": _hits(embedded.fused[q], fused[g], correct),
+        "text": _hits(embedded.text[tq], text[g[text_gallery]], tc),
+        "i2t": _hits(embedded.image[tq], text[g[text_gallery]], tc),
+        "t2i": _hits(embedded.text[tq], image[g[text_gallery]], tc),
+    }
 
 
 if __name__ == "__main__":

@@ -164,6 +164,14 @@ def machine() -> str:
     )
 
 
+def stored_per_million(row: dict, dim: int) -> str:
+    """What a million vectors take as a row's method stores them (float32 unless its plan says
+    8 bits: :mod:`artsim.index.storage`)."""
+    from artsim.index.storage import bytes_per_vector
+
+    return f"{bytes_per_vector(row.get('plan') or {}, dim) / 1000:.1f} GB"
+
+
 def write(results: list[dict]) -> str:
     lines = []
     order = lambda r: (r.get("dim", 256), r["n"], r["kind"])  # noqa: E731
@@ -172,7 +180,7 @@ def write(results: list[dict]) -> str:
         dim = result.get("dim", 256)
         for row in result["rows"]:
             lines.append(
-                f"| {result['n']:,} | {dim} ({dim * 4 / 1000:.1f} GB per million) "
+                f"| {result['n']:,} | {dim} | {stored_per_million(row, dim)} "
                 f"| {result['kind']} | {row['method']} | {row['build_s']:.1f} s "
                 f"| {row['p50']:.2f} ms | {row['p99']:.2f} ms | {row['p50'] / flat['p50']:.3g}x "
                 f"| {row['recall']:.3f} |"
@@ -202,8 +210,8 @@ per 100 vectors, noise of norm {OVERLAPPING_NOISE}: a harder mixture) and `rando
 the worst case); 200 fresh queries of the same law sent one at a time; recall@{K} against exact
 search. "vs Flat" is the p50 latency over faiss Flat's. Machine: {"; ".join(machines)}.
 
-| vectors | dim (memory per million, float32) | kind | method | build | p50 | p99 | vs Flat | recall@{K} |
-|---:|---|---|---|---:|---:|---:|---:|---:|
+| vectors | dim | stored per million | kind | method | build | p50 | p99 | vs Flat | recall@{K} |
+|---:|---:|---:|---|---|---:|---:|---:|---:|---:|
 {chr(10).join(lines)}
 
 artsim's default is what the embedded store builds for each modality
