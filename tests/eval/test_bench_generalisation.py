@@ -75,7 +75,7 @@ def test_versus_counts_queries_won_and_lost_with_ties_shared(tmp_path) -> None:
     assert row.startswith("| s | a | +1/-2 (p 1) |")
 
 
-HEADS = Path(__file__).resolve().parents[2] / "benchmarks" / "heads_alone.py"
+HEADS = Path(__file__).resolve().parents[2] / "tools" / "heads_alone.py"
 _heads_spec = importlib.util.spec_from_file_location("heads_alone", HEADS)
 heads_alone = importlib.util.module_from_spec(_heads_spec)
 _heads_spec.loader.exec_module(heads_alone)
