@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+import harness
 from artsim import runfolder
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items
@@ -66,6 +67,17 @@ def cell(hits: np.ndarray, full: np.ndarray) -> str:
     return f"{hits.mean():.3f} (+{won}/-{lost}, p {sign_test(won, lost):.2g})"
 
 
+SECTION = "### Compact index vectors (measured, not adopted)"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run, its held-out set, few dimensions."""
+    return [
+        *("--run", str(kit.run), "--train", str(kit.manifest)),
+        *("--set", f"heldout={kit.heldout}", "--dims", "4,8"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
@@ -76,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks", action="store_true", help="per modality, block-diagonal over the model's parts"
     )
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     embedder = Embedder.from_run(args.run)
     sides = runfolder.read_split_ids(args.run)
     manifest = load_manifest(args.train)
@@ -102,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                 "text": fit_output_projection(fit.text[has_text], k),
                 "fused": fit_output_projection(fit.fused, k),
             }
-    print("| set | dims | image | text | fused | i2t | t2i | copy score, max abs error |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    section = harness.Section(SECTION, args)
+    section.line("| set | dims | image | text | fused | i2t | t2i | copy score, max abs error |")
+    section.line("|---|---:|---:|---:|---:|---:|---:|---:|")
     from artsim.index.query import part_queries
 
     for spec in args.set:
@@ -112,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         embedded = embed_items(embedder, items, 50_000_000)
         full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
         cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
-        print(f"| {label} | {embedder.dim} (full) | " + " | ".join(cells) + " | – |")
+        section.line(f"| {label} | {embedder.dim} (full) | " + " | ".join(cells) + " | – |")
         for k, stores in projections.items():
             projection = stores["image"]
             image = embedded.image @ stores["image"]
@@ -130,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     errors.append(abs(exact - compact))
             error = f"{max(errors):.3f}" if errors else "–"
             cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
-            print(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |", flush=True)
+            section.line(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |")
+    section.finish()
     return 0
 
 
