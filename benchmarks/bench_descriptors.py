@@ -171,7 +171,7 @@ def quick(kit: harness.QuickKit) -> list[str]:
     return [
         *("--train", str(kit.manifest), "--split", str(kit.run / "split.csv")),
         *("--set", f"heldout={kit.heldout}", "--split-set", "val=val"),
-        *("--tower", "tiny", "--tower", "tiny-copy", "--scales", "32+48", "--scales", "48"),
+        *("--tower", "tiny", "--tower", "tiny-copy", "--scales", "32+48"),
         *("--dims", "0,8", "--paired", "--by-pattern", "8"),
     ]
 

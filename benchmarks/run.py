@@ -9,8 +9,9 @@ A benchmark is a ``bench_NAME.py`` beside this file; NAME is what this runner ca
 run needs the benchmark's own inputs (run folders, manifests: ``python benchmarks/run.py NAME --
 --help``), so only named benchmarks run at full size. ``--quick`` runs each on the quick kit
 (``harness.quick_kit``: a synthetic corpus and runs of the tiny towers, built once and shared by
-every benchmark of the call), in its own process, and writes each section to ``--out``; a
-failure prints the end of its log and makes the exit status 1.
+every benchmark of the call), in its own process with one thread (``OMP_NUM_THREADS=1`` unless
+set), and writes each section to ``--out``; a failure prints the end of its log and makes the
+exit status 1.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def run_full(scripts: dict[str, Path], options: list[str]) -> int:
 def run_quick(scripts: dict[str, Path], options: list[str], out: Path) -> int:
     """Every script with ``--quick`` in its own process, sharing one kit; a summary table."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, KIT_ENV: str(out / "kit")}
+    # one thread each (unless the caller says otherwise): on a shared machine OpenMP's spinning
+    # threads (faiss, torch) turned a 0.1 s quick build into 30 s
+    env = {"OMP_NUM_THREADS": "1", **os.environ, KIT_ENV: str(out / "kit")}
     rows, failed, began = [], [], time.perf_counter()
     for name, script in scripts.items():
         log = out / f"{name}.log"
