@@ -14,7 +14,7 @@ export MALLOC_TRIM_THRESHOLD_ := 268435456
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.artsim-tools-installed
 
-.PHONY: setup tools demo test test-fast lint format bench clean
+.PHONY: setup tools demo test test-fast lint format bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -43,8 +43,8 @@ demo: $(STAMP)
 	$(BIN)/artsim demo --out runs/demo --data-dir data/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/lint-imports
 
 test: $(STAMP) $(TOOLS_STAMP) lint
@@ -54,12 +54,18 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
 
+# `make bench` lists the benchmarks; `make bench NAME=search ARGS="--size 100000 --kind clustered"`
+# runs one at full size (NAME may list several; most need a run folder and manifests: ARGS=--help);
+# `make bench-quick` runs every one on tiny synthetic inputs, a proof that they run (the test
+# suite does it once: tests/test_benchmarks.py). BENCHMARKS.md says more.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_train.py
-	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/run.py $(NAME) $(if $(ARGS),-- $(ARGS))
+
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Verdicts on a collection, calibrated automatically on that collection: the issue-11 check.
+"""Verdicts on a collection, calibrated automatically on that collection: how often wrong.
 
 Half of a collection's groups are indexed (a stable hash of the group decides). The index is
 calibrated as ``artsim calibrate`` does (``artsim.index.calibrate``, seed 0). Then fresh
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import harness
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.eval.embedding import hamming_similarity, phash_bits
@@ -218,7 +220,20 @@ def baseline(
     return out
 
 
-def main() -> None:
+SECTION = "### Calibration as it ships"
+SAME_WORK = Path(__file__).parent / "same_work"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run and corpus, a few queries and a small sample."""
+    return [
+        *("--run", str(kit.run), "--originals", str(kit.manifest), "--name", "quick"),
+        *("--out", str(kit.folder / "calibration"), "--queries", "6", "--sample", "12"),
+        *("--same-work", str(SAME_WORK / "demo.csv")),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--originals", type=Path, required=True)
@@ -251,7 +266,7 @@ def main() -> None:
         help="the store holds a modality's vectors in 8 bits from this many (1: always; "
         "artsim.index.storage)",
     )
-    args = parser.parse_args()
+    args = harness.parse_args(parser, argv, quick)
     started = time.perf_counter()
     work = args.out / args.name
     work.mkdir(parents=True, exist_ok=True)
@@ -399,10 +414,18 @@ def main() -> None:
             ("the model's content score alone", result["content_score"]),
             ("copy tower alone (raw SSCD)", result["copy_alone"]),
         ]
+    section = harness.Section(SECTION, args)
+    section.line(
+        "| collection | scorer | false derived at 1% (95% interval) | false derived, other work "
+        "| recall at 1% | µAP | recall at P 0.90 | µAP, decision scores "
+        "| recall at P 0.90, decision scores |"
+    )
+    section.line("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    flagged = []
     for label, figures in rows:
         low, high = figures["false_derived_interval"]
         other_low, other_high = figures["false_derived_other_work_interval"]
-        print(
+        section.line(
             f"| {args.name} | {label} | {figures['false_derived']:.3f} ({low:.3f}-{high:.3f}) | "
             f"{figures['false_derived_other_work']:.3f} ({other_low:.3f}-{other_high:.3f}) | "
             f"{figures['recall']:.3f} | {figures['micro_ap']:.3f} | "
@@ -412,15 +435,23 @@ def main() -> None:
         for pair in figures["false_derived_pairs"]:
             verdict = same.get((pair["original"], pair["hit"]))
             mark = "not checked" if verdict is None else ("same work" if verdict else "other")
-            print(f"    {pair['original']} -> {pair['hit']} {pair['score']:.3f} ({mark})")
+            flagged.append(
+                f"- {label}: {pair['original']} -> {pair['hit']} {pair['score']:.3f} ({mark})"
+            )
+    if flagged:
+        section.line("\nFalse derived verdicts (original of the query -> indexed hit, score):\n")
+        section.line("\n".join(flagged))
+    section.line()
     for task, figures in result["trained"].items():
         shown = ", ".join(
             f"{grade} {c['n']} ({c['same_category']} same category)"
             for grade, c in sorted(figures["distractor_grades"].items())
         )
-        print(f"distractor queries, trained {task}, first result graded: {shown}")
-    print(f"calibration {calibrate_seconds:.0f} s, total {result['seconds']:.0f} s")
+        section.line(f"Distractor queries, trained {task}, first result graded: {shown}.")
+    section.line(f"\nCalibration {calibrate_seconds:.0f} s, total {result['seconds']:.0f} s.")
+    section.finish()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+import harness
 from artsim import runfolder
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items
@@ -68,12 +69,25 @@ def cell(hits: np.ndarray, full: np.ndarray) -> str:
     return f"{hits.mean():.3f} (+{won}/-{lost}, p {sign_test(won, lost):.2g})"
 
 
+SECTION = "### Compact index vectors (8 bits adopted, projections not)"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run, its held-out set, few dimensions."""
+    return [
+        *("--run", str(kit.run), "--train", str(kit.manifest)),
+        *("--set", f"heldout={kit.heldout}", "--dims", "4,8", "--int8"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True, help="the run's training manifest")
     parser.add_argument("--set", action="append", required=True, help="LABEL=MANIFEST")
-    parser.add_argument("--dims", default="256,384,512")
+    parser.add_argument(
+        "--dims", default="256,384,512", help="projection sizes, or none (with --int8)"
+    )
     parser.add_argument("--joint", action="store_true", help="one projection for all modalities")
     parser.add_argument(
         "--blocks", action="store_true", help="per modality, block-diagonal over the model's parts"
@@ -81,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="all dimensions kept, each stored as one byte (faiss' 8-bit scalar quantizer)",
+        help="also every dimension kept, each stored as one byte (faiss' 8-bit scalar "
+        "quantizer, as the embedded store holds a modality from 20,000 vectors): a second table",
     )
     parser.add_argument(
         "--margin",
@@ -90,20 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         help="with --int8: widen each dimension's range by this share of its span a side "
         "(default: the store's, artsim.index.storage.RANGE_MARGIN)",
     )
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     embedder = Embedder.from_run(args.run)
     sides = runfolder.read_split_ids(args.run)
     manifest = load_manifest(args.train)
     training = [i for i in manifest.items if i.is_original and sides.get(i.id) == "train"]
     fit = embed_items(embedder, training, 50_000_000)
-    dims = [int(d) for d in args.dims.split(",")]
+    dims = [] if args.dims == "none" else [int(d) for d in args.dims.split(",")]
     has_text = fit.has_text
-    if args.int8:
-        if args.margin is not None:
-            from artsim.index import storage
-
-            storage.RANGE_MARGIN = args.margin
-        return int8_table(args, embedder, fit)
     projections = {}
     for k in dims:
         if args.joint:
@@ -122,17 +131,32 @@ def main(argv: list[str] | None = None) -> int:
                 "text": fit_output_projection(fit.text[has_text], k),
                 "fused": fit_output_projection(fit.fused, k),
             }
-    print("| set | dims | image | text | fused | i2t | t2i | copy score, max abs error |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    section = harness.Section(SECTION, args)
+    if projections:
+        projection_table(section, args, embedder, projections)
+    if args.int8:
+        if args.margin is not None:
+            from artsim.index import storage
+
+            storage.RANGE_MARGIN = args.margin
+        int8_table(section, args, embedder, fit)
+    section.finish()
+    return 0
+
+
+def projection_table(section, args, embedder, projections) -> None:
+    """Recall with the vectors projected onto each size, against the full vectors."""
     from artsim.index.query import part_queries
 
+    section.line("| set | dims | image | text | fused | i2t | t2i | copy score, max abs error |")
+    section.line("|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec in args.set:
         label, _, path = spec.partition("=")
         items = load_manifest(path).items
         embedded = embed_items(embedder, items, 50_000_000)
         full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
         cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
-        print(f"| {label} | {embedder.dim} (full) | " + " | ".join(cells) + " | – |")
+        section.line(f"| {label} | {embedder.dim} (full) | " + " | ".join(cells) + " | – |")
         for k, stores in projections.items():
             projection = stores["image"]
             image = embedded.image @ stores["image"]
@@ -150,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                     errors.append(abs(exact - compact))
             error = f"{max(errors):.3f}" if errors else "–"
             cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
-            print(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |", flush=True)
-    return 0
+            section.line(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |")
+    section.line()
 
 
 def int8_codecs(fit, embedded, items) -> dict[str, dict]:
@@ -178,22 +202,22 @@ def int8_codecs(fit, embedded, items) -> dict[str, dict]:
     }
 
 
-def int8_table(args, embedder, fit) -> int:
+def int8_table(section, args, embedder, fit) -> None:
     """Recall with 8-bit stored vectors (queries stay float, as faiss searches them)."""
     from artsim.index.query import part_queries
 
-    print(
+    section.line(
         "| set | stored | image | text | fused | i2t | t2i | copy score, max abs error "
         "| image top-10 as float32's |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    section.line("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for spec in args.set:
         label, _, path = spec.partition("=")
         items = load_manifest(path).items
         embedded = embed_items(embedder, items, 50_000_000)
         full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
         cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
-        print(f"| {label} | float32 | " + " | ".join(cells) + " | – | – |")
+        section.line(f"| {label} | float32 | " + " | ".join(cells) + " | – | – |")
         for name, stores in int8_codecs(fit, embedded, items).items():
             image = stores["image"](embedded.image)
             text = stores["text"](embedded.text)
@@ -211,11 +235,9 @@ def int8_table(args, embedder, fit) -> int:
             cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
             error = f"{max(errors):.4f}" if errors else "–"
             overlap = f"{top10_overlap(items, embedded.image, image):.3f}"
-            print(
-                f"| {label} | int8, {name} | " + " | ".join(cells) + f" | {error} | {overlap} |",
-                flush=True,
+            section.line(
+                f"| {label} | int8, {name} | " + " | ".join(cells) + f" | {error} | {overlap} |"
             )
-    return 0
 
 
 def top10_overlap(items, queries: np.ndarray, held: np.ndarray) -> float:

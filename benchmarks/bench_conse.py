@@ -1,4 +1,4 @@
-"""Cross-modal search through the image tower's ImageNet classifier (ConSE; issue 10, step 7).
+"""Cross-modal search through the image tower's ImageNet classifier (the ConSE bridge).
 
 The bridge (:mod:`artsim.model.conse`): the classifier's probabilities of an image's top ``T``
 ImageNet classes, renormalised, weigh the frozen e5 vectors of those classes' names; the bridge
@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import harness
 from artsim import runfolder
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import load_manifest
@@ -82,6 +83,18 @@ def replaced(embedded: Embedded, image: np.ndarray, text: np.ndarray, fused: np.
     )
 
 
+SECTION = "### ConSE bridge"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: an untrained run with the bridge's packaged towers on four groups of
+    the quick kit's held-out set; 20 classes, few tops and ratios."""
+    return [
+        *("--run", f"untrained={kit.bridge_run}", "--set", f"heldout={kit.heldout_groups(4)}"),
+        *("--classes", "20", "--tops", "1,5", "--ratios", "1", "--betas", "0.1"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=_pair, action="append", default=[], help="LABEL=RUN")
@@ -104,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ratios", default="0.5,1,2,4", help="bridge ratios (b from each run's blend)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=1000,
+        help="the first N ImageNet classes only (the quick mode's; every class by default)",
+    )
+    args = harness.parse_args(parser, argv, quick)
     only = dict(pair.split("=", 1) for pair in args.set_run)
     if args.lengths:
         tower = EfficientNetLite0Tower()
@@ -119,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     weight, bias = conse.imagenet_classifier()
     names = conse.class_names()
+    weight, bias, names = weight[: args.classes], bias[: args.classes], names[: args.classes]
     avg_tower = EfficientNetLite0Tower()
     avg_cache = FeatureCache(None, avg_tower.version)
     name_vectors = {}
@@ -131,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 conse.name_vectors(encode, names, template)
             )
 
-    print(
+    section = harness.Section(SECTION, args)
+    section.line(
         "| set | model | T | names | e5 prefix | input | b | " + " | ".join(TASKS) + " | vs run |"
     )
-    print("|---|---|---:|---|---|---|---:|" + "---:|" * len(TASKS) + "---|")
+    section.line("|---|---|---:|---|---|---|---:|" + "---:|" * len(TASKS) + "---|")
     for set_label, manifest_path in args.set:
         items = load_manifest(manifest_path).items
         groups = {item.group for item in items if item.is_original}
@@ -146,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             embedded = embed_items(embedder, items, max_pixels)
             base = {task: task_hits(task, embedded, query_rows) for task in TASKS}
             cells = [base[task][0] for task in TASKS]
-            print(_row(set_label, run_label, "", "", "", "", "", cells, ""), flush=True)
+            section.line(_row(set_label, run_label, "", "", "", "", "", cells, ""))
             text_unit = _unit(embedded.text_features) * embedded.has_text[:, None]
             inputs = {"gem": torch.from_numpy(_unit(embedded.image_features)), "avg": None}
             if position == 0 and not args.no_alone:  # the bridge alone does not depend on the run
@@ -167,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                     cells = ["", "", ""] + [
                         task_hits(task, alone, query_rows)[0] for task in ("i2t", "t2i")
                     ]
-                    print(_row(set_label, "bridge alone", top, key, prefix, source, "", cells, ""))
+                    section.line(
+                        _row(set_label, "bridge alone", top, key, prefix, source, "", cells, "")
+                    )
             model = embedder.model
             if not model.config.blended:
                 continue
@@ -201,10 +224,10 @@ def main(argv: list[str] | None = None) -> int:
                     if won or lost:
                         versus.append(f"{task} +{won}/-{lost} p {sign_test(won, lost):.2f}")
                 label = f"{run_label} + bridge"
-                print(
-                    _row(set_label, label, top, "picture", "query", "gem", shown, cells, versus),
-                    flush=True,
+                section.line(
+                    _row(set_label, label, top, "picture", "query", "gem", shown, cells, versus)
                 )
+    section.finish()
     return 0
 
 

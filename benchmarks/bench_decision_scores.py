@@ -1,5 +1,7 @@
-"""Which score should decide "derived"? The candidates side by side, with thresholds fitted on
-the very queries they are measured on (an upper bound for any calibration).
+"""Which score should decide "derived": the candidates side by side, on their best thresholds.
+
+Thresholds are fitted on the very queries they are measured on (an upper bound for any
+calibration).
 
 Half of each set's groups are indexed (a stable hash of the group); every derivative is a query:
 those of the indexed half are matches, the others have no original indexed (distractors). Per
@@ -21,6 +23,7 @@ import zlib
 
 import numpy as np
 
+import harness
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items
 from artsim.model.embedder import Embedder
@@ -38,18 +41,27 @@ def oracle_recall(decision, correct, match, rate: float) -> float:
     return float((correct & (decision >= threshold))[match].mean())
 
 
+SECTION = '### Which score decides "derived" (measured, nothing changed)'
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run (it has a copy descriptor) and held-out set."""
+    return ["--run", str(kit.run), "--set", f"heldout={kit.heldout}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True)
     parser.add_argument("--set", action="append", required=True, help="LABEL=MANIFEST")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     embedder = Embedder.from_run(args.run)
     weights = embedder.model.part_weights()
     if not weights:
         raise SystemExit(f"{args.run}: the model has no copy descriptor")
     copy_part = embedder.model.part_slices()["copy"]
-    print("| set | task | decision score | found at 1% false | at 1.5% |")
-    print("|---|---|---|---:|---:|")
+    section = harness.Section(SECTION, args)
+    section.line("| set | task | decision score | found at 1% false | at 1.5% |")
+    section.line("|---|---|---|---:|---:|")
     for spec in args.set:
         label, _, path = spec.partition("=")
         items = load_manifest(path).items
@@ -88,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                 decision = decided[rows, best] - (at_rank(decided, rank) if rank else 0.0)
                 correct = gallery_groups[best] == query_groups
                 found = [oracle_recall(decision, correct, match, r) for r in (0.01, 0.015)]
-                print(f"| {label} | {task} | {name} | {found[0]:.3f} | {found[1]:.3f} |")
-        print(f"<!-- {label}: {match.sum()} match, {(~match).sum()} distractor queries -->")
+                section.line(f"| {label} | {task} | {name} | {found[0]:.3f} | {found[1]:.3f} |")
+        section.line(f"<!-- {label}: {match.sum()} match, {(~match).sum()} distractor queries -->")
+    section.finish()
     return 0
 
 

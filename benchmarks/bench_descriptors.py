@@ -1,4 +1,4 @@
-"""Frozen image descriptors on generalisation sets: pooling, scales and PCA-whitening (issue 10).
+"""Frozen image descriptors on generalisation sets: pooling, scales and PCA-whitening.
 
     python benchmarks/bench_descriptors.py --train data/demo/manifest.csv \\
         --split runs/demo/split.csv --split-set "demo val=val" \\
@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+import harness
 from artsim.data.manifest import Item, load_manifest
 from artsim.model.blend import fit_whitening, whiten
 from artsim.model.features import FeatureCache, compute_image_features
@@ -161,6 +162,20 @@ def split_set(train_manifest: str, split_path: str, split: str) -> list[Item]:
     return items
 
 
+SECTION = "### Frozen image descriptors"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's corpus and held-out set, the tiny towers and GeM
+    at small sizes, every table."""
+    return [
+        *("--train", str(kit.manifest), "--split", str(kit.run / "split.csv")),
+        *("--set", f"heldout={kit.heldout}", "--split-set", "val=val"),
+        *("--tower", "tiny", "--tower", "tiny-copy", "--scales", "32+48"),
+        *("--dims", "0,8", "--paired", "--by-pattern", "8"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", required=True, help="training manifest (its originals)")
@@ -181,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIM",
         help="then, per heldout pattern of each --set, each row against the first at this DIM",
     )
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     paths = dict(spec.split("=", 1) for spec in args.set)
     sets = {label: load_manifest(path).items for label, path in paths.items()}
     for spec in args.split_set:
@@ -205,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         scales = parse_scales(spec)
         descriptors[f"GeM {spec} px"] = scales_extractor(scales, single)
 
-    print("| descriptor | " + " | ".join(sets) + " |")
-    print("|---|" + "---:|" * len(sets))
+    section = harness.Section(SECTION, args)
+    section.line("| descriptor | " + " | ".join(sets) + " |")
+    section.line("|---|" + "---:|" * len(sets))
     baselines: dict[tuple[int, str], np.ndarray] = {}
     by_pattern: dict[str, dict[str, np.ndarray]] = {}
     for row, (name, features) in enumerate(descriptors.items()):
@@ -226,18 +242,19 @@ def main(argv: list[str] | None = None) -> int:
                 baseline = baselines.get((dim, label)) if args.paired and row else None
                 cells.append(paired_cell(hits, baseline))
             label = f"{name}" + (f", whitened {dim}" if dim else "")
-            print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+            section.line(f"| {label} | " + " | ".join(cells) + " |")
     if args.by_pattern is not None:
         patterns = {label: query_patterns(path, sets[label]) for label, path in paths.items()}
         patterns = {label: labels for label, labels in patterns.items() if labels is not None}
         first, *others = by_pattern
         for name in others:
             how = f"whitened {args.by_pattern}" if args.by_pattern else "raw"
-            print(f"\n{first} -> {name}, {how}, per pattern (+only this / -only {first}):")
-            print("\n| pattern | " + " | ".join(patterns) + " |")
-            print("|---|" + "---|" * len(patterns))
+            section.line(f"\n{first} -> {name}, {how}, per pattern (+only this / -only {first}):")
+            section.line("\n| pattern | " + " | ".join(patterns) + " |")
+            section.line("|---|" + "---|" * len(patterns))
             for line in pattern_rows(patterns, by_pattern[name], by_pattern[first]):
-                print(line)
+                section.line(line)
+    section.finish()
     return 0
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import harness
 from artsim import runfolder
 from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.manifest import load_manifest
@@ -121,28 +122,41 @@ def versus_frozen(recalls: dict, whitened: bool = False) -> str | None:
     return f"+{won}/-{lost} (p {sign_test(won, lost):.2g})"
 
 
+SECTION = "### Image recall of a fine-tuned run's parts"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's plain and fine-tuned runs on its held-out set."""
+    return [
+        *("--run", f"tiny={kit.run}", "--run", f"tiny fine-tuned={kit.tuned_run}"),
+        *("--set", f"heldout={kit.heldout}"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN_DIR")
     parser.add_argument("--set", type=_pair, action="append", required=True, help="LABEL=MANIFEST")
-    args = parser.parse_args(argv)
-    print("| evaluation | model | " + " | ".join(COLUMNS) + " |")
-    print("|---|---|" + "---:|" * len(COLUMNS))
+    args = harness.parse_args(parser, argv, quick)
+    section = harness.Section(SECTION, args)
+    section.line("| evaluation | model | " + " | ".join(COLUMNS) + " |")
+    section.line("|---|---|" + "---:|" * len(COLUMNS))
     versus = []
     for set_label, manifest in args.set:
         for run_label, run in args.run:
             recalls = image_recalls(run, manifest)
             cells = ["–" if recalls[c] is None else f"{recalls[c]:.3f}" for c in COLUMNS]
-            print(f"| {set_label} | {run_label} | " + " | ".join(cells) + " |", flush=True)
+            section.line(f"| {set_label} | {run_label} | " + " | ".join(cells) + " |")
             if versus_frozen(recalls) is not None:
                 whitened = versus_frozen(recalls, whitened=True) or "–"
                 versus.append(
                     f"| {set_label} | {run_label} | {versus_frozen(recalls)} | {whitened} |"
                 )
     if versus:
-        print("\n| evaluation | model | fine-tuned against frozen, raw | both whitened |")
-        print("|---|---|---:|---:|")
-        print("\n".join(versus))
+        section.line("\n| evaluation | model | fine-tuned against frozen, raw | both whitened |")
+        section.line("|---|---|---:|---:|")
+        section.line("\n".join(versus))
+    section.finish()
     return 0
 
 

@@ -25,6 +25,7 @@ import re
 import sys
 from pathlib import Path
 
+import harness
 from artsim.data.manifest import load_manifest
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.heads import model_id
@@ -157,6 +158,17 @@ def pattern_rows(label: str, run_label: str, result: dict) -> list[str]:
     return out
 
 
+SECTION = "## Generalisation"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's two runs on its held-out set, every table."""
+    return [
+        *("--run", f"tiny={kit.run}", "--run", f"tiny fine-tuned={kit.tuned_run}"),
+        *("--set", f"heldout={kit.heldout}", "--patterns", "--versus", "tiny"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=_pair, action="append", required=True, help="LABEL=RUN_DIR")
@@ -168,45 +180,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--versus", help="LABEL of a run: then every other run against it, query by query"
     )
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     runs = dict(args.run)
     if args.versus is not None and args.versus not in runs:
         parser.error(f"--versus {args.versus!r}: no --run has that label")
-    print(
+    section = harness.Section(SECTION, args)
+    section.line(
         "| evaluation | model | image | text | fused | i2t | t2i | image triplet acc "
         "| below frozen |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    section.line("|---|---|---:|---:|---:|---:|---:|---:|---|")
     collected = {}
     for set_label, manifest in args.set:
         for position, (run_label, run) in enumerate(args.run):
             result = evaluate(run, set_label, manifest)
             collected[f"{run_label} | {set_label}"] = result
             for row in rows(set_label, run_label, result, with_baselines=position == 0):
-                print(row, flush=True)
+                section.line(row)
     if args.patterns:
-        print()
-        print(
+        section.line()
+        section.line(
             "| evaluation | model | pattern | queries | image | frozen image | text "
             "| frozen text | fused | frozen fused |"
         )
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        section.line("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for key, result in collected.items():
             run_label, set_label = key.split(" | ", 1)
             for row in pattern_rows(set_label, run_label, result):
-                print(row)
+                section.line(row)
     if args.versus is not None:
-        print()
-        print(f"Queries won / lost against {args.versus} (exact sign test):")
-        print()
-        print("| evaluation | model | image | text | fused | i2t | t2i |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        section.line()
+        section.line(f"Queries won / lost against {args.versus} (exact sign test):")
+        section.line()
+        section.line("| evaluation | model | image | text | fused | i2t | t2i |")
+        section.line("|---|---|---:|---:|---:|---:|---:|")
         for set_label, _ in args.set:
             reference = query_hits(runs[args.versus], set_label)
             for run_label, run in args.run:
                 if run_label != args.versus:
                     hits = query_hits(run, set_label)
-                    print(versus_row(set_label, run_label, hits, reference))
+                    section.line(versus_row(set_label, run_label, hits, reference))
+    section.finish()
     if args.json_out:
         args.json_out.write_text(json.dumps(collected, indent=1), encoding="utf-8")
     return 0

@@ -2,10 +2,11 @@
 
 Builds an index of a synthetic corpus with an untrained model (random heads; the towers are the
 real default ones unless ``--towers tiny``), starts uvicorn on a free loopback port in a thread,
-runs the load, and writes p50/p99 latency and throughput into BENCHMARKS.md (``## Service load``).
-Only loopback traffic; the number of requests is bounded.
+runs the load, and prints p50/p99 latency and throughput as the section ``## Service load``
+(``--write BENCHMARKS.md`` puts it there). Only loopback traffic; the number of requests is
+bounded.
 
-    .venv/bin/python benchmarks/bench_load.py [--towers default|tiny] [--total 300] [--no-write]
+    .venv/bin/python benchmarks/bench_load.py [--towers default|tiny] [--total 300]
 
 ``tests/serve/test_load.py`` runs the same :func:`run_load` and checks behaviour, never timing.
 """
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import httpx
 
-from markdown_section import cores, cpu_model, write_section
+import harness
 
-ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Service load"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def start_server(app) -> tuple[str, callable]:
 
 
 def machine() -> str:
-    return f"{cores()} cores (nproc), {cpu_model()}, Python {platform.python_version()}"
+    return f"{harness.cores()} cores (nproc), {harness.cpu_model()}, Python {platform.python_version()}"
 
 
 def _make_run(folder: Path, towers: str) -> Path:
@@ -174,14 +175,18 @@ def _make_run(folder: Path, towers: str) -> Path:
     return folder
 
 
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the tiny towers, few originals, clients and requests."""
+    return ["--towers", "tiny", "--groups", "6", "--concurrency", "5", "--total", "30"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--towers", choices=["default", "tiny"], default="default")
     parser.add_argument("--groups", type=int, default=40, help="synthetic originals")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--total", type=int, default=300)
-    parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from artsim.data.synthetic import make_synthetic_manifest
@@ -201,7 +206,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_load(base_url, queries, concurrency=args.concurrency, total=args.total)
         finally:
             stop()
-    ok = not result.errors
     p50, p99 = result.percentile(50) * 1000, result.percentile(99) * 1000
     throughput = len(result.latencies) / result.wall_s if result.wall_s else 0.0
     towers = "tiny test towers" if args.towers == "tiny" else "efficientnet-lite0 + e5-small"
@@ -215,15 +219,15 @@ with {towers} and untrained heads (latency does not depend on training).
 |---:|---:|---:|---:|---:|
 | {len(result.latencies)} | {len(result.errors)} | {p50:.0f} ms | {p99:.0f} ms | {throughput:.1f} req/s |
 
-Latency here includes queueing: with 50 clients in flight on {machine()}, each request waits
-for the ones ahead of it, so p50 is close to 50 / throughput.
+Latency here includes queueing: with {args.concurrency} clients in flight on {machine()}, each
+request waits for the ones ahead of it, so p50 is close to {args.concurrency} / throughput.
 """
-    print(body)
+    section = harness.Section(SECTION, args)
+    section.line(body)
+    section.finish()
     if result.errors:
         print("errors:", *result.errors[:5], sep="\n  ", file=sys.stderr)
-    if not args.no_write:
-        write_section(ROOT / "BENCHMARKS.md", "Service load", body)
-    return 0 if ok else 1
+    return 1 if result.errors else 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+import harness
 from artsim.data.images import load_rgb
 from artsim.data.manifest import load_manifest
 from artsim.eval.pointing import MAX_BOX_SHARE, inside, pointing_pairs
@@ -129,6 +130,15 @@ def features(embedder: Embedder, pairs, side: str, cache: Path | None) -> dict[s
     return stored
 
 
+SECTION = "### Match map choices"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run (content and copy towers) on its held-out set,
+    two pairs a pattern."""
+    return ["--run", str(kit.run), "--set", f"heldout={kit.heldout}", "--per-pattern", "2"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True)
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-pattern", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     torch.set_num_threads(args.threads)
     embedder = Embedder.from_run(args.run, cache_dir=False)
     name, _, path = args.set.partition("=")
@@ -165,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     for pair in pairs:
         with Image.open(pair.generated if args.side == "a" else pair.original) as picture:
             sizes[pair.id] = picture.size
-    print(f"{name}, side {args.side}: {len(pairs)} pairs")
-    print(
+    section = harness.Section(SECTION, args)
+    section.line(f"{name}, side {args.side}: {len(pairs)} pairs\n")
+    section.line(
         "| part | windows | cells | tower runs a pair | map | centre | random | "
         "map vs centre (+/-, p) | map vs random (+/-, p) |"
     )
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    section.line("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for part in ("copy", "content", "image"):
         vectors = {
             p.id: vectors_of(stored[f"{p.id}|content"], stored[f"{p.id}|copy"], part) for p in pairs
@@ -211,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                     wins = int((hit[:, 0] & ~hit[:, k]).sum())
                     losses = int((~hit[:, 0] & hit[:, k]).sum())
                     row.append(f"+{wins}/-{losses}, {sign_test(wins, losses):.1g}")
-                print("| " + " | ".join(row) + " |", flush=True)
+                section.line("| " + " | ".join(row) + " |")
+    section.finish()
     return 0
 
 

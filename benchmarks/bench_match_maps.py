@@ -25,11 +25,11 @@ import functools
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+import harness
 from artsim.data.manifest import load_manifest
 from artsim.eval.pointing import POINTING_PATTERNS, play, pointing_pairs, pointing_table
 from artsim.model.embedder import Embedder
@@ -41,9 +41,6 @@ from artsim.model.explain import (
     default_part,
     match_map,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from markdown_section import cores, cpu_model
 
 
 def _p(value: float) -> str:
@@ -82,6 +79,14 @@ def markdown(table: dict, label: str) -> str:
     return "\n".join(lines)
 
 
+SECTION = "## Match maps"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run on its held-out set, two pairs a pattern."""
+    return ["--run", str(kit.run), "--set", f"heldout={kit.heldout}", "--per-pattern", "2"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="Run folder of the model.")
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
 
     torch.set_num_threads(args.threads)
     embedder = Embedder.from_run(args.run, cache_dir=False)
@@ -103,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     explain = functools.partial(match_map, part=part, method=args.method, grid=grid)
     default = DEFAULT_CROPS if args.method == "crops" else DEFAULT_OCCLUSION
     window_count = len(grid or default)
-    print(
-        f"# {cpu_model()}, {cores()} cores, {args.threads} threads; model {embedder.model_id} "
+    section = harness.Section(SECTION, args)
+    section.line(
+        f"{args.threads} threads; model {embedder.model_id} "
         f"({embedder.model.config.image_tower}); method {args.method}, part {part}, "
-        f"{window_count} windows a side; load average {os.getloadavg()[0]:.1f}",
-        flush=True,
+        f"{window_count} windows a side; load average {os.getloadavg()[0]:.1f}"
     )
     patterns = [p for p in args.patterns.split(",") if p]
     all_records = []
@@ -116,25 +121,28 @@ def main(argv: list[str] | None = None) -> int:
         manifest = load_manifest(path, check_images=False)
         pairs = pointing_pairs(manifest, patterns, per_pattern=args.per_pattern, seed=args.seed)
         if not pairs:
-            print(f"{name}: no derived item with a partial box (made before boxes were recorded?)")
+            section.line(
+                f"{name}: no derived item with a partial box (made before boxes were recorded?)"
+            )
             continue
         started = time.perf_counter()
         records = play(embedder, pairs, explain=explain, seed=args.seed)
         all_records += records
         table = pointing_table(records)
-        print(f"\n{name}: {len(pairs)} pairs in {time.perf_counter() - started:.0f} s\n")
-        print(markdown(table, name))
-        print(
+        section.line(f"\n{name}: {len(pairs)} pairs in {time.perf_counter() - started:.0f} s\n")
+        section.line(markdown(table, name))
+        section.line(
             f"\nseconds per pair (map only): median {table['seconds_median']:.2f}, "
             f"90th percentile {table['seconds_p90']:.2f}"
         )
     if all_records:
         seconds = np.array([r.seconds for r in all_records])
-        print(
+        section.line(
             f"\nall sets: {len(seconds)} pairs, median {np.median(seconds):.2f} s, "
             f"90th percentile {np.percentile(seconds, 90):.2f} s, max {seconds.max():.2f} s; "
             f"load average {os.getloadavg()[0]:.1f}"
         )
+    section.finish()
     return 0
 
 

@@ -24,9 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from artsim.data.crops import crops
+import harness
+from artsim.data.crops import QUERY_CROP_WINDOWS, crops
 from artsim.data.images import load_rgb
 from artsim.data.manifest import load_manifest
 from artsim.eval.embedding import embed_items
@@ -45,6 +45,14 @@ def open_set(scores: np.ndarray, correct: np.ndarray, own: np.ndarray, rate: flo
     return threshold, float(found.mean())
 
 
+SECTION = "### Query crops"
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's run on its held-out set, two margins."""
+    return ["--run", str(kit.run), "--set", f"heldout={kit.heldout}", "--penalties", "0,0.05"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True)
@@ -56,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         "is max(whole, best crop - margin)",
     )
     parser.add_argument("--cache", type=Path, help="folder keeping each set's crop scores")
-    args = parser.parse_args(argv)
+    args = harness.parse_args(parser, argv, quick)
     penalties = [float(p) for p in args.penalties.split(",")]
     embedder = Embedder.from_run(args.run)
+    section = harness.Section(SECTION, args)
     for spec in args.set:
         label, _, path = spec.partition("=")
         items = load_manifest(path).items
@@ -83,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                 np.save(saved, crop_best)
         for penalty in penalties:
             best = best_of_crops(whole.T, crop_best.T[None], penalty).T
-            _report(label, items, queries, originals, correct, whole, best, penalty)
+            _report(section, label, items, queries, originals, correct, whole, best, penalty)
+    section.finish()
     return 0
 
 
-def _report(label, items, queries, originals, correct, whole, best, penalty) -> None:
+def _report(
+    section: harness.Section, label, items, queries, originals, correct, whole, best, penalty
+) -> None:
     """Recall@1 and the 1%-false figures of whole against best, overall and per pattern."""
     own = np.zeros_like(whole, dtype=bool)
     own[np.arange(len(queries)), correct] = True
@@ -96,26 +108,27 @@ def _report(label, items, queries, originals, correct, whole, best, penalty) -> 
     won, lost = int((hits_best & ~hits_whole).sum()), int((hits_whole & ~hits_best).sum())
     t_whole, found_whole = open_set(whole, correct, own)
     t_best, found_best = open_set(best, correct, own)
-    print(f"\n{label}, margin {penalty:g}: {len(queries)} queries, {len(originals)} originals\n")
-    print("| scoring | image recall@1 | threshold at 1% false | found at 1% false |")
-    print("|---|---:|---:|---:|")
-    print(f"| whole picture | {hits_whole.mean():.3f} | {t_whole:.3f} | {found_whole:.3f} |")
-    print(
-        f"| max over whole + {len(crops(Image.new('RGB', (64, 64))))} crops | "
+    section.line(
+        f"\n{label}, margin {penalty:g}: {len(queries)} queries, {len(originals)} originals\n"
+    )
+    section.line("| scoring | image recall@1 | threshold at 1% false | found at 1% false |")
+    section.line("|---|---:|---:|---:|")
+    section.line(f"| whole picture | {hits_whole.mean():.3f} | {t_whole:.3f} | {found_whole:.3f} |")
+    section.line(
+        f"| max over whole + up to {len(QUERY_CROP_WINDOWS)} crops | "
         f"{hits_best.mean():.3f} (+{won}/-{lost}, p {sign_test(won, lost):.2g}) "
         f"| {t_best:.3f} | {found_best:.3f} |"
     )
     patterns: dict[str, list[int]] = defaultdict(list)
     for row, query in enumerate(queries):
         patterns[items[query].metadata.get("pattern", "").split(":")[0] or "(none)"].append(row)
-    print("\n| pattern | queries | whole | max over crops | won / lost |")
-    print("|---|---:|---:|---:|---|")
+    section.line("\n| pattern | queries | whole | max over crops | won / lost |")
+    section.line("|---|---:|---:|---:|---|")
     for pattern, rows in sorted(patterns.items()):
         w, b = hits_whole[rows], hits_best[rows]
-        print(
+        section.line(
             f"| {pattern} | {len(rows)} | {w.mean():.3f} | {b.mean():.3f} "
-            f"| +{int((b & ~w).sum())}/-{int((w & ~b).sum())} |",
-            flush=True,
+            f"| +{int((b & ~w).sum())}/-{int((w & ~b).sum())} |"
         )
 
 

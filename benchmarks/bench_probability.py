@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+import harness
 from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import Manifest, load_manifest
 from artsim.index.calibrate import (
@@ -137,15 +139,36 @@ def diagram(figures: dict, title: str, path: Path) -> None:
     plt.close(figure)
 
 
-def main() -> None:
+SECTION = "### Probabilities per rank"
+TASK_NAMES = {"image": "image", "fused": "image + prompt"}
+
+
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's index, a small sample, results beside the kit."""
+    return [
+        *("--index", str(kit.index), "--name", "quick", "--sample", "12"),
+        *("--results", str(kit.folder / "probability")),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--sample", type=int, default=300)
     parser.add_argument("--fresh-seed", type=int, default=1)
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where the diagrams and the JSON go"
+    )
+    args = harness.parse_args(parser, argv, quick)
+    args.results.mkdir(parents=True, exist_ok=True)
+    section = harness.Section(SECTION, args)
+    section.line(
+        "| collection, search | results | ECE, all ranks | rank 1 | rank 2 | ranks 3-10 "
+        "| best-result table everywhere (all / rank 2) |"
+    )
+    section.line("|---|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="bench-probability-") as scratch:
         copy = Path(scratch) / "index"
         shutil.copytree(args.index, copy, ignore=shutil.ignore_patterns("write.lock"))
@@ -161,17 +184,24 @@ def main() -> None:
                 continue
             figures = measure(outcomes(index, calibration, task, queries, vectors[task]))
             report["tasks"][task] = figures
-            diagram(figures, f"{args.name}, {task} search", RESULTS / f"{args.name}-{task}.png")
-            for name, figure in figures.items():
-                print(
-                    f"{args.name} {task:5s} {name:10s} n={figure['n']:5d} "
-                    f"original={figure['share_original']:.3f} "
-                    f"ECE per rank {figure['per_rank']['ece']:.3f} "
-                    f"(best-result table everywhere {figure['best_result_table']['ece']:.3f})"
-                )
+            picture = args.results / f"{args.name}-{task}.png"
+            diagram(figures, f"{args.name}, {task} search", picture)
+            ece = {name: figure["per_rank"]["ece"] for name, figure in figures.items()}
+            table = {name: figure["best_result_table"]["ece"] for name, figure in figures.items()}
+            section.line(
+                f"| {args.name}, {TASK_NAMES[task]} | {figures['all ranks']['n']} "
+                f"| {ece['all ranks']:.3f} | {ece['rank 1']:.3f} | {ece['rank 2']:.3f} "
+                f"| {ece['ranks 3-10']:.3f} | {table['all ranks']:.3f} / {table['rank 2']:.3f} |"
+            )
         index.close()
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.results / f"{args.name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    section.line(
+        f"\n{len(queries)} fresh queries; reliability diagrams and the figures bin by bin "
+        f"(share of originals included): `{args.results}/{args.name}-*.png`, `{args.name}.json`."
+    )
+    section.finish()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

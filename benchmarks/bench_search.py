@@ -20,11 +20,12 @@ drawn like the collection but not in it; recall@10 against exact results:
 * at 100k only, the whole embedded store (``FaissStore``: SQLite id mapping included).
 
 Each (size, kind) is measured by its own call and cached in ``benchmarks/results/search/``, so
-the 1M runs can be done one at a time; ``--write`` assembles the BENCHMARKS.md section.
+the 1M runs can be done one at a time; a call without ``--size`` assembles the section from every
+cached result (``--write BENCHMARKS.md`` puts it there).
 
     .venv/bin/python benchmarks/bench_search.py --size 100000 --kind clustered
     .venv/bin/python benchmarks/bench_search.py --size 1000000 --kind random
-    .venv/bin/python benchmarks/bench_search.py --write
+    .venv/bin/python benchmarks/bench_search.py --write BENCHMARKS.md
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from markdown_section import cores, cpu_model, write_section
+import harness
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "search"
+SECTION = "## Search"
+RESULTS = Path(__file__).resolve().parent / "results" / "search"
 DIM = 256
 K = 10
 NOISE = 0.8
@@ -95,8 +96,8 @@ def measure(search: Callable[[np.ndarray], list[int]], queries: np.ndarray, trut
     }
 
 
-def run(n: int, kind: str, n_queries: int) -> dict:
-    from artsim.index.vector_index import choose_index, describe_plan
+def run(n: int, kind: str, n_queries: int, exact_limit: int | None = None) -> dict:
+    from artsim.index.vector_index import DEFAULT_EXACT_LIMIT, choose_index, describe_plan
 
     print(f"[{kind} {n:,}] generating vectors", flush=True)
     matrix, queries = make_data(kind, n, n_queries)
@@ -115,7 +116,7 @@ def run(n: int, kind: str, n_queries: int) -> dict:
     print(f"[{kind} {n:,}] artsim default (choose_index)", flush=True)
     started = time.perf_counter()
     keys = np.arange(n, dtype=np.int64)
-    index, plan = choose_index(keys, matrix)
+    index, plan = choose_index(keys, matrix, exact_limit=exact_limit or DEFAULT_EXACT_LIMIT)
     build = time.perf_counter() - started
     timing = measure(lambda q: index.search(q[None], K)[1][0].tolist(), queries, truth)
     label = f"artsim default: {describe_plan(plan)}"
@@ -159,7 +160,8 @@ def run(n: int, kind: str, n_queries: int) -> dict:
 
 def machine() -> str:
     return (
-        f"{cores()} cores (`nproc`), CPU model `{cpu_model()}`, faiss {faiss.__version__}, "
+        f"{harness.cores()} cores (`nproc`), CPU model `{harness.cpu_model()}`, "
+        f"faiss {faiss.__version__}, "
         f"numpy {np.__version__}"
     )
 
@@ -202,7 +204,7 @@ def write(results: list[dict]) -> str:
         )
     machines = sorted({r["machine"] for r in results})
     body = f"""
-`benchmarks/bench_search.py` (one call per size and kind, then `--write`): top-{K} search over
+`benchmarks/bench_search.py` (one call per size and kind, then `--write BENCHMARKS.md`): top-{K} search over
 100k and 1M unit vectors (dim 256, and the default model's real 1920 where the dim column says
 so; inner product): `clustered` (a Gaussian mixture: one
 centre per 100 vectors, at most 1000 centres, noise of norm {NOISE}), `overlapping` (one centre
@@ -248,29 +250,59 @@ or speed at 1M.
     return body
 
 
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: 2,000 random vectors of 32 floats, 20 queries, the approximate
+    plans measured from 1,000 vectors on, results beside the kit; the section is then assembled
+    from that one result."""
+    return [
+        *("--size", "2000", "--kind", "random", "--queries", "20", "--dim", "32"),
+        *("--exact-limit", "1000"),
+        *("--results", str(kit.folder / "search"), "--section"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     global DIM
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, choices=[100_000, 1_000_000])
+    parser.add_argument("--size", type=int, help="vectors: 100000 or 1000000 in BENCHMARKS.md")
     parser.add_argument("--kind", choices=["clustered", "overlapping", "random"])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
         "--dim", type=int, default=DIM, help="vector length (the default model's is 1920)"
     )
-    parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md from results")
-    args = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    parser.add_argument(
+        "--exact-limit",
+        type=int,
+        help="collections this large or larger get approximate plans measured (default: the "
+        "store's, 200000)",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS, help="where each (size, kind) result is kept"
+    )
+    parser.add_argument(
+        "--section",
+        action="store_true",
+        help="after measuring, assemble the section too (what a call without --size does)",
+    )
+    args = harness.parse_args(parser, argv, quick)
+    if bool(args.size) != bool(args.kind):
+        parser.error("--size and --kind go together")
+    args.results.mkdir(parents=True, exist_ok=True)
     DIM = args.dim
     if args.size and args.kind:
-        result = run(args.size, args.kind, args.queries)
+        result = run(args.size, args.kind, args.queries, args.exact_limit)
         result["machine"] = machine()
         suffix = "" if DIM == 256 else f"-d{DIM}"
-        (RESULTS / f"{args.kind}-{args.size}{suffix}.json").write_text(json.dumps(result, indent=2))
-    if args.write:
-        results = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
-        body = write(results)
-        print(body)
-        write_section(ROOT / "BENCHMARKS.md", "Search", body)
+        path = args.results / f"{args.kind}-{args.size}{suffix}.json"
+        path.write_text(json.dumps(result, indent=2))
+        if not (args.section or args.write):
+            return 0
+    results = [json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))]
+    if not results:
+        parser.error(f"{args.results}: no results yet (measure with --size and --kind first)")
+    section = harness.Section(SECTION, args)
+    section.line(write(results))
+    section.finish()
     return 0
 
 

@@ -1,5 +1,7 @@
-"""Training cost: head epochs on cached tower features vs the towers run in every step, and
-feature extraction throughput (empty cache, forward only, warm cache) with its time split.
+"""Training cost: head epochs on cached features against towers in every step; feature speed.
+
+Head epochs on cached tower features vs the towers run in every step, and feature extraction
+throughput (empty cache, forward only, warm cache) with its time split.
 
 On one subsample of a real manifest (whole groups, seeded), in one process, side by side:
 
@@ -10,8 +12,8 @@ On one subsample of a real manifest (whole groups, seeded), in one process, side
    pre-made tensors and with a warm cache; texts/s of e5-small with an empty and a warm cache;
    and where one image's time goes: sha256, decode, resize, normalise, forward.
 
-Writes its tables into BENCHMARKS.md (section "## Training"). A benchmark, not a test: nothing
-here asserts on a timing.
+Prints its tables as the section "### Heads and features" (``--write BENCHMARKS.md`` puts them
+there). A benchmark, not a test: nothing here asserts on a timing.
 
     .venv/bin/python benchmarks/bench_train.py [--data MANIFEST] [--items 256]
 """
@@ -42,6 +44,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+import harness
 from artsim.data.images import load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import load_manifest
@@ -56,11 +59,9 @@ from artsim.model.towers import ImageTower, TextTower, create_image_tower, creat
 from artsim.training.config import TrainConfig
 from artsim.training.datamodule import FeatureDataModule, build_feature_set
 from artsim.training.module import TripletModule
-from markdown_section import cores, cpu_model, write_section
 
-SECTION = "## Training"
+SECTION = "### Heads and features"
 DEFAULTS = TrainConfig()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_data() -> str:
@@ -86,7 +87,7 @@ def subsample(items: Sequence[Item], count: int, seed: int) -> list[Item]:
 
 
 def machine() -> dict[str, str]:
-    model, cores_used = cpu_model(), cores()
+    model, cores_used = harness.cpu_model(), harness.cores()
     return {
         "nproc": str(cores_used),
         "cpu": model,
@@ -150,27 +151,28 @@ PROBE_IMAGES = 96
 
 
 @torch.no_grad()
-def forward_probe() -> dict[str, list[float]]:
+def forward_probe(tower_name: str, images: int = PROBE_IMAGES) -> dict[str, list[float]]:
     """In a child process: ms and minor page faults per image of the bare forward, per batch."""
-    tower = create_image_tower("efficientnet-lite0")
-    pixels = torch.randn(PROBE_IMAGES, 3, tower.image_size, tower.image_size)
+    tower = create_image_tower(tower_name)
+    pixels = torch.randn(images, 3, tower.image_size, tower.image_size)
     out = {}
     for batch_size in PROBE_BATCHES:
         tower(pixels[:batch_size])  # warm-up
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         seconds = forward_seconds(tower, pixels, batch_size)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-        out[str(batch_size)] = [seconds / PROBE_IMAGES * 1000, faults / PROBE_IMAGES]
+        out[str(batch_size)] = [seconds / images * 1000, faults / images]
     return out
 
 
-def run_probes() -> dict[str, dict[str, list[float]]]:
+def run_probes(tower_name: str, images: int) -> dict[str, dict[str, list[float]]]:
     """The forward probe in two fresh processes, glibc's default allocator settings and fixed."""
     results = {}
+    probe = ["--forward-probe", "--image-tower", tower_name, "--probe-images", str(images)]
     for name, extra in (("default", {}), ("malloc", MALLOC_ENV)):
         env = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV} | extra
         done = subprocess.run(
-            [sys.executable, __file__, "--forward-probe"],
+            [sys.executable, __file__, *probe],
             env=env,
             capture_output=True,
             text=True,
@@ -190,7 +192,7 @@ def extraction(
 ) -> dict:
     paths = [item.image for item in items]
     texts = [item.text for item in items]
-    out: dict = {"images": len(paths), "texts": len(texts)}
+    out: dict = {"images": len(paths), "texts": len(texts), "size": image_tower.image_size}
     out["unique_texts"] = len({t for t in texts if t.strip()})
     # The files are read once first: "empty cache" means no cached features, not a cold disk.
     for path in paths:
@@ -424,12 +426,11 @@ def section(
         ),
         key=lambda cell: cell[2],
     )
+    image, text, size = args.image_tower, args.text_tower, extract["size"]
     lines = [
-        SECTION,
-        "",
         f"`benchmarks/bench_train.py --items {args.items}`: {len(heads['batch_sizes'])} steps "
         f"per epoch over {n_img} items ({heads['groups']} whole groups, seed {args.seed}) of "
-        f"`{args.data}`, efficientnet-lite0 + e5-small, heads and batches as `artsim train` "
+        f"`{args.data}`, {image} + {text}, heads and batches as `artsim train` "
         f"makes them (TrainConfig defaults: embed {DEFAULTS.embed_dim}, hidden "
         f"{DEFAULTS.hidden_dim or 'none (linear)'}, {DEFAULTS.groups_per_batch} groups x "
         f"{DEFAULTS.items_per_group} items per batch; batch sizes {heads['batch_sizes']}). Machine: {info['nproc']} cores (`nproc`), "
@@ -448,7 +449,7 @@ def section(
         f"{heads['cached_s']:.3f} s/epoch |",
         f"| head epoch, towers in every step | same items, same batches, same heads and "
         "optimiser; each step loads its images (2 threads, as `compute_image_features`), runs "
-        "efficientnet-lite0 (on the whole batch) and e5-small under `torch.no_grad` (frozen), then the same head "
+        f"{image} (on the whole batch) and {text} under `torch.no_grad` (frozen), then the same head "
         f"step; median of {args.tower_epochs} epochs after a warm-up epoch | "
         f"{heads['towers_s']:.2f} s/epoch |",
         f"| ratio | towers in every step / cached features | "
@@ -457,13 +458,13 @@ def section(
         f"`FeatureCache`: sha256 + decode + resize + forward (batches of {args.batch_size}) + "
         f"shard writes; median of {args.repeats} | {rate(n_img, extract['image_cold_s'])} "
         f"images ({extract['image_cold_s']:.2f} s) |",
-        f"| image tower forward only | `tower(pixels)` on pre-made 224x224 tensors, batches of "
+        f"| image tower forward only | `tower(pixels)` on pre-made {size}x{size} tensors, batches of "
         f"{args.batch_size}, no_grad; median of {args.repeats} | "
         f"{rate(n_img, extract['image_forward_s'])} images ({extract['image_forward_s']:.2f} s) |",
         f"| image features, warm cache | `compute_image_features` with a new `FeatureCache` "
         f"object on the filled folder (sha256 of every file + shard read, no tower) | "
         f"{rate(n_img, extract['image_warm_s'])} images ({extract['image_warm_s']:.3f} s) |",
-        f"| text features, empty cache | `compute_text_features`, e5-small, {n_txt} texts "
+        f"| text features, empty cache | `compute_text_features`, {text}, {n_txt} texts "
         f"({extract['unique_texts']} distinct non-empty) in batches of 64 | "
         f"{rate(n_txt, extract['text_cold_s'])} texts ({extract['text_cold_s']:.2f} s) |",
         f"| text features, warm cache | the same with a new `FeatureCache` on the filled folder "
@@ -474,7 +475,7 @@ def section(
         "Where one image's feature time goes (one image at a time on the main thread, forward "
         f"in batches of {args.batch_size}; ms per image):",
         "",
-        "| sha256 (cache key) | decode (`load_rgb`) | resize (RGB, bicubic to 224) | "
+        f"| sha256 (cache key) | decode (`load_rgb`) | resize (RGB, bicubic to {size}) | "
         "normalise (to float CHW) | forward | sum |",
         "|---:|---:|---:|---:|---:|---:|",
         "| "
@@ -484,8 +485,8 @@ def section(
         )
         + f" | {split_total * 1000:.2f} |",
         "",
-        "The bare efficientnet-lite0 forward by batch size, each in a fresh process on "
-        f"{PROBE_IMAGES} random 224x224 images, with glibc's default allocator settings and with "
+        f"The bare {image} forward by batch size, each in a fresh process on "
+        f"{args.probe_images} random {size}x{size} images, with glibc's default allocator settings and with "
         + ", ".join(f"`{k}={v}`" for k, v in MALLOC_ENV.items())
         + " (ms per image, minor page faults per image in brackets):",
         "",
@@ -508,8 +509,8 @@ def section(
         "allocated again each batch come back as fresh zeroed pages (the page-fault column).",
         "",
         "The epoch with towers, per epoch: "
-        f"loading images {stages['load']:.2f} s, efficientnet-lite0 {stages['image']:.2f} s, "
-        f"e5-small {stages['text']:.2f} s, the rest (head step, Lightning) "
+        f"loading images {stages['load']:.2f} s, {image} {stages['image']:.2f} s, "
+        f"{text} {stages['text']:.2f} s, the rest (head step, Lightning) "
         f"{max(0.0, head_in_tower_epoch):.2f} s (means over all its epochs, warm-up included: "
         f"{tower_epoch_mean:.2f} s per epoch). The image tower runs on the step's whole batch "
         f"({max(heads['batch_sizes'])} images), where the page faults above are at their worst.",
@@ -526,7 +527,17 @@ def section(
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's corpus, the tiny towers, one epoch and one timing
+    of each, eight images a probe."""
+    return [
+        *("--data", str(kit.manifest), "--items", "24", "--image-tower", "tiny"),
+        *("--text-tower", "tiny", "--cached-epochs", "1", "--tower-epochs", "1"),
+        *("--repeats", "1", "--probe-images", "8"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=default_data(), help="manifest (real images)")
     parser.add_argument("--items", type=int, default=256, help="items in the subsample")
@@ -537,14 +548,17 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=4, help="image feature batches (artsim's CPU default)"
     )
+    parser.add_argument("--image-tower", default="efficientnet-lite0", help="the image tower")
+    parser.add_argument("--text-tower", default="e5-small", help="the text tower")
+    parser.add_argument(
+        "--probe-images", type=int, default=PROBE_IMAGES, help="images of each forward probe"
+    )
     parser.add_argument("--note", default="", help="a sentence added to the section")
-    parser.add_argument("--write", default=str(ROOT / "BENCHMARKS.md"))
-    parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--forward-probe", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser, argv, quick)
     if args.forward_probe:
-        print(json.dumps(forward_probe()))
-        return
+        print(json.dumps(forward_probe(args.image_tower, args.probe_images)))
+        return 0
 
     loads = [os.getloadavg()[0]]
     begun = time.perf_counter()
@@ -552,8 +566,8 @@ def main() -> None:
     manifest = load_manifest(args.data, check_images=False)
     items = subsample(manifest.items, args.items, args.seed)
     print(f"{len(items)} items of {args.data}; {info}", flush=True)
-    image_load_s, image_tower = timed(lambda: create_image_tower("efficientnet-lite0"))
-    text_load_s, text_tower = timed(lambda: create_text_tower("e5-small"))
+    image_load_s, image_tower = timed(lambda: create_image_tower(args.image_tower))
+    text_load_s, text_tower = timed(lambda: create_text_tower(args.text_tower))
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as scratch:
         extract = extraction(
@@ -566,7 +580,7 @@ def main() -> None:
         f"{ {k: round(v, 5) for k, v in extract['split'].items()} }",
         flush=True,
     )
-    probes = run_probes()
+    probes = run_probes(args.image_tower, args.probe_images)
     print(f"forward probes (ms/image, minor faults/image): {probes}", flush=True)
     heads = head_epochs(
         image_tower,
@@ -587,11 +601,12 @@ def main() -> None:
     )
     loads.append(os.getloadavg()[0])
     block = section(args, info, extract, heads, probes, tuple(loads), (image_load_s, text_load_s))
-    print(block)
-    print(f"total {time.perf_counter() - begun:.0f} s")
-    if not args.no_write:
-        write_section(Path(args.write), SECTION.removeprefix("## "), block.split("\n", 1)[1])
+    print(f"total {time.perf_counter() - begun:.0f} s\n")
+    written = harness.Section(SECTION, args)
+    written.line(block)
+    written.finish()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

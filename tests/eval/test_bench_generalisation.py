@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_generalisation.py"
+sys.path.insert(0, str(BENCH.parent))  # the benchmarks import their harness from their folder
 _spec = importlib.util.spec_from_file_location("bench_generalisation", BENCH)
 bench_generalisation = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_generalisation)
@@ -17,7 +19,7 @@ def test_rows_and_reuse(eval_run, run_copy, synthetic_manifest, capsys, monkeypa
     run = run_copy(eval_run)
     argv = ["--run", f"tiny={run}", "--set", f"Synthetic set={synthetic_manifest}"]
     assert bench_generalisation.main(argv) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = table_lines(capsys.readouterr().out)
     assert len(lines) == 2 + 3  # header, rule, frozen, hash, the run
     frozen, phash, trained = lines[2:]
     assert "| frozen towers |" in frozen and "| perceptual hash |" in phash
@@ -29,7 +31,12 @@ def test_rows_and_reuse(eval_run, run_copy, synthetic_manifest, capsys, monkeypa
 
     monkeypatch.setattr(bench_generalisation, "evaluate_run", no_evaluation)
     assert bench_generalisation.main(argv) == 0
-    assert capsys.readouterr().out.strip().splitlines()[2:] == [frozen, phash, trained]
+    assert table_lines(capsys.readouterr().out)[2:] == [frozen, phash, trained]
+
+
+def table_lines(out: str) -> list[str]:
+    """The Markdown table's lines of the section (the heading and the command line left out)."""
+    return [line for line in out.splitlines() if line.startswith("|")]
 
 
 def test_bad_pair_is_refused(capsys) -> None:
@@ -75,7 +82,7 @@ def test_versus_counts_queries_won_and_lost_with_ties_shared(tmp_path) -> None:
     assert row.startswith("| s | a | +1/-2 (p 1) |")
 
 
-HEADS = Path(__file__).resolve().parents[2] / "benchmarks" / "heads_alone.py"
+HEADS = Path(__file__).resolve().parents[2] / "tools" / "heads_alone.py"
 _heads_spec = importlib.util.spec_from_file_location("heads_alone", HEADS)
 heads_alone = importlib.util.module_from_spec(_heads_spec)
 _heads_spec.loader.exec_module(heads_alone)

@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,15 @@ import pytest
 from artsim.data.manifest import load_manifest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_descriptors.py"
+sys.path.insert(0, str(BENCH.parent))  # the benchmarks import their harness from their folder
 _spec = importlib.util.spec_from_file_location("bench_descriptors", BENCH)
 bench_descriptors = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_descriptors)
+
+
+def table_lines(out: str) -> list[str]:
+    """The Markdown tables' lines of the section (the heading and the command line left out)."""
+    return [line for line in out.splitlines() if line.startswith("|")]
 
 
 def test_mean_of_scales_averages_the_normalised_descriptors():
@@ -73,7 +80,7 @@ def test_rows_have_the_known_recalls_and_features_are_reused(copies, capsys, mon
     argv += ["--split-set", "val=val", "--tower", "tiny", "--dims", "0,2"]
     assert bench_descriptors.main(argv) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [
+    assert table_lines(captured.out) == [
         "| descriptor | all | val |",
         "|---|---:|---:|",
         "| tiny | 0.500 | 1.000 |",
@@ -92,7 +99,7 @@ def test_several_scales_combine_single_scale_towers(copies, capsys, monkeypatch,
     argv += ["--scales", "64+96", "--scales", "96", "--dims", "0,2", "--paired"]
     assert bench_descriptors.main(argv) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[2:] == [
+    assert table_lines(captured.out)[2:] == [
         "| GeM 64+96 px | 1.000 |",
         "| GeM 64+96 px, whitened 2 | 1.000 |",
         "| GeM 96 px | 1.000 (+0/-0, p 1) |",
@@ -123,7 +130,7 @@ def test_rows_per_pattern_compare_each_descriptor_with_the_first(
     argv = ["--train", str(manifest), "--split", str(split), "--set", f"all={manifest}"]
     argv += ["--split-set", "val=val", "--tower", "tiny", "--tower", "tiny-bn"]
     assert bench_descriptors.main([*argv, "--dims", "0", "--by-pattern", "0"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = table_lines(capsys.readouterr().out)
     start = lines.index("| pattern | all |")  # the split set has no pattern column
     # byte copies: both towers find the same originals, right for groups 0-2 and wrong for 3-5
     assert lines[start + 2 :] == [

@@ -2,9 +2,9 @@
 # The device check in one call (issue 9): on a lent GPU machine, under 8 minutes.
 #
 # Prepare here (pip works here, not there), once; .devcheck/ is ignored by git and carried:
-#   benchmarks/device_check.sh --prepare MANIFEST   # wheels the GPU image lacks + a small corpus
-# Then, with the device tool: run(command="benchmarks/device_check.sh --data .devcheck/manifest.csv",
-#   carry=[".devcheck"], timeout_s=540). On a CPU: benchmarks/device_check.sh --smoke --data M.
+#   tools/device_check.sh --prepare MANIFEST   # wheels the GPU image lacks + a small corpus
+# Then, with the device tool: run(command="tools/device_check.sh --data .devcheck/manifest.csv",
+#   carry=[".devcheck"], timeout_s=540). On a CPU: tools/device_check.sh --smoke --data M.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HERE=$PWD
@@ -49,4 +49,4 @@ fi
 export PYTHONPATH=$HERE/src${PYTHONPATH:+:$PYTHONPATH}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 PYTHON=${PYTHON:-python3}
-exec "$PYTHON" benchmarks/device_check.py "$@"
+exec "$PYTHON" tools/device_check.py "$@"

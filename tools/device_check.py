@@ -1,8 +1,8 @@
 """One call on a lent GPU machine (or ``--smoke`` on a CPU): throughput, training with the
 fine-tune stage, DDP when there are two GPUs, embedding a collection; one table at the end.
 
-    benchmarks/device_check.sh --data .devcheck/manifest.csv        # GPU, under 8 minutes
-    benchmarks/device_check.sh --smoke --data MANIFEST              # CPU: proves the script
+    tools/device_check.sh --data .devcheck/manifest.csv        # GPU, under 8 minutes
+    tools/device_check.sh --smoke --data MANIFEST              # CPU: proves the script
 
 Training runs start this file again as ``python device_check.py train OPTIONS_JSON`` (Lightning's DDP
 launcher re-runs the command that started it, so it must be a script, not ``python -c``).

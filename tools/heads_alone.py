@@ -5,7 +5,7 @@ The blend of trained and frozen scores can hide what a change does to the heads 
 ``image_blend = text_blend = 1``, ``fused_image_weight = 0.5`` and no ConSE bridge, to evaluate
 like any run (``benchmarks/bench_generalisation.py --run "heads alone=OUT"``).
 
-    python benchmarks/heads_alone.py runs/demo /tmp/demo-heads
+    python tools/heads_alone.py runs/demo /tmp/demo-heads
 """
 
 from __future__ import annotations

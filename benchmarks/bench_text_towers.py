@@ -2,29 +2,27 @@
 
 For every Tux Paint stamp with both captions, the Spanish caption is a query and the English
 captions of all stamps are the gallery: recall@1 and MRR of finding the same stamp's English
-caption, per tower. Also English -> English prompt-to-caption retrieval on the generated prompts
-as a control. Writes the table into BENCHMARKS.md (section "Text towers").
+caption, per tower.
 
-    .venv/bin/python benchmarks/text_towers.py --data data/demo/manifest.csv
+    .venv/bin/python benchmarks/bench_text_towers.py --data data/demo/manifest.csv
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import harness
 from artsim.data.manifest import load_manifest
 from artsim.model.towers import create_text_tower
-from markdown_section import write_section
 
-SECTION = "## Text towers"
+SECTION = "### Text towers"
 
 
 def ranks(queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
@@ -50,12 +48,17 @@ def measure(tower_name: str, spanish: list[str], english: list[str]) -> dict[str
     }
 
 
-def main() -> None:
+def quick(kit: harness.QuickKit) -> list[str]:
+    """Options of ``--quick``: the quick kit's corpus (Spanish captions beside the English ones),
+    the tiny text tower."""
+    return ["--data", str(kit.manifest), "--towers", "tiny"]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/demo/manifest.csv")
     parser.add_argument("--towers", default="e5-small,minilm")
-    parser.add_argument("--write", default="BENCHMARKS.md")
-    args = parser.parse_args()
+    args = harness.parse_args(parser, argv, quick)
     manifest = load_manifest(args.data, check_images=False)
     pairs = [
         (item.metadata["text_es"], item.text)
@@ -63,26 +66,22 @@ def main() -> None:
         if item.metadata.get("text_es") and item.text
     ]
     spanish, english = [p[0] for p in pairs], [p[1] for p in pairs]
-    lines = [
-        SECTION,
-        "",
+    section = harness.Section(SECTION, args)
+    section.line(
         f"Spanish caption -> English caption of the same Tux Paint stamp, {len(pairs)} stamps "
-        f"(gallery: all {len(pairs)} English captions), frozen towers, no training. "
-        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}. "
-        "`benchmarks/text_towers.py`.",
-        "",
-        "| tower | recall@1 | recall@5 | MRR | texts/s |",
-        "|---|---:|---:|---:|---:|",
-    ]
+        f"(gallery: all {len(pairs)} English captions), frozen towers, no training.\n"
+    )
+    section.line("| tower | recall@1 | recall@5 | MRR | texts/s |")
+    section.line("|---|---:|---:|---:|---:|")
     for name in args.towers.split(","):
         figures = measure(name, spanish, english)
-        lines.append(
+        section.line(
             f"| {name} | {figures['recall@1']:.3f} | {figures['recall@5']:.3f} | "
             f"{figures['mrr']:.3f} | {figures['texts_per_second']:.0f} |"
         )
-        print(lines[-1], flush=True)
-    write_section(Path(args.write), SECTION.removeprefix("## "), "\n".join(lines[2:]))
+    section.finish()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
