@@ -224,8 +224,8 @@ probes at most 1/32 of the lists. Otherwise a PQ fast-scan first pass over every
 codes, dim/4 sub-quantizers, then dim/2 if those miss) with exact re-ranking of the shortest
 list of candidates (20 ... 4000) reaching 0.99 is measured too, and of the plans reaching the
 target the one reading the fewest bytes per query is kept; exact search if none does. Every
-kind keeps the full vectors (scores are exact; only a neighbour can be missed) and supports
-removal. The "build" column of a default row includes these measurements. The chosen plan
+kind keeps every dimension of the vectors (only a neighbour can be missed; in 8 bits from 20,000
+vectors, which the "stored per million" column shows) and supports removal. The "build" column of a default row includes these measurements. The chosen plan
 and its measured recall are written to `index.json`, shown by `artsim index info` and in
 search output. Timings on this shared 2-core machine vary by 2x or more between runs (other
 jobs ran beside these, unevenly: below 200k the three methods search the same flat index, so
