@@ -130,11 +130,11 @@ def test_calibrate_command_and_info(collection, tiny_run, tmp_path, capsys):
 def test_search_api_gives_graded_verdicts_after_calibration(
     collection, tiny_run, tmp_path, monkeypatch, normalised_wins
 ):
-    import artsim.index.calibrate as calibrate_module
+    import artsim.index.calibration_fit as calibration_fit
 
     # the variant with the higher calibration recall is kept: make one of them win
     monkeypatch.setattr(
-        calibrate_module, "_recall_at", lambda c, rate: float(c.normalised == normalised_wins)
+        calibration_fit, "_recall_at", lambda c, rate: float(c.normalised == normalised_wins)
     )
     indexed, index, embedder = _open_half(collection, tiny_run, tmp_path)
     calibrate_index(index, embedder, sample=12)
@@ -196,11 +196,11 @@ def test_look_alike_originals_are_listed(collection, tiny_run, tmp_path, capsys,
     listed as look-alikes, first, at the highest score."""
     import shutil
 
-    import artsim.index.calibrate as calibrate_module
+    import artsim.index.calibration_fit as calibration_fit
 
     # plain scores: the tiny tower puts every synthetic original within 0.2 of the others, so a
     # query's background (its 4th-best score) is near 0.9 and decides more than the pair itself
-    monkeypatch.setattr(calibrate_module, "NORMALISED_TASKS", ())
+    monkeypatch.setattr(calibration_fit, "NORMALISED_TASKS", ())
 
     from artsim.data.items import Item
     from artsim.data.manifest import write_manifest
@@ -237,10 +237,10 @@ def test_search_cli_states_the_threshold_of_this_query_in_score_units(
     """A background-normalised image task: the line under ``artsim search`` gives the score a
     result of this query needs (calibrated threshold + the query's 4th-best score), not the
     calibrated threshold, which is on score minus background."""
-    import artsim.index.calibrate as calibrate_module
+    import artsim.index.calibration_fit as calibration_fit
     from artsim.cli.search import search_main
 
-    monkeypatch.setattr(calibrate_module, "_recall_at", lambda c, rate: float(c.normalised))
+    monkeypatch.setattr(calibration_fit, "_recall_at", lambda c, rate: float(c.normalised))
     indexed, index, embedder = _open_half(collection, tiny_run, tmp_path)
     calibrate_index(index, embedder, sample=12)
     item = load_manifest(indexed).items[1]

@@ -86,11 +86,11 @@ def test_calibrated_page_says_what_derived_means_for_this_query(
     """A collection calibrated with background-normalised image decisions: the page gives the
     threshold of THIS query in score units (the API's derived_threshold) and says why, in
     English and Spanish."""
-    import artsim.index.calibrate as calibrate_module
+    import artsim.index.calibration_fit as calibration_fit
     from artsim.index.calibrate import calibrate_index
     from artsim.index.catalog import ArtIndex
 
-    monkeypatch.setattr(calibrate_module, "_recall_at", lambda c, rate: float(c.normalised))
+    monkeypatch.setattr(calibration_fit, "_recall_at", lambda c, rate: float(c.normalised))
     index = ArtIndex.open(index_copy)
     try:
         calibrate_index(index, index.load_embedder(), sample=6)

@@ -110,11 +110,7 @@ def derive_heldout_manifest(
     """
     if per_original < 1:
         raise DataError(f"per_original must be 1 or more, got {per_original}")
-    if patterns is not None:
-        try:
-            patterns = check_patterns(patterns)
-        except ValueError as error:
-            raise DataError(str(error)) from None
+    patterns = _checked_patterns(patterns)
     originals = [
         item for item in manifest.originals() if groups is None or item.group in set(groups)
     ]
@@ -132,48 +128,75 @@ def derive_heldout_manifest(
     stems = _stems([item.id for item in originals])
 
     def one(index: int) -> list[Item]:
-        original = originals[index]
-        copied = image_dir / f"{stems[index]}{original.image.suffix.lower()}"
-        shutil.copyfile(original.image, copied)
-        items = [dataclasses.replace(original, image=copied)]
-        rng = np.random.default_rng(heldout_seed(seed, original.id))
-        try:
-            picture = load_rgb(original.image, DEFAULT_MAX_PIXELS)
-        except ImageError as error:
-            raise DataError(f"original {original.id}: {error}") from None
-        spanish_at = int(rng.integers(per_original)) if spanish_description(original) else -1
-        placed = derive_heldout_placed(picture, rng, per_original, pool, patterns)
-        for k, (derived, pattern, placement) in enumerate(
-            (d.picture, d.pattern, d.placement) for d in placed
-        ):
-            if rng.random() < 0.6:
-                path = image_dir / f"{stems[index]}~ho{k}.jpg"
-                derived.save(path, format="JPEG", quality=int(rng.integers(55, 96)))
-            else:
-                path = image_dir / f"{stems[index]}~ho{k}.png"
-                derived.save(path, format="PNG", compress_level=1)
-            text, lang = heldout_prompt(original, pattern, rng, spanish=k == spanish_at)
-            items.append(
-                Item(
-                    id=f"{original.id}~ho{k}",
-                    group=original.group,
-                    role="generated",
-                    image=path,
-                    text=text,
-                    lang=lang,
-                    source=f"artsim heldout family (seed {seed})",
-                    metadata={
-                        "family": FAMILY,
-                        "pattern": pattern,
-                        **placement_metadata(placement, picture.size),
-                    },
-                )
-            )
-        return items
+        return _derive_original(
+            originals[index], stems[index], image_dir, per_original, seed, pool, patterns
+        )
 
     with ThreadPoolExecutor(WORKERS) as executor:
         results = list(executor.map(one, range(len(originals))))
     return write_manifest([item for items in results for item in items], manifest_path)
+
+
+def _checked_patterns(patterns: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``patterns`` as :func:`check_patterns` gives them back (None: the default draw); an
+    unknown one is a :class:`DataError`."""
+    if patterns is None:
+        return None
+    try:
+        return check_patterns(patterns)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+
+
+def _derive_original(
+    original: Item,
+    stem: str,
+    image_dir: Path,
+    per_original: int,
+    seed: int,
+    pool: Sequence[Image.Image],
+    patterns: Sequence[str] | None,
+) -> list[Item]:
+    """One original copied into ``image_dir`` as ``stem``, then its ``per_original`` held-out
+    derivatives (``stem~hoK``, JPEG or PNG), each with its prompt, pattern and boxes; every
+    draw from the original's own seeded generator, so threads do not change them."""
+    copied = image_dir / f"{stem}{original.image.suffix.lower()}"
+    shutil.copyfile(original.image, copied)
+    items = [dataclasses.replace(original, image=copied)]
+    rng = np.random.default_rng(heldout_seed(seed, original.id))
+    try:
+        picture = load_rgb(original.image, DEFAULT_MAX_PIXELS)
+    except ImageError as error:
+        raise DataError(f"original {original.id}: {error}") from None
+    spanish_at = int(rng.integers(per_original)) if spanish_description(original) else -1
+    placed = derive_heldout_placed(picture, rng, per_original, pool, patterns)
+    for k, (derived, pattern, placement) in enumerate(
+        (d.picture, d.pattern, d.placement) for d in placed
+    ):
+        if rng.random() < 0.6:
+            path = image_dir / f"{stem}~ho{k}.jpg"
+            derived.save(path, format="JPEG", quality=int(rng.integers(55, 96)))
+        else:
+            path = image_dir / f"{stem}~ho{k}.png"
+            derived.save(path, format="PNG", compress_level=1)
+        text, lang = heldout_prompt(original, pattern, rng, spanish=k == spanish_at)
+        items.append(
+            Item(
+                id=f"{original.id}~ho{k}",
+                group=original.group,
+                role="generated",
+                image=path,
+                text=text,
+                lang=lang,
+                source=f"artsim heldout family (seed {seed})",
+                metadata={
+                    "family": FAMILY,
+                    "pattern": pattern,
+                    **placement_metadata(placement, picture.size),
+                },
+            )
+        )
+    return items
 
 
 def placement_metadata(placement: Placement, original_size: tuple[int, int]) -> dict[str, str]:

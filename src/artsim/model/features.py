@@ -182,24 +182,16 @@ def compute_image_features(
     """
     parts = getattr(tower, "parts", None)
     if parts:
-        root = cache.folder.parent if cache is not None else None
-        shared = _SharedProgress(progress, len(parts)) if progress else None
-        return np.concatenate(
-            [
-                compute_image_features(
-                    part,
-                    paths,
-                    FeatureCache(root, part.version) if cache is not None else None,
-                    batch_size=batch_size,
-                    max_pixels=max_pixels,
-                    progress=shared,
-                    device=device,
-                    devices=devices,
-                    num_nodes=num_nodes,
-                )
-                for part in parts
-            ],
-            axis=1,
+        return _paired_features(
+            parts,
+            paths,
+            cache,
+            progress,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            device=device,
+            devices=devices,
+            num_nodes=num_nodes,
         )
     keys = [file_key(path) for path in paths]
     missing = sorted(
@@ -215,39 +207,101 @@ def compute_image_features(
         # every batch, cost more in page faults than batching saves (BENCHMARKS.md, Training).
         batch_size = getattr(tower, "cpu_batch_size", 4) if str(device) == "cpu" else 64
     if missing and devices * num_nodes > 1:
-        from artsim.model.predict import predict_image_features  # Lightning only when asked
-
-        accelerator = "cpu" if str(device) == "cpu" else "gpu"
-        features = predict_image_features(
-            tower,
-            [paths[index] for _, index in missing],
-            devices=devices,
-            num_nodes=num_nodes,
-            accelerator=accelerator,
-            max_pixels=max_pixels,
-        )
-        keep([key for key, _ in missing], features)
+        _compute_in_processes(tower, paths, missing, keep, max_pixels, device, devices, num_nodes)
     elif missing:
-        tower.to(device).eval()
-
-        def load(index: int) -> torch.Tensor:
-            return tower.preprocess(load_rgb(paths[index], max_pixels=max_pixels))
-
-        # Decoding and resizing release the GIL in PIL: two threads keep the tower fed.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for batch in _batched(missing, batch_size):
-                pixels = torch.stack(list(pool.map(load, [index for _, index in batch])))
-                features = tower(pixels.to(device)).float().cpu().numpy()
-                keep([key for key, _ in batch], features)
+        _compute_here(tower, paths, missing, keep, batch_size, max_pixels, device)
     if progress:
         progress(len(keys) - len(missing))  # rows read from the cache count as done
+    return _rows_in_input_order(keys, computed, cache, tower.dim)
+
+
+def _paired_features(
+    parts: Sequence[ImageTower],
+    paths: Sequence[str | Path],
+    cache: FeatureCache | None,
+    progress: ProgressCallback | None,
+    **options,
+) -> np.ndarray:
+    """A paired tower's features: each part's (:func:`compute_image_features` with
+    ``options``), each cached in its own folder beside ``cache``'s, concatenated."""
+    root = cache.folder.parent if cache is not None else None
+    shared = _SharedProgress(progress, len(parts)) if progress else None
+    return np.concatenate(
+        [
+            compute_image_features(
+                part,
+                paths,
+                FeatureCache(root, part.version) if cache is not None else None,
+                progress=shared,
+                **options,
+            )
+            for part in parts
+        ],
+        axis=1,
+    )
+
+
+def _compute_in_processes(
+    tower: ImageTower,
+    paths: Sequence[str | Path],
+    missing: list[tuple[str, int]],
+    keep: Callable[[list[str], np.ndarray], None],
+    max_pixels: int,
+    device: str | torch.device,
+    devices: int,
+    num_nodes: int,
+) -> None:
+    """The ``missing`` (key, path index) rows computed by ``devices * num_nodes`` processes
+    (:func:`artsim.model.predict.predict_image_features`), handed to ``keep`` at once."""
+    from artsim.model.predict import predict_image_features  # Lightning only when asked
+
+    accelerator = "cpu" if str(device) == "cpu" else "gpu"
+    features = predict_image_features(
+        tower,
+        [paths[index] for _, index in missing],
+        devices=devices,
+        num_nodes=num_nodes,
+        accelerator=accelerator,
+        max_pixels=max_pixels,
+    )
+    keep([key for key, _ in missing], features)
+
+
+def _compute_here(
+    tower: ImageTower,
+    paths: Sequence[str | Path],
+    missing: list[tuple[str, int]],
+    keep: Callable[[list[str], np.ndarray], None],
+    batch_size: int,
+    max_pixels: int,
+    device: str | torch.device,
+) -> None:
+    """The ``missing`` (key, path index) rows computed in this process, ``batch_size`` at a
+    time, each batch handed to ``keep``."""
+    tower.to(device).eval()
+
+    def load(index: int) -> torch.Tensor:
+        return tower.preprocess(load_rgb(paths[index], max_pixels=max_pixels))
+
+    # Decoding and resizing release the GIL in PIL: two threads keep the tower fed.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in _batched(missing, batch_size):
+            pixels = torch.stack(list(pool.map(load, [index for _, index in batch])))
+            features = tower(pixels.to(device)).float().cpu().numpy()
+            keep([key for key, _ in batch], features)
+
+
+def _rows_in_input_order(
+    keys: list[str], computed: dict[str, np.ndarray], cache: FeatureCache | None, dim: int
+) -> np.ndarray:
+    """One row per key, in order: the rows just ``computed``, the others read from ``cache``."""
     rows = [computed.get(key) for key in keys]
     cached_keys = [key for key, row in zip(keys, rows, strict=True) if row is None]
     if cached_keys:
         cached = dict(zip(cached_keys, cache.get(cached_keys), strict=True))
         rows = [cached[key] if row is None else row for key, row in zip(keys, rows, strict=True)]
     if not rows:
-        return np.zeros((0, tower.dim), dtype=np.float32)
+        return np.zeros((0, dim), dtype=np.float32)
     return np.stack(rows).astype(np.float32)
 
 

@@ -125,21 +125,7 @@ def create_app(
         pixels_in_use=PixelBudget(pixel_budget or max_pixels, timeout=admission_timeout),
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        index.close()
-
-    # Swagger UI (/docs) and ReDoc (/redoc) from files in the installed package: the pages
-    # work on a machine without internet
-    app = FastAPIOffline(
-        title="artsim",
-        summary="How similar is a generated artwork to the originals, and to which one?",
-        version="1",
-        lifespan=lifespan,
-        # operation ids are the routes' names: a generated client gets search(), score()...
-        generate_unique_id_function=lambda route: route.name,
-    )
+    app = _offline_app(index)
     app.state.index, app.state.embedder = index, embedder
     app.state.pixel_budget = service.pixels_in_use
     if max_text_chars < 1:
@@ -149,6 +135,37 @@ def create_app(
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_error_handlers(app, service.public_message)
+    _add_page_and_health(app, service)
+    app.include_router(search_router(service))
+    app.include_router(originals_router(service))
+    app.include_router(explain_router(service))
+    return app
+
+
+def _offline_app(index: ArtIndex) -> FastAPI:
+    """The application itself, with ``index`` closed when it shuts down."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        index.close()
+
+    # Swagger UI (/docs) and ReDoc (/redoc) from files in the installed package: the pages
+    # work on a machine without internet
+    return FastAPIOffline(
+        title="artsim",
+        summary="How similar is a generated artwork to the originals, and to which one?",
+        version="1",
+        lifespan=lifespan,
+        # operation ids are the routes' names: a generated client gets search(), score()...
+        generate_unique_id_function=lambda route: route.name,
+    )
+
+
+def _add_page_and_health(app: FastAPI, service: Service) -> None:
+    """``GET /``, the search page, and ``GET /health``: the model, the index's size and store,
+    whether it may be changed, and the calibration in force."""
+    index = service.index
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -167,15 +184,10 @@ def create_app(
             "model_id": index.model_id,
             "count": count,
             "store": index.info.store,
-            "writable": token is not None,
-            "max_upload_bytes": max_upload_bytes,
+            "writable": service.token is not None,
+            "max_upload_bytes": service.max_upload_bytes,
             "calibration": service.calibration().to_json(),
         }
-
-    app.include_router(search_router(service))
-    app.include_router(originals_router(service))
-    app.include_router(explain_router(service))
-    return app
 
 
 def add_error_handlers(app: FastAPI, public: Callable[[str], str] = str) -> None:

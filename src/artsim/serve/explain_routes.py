@@ -69,42 +69,13 @@ class ExplainAnswer(BaseModel):
 def explain_router(service: Service) -> APIRouter:
     """The ``/explain`` route of ``service``."""
     router = APIRouter()
-    index, embedder = service.index, service.embedder
-
-    async def original_upload(item_id: str) -> Upload:
-        """An indexed original's picture, as an upload would be: its kept file, else its
-        thumbnail; checked from its header and admitted like one."""
-        found = await run_in_threadpool(index.store.get, [item_id], True)
-        record = found.get(item_id)
-        if record is None:
-            raise ApiError(404, f"no original with id {item_id!r} in the index")
-        data = None
-        if record.image_path:
-            try:
-                data = await run_in_threadpool(Path(record.image_path).read_bytes)
-            except OSError:
-                data = None  # moved since it was indexed: its thumbnail still shows it
-        data = data or record.thumbnail
-        if not data:
-            raise ApiError(404, f"original {item_id!r}: neither its file nor a thumbnail is kept")
-        name = f"original {item_id!r}"
-        fmt = sniff_image_format(data)
-        if fmt is None:
-            raise ApiError(422, f"{name}: its kept file is not an image")
-        width, height = await run_in_threadpool(image_size_bytes, data, name, service.max_pixels)
-        return Upload(data, fmt, name, width * height)
-
-    responses = error_responses(400, 404, 413, 415, 422, 503)
-    responses[200] = {
-        "description": "The maps as JSON, or (format=png) A and B side by side under them.",
-        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-    }
+    embedder = service.embedder
 
     @router.post(
         "/explain",
         summary="Where two artworks match: a map on each (JSON grid or PNG)",
         response_model=ExplainAnswer,
-        responses=responses,
+        responses=_explain_responses(),
     )
     # upload fields typed UploadFile (binary in the schema), None when not sent
     async def explain(
@@ -128,35 +99,13 @@ def explain_router(service: Service) -> APIRouter:
         ] = DEFAULT_CELLS,
         format: Annotated[str, Form(description="json or png.")] = "json",
     ):
-        if format not in FORMATS:
-            raise ApiError(400, f"format must be one of {', '.join(FORMATS)}, got {format!r}")
-        if method not in METHODS:
-            raise ApiError(400, f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        parts = available_parts(embedder)
-        if part is not None and part not in parts:
-            raise ApiError(400, f"this model maps the parts {', '.join(parts)}; not {part!r}")
+        _check_options(embedder, format, method, part)
         upload_a = await service.read_upload(image_a, "image_a")
         upload_b = await service.read_upload(image_b, "image_b")
         item_id = (original_id or "").strip()
-        if upload_b is not None and item_id:
-            raise ApiError(400, "artwork B: give image_b or original_id, not both")
-        if upload_a is None and upload_b is None and not item_id:
-            texts = (text_a or "").strip() or (text_b or "").strip()
-            why = "a text has no regions to map" if texts else "no picture was sent"
-            raise ApiError(
-                400, f"a match map compares two pictures ({why}): give image_a and image_b"
-            )
-        if upload_a is None:
-            raise ApiError(
-                400, "artwork A: give image_a (a match map needs a picture on each side)"
-            )
-        if upload_b is None and not item_id:
-            raise ApiError(
-                400,
-                "artwork B: give image_b or original_id (a match map needs a picture on each side)",
-            )
+        _check_sides(upload_a, upload_b, item_id, text_a, text_b)
         if upload_b is None:
-            upload_b = await original_upload(item_id)
+            upload_b = await _original_upload(service, item_id)
 
         def compute(picture_a, picture_b):
             names = ("image_a", upload_b.name if item_id else "image_b")
@@ -177,3 +126,72 @@ def explain_router(service: Service) -> APIRouter:
         return answer
 
     return router
+
+
+def _explain_responses() -> dict:
+    """The statuses ``POST /explain`` declares; a 200 is JSON or a PNG."""
+    responses = error_responses(400, 404, 413, 415, 422, 503)
+    responses[200] = {
+        "description": "The maps as JSON, or (format=png) A and B side by side under them.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    return responses
+
+
+def _check_options(embedder, format: str, method: str, part: str | None) -> None:
+    """400 for a ``format``, ``method`` or ``part`` (of the model's) that is not offered."""
+    if format not in FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    if method not in METHODS:
+        raise ApiError(400, f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    parts = available_parts(embedder)
+    if part is not None and part not in parts:
+        raise ApiError(400, f"this model maps the parts {', '.join(parts)}; not {part!r}")
+
+
+def _check_sides(
+    upload_a: Upload | None,
+    upload_b: Upload | None,
+    item_id: str,
+    text_a: str | None,
+    text_b: str | None,
+) -> None:
+    """400 unless A is a picture and B is one too (``image_b``) or an original's id, not both;
+    a text alone is refused by name (it has no regions to map)."""
+    if upload_b is not None and item_id:
+        raise ApiError(400, "artwork B: give image_b or original_id, not both")
+    if upload_a is None and upload_b is None and not item_id:
+        texts = (text_a or "").strip() or (text_b or "").strip()
+        why = "a text has no regions to map" if texts else "no picture was sent"
+        raise ApiError(400, f"a match map compares two pictures ({why}): give image_a and image_b")
+    if upload_a is None:
+        raise ApiError(400, "artwork A: give image_a (a match map needs a picture on each side)")
+    if upload_b is None and not item_id:
+        raise ApiError(
+            400,
+            "artwork B: give image_b or original_id (a match map needs a picture on each side)",
+        )
+
+
+async def _original_upload(service: Service, item_id: str) -> Upload:
+    """An indexed original's picture, as an upload would be: its kept file, else its
+    thumbnail; checked from its header and admitted like one."""
+    found = await run_in_threadpool(service.index.store.get, [item_id], True)
+    record = found.get(item_id)
+    if record is None:
+        raise ApiError(404, f"no original with id {item_id!r} in the index")
+    data = None
+    if record.image_path:
+        try:
+            data = await run_in_threadpool(Path(record.image_path).read_bytes)
+        except OSError:
+            data = None  # moved since it was indexed: its thumbnail still shows it
+    data = data or record.thumbnail
+    if not data:
+        raise ApiError(404, f"original {item_id!r}: neither its file nor a thumbnail is kept")
+    name = f"original {item_id!r}"
+    fmt = sniff_image_format(data)
+    if fmt is None:
+        raise ApiError(422, f"{name}: its kept file is not an image")
+    width, height = await run_in_threadpool(image_size_bytes, data, name, service.max_pixels)
+    return Upload(data, fmt, name, width * height)

@@ -17,15 +17,23 @@ from artsim.serve.service import BINARY, ApiError, Service, check_upload_id, rec
 def originals_router(service: Service) -> APIRouter:
     """The ``/originals`` routes of ``service``."""
     router = APIRouter()
-    index, embedder = service.index, service.embedder
+    _add_read_routes(router, service)
+    _add_write_routes(router, service)
+    return router
 
-    async def find(item_id: str, with_thumbnail: bool = False) -> OriginalRecord:
-        if item_id in (".", ".."):
-            raise ApiError(404, f"{item_id!r} is not an original's id")
-        found = await run_in_threadpool(index.store.get, [item_id], with_thumbnail)
-        if item_id not in found:
-            raise ApiError(404, f"no original with id {item_id!r} in the index")
-        return found[item_id]
+
+async def _find(service: Service, item_id: str, with_thumbnail: bool = False) -> OriginalRecord:
+    """The indexed original ``item_id`` (404 when there is none)."""
+    if item_id in (".", ".."):
+        raise ApiError(404, f"{item_id!r} is not an original's id")
+    found = await run_in_threadpool(service.index.store.get, [item_id], with_thumbnail)
+    if item_id not in found:
+        raise ApiError(404, f"no original with id {item_id!r} in the index")
+    return found[item_id]
+
+
+def _add_read_routes(router: APIRouter, service: Service) -> None:
+    """``GET /originals/{id}`` (metadata) and ``GET /originals/{id}/thumbnail`` (JPEG)."""
 
     @router.get(
         "/originals/{item_id}",
@@ -34,7 +42,7 @@ def originals_router(service: Service) -> APIRouter:
         responses=error_responses(404),
     )
     async def original(item_id: str) -> dict:
-        return record_json(await find(item_id))
+        return record_json(await _find(service, item_id))
 
     @router.get(
         "/originals/{item_id}/thumbnail",
@@ -49,7 +57,7 @@ def originals_router(service: Service) -> APIRouter:
         },
     )
     async def thumbnail(item_id: str) -> Response:
-        record = await find(item_id, with_thumbnail=True)
+        record = await _find(service, item_id, with_thumbnail=True)
         if not record.thumbnail:
             raise ApiError(404, f"original {item_id!r} has no thumbnail")
         return Response(
@@ -57,6 +65,12 @@ def originals_router(service: Service) -> APIRouter:
             media_type="image/jpeg",
             headers={"Cache-Control": "public, max-age=3600"},
         )
+
+
+def _add_write_routes(router: APIRouter, service: Service) -> None:
+    """``POST /originals`` (add or replace) and ``DELETE /originals/{id}``, each behind the
+    service's token."""
+    index, embedder = service.index, service.embedder
 
     @router.post(
         "/originals",
@@ -110,5 +124,3 @@ def originals_router(service: Service) -> APIRouter:
         if not removed:
             raise ApiError(404, f"no original with id {item_id!r} in the index")
         return {"removed": item_id, "count": await run_in_threadpool(index.count)}
-
-    return router
