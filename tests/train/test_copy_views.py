@@ -170,3 +170,27 @@ def test_a_run_with_copy_views_and_the_copy_parts_trains_and_logs_them(
         if item.is_original:
             keys = [view_key(file_key(item.image), k, 0) for k in range(2)]
             assert all((key in cache) == (sides[item.id] == "train") for key in keys)
+
+
+def test_a_paired_tower_embeds_each_view_through_both_parts(tmp_path):
+    """The default image tower is a pair (content + copy): each part sees the view through its
+    own preprocessing, and a view's row is the two parts' features side by side."""
+    paths = [_picture(tmp_path / "a.png"), _picture(tmp_path / "b.png", (20, 20, 220))]
+    tower = create_image_tower("tiny+tiny-copy")
+    cache = FeatureCache(tmp_path / "cache", tower.version)
+    rows = compute_view_features(tower, paths, 2, cache, seed=0)
+    assert rows.shape == (4, tower.dim)
+    image = Image.open(paths[1]).convert("RGB")
+    view, _ = copy_view(image, view_rng(file_key(paths[1]), 1, 0))
+    expected = np.concatenate(
+        [part.features_of_images([view]).detach().numpy()[0] for part in tower.parts]
+    )
+    assert np.allclose(rows[3], expected, atol=1e-5)
+
+
+def test_fine_tuning_a_paired_tower_is_refused_in_one_line_before_anything_runs():
+    with pytest.raises(UserError, match="--image-tower efficientnet-lite0-gem, no copy score"):
+        resolve_config(data="x.csv", finetune_epochs=1)
+    with pytest.raises(UserError, match="--image-tower tiny, no copy score"):
+        resolve_config(data="x.csv", finetune_epochs=1, image_tower="tiny+tiny-copy")
+    assert resolve_config(data="x.csv", finetune_epochs=1, image_tower="tiny").finetune_epochs == 1

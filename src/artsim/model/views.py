@@ -19,7 +19,7 @@ import torch
 from artsim.data.copyaug import AUGMENT_VERSION, copy_view
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.features import FeatureCache, ProgressCallback, file_key, keep_computed
-from artsim.model.towers import ImageTower
+from artsim.model.towers import ImageTower, PairedImageTower
 
 
 def view_key(image_key: str, index: int, seed: int) -> str:
@@ -34,6 +34,15 @@ def view_rng(image_key: str, index: int, seed: int) -> np.random.Generator:
 
 
 @torch.no_grad()
+def _features_of_views(tower: ImageTower, pictures: list, device) -> np.ndarray:
+    """A batch of views through the tower: a paired tower (content + copy) runs each part on
+    its own preprocessing, any other tower once on its pixels."""
+    if isinstance(tower, PairedImageTower):
+        return tower.features_of_images(pictures).float().cpu().numpy()
+    pixels = torch.stack([tower.preprocess(picture) for picture in pictures])
+    return tower(pixels.to(device)).float().cpu().numpy()
+
+
 def compute_view_features(
     tower: ImageTower,
     paths: Sequence[str | Path],
@@ -58,13 +67,13 @@ def compute_view_features(
         loaded: tuple[int, object] = (-1, None)  # an image's views are consecutive: load it once
         for start in range(0, len(missing), batch_size):
             batch = missing[start : start + batch_size]
-            pixels = []
+            pictures = []
             for i, k, _ in batch:
                 if loaded[0] != i:
                     loaded = (i, load_rgb(paths[i], max_pixels=max_pixels))
                 view, _ = copy_view(loaded[1], view_rng(image_keys[i], k, seed))
-                pixels.append(tower.preprocess(view))
-            features = tower(torch.stack(pixels).to(device)).float().cpu().numpy()
+                pictures.append(view)
+            features = _features_of_views(tower, pictures, device)
             keep_computed([key for _, _, key in batch], features, computed, cache, progress)
     if progress:
         progress(len(jobs) - len(missing))

@@ -228,7 +228,23 @@ class TrainConfig:
 
         check_tower_name(self.image_tower or "", "image")  # names only: nothing is loaded
         check_tower_name(self.text_tower or "", "text")
+        self._check_finetune_tower()
         return self
+
+    def _check_finetune_tower(self) -> None:
+        """A fine-tune stage trains one torch image tower: a paired tower's copy part (SSCD)
+        runs in ONNX Runtime and cannot be trained, so the pair is refused before anything runs."""
+        from artsim.model.config import DEFAULT_IMAGE_TOWER
+
+        tower = self.image_tower or DEFAULT_IMAGE_TOWER
+        if self.finetune_epochs > 0 and "+" in tower:
+            content = tower.partition("+")[0]
+            raise UserError(
+                f"--finetune-epochs {self.finetune_epochs}: the image tower {tower!r} pairs a "
+                "content tower with a copy-detection tower run by ONNX Runtime, which cannot be "
+                f"fine-tuned; fine-tune the content tower alone (--image-tower {content}, no "
+                "copy score) or leave --finetune-epochs at 0"
+            )
 
     def check_folders(self) -> None:
         """Raise UserError unless ``--out`` and ``--cache-dir`` can be created and written.
