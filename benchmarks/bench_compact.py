@@ -41,11 +41,15 @@ def _hits(queries: np.ndarray, gallery: np.ndarray, correct: np.ndarray) -> np.n
     return (queries @ gallery.T).argmax(axis=1) == correct
 
 
-def task_hits(items, image, text, fused, has_text, cross=None) -> dict[str, np.ndarray]:
+def task_hits(
+    items, image, text, fused, has_text, cross=None, stored=None
+) -> dict[str, np.ndarray]:
     """Per task, per query: is its original the nearest among the set's originals. ``cross``:
     (image queries in the text store's space, text queries in the image store's space) for i2t
-    and t2i when each store has its own projection."""
+    and t2i when each store has its own projection; ``stored``: the (image, text, fused)
+    vectors the stores hold, when they differ from the queries' (8-bit codes)."""
     image_as_text, text_as_image = cross if cross is not None else (image, text)
+    held_image, held_text, held_fused = stored if stored is not None else (image, text, fused)
     originals = [r for r, item in enumerate(items) if item.is_original]
     position = {items[r].group: k for k, r in enumerate(originals)}
     queries = [r for r, i in enumerate(items) if not i.is_original and i.group in position]
@@ -56,12 +60,27 @@ def task_hits(items, image, text, fused, has_text, cross=None) -> dict[str, np.n
     remap = np.cumsum(text_gallery) - 1
     tq, tc = q[with_text], remap[correct[with_text]]
     return {
-        "image": _hits(image[q], image[g], correct),
-        "fused": _hits(fused[q], fused[g], correct),
-        "text": _hits(text[tq], text[g[text_gallery]], tc),
-        "i2t": _hits(image_as_text[tq], text[g[text_gallery]], tc),
-        "t2i": _hits(text_as_image[tq], image[g[text_gallery]], tc),
+        "image": _hits(image[q], held_image[g], correct),
+        "fused": _hits(fused[q], held_fused[g], correct),
+        "text": _hits(text[tq], held_text[g[text_gallery]], tc),
+        "i2t": _hits(image_as_text[tq], held_text[g[text_gallery]], tc),
+        "t2i": _hits(text_as_image[tq], held_image[g[text_gallery]], tc),
     }
+
+
+def evaluation_sets(args, embedder):
+    """Per ``--set``: its label, items, embedded vectors, and the full vectors' hits and
+    recall cells (the reference row of every table)."""
+    for spec in args.set:
+        label, _, path = spec.partition("=")
+        items = load_manifest(path).items
+        embedded = embed_items(embedder, items, 50_000_000)
+        full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
+        cells = " | ".join(f"{full[t].mean():.3f}" for t in TASKS)
+        yield label, items, embedded, full, cells
+
+
+TASKS = ("image", "text", "fused", "i2t", "t2i")
 
 
 def cell(hits: np.ndarray, full: np.ndarray) -> str:
@@ -150,13 +169,8 @@ def projection_table(section, args, embedder, projections) -> None:
 
     section.line("| set | dims | image | text | fused | i2t | t2i | copy score, max abs error |")
     section.line("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for spec in args.set:
-        label, _, path = spec.partition("=")
-        items = load_manifest(path).items
-        embedded = embed_items(embedder, items, 50_000_000)
-        full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
-        cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
-        section.line(f"| {label} | {embedder.dim} (full) | " + " | ".join(cells) + " | – |")
+    for label, items, embedded, full, cells in evaluation_sets(args, embedder):
+        section.line(f"| {label} | {embedder.dim} (full) | {cells} | – |")
         for k, stores in projections.items():
             projection = stores["image"]
             image = embedded.image @ stores["image"]
@@ -173,8 +187,8 @@ def projection_table(section, args, embedder, projections) -> None:
                     compact = float((partial @ projection) @ image[(row + 1) % len(items)]) / weight
                     errors.append(abs(exact - compact))
             error = f"{max(errors):.3f}" if errors else "–"
-            cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
-            section.line(f"| {label} | {k} | " + " | ".join(cells) + f" | {error} |")
+            compared = " | ".join(cell(hits[t], full[t]) for t in TASKS)
+            section.line(f"| {label} | {k} | {compared} | {error} |")
     section.line()
 
 
@@ -211,19 +225,17 @@ def int8_table(section, args, embedder, fit) -> None:
         "| image top-10 as float32's |"
     )
     section.line("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for spec in args.set:
-        label, _, path = spec.partition("=")
-        items = load_manifest(path).items
-        embedded = embed_items(embedder, items, 50_000_000)
-        full = task_hits(items, embedded.image, embedded.text, embedded.fused, embedded.has_text)
-        cells = [f"{full[t].mean():.3f}" for t in ("image", "text", "fused", "i2t", "t2i")]
-        section.line(f"| {label} | float32 | " + " | ".join(cells) + " | – | – |")
+    for label, items, embedded, full, cells in evaluation_sets(args, embedder):
+        section.line(f"| {label} | float32 | {cells} | – | – |")
         for name, stores in int8_codecs(fit, embedded, items).items():
             image = stores["image"](embedded.image)
             text = stores["text"](embedded.text)
             fused = stores["fused"](embedded.fused)
             # a query is float; what it is compared with is the store's decoded vector
-            hits = _int8_hits(items, embedded, image, text, fused)
+            hits = task_hits(
+                items, embedded.image, embedded.text, embedded.fused, embedded.has_text,
+                stored=(image, text, fused),
+            )  # fmt: skip
             errors = []
             for row in range(min(200, len(items))):
                 other = (row + 1) % len(items)
@@ -232,12 +244,10 @@ def int8_table(section, args, embedder, fit) -> None:
                         continue
                     exact = float(partial @ embedded.image[other]) / weight
                     errors.append(abs(exact - float(partial @ image[other]) / weight))
-            cells = [cell(hits[t], full[t]) for t in ("image", "text", "fused", "i2t", "t2i")]
+            compared = " | ".join(cell(hits[t], full[t]) for t in TASKS)
             error = f"{max(errors):.4f}" if errors else "–"
             overlap = f"{top10_overlap(items, embedded.image, image):.3f}"
-            section.line(
-                f"| {label} | int8, {name} | " + " | ".join(cells) + f" | {error} | {overlap} |"
-            )
+            section.line(f"| {label} | int8, {name} | {compared} | {error} | {overlap} |")
 
 
 def top10_overlap(items, queries: np.ndarray, held: np.ndarray) -> float:
@@ -247,27 +257,6 @@ def top10_overlap(items, queries: np.ndarray, held: np.ndarray) -> float:
     exact = np.argsort(-(queries[~originals] @ queries[originals].T), axis=1)[:, :10]
     found = np.argsort(-(queries[~originals] @ held[originals].T), axis=1)[:, :10]
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)]))
-
-
-def _int8_hits(items, embedded, image, text, fused) -> dict[str, np.ndarray]:
-    """task_hits with float queries against decoded stored vectors."""
-    originals = [r for r, item in enumerate(items) if item.is_original]
-    position = {items[r].group: k for k, r in enumerate(originals)}
-    queries = [r for r, i in enumerate(items) if not i.is_original and i.group in position]
-    correct = np.array([position[items[r].group] for r in queries])
-    q, g = np.array(queries), np.array(originals)
-    has_text = embedded.has_text
-    with_text = has_text[q] & has_text[g][correct]
-    text_gallery = has_text[g]
-    remap = np.cumsum(text_gallery) - 1
-    tq, tc = q[with_text], remap[correct[with_text]]
-    return {
-        "image": _hits(embedded.image[q], image[g], correct),
-        "fused": _hits(embedded.fused[q], fused[g], correct),
-        "text": _hits(embedded.text[tq], text[g[text_gallery]], tc),
-        "i2t": _hits(embedded.image[tq], text[g[text_gallery]], tc),
-        "t2i": _hits(embedded.text[tq], image[g[text_gallery]], tc),
-    }
 
 
 if __name__ == "__main__":
