@@ -65,15 +65,19 @@ def test_a_store_goes_to_8_bits_at_its_threshold_and_scores_stay_within_a_few_th
     int8_size = vector_path(tmp_path / "s", store.generation, "image").stat().st_size
     # twice the vectors in about half the bytes: a quarter a vector (plus the id map)
     assert int8_size < 0.7 * float_size
-    # every query finds what exact float search finds, scores within a few thousandths
+    # a query finds what exact float search finds but for near ties (random directions have
+    # many), and every score is within a hundredth of the float one
     queries = unit(rng, 50)
     exact = queries @ data.T
+    agree = 0
     for query, row in zip(queries, exact, strict=True):
         found = store.search("image", query, 5)[0]
-        truth = np.argsort(-row)[:5]
-        assert found.ids[0] == ids[truth[0]]
+        best = int(np.argmax(row))
+        agree += found.ids[0] == ids[best]
+        assert row[ids.index(found.ids[0])] > row[best] - 0.02
         for name, score in zip(found.ids, found.scores, strict=True):
             assert abs(score - row[ids.index(name)]) < 0.01
+    assert agree >= 45
     # a reader of the folder holds the same 8-bit index and finds the same
     reader = FaissStore(tmp_path / "s", read_only=True)
     assert is_int8(reader._indexes["image"])
