@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import json
 
+from artsim.eval.generalisation import baseline_comparison
 from artsim.eval.result import (
     BaselineFigures,
+    Comparison,
     EvalResult,
     Paired,
     Pairs,
@@ -151,7 +153,7 @@ def test_parts_only_some_evaluations_have_stay_out_of_the_file() -> None:
     assert json.dumps(result.to_dict()) == json.dumps(written)
 
 
-def test_an_older_file_reads() -> None:
+def test_an_older_file_reads_and_is_compared_afresh() -> None:
     # before paired counts, open-set figures, pairs and the comparison were written
     older = {
         "name": "external-a",
@@ -169,6 +171,11 @@ def test_an_older_file_reads() -> None:
     assert result.retrieval.main_task == "image"  # fused has no queries
     assert result.counts.skipped == {} and result.counts.items is None
     assert result.generalisation.vs_baselines == {}
+    comparison = baseline_comparison(result.retrieval, result.baselines)
+    assert comparison.below_frozen == ["image"]  # no paired counts: any loss counts
+    assert comparison.vs_baselines["fused"] == Comparison(
+        0.9, 0.8, None, 0.9 - 0.8, None, None, None, False, False
+    )
 
 
 def test_damaged_parts_read_as_empty() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -32,6 +32,9 @@ from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from artsim.eval.result import EvalResult
 
 # artsim.training, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
 # when the demo runs: `artsim demo --help` needs none of them
@@ -83,18 +86,19 @@ def _val_groups(run_dir: Path, manifest_path: Path) -> set[str]:
     return {item.group for item in manifest.items if item.id in val_ids}
 
 
-def _print_generalisation(result: dict) -> None:
+def _print_generalisation(result: EvalResult) -> None:
     """Trained vs frozen vs hash, and the tasks below frozen, for one evaluation."""
     console.print(baseline_table(result))
-    if result.get("below_frozen"):
+    generalisation = result.generalisation
+    if generalisation.below_frozen:
         console.print(
-            f"[bold red]BELOW FROZEN[/] on {result['name']}: "
-            f"{', '.join(result['below_frozen'])} (recall@1)"
+            f"[bold red]BELOW FROZEN[/] on {result.name}: "
+            f"{', '.join(generalisation.below_frozen)} (recall@1)"
         )
-    if result.get("lower_within_chance"):
+    if generalisation.lower_within_chance:
         console.print(
-            f"lower than frozen within chance on {result['name']} (sign test p >= 0.05): "
-            f"{', '.join(result['lower_within_chance'])}"
+            f"lower than frozen within chance on {result.name} (sign test p >= 0.05): "
+            f"{', '.join(generalisation.lower_within_chance)}"
         )
 
 
@@ -177,8 +181,7 @@ def demo_command(
         # the verdict's thresholds: set on groups that neither trained nor chose the model
         calibrated = evaluate_with_progress(out, manifest, split="calib")
         console.print(
-            f"calibration part: {calibrated['counts']['queries']} queries -> "
-            f"{calibrated['calibration']}"
+            f"calibration part: {calibrated.counts.queries} queries -> {calibrated.calibration}"
         )
     _done(started)
 
