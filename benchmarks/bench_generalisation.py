@@ -57,7 +57,7 @@ def evaluate(run: Path, label: str, manifest: Path) -> dict:
             and result.get("data_fingerprint") == fingerprint
         ):
             return result
-    return evaluate_run(run, manifest, name=name)
+    return evaluate_run(run, manifest, name=name).to_dict()
 
 
 def _r1(figures: dict | None) -> str:

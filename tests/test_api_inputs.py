@@ -3,6 +3,7 @@ text that is not valid Unicode, a picture with no pixels. Each is one clear erro
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -58,10 +59,11 @@ def test_evaluate_measures_without_writing_unless_asked(
     run = write_run(tmp_path / "run", synthetic_manifest)
     before = sorted(p.relative_to(run) for p in run.rglob("*"))
     result = artsim.evaluate(run, split="val")
-    assert result["tasks"]["image"]["n_queries"] > 0
+    assert result.retrieval.tasks["image"]["n_queries"] > 0
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
     again = artsim.evaluate(run, split="val", write=True)
-    assert again["tasks"]["image"]["recall@1"] == result["tasks"]["image"]["recall@1"]
+    assert again.retrieval == result.retrieval
+    assert again.to_dict() == json.loads((run / "eval" / "val.json").read_text())
     assert (run / "eval" / "val.json").is_file()
 
 

@@ -67,7 +67,7 @@ def test_readme_examples_run(readme_folder, capsys):
     assert (readme_folder / "runs" / "mine" / "summary.json").is_file()
     assert summary["epochs_completed"] <= 3
     # the README's evaluate measures without writing (write=False is the default)
-    assert result["name"] == "val" and not (readme_folder / "runs/mine/eval/val.json").exists()
+    assert result.name == "val" and not (readme_folder / "runs/mine/eval/val.json").exists()
     printed = capsys.readouterr().out
     assert "calibrated" in printed
 

@@ -6,7 +6,8 @@ The Python API (:mod:`artsim.api`), loaded on first use so that ``import artsim`
   ``similarity``, ``score``, ``explain`` and its
   ``calibration``;
 - :func:`open_index` -> :class:`Index` with ``search``, ``add`` and ``remove``;
-- :func:`train` and :func:`evaluate`, returning the dictionaries the command line writes.
+- :func:`train`, returning the summary the command line writes, and :func:`evaluate`, returning
+  the typed :class:`~artsim.eval.result.EvalResult` (``to_dict()`` is the JSON it writes).
 
 The command line is :mod:`artsim.cli`, the HTTP service :mod:`artsim.serve`.
 """

@@ -21,6 +21,7 @@ from PIL import Image
 
 from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
+from artsim.eval.result import EvalResult
 from artsim.index.build import add_items, originals_of, remove_originals
 from artsim.index.catalog import ArtIndex
 from artsim.index.query import PairScore, SearchResult, embed_pair, score_pair, search_index
@@ -30,6 +31,7 @@ from artsim.progress import Reporter, as_reporter
 from artsim.verdicts.source import Calibration, load_calibration
 
 __all__ = [
+    "EvalResult",
     "Index",
     "MatchMap",
     "Model",
@@ -341,13 +343,20 @@ def evaluate(
     seed: int = 0,
     write: bool = False,
     progress: bool | Reporter = False,
-) -> dict[str, Any]:
-    """Evaluate a run on a manifest; returns the result ``artsim evaluate`` writes.
+) -> EvalResult:
+    """Evaluate a run on a manifest; returns the typed result (:class:`EvalResult`) of what
+    ``artsim evaluate`` measures: ``result.retrieval``, ``result.verification``,
+    ``result.baselines`` and ``result.generalisation``, read by attribute;
+    ``result.to_dict()`` is the JSON ``artsim evaluate`` writes.
 
-    ``split`` is ``"val"`` or ``"train"`` (ids of the run's ``split.csv``) or ``None`` (every
-    item); ``manifest`` defaults to the run's training data. Nothing is written unless ``write``:
-    then the result goes to ``RUN_DIR/eval/<name>.json`` (and ``calibration.json`` for the run's
-    own validation split), as ``artsim evaluate`` does.
+    ``split`` is ``"val"``, ``"calib"`` or ``"train"`` (ids of the run's ``split.csv``) or
+    ``None`` (every item); ``manifest`` defaults to the run's training data. Nothing is written
+    unless ``write``: then the result goes to ``RUN_DIR/eval/<name>.json`` (and
+    ``calibration.json`` for the run's own calibration part), as ``artsim evaluate`` does.
+
+    >>> result = artsim.evaluate("runs/demo", split="val")  # doctest: +SKIP
+    >>> result.retrieval.figure("fused", "recall@1")  # doctest: +SKIP
+    0.996
     """
     from artsim.eval.evaluate import evaluate_run
 

@@ -12,6 +12,7 @@ from artsim.cli.evaluate import main
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.errors import UserError
 from artsim.eval.evaluate import TASKS, evaluate_run
+from artsim.eval.result import EvalResult
 
 RETRIEVAL_KEYS = {
     "recall@1",
@@ -44,55 +45,54 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
     run = run_copy(eval_run)
     result = evaluate_run(run, synthetic_manifest, split="val")
 
-    assert set(result["tasks"]) == set(TASKS)
+    tasks, verification = result.retrieval.tasks, result.verification.tasks
+    assert set(tasks) == set(TASKS)
     for task in TASKS:
-        assert set(result["tasks"][task]) == RETRIEVAL_KEYS
-        assert result["tasks"][task]["n_queries"] > 0
-        verification = result["verification"][task]
-        assert 0.0 <= verification["roc_auc"] <= 1.0
+        assert set(tasks[task]) == RETRIEVAL_KEYS
+        assert tasks[task]["n_queries"] > 0
+        assert 0.0 <= verification[task]["roc_auc"] <= 1.0
         for target in ("at_fpr_0.001", "at_fpr_0.01", "at_fpr_0.05"):
-            assert set(verification[target]) == AT_FPR_KEYS
-    assert set(result["seed_figures"]) == SEED_KEYS
-    for lang, tasks in result["by_lang"].items():
+            assert set(verification[task][target]) == AT_FPR_KEYS
+    assert set(result.seed_figures) == SEED_KEYS
+    for lang, by_task in result.retrieval.by_lang.items():
         assert lang in ("en", "es")
-        assert set(tasks) == set(TASKS)
-        assert set(tasks["image"]) == RETRIEVAL_KEYS
-    assert set(result["baselines"]["phash"]["image"]) == RETRIEVAL_KEYS | {"open_set"}
-    frozen = result["baselines"]["frozen"]
-    frozen_keys = RETRIEVAL_KEYS | {"open_set", "paired"}
-    assert set(frozen["image"]) == set(frozen["text"]) == set(frozen["fused"]) == frozen_keys
+        assert set(by_task) == set(TASKS)
+        assert set(by_task["image"]) == RETRIEVAL_KEYS
+    phash = result.baselines.phash["image"]
+    assert set(phash.figures) == RETRIEVAL_KEYS and phash.open_set and phash.paired is None
+    frozen = result.baselines.frozen
     for task in ("image", "text", "fused"):  # wins and losses add up to what recall@1 says
-        paired = frozen[task]["paired"]
-        n = paired["queries"]
-        assert n == result["tasks"][task]["n_queries"]
-        assert paired["wins"] + paired["losses"] <= n
-        gap = result["tasks"][task]["recall@1"] - frozen[task]["recall@1"]
-        assert abs(gap) <= (paired["wins"] + paired["losses"]) / n + 1e-9
+        assert set(frozen[task].figures) == RETRIEVAL_KEYS and frozen[task].open_set
+        paired = frozen[task].paired
+        assert paired.queries == tasks[task]["n_queries"]
+        assert paired.wins + paired.losses <= paired.queries
+        gap = tasks[task]["recall@1"] - frozen[task].figures["recall@1"]
+        assert abs(gap) <= (paired.wins + paired.losses) / paired.queries + 1e-9
     assert frozen["i2t"] is None and frozen["t2i"] is None
-    assert "feature spaces" in frozen["reason"]
+    assert "feature spaces" in result.baselines.frozen_reason
     # Per task: trained vs frozen vs hash, and the list of tasks below frozen, consistent.
-    assert set(result["vs_baselines"]) == {"image", "text", "fused"}
-    for task, row in result["vs_baselines"].items():
-        assert row["trained"] == result["tasks"][task]["recall@1"]
-        assert row["frozen"] == frozen[task]["recall@1"]
-        assert row["below_frozen"] == (row["trained"] < row["frozen"])
-        assert (task in result["below_frozen"]) == row["below_frozen"]
-    assert (
-        result["vs_baselines"]["image"]["phash"]
-        == result["baselines"]["phash"]["image"]["recall@1"]
-    )
-    counts = result["counts"]
-    assert counts["queries"] == result["tasks"]["image"]["n_queries"]
-    assert counts["gallery"] >= 1 and counts["skipped"] == {} and counts["problems"] == []
-    assert len(result["model_id"]) == 16 and result["data_fingerprint"]
-    assert result["manifest"] == str(synthetic_manifest)
+    generalisation = result.generalisation
+    assert set(generalisation.vs_baselines) == {"image", "text", "fused"}
+    for task, row in generalisation.vs_baselines.items():
+        assert row.trained == tasks[task]["recall@1"]
+        assert row.frozen == frozen[task].figures["recall@1"]
+        assert row.below_frozen == (row.trained < row.frozen)
+        assert (task in generalisation.below_frozen) == row.below_frozen
+    assert generalisation.vs_baselines["image"].phash == phash.figures["recall@1"]
+    counts = result.counts
+    assert counts.queries == tasks["image"]["n_queries"]
+    assert counts.gallery >= 1 and counts.skipped == {} and counts.problems == []
+    assert len(result.model_id) == 16 and result.data_fingerprint
+    assert result.manifest == str(synthetic_manifest)
 
-    saved = json.loads((run / "eval" / "val.json").read_text())
-    assert saved == json.loads(json.dumps(result))
+    # the file holds the result, key for key, and reads back as the same result
+    text = (run / "eval" / "val.json").read_text()
+    assert text == json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    assert EvalResult.from_dict(json.loads(text)) == result
     top5 = json.loads((run / "eval" / "val.top5.json").read_text())
     first = top5["tasks"]["fused"][0]
     assert {"query", "correct", "rank", "top"} <= set(first)
-    assert len(first["top"]) == min(5, counts["gallery"])
+    assert len(first["top"]) == min(5, counts.gallery)
     assert (
         first["query"] in top5["items"] and Path(top5["items"][first["query"]]["image"]).is_file()
     )
@@ -100,10 +100,11 @@ def test_val_evaluation_has_every_key_and_writes_its_files(eval_run, run_copy, s
     assert set(curves) == set(TASKS) and curves["fused"]["roc"]["fpr"][0] == 0.0
 
     calibration = json.loads((run / "calibration.json").read_text())
-    assert calibration["model_id"] == result["model_id"]
+    assert calibration["model_id"] == result.model_id
     assert calibration["source"] == f"val split of {synthetic_manifest}"
     assert set(calibration["thresholds"]) == set(TASKS)
     assert set(calibration["thresholds"]["fused"]) == {"fpr_0.001", "fpr_0.01", "fpr_0.05"}
+    assert calibration["thresholds"] == result.verification.thresholds()
     assert calibration["default_fpr"] == 0.001
 
 
@@ -121,14 +122,14 @@ def test_other_data_is_evaluated_without_calibration(eval_run, run_copy, tmp_pat
     run = run_copy(eval_run)
     other = make_synthetic_manifest(tmp_path / "other", n_groups=4, seed=5)
     result = evaluate_run(run, other)
-    assert result["split"] == "all" and result["name"].startswith("external-")
-    assert result["counts"]["queries"] == 12 and result["counts"]["gallery"] == 4
-    assert (run / "eval" / f"{result['name']}.json").is_file()
+    assert result.split == "all" and result.name.startswith("external-")
+    assert result.counts.queries == 12 and result.counts.gallery == 4
+    assert (run / "eval" / f"{result.name}.json").is_file()
     assert not (run / "calibration.json").exists()
     # same ids as the training data (g000-orig...) but other pictures: matched by id, with a
     # note, and never taken for the run's own validation data
     result = evaluate_run(run, other, split="val")
-    assert "not the data the run was trained on" in result["notes"][0]
+    assert "not the data the run was trained on" in result.notes[0]
     assert not (run / "calibration.json").exists()
     # ids that match nothing in split.csv: said plainly
     _rewrite(other, lambda rows: [{**row, "id": "x" + row["id"]} for row in rows])
@@ -152,12 +153,12 @@ def test_queries_without_text_or_original_are_skipped_and_counted(
 
     _rewrite(manifest, change)
     result = evaluate_run(run_copy(eval_run), manifest)
-    skipped = result["counts"]["skipped"]
+    skipped = result.counts.skipped
     assert skipped["group has no original among the evaluated items"] == 3
     assert skipped["text: query has no text (left out of text, t2i)"] == 1
     assert skipped["text: original has no caption (left out of text, i2t)"] == 3
     assert skipped["i2t: original has no caption (left out of text, i2t)"] == 3
-    tasks = result["tasks"]
+    tasks = result.retrieval.tasks
     assert tasks["image"]["n_queries"] == 15
     assert tasks["t2i"]["n_queries"] == 14
     assert tasks["i2t"]["n_queries"] == 12
@@ -213,22 +214,22 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
     write_split(assignment, run / "split.csv")
 
     val = evaluate_run(run, synthetic_manifest, split="val")
-    assert val["calibration"] is None and not (run / "calibration.json").exists()
+    assert val.calibration is None and not (run / "calibration.json").exists()
     result = evaluate_run(run, synthetic_manifest, split="calib")
-    assert result["calibration"] == str(run / "calibration.json")
+    assert result.calibration == str(run / "calibration.json")
     saved = json.loads((run / "calibration.json").read_text("utf-8"))
     assert saved["source"].startswith("calib split") and "open_set" in saved["pairs"]
     calibration = OpenSetCalibration.from_json(saved["open_set"])
     assert calibration.about["chose_nothing"] is True
-    image = result["open_set"]["image"]
+    image = result.verification.open_set["image"]
     # every calib query is a match once and a distractor once
-    n_queries = result["tasks"]["image"]["n_queries"]
+    n_queries = result.retrieval.tasks["image"]["n_queries"]
     assert image["n_matches"] == image["n_distractors"] == n_queries
     assert 0.0 <= image["micro_ap"] <= 1.0
     assert set(image["at_precision_0.9"]) == {"threshold", "recall", "precision"}
     assert image["thresholds"]["0.01"]["false_rate"] <= 0.01
-    assert "open_set" in result["baselines"]["phash"]["image"]
-    counts = result["open_set_confusion"]["image"]
+    assert result.baselines.phash["image"].open_set
+    counts = result.verification.open_set_confusion["image"]
     assert sum(sum(row.values()) for row in counts.values()) == 2 * n_queries
 
 
@@ -245,14 +246,16 @@ def test_heldout_queries_get_figures_per_pattern(eval_run, run_copy, tmp_path):
     for item in queries:
         pattern = item.metadata["pattern"].split(":")[0]
         expected[pattern] = expected.get(pattern, 0) + 1
-    by_pattern = result["by_pattern"]
-    assert {p: figures["image"]["n_queries"] for p, figures in by_pattern.items()} == expected
+    by_pattern = result.generalisation.by_pattern
+    assert {p: figures["image"].n_queries for p, figures in by_pattern.items()} == expected
     for figures in by_pattern.values():
         assert set(figures) == {"image", "text", "fused"}
         for task in ("image", "fused"):
-            assert 0.0 <= figures[task]["trained"] <= 1.0 and 0.0 <= figures[task]["frozen"] <= 1.0
+            assert 0.0 <= figures[task].trained <= 1.0 and 0.0 <= figures[task].frozen <= 1.0
     # weighted by queries, the patterns add up to the whole task
-    total = sum(f["image"]["trained"] * f["image"]["n_queries"] for f in by_pattern.values())
-    assert abs(total / len(queries) - result["tasks"]["image"]["recall@1"]) < 1e-9
-    # the training family's stand-ins carry no pattern: no per-pattern part
-    assert "by_pattern" not in evaluate_run(run, make_synthetic_manifest(tmp_path / "o", 4))
+    total = sum(f["image"].trained * f["image"].n_queries for f in by_pattern.values())
+    assert abs(total / len(queries) - result.retrieval.tasks["image"]["recall@1"]) < 1e-9
+    assert "by_pattern" in result.to_dict()
+    # the training family's stand-ins carry no pattern: no per-pattern part, in the file neither
+    plain = evaluate_run(run, make_synthetic_manifest(tmp_path / "o", 4))
+    assert plain.generalisation.by_pattern == {} and "by_pattern" not in plain.to_dict()

@@ -9,14 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.eval.generalisation import (
-    baseline_comparison,
-    frozen_fused_similarity,
-    paired_comparison,
-    read_evaluations,
-    sign_test,
-)
+from artsim.eval.generalisation import baseline_comparison, paired_comparison, sign_test
 from artsim.eval.metrics import hits_at_k, recall_at_k
+from artsim.eval.result import Comparison, EvalResult, read_results
+from artsim.eval.tasks import frozen_fused_similarity
 
 
 def _result(name: str, trained: dict, frozen: dict, phash: float | None = 0.3) -> dict:
@@ -30,36 +26,42 @@ def _result(name: str, trained: dict, frozen: dict, phash: float | None = 0.3) -
     }
 
 
+def _compare(result: dict):
+    """The comparison of a result as a file holds it (an older one: no paired counts)."""
+    read = EvalResult.from_dict(result)
+    return baseline_comparison(read.retrieval, read.baselines)
+
+
 def test_without_paired_counts_below_frozen_lists_every_task_that_loses_even_slightly() -> None:
     result = _result(
         "x",
         {"image": 0.375, "text": 0.804, "fused": 0.9, "i2t": 0.01},
         {"image": 0.536, "text": 0.8041, "fused": 0.9},
     )
-    comparison = baseline_comparison(result)
-    assert comparison["below_frozen"] == ["image", "text"]
-    image = comparison["tasks"]["image"]
-    assert image == {
-        "trained": 0.375,
-        "frozen": 0.536,
-        "phash": 0.3,
-        "minus_frozen": image["minus_frozen"],
-        "wins": None,
-        "losses": None,
-        "p_value": None,
-        "below_frozen": True,
-        "lower_within_chance": False,
-    }
-    assert abs(image["minus_frozen"] - (0.375 - 0.536)) < 1e-12
-    assert comparison["tasks"]["fused"]["below_frozen"] is False  # a tie is not a loss
-    assert "i2t" not in comparison["tasks"]  # no frozen cross-modal baseline exists
+    comparison = _compare(result)
+    assert comparison.below_frozen == ["image", "text"]
+    image = comparison.vs_baselines["image"]
+    assert image == Comparison(
+        trained=0.375,
+        frozen=0.536,
+        phash=0.3,
+        minus_frozen=image.minus_frozen,
+        wins=None,
+        losses=None,
+        p_value=None,
+        below_frozen=True,
+        lower_within_chance=False,
+    )
+    assert abs(image.minus_frozen - (0.375 - 0.536)) < 1e-12
+    assert comparison.vs_baselines["fused"].below_frozen is False  # a tie is not a loss
+    assert "i2t" not in comparison.vs_baselines  # no frozen cross-modal baseline exists
 
 
 def test_a_missing_frozen_figure_is_not_a_flag() -> None:
-    comparison = baseline_comparison(_result("x", {"image": 0.5, "fused": 0.1}, {"image": 0.4}))
-    assert comparison["below_frozen"] == []
-    assert comparison["tasks"]["fused"]["frozen"] is None
-    assert comparison["tasks"]["fused"]["minus_frozen"] is None
+    comparison = _compare(_result("x", {"image": 0.5, "fused": 0.1}, {"image": 0.4}))
+    assert comparison.below_frozen == []
+    assert comparison.vs_baselines["fused"].frozen is None
+    assert comparison.vs_baselines["fused"].minus_frozen is None
 
 
 def test_frozen_fused_similarity_matches_a_plain_loop() -> None:
@@ -75,15 +77,15 @@ def test_frozen_fused_similarity_matches_a_plain_loop() -> None:
             assert abs(fused[q, g] - expected) < 1e-12
 
 
-def test_read_evaluations_puts_val_first_and_skips_side_files(tmp_path: Path) -> None:
+def test_read_results_puts_val_first_and_skips_side_files(tmp_path: Path) -> None:
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
     for name in ("external-b", "val", "heldout-a"):
         (eval_dir / f"{name}.json").write_text(json.dumps(_result(name, {}, {})))
     (eval_dir / "val.top5.json").write_text(json.dumps({"items": {}, "tasks": {}}))
     (eval_dir / "broken.json").write_text("{not json")
-    assert [r["name"] for r in read_evaluations(tmp_path)] == ["val", "external-b", "heldout-a"]
-    assert read_evaluations(tmp_path / "missing") == []
+    assert [r.name for r in read_results(tmp_path)] == ["val", "external-b", "heldout-a"]
+    assert read_results(tmp_path / "missing") == []
 
 
 def _sign_test_loop(wins: int, losses: int) -> float:
@@ -151,10 +153,10 @@ def test_a_lower_figure_within_chance_is_reported_apart_not_as_below() -> None:
     result = _result("art4apps", {"text": 0.9925, "image": 0.80}, {"text": 0.9937, "image": 0.85})
     result = _with_paired(result, "text", 1, 3)
     result = _with_paired(result, "image", 10, 97)  # a real loss (p far below 0.05)
-    comparison = baseline_comparison(result)
-    assert comparison["below_frozen"] == ["image"]
-    assert comparison["lower_within_chance"] == ["text"]
-    text = comparison["tasks"]["text"]
-    assert (text["wins"], text["losses"], text["below_frozen"]) == (1, 3, False)
-    assert text["lower_within_chance"] is True
-    assert abs(text["p_value"] - 0.625) < 1e-12
+    comparison = _compare(result)
+    assert comparison.below_frozen == ["image"]
+    assert comparison.lower_within_chance == ["text"]
+    text = comparison.vs_baselines["text"]
+    assert (text.wins, text.losses, text.below_frozen) == (1, 3, False)
+    assert text.lower_within_chance is True
+    assert abs(text.p_value - 0.625) < 1e-12

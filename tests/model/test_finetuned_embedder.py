@@ -113,15 +113,13 @@ def test_the_frozen_baseline_of_a_fine_tuned_run_is_the_frozen_towers(
 
     def figures(result):  # the baseline's own figures (not its comparison with the trained)
         return {
-            task: {k: v for k, v in part.items() if k != "paired"}
-            if isinstance(part, dict)
-            else part
-            for task, part in result["baselines"]["frozen"].items()
+            task: None if part is None else (part.figures, part.open_set)
+            for task, part in result.baselines.frozen.items()
         }
 
     assert figures(tuned) == figures(plain)
-    assert figures(tuned)["image"]["recall@1"] is not None
-    assert tuned["model_id"] != plain["model_id"]
+    assert tuned.baselines.figure("frozen", "image") is not None
+    assert tuned.model_id != plain.model_id
 
 
 def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manifest, tmp_path):
@@ -140,8 +138,8 @@ def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manife
     tuned = bench.image_recalls(tuned_run, synthetic_manifest)
     plain = bench.image_recalls(plain_run, synthetic_manifest)
     result = evaluate_run(tuned_run, synthetic_manifest, cache_dir=tmp_path / "cache", write=False)
-    assert tuned["frozen"] == result["baselines"]["frozen"]["image"]["recall@1"]
-    assert tuned["model"] == result["tasks"]["image"]["recall@1"]
+    assert tuned["frozen"] == result.baselines.figure("frozen", "image")
+    assert tuned["model"] == result.retrieval.figure("image")
     assert tuned["frozen"] == plain["frozen"]
     assert plain["tuned"] is None and plain["old path"] is None
     assert tuned["tuned"] is not None and tuned["old path"] is not None

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from artsim.cli.report import main
+from artsim.eval.result import EvalResult
 from artsim.report.analysis import analyse_run
 from artsim.report.reading import Evaluation, load_run
 from artsim.report.report import build_report
@@ -52,6 +53,7 @@ def test_spanish_report_is_spanish(evaluated_run, run_copy):
 
 
 def fake_evaluation(r1: float, r5: float, hard: float, recall_at_1pct: float) -> dict:
+    """An evaluation file with only what the analysis reads (as an older version wrote it)."""
     tasks = {
         task: {
             "recall@1": r1,
@@ -92,7 +94,8 @@ def make_run(tmp_path, report_manifest, write_run):
 
 def test_large_gap_reads_as_overfitting_and_recommends_regularisation(make_run, make_rows):
     run = make_run("overfit", rows=make_rows(train_final=0.01, val_final=0.12))
-    sections, findings = analyse_run(run, Evaluation(fake_evaluation(0.95, 1.0, 0.95, 0.9)), "en")
+    evaluation = Evaluation(EvalResult.from_dict(fake_evaluation(0.95, 1.0, 0.95, 0.9)))
+    sections, findings = analyse_run(run, evaluation, "en")
     assert findings.overfitting == "large"
     text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
     assert "clear sign of over-fitting" in text and "data augmentation" in text
@@ -102,7 +105,7 @@ def test_large_gap_reads_as_overfitting_and_recommends_regularisation(make_run, 
 
 def test_small_gap_and_easy_triplets(make_run, make_rows):
     run = make_run("easy", rows=make_rows(train_final=0.05, val_final=0.052))
-    evaluation = Evaluation(fake_evaluation(0.4, 0.7, 0.45, 0.2))
+    evaluation = Evaluation(EvalResult.from_dict(fake_evaluation(0.4, 0.7, 0.45, 0.2)))
     sections, findings = analyse_run(run, evaluation, "en")
     text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
     assert findings.overfitting == "small" and "no sign of over-fitting" in text
@@ -239,12 +242,13 @@ def test_a_model_with_a_copy_descriptor_is_set_beside_that_descriptor_alone(
     evaluation = fake_evaluation(0.95, 1.0, 0.95, 0.9)
     evaluation["baselines"]["copy"] = {"image": {**evaluation["tasks"]["image"], "recall@1": 0.87}}
     run = make_run(f"copy-{lang}", rows=make_rows())
-    sections, _ = analyse_run(run, Evaluation(evaluation), lang)
+    result = EvalResult.from_dict(evaluation)
+    sections, _ = analyse_run(run, Evaluation(result), lang)
     text = " ".join(p for s in sections for p in s.paragraphs + s.bullets)
     assert sentence in text.replace("0,87", "0.87")
     from artsim.report.eval_sections import _retrieval_rows
 
-    rows = _retrieval_rows(evaluation, lang)
+    rows = _retrieval_rows(result, lang)
     assert any("SSCD" in row[0] and row[1].replace(",", ".") == "0.87" for row in rows)
 
 

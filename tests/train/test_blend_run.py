@@ -60,7 +60,7 @@ def test_a_two_source_run_chooses_its_blend_on_folds_and_every_user_applies_it(
     embedder = Embedder.from_run(out, cache_dir=feature_cache, device="cpu")
     assert embedder.dim == model.output_dim
     result = evaluate_run(out, manifest, split="val", cache_dir=feature_cache)
-    assert result["tasks"]["image"]["n_queries"] > 0
+    assert result.retrieval.tasks["image"]["n_queries"] > 0
 
 
 def test_blend_trained_keeps_the_heads_alone_and_frozen_the_towers_alone(
@@ -97,10 +97,8 @@ def test_blend_trained_keeps_the_heads_alone_and_frozen_the_towers_alone(
     assert (model.config.image_blend, model.config.text_blend) == (0.0, 0.0)
     # frozen, unwhitened: the evaluation's image scores are the frozen baseline's exactly
     result = evaluate_run(frozen, training_manifest, split="val", cache_dir=feature_cache)
-    assert (
-        result["tasks"]["image"]["recall@1"] == result["baselines"]["frozen"]["image"]["recall@1"]
-    )
-    assert result["tasks"]["text"]["recall@1"] == result["baselines"]["frozen"]["text"]["recall@1"]
+    for task in ("image", "text"):
+        assert result.retrieval.figure(task) == result.baselines.figure("frozen", task)
 
 
 def test_a_one_source_run_keeps_the_frozen_towers_and_says_why(

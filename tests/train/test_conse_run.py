@@ -45,7 +45,7 @@ def test_a_run_attaches_the_bridge_and_every_user_applies_it(
     embedder = Embedder.from_run(out, cache_dir=feature_cache, device="cpu")
     assert embedder.dim == model.output_dim
     result = evaluate_run(out, training_manifest, split="val", cache_dir=feature_cache)
-    assert result["tasks"]["i2t"]["n_queries"] > 0
+    assert result.retrieval.tasks["i2t"]["n_queries"] > 0
     # the fused vectors leave the bridge out: the same as those of the model without it
     features = np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
     image = embedder.project_image_features(features)

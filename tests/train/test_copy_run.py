@@ -50,7 +50,7 @@ def test_a_paired_run_chooses_the_copy_share_and_embeds_with_both_parts(
     assert slices["copy"].stop - slices["copy"].start == 18
     assert slices["content"].stop - slices["content"].start == 8
     result = evaluate_run(out, manifest, split="val", cache_dir=feature_cache)
-    assert result["tasks"]["image"]["n_queries"] > 0
+    assert result.retrieval.tasks["image"]["n_queries"] > 0
 
 
 def test_the_frozen_part_scores_as_the_weighted_cosines_of_its_two_descriptors(

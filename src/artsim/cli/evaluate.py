@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,12 +14,15 @@ from artsim import runfolder
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
 
+if TYPE_CHECKING:
+    from artsim.eval.result import Comparison, EvalResult
+
 # artsim.eval (torch) is imported by the functions that use it: `artsim evaluate --help` needs none
 
 console = Console(highlight=False, soft_wrap=True)
 
 
-def evaluate_with_progress(run, manifest=None, **options) -> dict[str, Any]:
+def evaluate_with_progress(run, manifest=None, **options) -> EvalResult:
     """:func:`artsim.eval.evaluate.evaluate_run` with transient rich bars on stderr."""
     from artsim.eval.evaluate import evaluate_run
 
@@ -35,13 +38,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}"
 
 
-def result_table(result: dict[str, Any]) -> Table:
+def result_table(result: EvalResult) -> Table:
     """A rich table of the tasks and baselines of an evaluation result."""
     from artsim.eval.tasks import TASKS
 
     table = Table(
-        title=f"evaluation: {result['name']} ({result['counts']['queries']} queries, "
-        f"{result['counts']['gallery']} originals)"
+        title=f"evaluation: {result.name} ({result.counts.queries} queries, "
+        f"{result.counts.gallery} originals)"
     )
     columns = ("recall@1", "recall@5", "mrr", "map", "triplet_acc", "triplet_acc_hard")
     # short headers: the table must fit an 80-column terminal
@@ -54,11 +57,12 @@ def result_table(result: dict[str, Any]) -> Table:
     for header in headers:
         table.add_column(header, justify="right")
     rows: list[tuple[str, dict | None, dict | None]] = [
-        (task, result["tasks"][task], result["verification"][task]) for task in TASKS
+        (task, result.retrieval.tasks[task], result.verification.tasks[task]) for task in TASKS
     ]
-    rows.append(("phash (image)", result["baselines"]["phash"].get("image"), None))
-    for task in ("image", "text", "fused"):
-        rows.append((f"frozen ({task})", result["baselines"]["frozen"].get(task), None))
+    baselines = (("phash", "image"), ("frozen", "image"), ("frozen", "text"), ("frozen", "fused"))
+    for kind, task in baselines:
+        baseline = result.baselines.of(kind, task)
+        rows.append((f"{kind} ({task})", baseline.figures if baseline else None, None))
     for label, figures, verification in rows:
         figures = figures or {}
         table.add_row(
@@ -70,34 +74,34 @@ def result_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def _flag(row: dict[str, Any]) -> str:
-    if row.get("below_frozen"):
+def _flag(row: Comparison) -> str:
+    if row.below_frozen:
         return "BELOW FROZEN"
-    if row.get("lower_within_chance"):
+    if row.lower_within_chance:
         return "lower, within chance"
     return ""
 
 
-def _paired(row: dict[str, Any]) -> str:
-    if row.get("wins") is None:
+def _paired(row: Comparison) -> str:
+    if row.wins is None:
         return "–"
-    return f"+{row['wins']} / -{row['losses']} (p {row['p_value']:.2g})"
+    return f"+{row.wins} / -{row.losses} (p {row.p_value:.2g})"
 
 
-def baseline_table(result: dict[str, Any]) -> Table:
+def baseline_table(result: EvalResult) -> Table:
     """Per task: trained vs frozen towers vs perceptual hash (recall@1), the queries won and lost
     against frozen with the sign test's p, losses flagged."""
     table = Table(title="trained vs baselines (recall@1)")
     headers = ("task", "trained", "frozen", "phash", "trained-frozen", "won/lost", "flag")
     for header in headers:
         table.add_column(header, justify="left" if header in ("task", "flag") else "right")
-    for task, row in (result.get("vs_baselines") or {}).items():
-        minus = row.get("minus_frozen")
+    for task, row in result.generalisation.vs_baselines.items():
+        minus = row.minus_frozen
         table.add_row(
             task,
-            _fmt(row.get("trained")),
-            _fmt(row.get("frozen")),
-            _fmt(row.get("phash")),
+            _fmt(row.trained),
+            _fmt(row.frozen),
+            _fmt(row.phash),
             "–" if minus is None else f"{minus:+.3f}",
             _paired(row),
             _flag(row),
@@ -123,29 +127,30 @@ def evaluate_command(
     result = evaluate_with_progress(run, data, split=split, seed=seed)
     console.print(result_table(result))
     console.print(baseline_table(result))
-    if result.get("below_frozen"):
+    generalisation = result.generalisation
+    if generalisation.below_frozen:
         console.print(
             f"[bold red]BELOW FROZEN:[/] the trained model is below the frozen towers on "
-            f"{', '.join(result['below_frozen'])} (recall@1)",
+            f"{', '.join(generalisation.below_frozen)} (recall@1)",
             markup=True,
         )
-    if result.get("lower_within_chance"):
+    if generalisation.lower_within_chance:
         console.print(
             "lower than frozen within chance (sign test p >= 0.05): "
-            f"{', '.join(result['lower_within_chance'])}"
+            f"{', '.join(generalisation.lower_within_chance)}"
         )
-    for reason, count in result["counts"]["skipped"].items():
+    for reason, count in result.counts.skipped.items():
         console.print(f"skipped {count}: {reason}")
-    for note in result["notes"]:
+    for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", markup=True)
-    if result["counts"]["problems"]:
-        console.print(f"{len(result['counts']['problems'])} manifest problem(s), see the JSON")
+    if result.counts.problems:
+        console.print(f"{len(result.counts.problems)} manifest problem(s), see the JSON")
     if json_out is not None:
-        runfolder.write_json(json_out, result)
+        runfolder.write_json(json_out, result.to_dict())
         console.print(f"wrote {json_out}")
-    console.print(f"wrote {runfolder.evaluation_path(run, result['name'])}")
-    if result.get("calibration"):
-        console.print(f"wrote {result['calibration']}")
+    console.print(f"wrote {runfolder.evaluation_path(run, result.name)}")
+    if result.calibration:
+        console.print(f"wrote {result.calibration}")
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -32,6 +32,9 @@ from artsim.data.heldout import derive_heldout_manifest
 from artsim.data.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from artsim.eval.result import EvalResult
 
 # artsim.training, artsim.report and artsim.index (torch, Lightning, matplotlib, faiss) are imported
 # when the demo runs: `artsim demo --help` needs none of them
@@ -83,18 +86,19 @@ def _val_groups(run_dir: Path, manifest_path: Path) -> set[str]:
     return {item.group for item in manifest.items if item.id in val_ids}
 
 
-def _print_generalisation(result: dict) -> None:
+def _print_generalisation(result: EvalResult) -> None:
     """Trained vs frozen vs hash, and the tasks below frozen, for one evaluation."""
     console.print(baseline_table(result))
-    if result.get("below_frozen"):
+    generalisation = result.generalisation
+    if generalisation.below_frozen:
         console.print(
-            f"[bold red]BELOW FROZEN[/] on {result['name']}: "
-            f"{', '.join(result['below_frozen'])} (recall@1)"
+            f"[bold red]BELOW FROZEN[/] on {result.name}: "
+            f"{', '.join(generalisation.below_frozen)} (recall@1)"
         )
-    if result.get("lower_within_chance"):
+    if generalisation.lower_within_chance:
         console.print(
-            f"lower than frozen within chance on {result['name']} (sign test p >= 0.05): "
-            f"{', '.join(result['lower_within_chance'])}"
+            f"lower than frozen within chance on {result.name} (sign test p >= 0.05): "
+            f"{', '.join(generalisation.lower_within_chance)}"
         )
 
 
@@ -135,18 +139,40 @@ def demo_command(
     ] = False,
 ) -> int:
     """Build the demo corpus, train, evaluate, report, index and search: the whole job."""
-    from artsim.index.build import build_index
-    from artsim.index.calibrate import calibrate_index
-    from artsim.report.report import build_report
-    from artsim.training.config import resolve_config
-
     begun = time.perf_counter()
+    manifest = _corpus_step(data_dir, max_originals, seed)
+    _train_step(out, manifest, seed, val_fraction, max_epochs, retrain)
+    _evaluate_step(out, manifest)
+    _generalisation_step(out, manifest, heldout_dir or data_dir.parent / "heldout")
+    _external_step(out, external_dir, seed)
+    english, spanish = _reports_step(out)
+    index_dir = _index_step(out, manifest)
+    _sample_step(out, manifest, index_dir)
+    console.print(Rule("done"))
+    console.print(f"report (English): {english['html']}\nreport (Spanish): {spanish['html']}")
+    console.print(
+        f"search page: artsim serve --index {index_dir}  then open http://127.0.0.1:8000/\n"
+        f"total time {time.perf_counter() - begun:.0f} s"
+    )
+    return 0
+
+
+def _corpus_step(data_dir: Path, max_originals: int | None, seed: int) -> Path:
+    """Step 1: the demo corpus from Debian's clip art; returns its manifest."""
     started = _step("1. demo corpus (Debian's openclipart-png and tuxpaint-stamps-default)")
     with RichReporter(console, transient=True) as reporter:
         manifest = build_demo_corpus(
             data_dir, max_originals=max_originals, seed=seed, reporter=reporter
         )
     _done(started)
+    return manifest
+
+
+def _train_step(
+    out: Path, manifest: Path, seed: int, val_fraction: float, max_epochs: int, retrain: bool
+) -> None:
+    """Step 2: train the demo's run (or reuse it when it holds this very run)."""
+    from artsim.training.config import resolve_config
 
     started = _step(f"2. training ({1 - val_fraction:.0%}/{val_fraction:.0%} split by group)")
     config = resolve_config(
@@ -168,6 +194,9 @@ def demo_command(
     )
     _done(started)
 
+
+def _evaluate_step(out: Path, manifest: Path) -> None:
+    """Step 3: the validation groups, and the calibration part that sets the verdicts."""
     started = _step(
         "3. evaluation: each generated item of the validation groups asks for its original"
     )
@@ -177,16 +206,17 @@ def demo_command(
         # the verdict's thresholds: set on groups that neither trained nor chose the model
         calibrated = evaluate_with_progress(out, manifest, split="calib")
         console.print(
-            f"calibration part: {calibrated['counts']['queries']} queries -> "
-            f"{calibrated['calibration']}"
+            f"calibration part: {calibrated.counts.queries} queries -> {calibrated.calibration}"
         )
     _done(started)
 
+
+def _generalisation_step(out: Path, manifest: Path, heldout_dir: Path) -> None:
+    """Step 4: the validation groups through the held-out transform family."""
     started = _step(
         "4. generalisation: the validation groups through the held-out transform family "
         "(other code than training's)"
     )
-    heldout_dir = heldout_dir or data_dir.parent / "heldout"
     val_groups = _val_groups(out, manifest)
     heldout_val = derive_heldout_manifest(
         load_manifest(manifest, check_images=False), heldout_dir / "val", groups=val_groups
@@ -194,6 +224,9 @@ def demo_command(
     _print_generalisation(evaluate_with_progress(out, heldout_val, name="heldout-val"))
     _done(started)
 
+
+def _external_step(out: Path, external_dir: Path, seed: int) -> None:
+    """Step 5: art4apps, a style never trained on, through the held-out family."""
     started = _step(
         "5. external check: art4apps illustrations (Debian's pysiogame), never trained on"
     )
@@ -213,10 +246,22 @@ def demo_command(
         _print_generalisation(result)
     _done(started)
 
+
+def _reports_step(out: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Step 6: the reports in English and Spanish."""
+    from artsim.report.report import build_report
+
     started = _step("6. reports")
     english = build_report(out, lang="en")
     spanish = build_report(out, lang="es")
     _done(started)
+    return english, spanish
+
+
+def _index_step(out: Path, manifest: Path) -> Path:
+    """Step 7: the search index of the originals, calibrated on the collection itself."""
+    from artsim.index.build import build_index
+    from artsim.index.calibrate import calibrate_index
 
     started = _step("7. search index of the originals")
     index_dir = out / "index"
@@ -231,21 +276,17 @@ def demo_command(
     finally:
         index.close()
     _done(started)
+    return index_dir
 
+
+def _sample_step(out: Path, manifest: Path, index_dir: Path) -> None:
+    """Step 8: a generated image of a validation group and its prompt, searched."""
     sample = _sample_query(out, manifest)
     if sample is not None:
         image, text = sample
         _step("8. a sample search: a generated image of a validation group, and its prompt")
         console.print(f"query image: {image}\nquery prompt: {text!r}")
         search_command(index=index_dir, image=image, text=text or None, k=5)
-
-    console.print(Rule("done"))
-    console.print(f"report (English): {english['html']}\nreport (Spanish): {spanish['html']}")
-    console.print(
-        f"search page: artsim serve --index {index_dir}  then open http://127.0.0.1:8000/\n"
-        f"total time {time.perf_counter() - begun:.0f} s"
-    )
-    return 0
 
 
 app = typer.Typer(add_completion=False)

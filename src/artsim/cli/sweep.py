@@ -90,16 +90,45 @@ def run_sweep(
 
     >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
     """
-    from artsim.report.sweep import run_name, split_name, write_sweep
+    from artsim.report.sweep import run_name, write_sweep
 
     out = Path(out)
+    _check_inputs(data, val_fractions)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = train or _default_train()
+    options = _run_options(options, max_epochs, image_tower, text_tower)
+    reporter = or_silent(reporter)
+    runs: list[dict[str, Any]] = []
+    for fraction in val_fractions:
+        for seed in seeds:
+            run_dir = out / run_name(fraction, seed)
+            record: dict[str, Any] = {"val_fraction": fraction, "seed": seed, "run": str(run_dir)}
+            run_dir = _train_or_reuse(trainer, run_dir, record, data, options, reporter)
+            if run_dir is None:  # failed before it wrote a summary
+                runs.append(record)
+                continue
+            if evaluate and runfolder.has_model(run_dir):
+                _evaluate_once(run_dir, record)
+            runs.append(record)
+    return write_sweep(out, data, val_fractions, seeds, runs)
+
+
+def _check_inputs(data: str | Path, val_fractions: Sequence[float]) -> None:
+    """A UserError for a missing manifest or a validation fraction outside (0, 1)."""
     if not Path(data).is_file():
         raise UserError(f"manifest not found: {data}")
     for fraction in val_fractions:
         if not 0.0 < fraction < 1.0:
             raise UserError(f"--val-fractions: {fraction} is not between 0 and 1")
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = train or _default_train()
+
+
+def _run_options(
+    options: dict[str, Any] | None,
+    max_epochs: int | None,
+    image_tower: str | None,
+    text_tower: str | None,
+) -> dict[str, Any]:
+    """The options every run of the sweep gets; a UserError for one the sweep sets itself."""
     options = {
         key: value
         for key, value in (
@@ -113,41 +142,47 @@ def run_sweep(
     for owned in SWEPT:
         if owned in options:
             raise UserError(f"{flag_of(owned)}: the sweep sets it for each run")
-    reporter = or_silent(reporter)
-    runs: list[dict[str, Any]] = []
-    for fraction in val_fractions:
-        for seed in seeds:
-            run_dir = out / run_name(fraction, seed)
-            record: dict[str, Any] = {"val_fraction": fraction, "seed": seed, "run": str(run_dir)}
-            if (run_dir / runfolder.SUMMARY_FILE).is_file():
-                record["status"] = "reused"
-            else:
-                reporter.note(f"training {run_dir.name} ({split_name(fraction)}, seed {seed})")
-                fields = {
-                    "data": str(data),
-                    "out": str(run_dir),
-                    "val_fraction": fraction,
-                    "seed": seed,
-                    **options,
-                }
-                try:
-                    run_dir = _train_one(trainer, fields)
-                    record["status"] = "trained"
-                except UserError as error:  # one failed run (NaN loss...) does not stop a sweep
-                    record["status"] = f"failed: {error}"
-                    reporter.note(f"{run_dir.name}: {error}", "warning")
-                    if not (run_dir / runfolder.SUMMARY_FILE).is_file():
-                        runs.append(record)
-                        continue
-            if evaluate and runfolder.has_model(run_dir):
-                eval_file = runfolder.evaluation_path(run_dir, "val")
-                if not eval_file.is_file():
-                    try:
-                        evaluate_with_progress(run_dir, split="val")
-                    except UserError as error:
-                        record["evaluation"] = f"failed: {error}"
-            runs.append(record)
-    return write_sweep(out, data, val_fractions, seeds, runs)
+    return options
+
+
+def _train_or_reuse(
+    trainer: TrainFunction,
+    run_dir: Path,
+    record: dict[str, Any],
+    data: str | Path,
+    options: dict[str, Any],
+    reporter: Reporter,
+) -> Path | None:
+    """Train one combination unless its summary.json exists; ``record["status"]`` says which
+    (or why it failed). Returns the run folder, or ``None`` when a failed run left no summary."""
+    from artsim.report.sweep import split_name
+
+    if (run_dir / runfolder.SUMMARY_FILE).is_file():
+        record["status"] = "reused"
+        return run_dir
+    fraction, seed = record["val_fraction"], record["seed"]
+    reporter.note(f"training {run_dir.name} ({split_name(fraction)}, seed {seed})")
+    fields = {"data": str(data), "out": str(run_dir), "val_fraction": fraction, "seed": seed}
+    try:
+        run_dir = _train_one(trainer, {**fields, **options})
+        record["status"] = "trained"
+    except UserError as error:  # one failed run (NaN loss...) does not stop a sweep
+        record["status"] = f"failed: {error}"
+        reporter.note(f"{run_dir.name}: {error}", "warning")
+        if not (run_dir / runfolder.SUMMARY_FILE).is_file():
+            return None
+    return run_dir
+
+
+def _evaluate_once(run_dir: Path, record: dict[str, Any]) -> None:
+    """Evaluate a run's validation split unless ``eval/val.json`` exists; a failure is noted in
+    ``record["evaluation"]``."""
+    if runfolder.evaluation_path(run_dir, "val").is_file():
+        return
+    try:
+        evaluate_with_progress(run_dir, split="val")
+    except UserError as error:
+        record["evaluation"] = f"failed: {error}"
 
 
 def sweep_command(**given: Any) -> int:

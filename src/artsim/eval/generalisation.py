@@ -11,9 +11,6 @@ below frozen when the trained figure is lower *and* an exact two-sided sign test
 losses says the gap is unlikely to be chance (p < :data:`SIGNIFICANCE`); a lower figure within
 chance (two or three near-ties flipped among thousands of queries) is reported as such, with its
 wins, losses and p, never dropped.
-
-The frozen fused baseline needs no training: the plain average of the frozen image cosine and the
-frozen text cosine (the image cosine alone where either side has no text).
 """
 
 from __future__ import annotations
@@ -22,15 +19,22 @@ from typing import Any
 
 import numpy as np
 
-from artsim.runfolder import read_evaluations
+from artsim.eval.result import (
+    BaselinesResult,
+    Comparison,
+    GeneralisationResult,
+    PatternFigures,
+    RetrievalResult,
+)
+from artsim.eval.tasks import EvalInputs, retrieval_figures
 from artsim.stats import SIGNIFICANCE, sign_test
 
 __all__ = [
     "SIGNIFICANCE",
     "baseline_comparison",
-    "frozen_fused_similarity",
+    "evaluate_generalisation",
     "paired_comparison",
-    "read_evaluations",
+    "pattern_figures",
     "sign_test",
 ]
 
@@ -55,65 +59,73 @@ def paired_comparison(trained_hits: np.ndarray, baseline_hits: np.ndarray) -> di
     }
 
 
-def frozen_fused_similarity(
-    image_similarity: np.ndarray,
-    text_similarity: np.ndarray,
-    query_has_text: np.ndarray,
-    gallery_has_text: np.ndarray,
-) -> np.ndarray:
-    """Average of the frozen image and text cosines where both query and original have text,
-    the image cosine elsewhere; all matrices are queries x gallery.
-
-    >>> frozen_fused_similarity(np.eye(2), np.zeros((2, 2)), np.array([1, 0], bool),
-    ...                         np.array([1, 1], bool)).tolist()
-    [[0.5, 0.0], [0.0, 1.0]]
-    """
-    both = np.asarray(query_has_text, bool)[:, None] & np.asarray(gallery_has_text, bool)[None, :]
-    return np.where(both, (image_similarity + text_similarity) / 2, image_similarity)
-
-
-def baseline_comparison(result: dict[str, Any], metric: str = METRIC) -> dict[str, Any]:
+def baseline_comparison(
+    retrieval: RetrievalResult, baselines: BaselinesResult, metric: str = METRIC
+) -> GeneralisationResult:
     """Per task, the trained model's ``metric`` next to the frozen towers' and the hash's.
 
-    Returns ``{"metric": ..., "tasks": {task: {"trained", "frozen", "phash", "minus_frozen",
-    "wins", "losses", "p_value", "below_frozen", "lower_within_chance"}}, "below_frozen": [tasks],
-    "lower_within_chance": [tasks]}``. A lower trained figure is ``below_frozen`` when the sign
-    test rejects chance (p < SIGNIFICANCE) or when the result holds no paired counts (older
-    files: then any loss counts); otherwise it is ``lower_within_chance``.
+    A lower trained figure is ``below_frozen`` when the sign test rejects chance
+    (p < SIGNIFICANCE) or when the result holds no paired counts (older files: then any loss
+    counts); otherwise it is ``lower_within_chance``. The result has no per-pattern figures
+    (:func:`pattern_figures`).
     """
-    baselines = result.get("baselines") or {}
-    tasks: dict[str, dict[str, Any]] = {}
-    below, within_chance = [], []
+    result = GeneralisationResult()
     for task in COMPARED_TASKS:
-        trained = ((result.get("tasks") or {}).get(task) or {}).get(metric)
-        frozen_figures = (baselines.get("frozen") or {}).get(task) or {}
-        frozen = frozen_figures.get(metric)
-        phash = ((baselines.get("phash") or {}).get(task) or {}).get(metric)
+        trained = (retrieval.tasks.get(task) or {}).get(metric)
         if trained is None:
             continue
-        paired = frozen_figures.get("paired") or {}
+        frozen_figures, phash_figures = baselines.of("frozen", task), baselines.of("phash", task)
+        frozen = frozen_figures.figures.get(metric) if frozen_figures else None
+        paired = frozen_figures.paired if frozen_figures else None
         minus = None if frozen is None else float(trained) - float(frozen)
         lower = minus is not None and minus < 0
-        p_value = paired.get("p_value")
+        p_value = paired.p_value if paired else None
         is_below = lower and (p_value is None or p_value < SIGNIFICANCE)
-        tasks[task] = {
-            "trained": trained,
-            "frozen": frozen,
-            "phash": phash,
-            "minus_frozen": minus,
-            "wins": paired.get("wins"),
-            "losses": paired.get("losses"),
-            "p_value": p_value,
-            "below_frozen": is_below,
-            "lower_within_chance": lower and not is_below,
-        }
+        result.vs_baselines[task] = Comparison(
+            trained=trained,
+            frozen=frozen,
+            phash=phash_figures.figures.get(metric) if phash_figures else None,
+            minus_frozen=minus,
+            wins=paired.wins if paired else None,
+            losses=paired.losses if paired else None,
+            p_value=p_value,
+            below_frozen=is_below,
+            lower_within_chance=lower and not is_below,
+        )
         if is_below:
-            below.append(task)
+            result.below_frozen.append(task)
         elif lower:
-            within_chance.append(task)
-    return {
-        "metric": metric,
-        "tasks": tasks,
-        "below_frozen": below,
-        "lower_within_chance": within_chance,
-    }
+            result.lower_within_chance.append(task)
+    return result
+
+
+def _pattern(item) -> str:
+    return item.metadata.get("pattern", "").split(":")[0]
+
+
+def pattern_figures(inputs: EvalInputs) -> dict[str, dict[str, PatternFigures]]:
+    """Trained and frozen recall@1 per derivation pattern (the ``pattern`` column that held-out
+    manifests carry; chains count as ``combo``) of every task with a frozen baseline; empty when
+    the queries carry no pattern."""
+    out: dict[str, dict[str, PatternFigures]] = {}
+    for task, run in inputs.tasks.items():
+        if run.frozen is None:
+            continue
+        names = inputs.query_values(task, _pattern)
+        for pattern in sorted({name for name in names if name}):
+            rows = np.nonzero(names == pattern)[0]
+            trained = retrieval_figures(task, run.similarity, run.data, inputs.seed, rows)
+            frozen = retrieval_figures(task, run.frozen, run.data, inputs.seed, rows)
+            out.setdefault(pattern, {})[task] = PatternFigures(
+                trained["recall@1"], frozen["recall@1"], len(rows)
+            )
+    return out
+
+
+def evaluate_generalisation(
+    inputs: EvalInputs, retrieval: RetrievalResult, baselines: BaselinesResult
+) -> GeneralisationResult:
+    """Trained against frozen and the hash per task, and per derivation pattern."""
+    result = baseline_comparison(retrieval, baselines)
+    result.by_pattern = pattern_figures(inputs)
+    return result

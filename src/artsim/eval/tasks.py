@@ -1,5 +1,12 @@
 """The five retrieval tasks (image, text, i2t, t2i, fused): queries, gallery, similarities and
-their retrieval and verification figures."""
+their retrieval and verification figures.
+
+:class:`EvalInputs` is what every evaluator of :mod:`artsim.eval.evaluate` reads: the items, their
+embeddings and each task ready to measure (:class:`TaskRun`: queries, gallery, the trained
+model's similarity and the frozen towers'). The frozen fused baseline needs no training: the plain
+average of the frozen image cosine and the frozen text cosine (the image cosine alone where either
+side has no text).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from artsim.data.items import Item
 from artsim.eval.embedding import Embedded, normalise_rows
 from artsim.eval.metrics import FPR_TARGETS, RetrievalEvaluator, VerificationEvaluator, nest
 
@@ -169,3 +177,82 @@ def thin_curve(curve: dict[str, list[float]], points: int = ROC_POINTS) -> dict[
         key: [values[i] if math.isfinite(values[i]) else None for i in keep]
         for key, values in curve.items()
     }
+
+
+def frozen_fused_similarity(
+    image_similarity: np.ndarray,
+    text_similarity: np.ndarray,
+    query_has_text: np.ndarray,
+    gallery_has_text: np.ndarray,
+) -> np.ndarray:
+    """Average of the frozen image and text cosines where both query and original have text,
+    the image cosine elsewhere; all matrices are queries x gallery.
+
+    >>> frozen_fused_similarity(np.eye(2), np.zeros((2, 2)), np.array([1, 0], bool),
+    ...                         np.array([1, 1], bool)).tolist()
+    [[0.5, 0.0], [0.0, 1.0]]
+    """
+    both = np.asarray(query_has_text, bool)[:, None] & np.asarray(gallery_has_text, bool)[None, :]
+    return np.where(both, (image_similarity + text_similarity) / 2, image_similarity)
+
+
+def frozen_similarity(task: str, embedded: Embedded, data: TaskData) -> np.ndarray | None:
+    """The frozen towers' cosine similarity of a task (before any training); ``None`` for the
+    cross-modal tasks: the two towers share no feature space."""
+    if task in ("image", "text"):
+        return task_similarity(TASK_SPECS[task], embedded, data, raw=True)
+    if task == "fused":
+        return frozen_fused_similarity(
+            task_similarity(TASK_SPECS["image"], embedded, data, raw=True),
+            raw_text_similarity(embedded, data),
+            embedded.has_text[data.queries],
+            embedded.has_text[data.gallery],
+        )
+    return None
+
+
+@dataclass
+class TaskRun:
+    """One task ready to measure: its queries and gallery, the trained model's similarity and
+    the frozen towers' (``None`` where there is no frozen baseline)."""
+
+    data: TaskData
+    similarity: np.ndarray
+    frozen: np.ndarray | None
+
+
+@dataclass
+class EvalInputs:
+    """What every evaluator reads: the items evaluated, their embeddings and perceptual hashes,
+    the rows of the queries, each task (in :data:`TASKS` order) and the seed of the random
+    negatives."""
+
+    items: Sequence[Item]
+    embedded: Embedded
+    bits: np.ndarray
+    query_rows: Sequence[int]
+    tasks: dict[str, TaskRun]
+    seed: int
+
+    def gallery_groups(self, task: str) -> list[str]:
+        """The group of each original in a task's gallery."""
+        return [self.items[row].group for row in self.tasks[task].data.gallery]
+
+    def query_values(self, task: str, value) -> np.ndarray:
+        """``value(item)`` of each query of a task, as an array (its language, its pattern)."""
+        return np.array([value(self.items[row]) for row in self.tasks[task].data.queries])
+
+
+def task_runs(
+    embedded: Embedded, query_rows: Sequence[int]
+) -> tuple[dict[str, TaskRun], dict[str, int]]:
+    """Every task built on the query rows, and the queries each left out (``"task: reason"``)."""
+    runs, skipped = {}, {}
+    for task, spec in TASK_SPECS.items():
+        data = build_task(spec, embedded, query_rows)
+        for reason, count in data.skipped.items():
+            skipped[f"{task}: {reason}"] = count
+        runs[task] = TaskRun(
+            data, task_similarity(spec, embedded, data), frozen_similarity(task, embedded, data)
+        )
+    return runs, skipped

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 from artsim import runfolder
+from artsim.eval.result import EvalResult
 from artsim.model.heads import model_id
 from artsim.report import plots
 from artsim.report.eval_sections import (
@@ -22,7 +23,7 @@ from artsim.report.eval_sections import (
 )
 from artsim.report.generalisation import generalisation_part
 from artsim.report.reading import SEED_DOCUMENT_FIGURES, Evaluation, RunFolder, finite
-from artsim.report.sections import Findings, Section, main_task, wilson_interval
+from artsim.report.sections import Findings, Section, wilson_interval
 from artsim.report.text import check_lang, label, num, pct, say
 from artsim.report.verdicts import verdicts_part
 
@@ -118,11 +119,11 @@ def _times(ratio: float) -> str:
     return num(ratio, 2) if finite(ratio) else "∞"
 
 
-def _noise_section(run: RunFolder, evaluation: dict | None, lang: str) -> Section:
+def _noise_section(run: RunFolder, result: EvalResult | None, lang: str) -> Section:
     section = Section("noise", say(lang, "h_noise"))
     section.paragraphs.append(say(lang, "noise_one_run"))
-    if evaluation:
-        figures = evaluation["tasks"][main_task(evaluation)]
+    if result:
+        figures = result.retrieval.tasks[result.retrieval.main_task]
         n, r1 = figures.get("n_queries") or 0, figures.get("recall@1")
         if n and finite(r1):
             low, high = wilson_interval(r1, n)
@@ -140,7 +141,7 @@ def _noise_section(run: RunFolder, evaluation: dict | None, lang: str) -> Sectio
 
 
 def _recommendations(
-    run: RunFolder, evaluation: dict | None, lang: str, findings: Findings
+    run: RunFolder, result: EvalResult | None, lang: str, findings: Findings
 ) -> list[str]:
     config, summary = run.config, run.summary
     out = []
@@ -178,15 +179,13 @@ def _recommendations(
     return out
 
 
-def _conclusion(evaluation: dict | None, lang: str, findings: Findings) -> str:
-    if not evaluation:
+def _conclusion(result: EvalResult | None, lang: str, findings: Findings) -> str:
+    if not result:
         return say(lang, "conclusion_no_eval")
-    task = main_task(evaluation)
-    figures = evaluation["tasks"][task]
+    task = result.retrieval.main_task
+    figures = result.retrieval.tasks[task]
     r1, r5 = figures.get("recall@1"), figures.get("recall@5")
-    recall1 = ((evaluation.get("verification", {}).get(task) or {}).get("at_fpr_0.01") or {}).get(
-        "recall"
-    )
+    recall1 = result.verification.at_fpr(task, 0.01).get("recall")
     if not finite(r1):
         return say(lang, "conclusion_no_eval")
     fields = {"r1": pct(r1, lang), "r5": pct(r5, lang), "recall1": pct(recall1, lang)}
@@ -199,24 +198,15 @@ def _conclusion(evaluation: dict | None, lang: str, findings: Findings) -> str:
     return say(lang, f"conclusion_{findings.verdict}", **fields)
 
 
-def analyse_run(
-    run: RunFolder, evaluation: Evaluation | None, lang: str = "en"
-) -> tuple[list[Section], Findings]:
-    """The report's sections, every sentence chosen from the run's numbers."""
-    check_lang(lang)
-    findings = Findings()
-    result = evaluation.result if evaluation else None
-    curves = evaluation.curves if evaluation else {}
-    summary = run.summary
-    sections: list[Section] = []
-
+def _overview_section(run: RunFolder, result: EvalResult | None, lang: str) -> Section:
     overview = Section("summary", say(lang, "h_summary"))
+    summary = run.summary
     train_size, val_size = summary.get("train_size") or {}, summary.get("val_size") or {}
     overview.paragraphs.append(
         say(
             lang,
             "overview",
-            model_id=(result or {}).get("model_id")
+            model_id=(result.model_id if result else None)
             or (model_id(run.path) if runfolder.has_model(run.path) else "–"),
             data=summary.get("data") or run.config.get("data") or "–",
             train_items=train_size.get("items", "–"),
@@ -228,8 +218,11 @@ def analyse_run(
         )
     )
     overview.paragraphs.append(say(lang, "overview_split"))
-    sections.append(overview)
+    return overview
 
+
+def _figures_section(run: RunFolder, lang: str) -> Section:
+    """The seed's figures at the final and the best epoch, and the learning curves."""
     figures = Section("figures", say(lang, "h_figures"))
     figures.tables.append(
         (
@@ -245,7 +238,7 @@ def analyse_run(
         )
     )
     if run.metrics:
-        best_epoch = summary.get("best_epoch")
+        best_epoch = run.summary.get("best_epoch")
         figures.images.append(
             (
                 "curves",
@@ -254,13 +247,17 @@ def analyse_run(
                 ),
             )
         )
-    sections.append(figures)
+    return figures
 
-    sections.append(_stop_section(run, lang, findings))
-    gap = _gap_section(run, lang, findings)
-    if gap:
-        sections.append(gap)
-    sections.append(modalities_section(run, result, lang, findings))
+
+def _evaluation_sections(
+    run: RunFolder, evaluation: Evaluation | None, lang: str, findings: Findings
+) -> list[Section]:
+    """Modalities and cross-modal figures, then the validation evaluation's sections (or, when
+    there is none, why)."""
+    result = evaluation.result if evaluation else None
+    curves = evaluation.curves if evaluation else {}
+    sections = [modalities_section(run, result, lang, findings)]
     cross = cross_section(run, result, lang)
     if cross:
         sections.append(cross)
@@ -277,6 +274,12 @@ def analyse_run(
         missing = Section("retrieval", say(lang, "h_retrieval"))
         missing.paragraphs.append(say(lang, "no_eval", reason=evaluation.reason))
         sections.append(missing)
+    return sections
+
+
+def _every_evaluation_sections(run: RunFolder, lang: str) -> list[Section]:
+    """The parts that read every evaluation of the run: verdicts and generalisation."""
+    sections = []
     verdicts = verdicts_part(run.path, lang)
     if verdicts:
         sections.append(
@@ -291,6 +294,23 @@ def analyse_run(
     if generalisation:
         title, paragraphs, table = generalisation
         sections.append(Section("generalisation", title, paragraphs=paragraphs, tables=[table]))
+    return sections
+
+
+def analyse_run(
+    run: RunFolder, evaluation: Evaluation | None, lang: str = "en"
+) -> tuple[list[Section], Findings]:
+    """The report's sections, every sentence chosen from the run's numbers."""
+    check_lang(lang)
+    findings = Findings()
+    result = evaluation.result if evaluation else None
+    sections = [_overview_section(run, result, lang), _figures_section(run, lang)]
+    sections.append(_stop_section(run, lang, findings))
+    gap = _gap_section(run, lang, findings)
+    if gap:
+        sections.append(gap)
+    sections += _evaluation_sections(run, evaluation, lang, findings)
+    sections += _every_evaluation_sections(run, lang)
     sections.append(_noise_section(run, result, lang))
     recommendations = Section("recommendations", say(lang, "h_recommendations"))
     recommendations.bullets = _recommendations(run, result, lang, findings)

@@ -19,6 +19,7 @@ from typing import Any
 
 from artsim import runfolder
 from artsim.errors import UserError
+from artsim.eval.result import EvalResult
 from artsim.report.reading import SEED_DOCUMENT_FIGURES, RunFolder, load_run
 from artsim.report.text import join_list, label, num, pct, say
 
@@ -182,17 +183,17 @@ def which_is_better(figure: str, reference: float, value: float) -> int:
 def run_figures(run: RunFolder) -> dict[str, float | None]:
     """The seed's figures (final epoch) plus evaluation figures when ``eval/val.json`` exists."""
     figures: dict[str, float | None] = {key: run.figure(key) for key in SEED_DOCUMENT_FIGURES}
-    evaluation = runfolder.read_evaluation(run.path, "val")
+    evaluation = EvalResult.from_dict(runfolder.read_evaluation(run.path, "val"))
     for key in EVAL_FIGURES:
         kind, task, metric = key.split("/")
         if kind == "open_set":
-            value = (evaluation.get("open_set") or {}).get(task) or {}
+            value = evaluation.verification.open_set.get(task) or {}
             for part in OPEN_SET_METRICS[metric]:
                 value = value.get(part) if isinstance(value, dict) else None
             figures[key] = value if isinstance(value, int | float) else None
             continue
-        section = evaluation.get("tasks" if kind == "eval" else "verification", {})
-        value = (section.get(task) or {}).get(metric)
+        tasks = evaluation.retrieval.tasks if kind == "eval" else evaluation.verification.tasks
+        value = (tasks.get(task) or {}).get(metric)
         figures[key] = value if isinstance(value, int | float) else None
     return {
         key: float(value) if isinstance(value, int | float) and math.isfinite(value) else None

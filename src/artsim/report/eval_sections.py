@@ -4,16 +4,11 @@ score distributions and the gallery of queries."""
 from __future__ import annotations
 
 from artsim import runfolder
+from artsim.eval.result import EvalResult, Figures
 from artsim.eval.tasks import TASKS
 from artsim.report import plots
 from artsim.report.reading import Evaluation, RunFolder, finite
-from artsim.report.sections import (
-    RETRIEVAL_COLUMNS,
-    Findings,
-    Section,
-    main_task,
-    task_figure,
-)
+from artsim.report.sections import RETRIEVAL_COLUMNS, Findings, Section
 from artsim.report.text import join_list, label, num, pct, say
 
 GALLERY_ROWS = 10
@@ -21,7 +16,7 @@ GALLERY_MISSES = 6
 
 
 def modalities_section(
-    run: RunFolder, evaluation: dict | None, lang: str, findings: Findings
+    run: RunFolder, result: EvalResult | None, lang: str, findings: Findings
 ) -> Section:
     section = Section("modalities", say(lang, "h_modalities"))
     final = run.final()
@@ -51,7 +46,7 @@ def modalities_section(
         section.paragraphs.append(
             say(lang, "modality_accuracy", **{k: num(v) for k, v in accuracies.items()})
         )
-    recalls = {task: task_figure(evaluation, task) for task in TASKS}
+    recalls = {task: result.retrieval.figure(task) for task in TASKS} if result else {}
     recalls = {task: value for task, value in recalls.items() if value is not None}
     if recalls:
         ranking = sorted(recalls, key=lambda task: -recalls[task])
@@ -81,7 +76,7 @@ def modalities_section(
     return section
 
 
-def cross_section(run: RunFolder, evaluation: dict | None, lang: str) -> Section | None:
+def cross_section(run: RunFolder, result: EvalResult | None, lang: str) -> Section | None:
     final = run.final()
     i2t, t2i = final.get("val/i2t_acc"), final.get("val/t2i_acc")
     if not (finite(i2t) and finite(t2i)):
@@ -93,7 +88,8 @@ def cross_section(run: RunFolder, evaluation: dict | None, lang: str) -> Section
     else:
         key = "cross_t2i_higher" if t2i > i2t else "cross_i2t_higher"
     section.paragraphs.append(say(lang, key, i2t=num(i2t), t2i=num(t2i), points=points))
-    i2t_r1, t2i_r1 = task_figure(evaluation, "i2t"), task_figure(evaluation, "t2i")
+    i2t_r1 = result.retrieval.figure("i2t") if result else None
+    t2i_r1 = result.retrieval.figure("t2i") if result else None
     if i2t_r1 is not None and t2i_r1 is not None:
         section.paragraphs.append(
             say(lang, "cross_retrieval", i2t_r1=num(i2t_r1, 3), t2i_r1=num(t2i_r1, 3))
@@ -101,36 +97,33 @@ def cross_section(run: RunFolder, evaluation: dict | None, lang: str) -> Section
     return section
 
 
-def _retrieval_rows(evaluation: dict, lang: str) -> list[list[str]]:
-    rows = []
-    for task in TASKS:
-        figures = evaluation["tasks"].get(task) or {}
-        rows.append(
-            [label(lang, task)]
-            + [num(figures.get(c), 3) for c in RETRIEVAL_COLUMNS]
-            + [num(figures.get("n_queries"))]
-        )
-    baselines = evaluation.get("baselines", {})
+def _figure_row(name: str, figures: Figures) -> list[str]:
+    return [
+        name,
+        *(num(figures.get(c), 3) for c in RETRIEVAL_COLUMNS),
+        num(figures.get("n_queries")),
+    ]
+
+
+def _retrieval_rows(result: EvalResult, lang: str) -> list[list[str]]:
+    rows = [
+        _figure_row(label(lang, task), result.retrieval.tasks.get(task) or {}) for task in TASKS
+    ]
     extra = [("phash", "image"), ("frozen", "image"), ("copy", "image"), ("frozen", "text")]
     for kind, task in extra:
-        figures = (baselines.get(kind) or {}).get(task) or {}
-        if not figures:
+        baseline = result.baselines.of(kind, task)
+        if baseline is None or not baseline.to_dict():  # absent, or empty in an older file
             continue
         name = "copy_alone" if kind == "copy" else kind
-        rows.append(
-            [f"{label(lang, name)}: {label(lang, task)}"]
-            + [num(figures.get(c), 3) for c in RETRIEVAL_COLUMNS]
-            + [num(figures.get("n_queries"))]
-        )
+        rows.append(_figure_row(f"{label(lang, name)}: {label(lang, task)}", baseline.figures))
     return rows
 
 
-def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Findings) -> Section:
-    section = Section("retrieval", say(lang, "h_retrieval"))
-    counts = evaluation.get("counts", {})
-    task = main_task(evaluation)
-    figures = evaluation["tasks"][task]
-    gallery = counts.get("gallery") or 0
+def _retrieval_summary(result: EvalResult, lang: str) -> str:
+    """The main task's recall@1 and @5, MRR and chance, in a sentence."""
+    task = result.retrieval.main_task
+    figures = result.retrieval.tasks[task]
+    gallery = result.counts.gallery or 0
     fields = {
         "queries": figures.get("n_queries"),
         "gallery": gallery,
@@ -141,14 +134,17 @@ def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Fin
         "task": label(lang, task),
     }
     key = "retrieval_summary" if task == "fused" else "retrieval_summary_task"
-    section.paragraphs.append(say(lang, key, **fields))
+    return say(lang, key, **fields)
 
-    model = task_figure(evaluation, "image")
-    baselines = evaluation.get("baselines", {})
-    phash = ((baselines.get("phash") or {}).get("image") or {}).get("recall@1")
-    frozen = ((baselines.get("frozen") or {}).get("image") or {}).get("recall@1")
+
+def _baseline_paragraphs(result: EvalResult, lang: str, findings: Findings) -> list[str]:
+    """The trained model beside the hash, the frozen towers and the copy descriptor alone."""
+    out = []
+    baselines = result.baselines
+    model = result.retrieval.figure("image")
+    phash, frozen = baselines.figure("phash", "image"), baselines.figure("frozen", "image")
     if model is not None and finite(phash) and finite(frozen):
-        section.paragraphs.append(
+        out.append(
             say(
                 lang,
                 "baseline_figures",
@@ -157,11 +153,9 @@ def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Fin
                 model=num(model, 3),
             )
         )
-        copy = ((baselines.get("copy") or {}).get("image") or {}).get("recall@1")
+        copy = baselines.figure("copy", "image")
         if finite(copy):
-            section.paragraphs.append(
-                say(lang, "baseline_copy", copy=num(copy, 3), model=num(model, 3))
-            )
+            out.append(say(lang, "baseline_copy", copy=num(copy, 3), model=num(model, 3)))
         if model >= max(phash, frozen) + 0.02:
             findings.baseline = "beaten"
         elif model < frozen - 0.02:
@@ -170,14 +164,55 @@ def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Fin
             findings.baseline = "not_phash"
         else:
             findings.baseline = "tie"
-        section.paragraphs.append(say(lang, f"baseline_{findings.baseline}"))
-    text_model = task_figure(evaluation, "text")
-    text_frozen = ((baselines.get("frozen") or {}).get("text") or {}).get("recall@1")
+        out.append(say(lang, f"baseline_{findings.baseline}"))
+    text_model = result.retrieval.figure("text")
+    text_frozen = baselines.figure("frozen", "text")
     if text_model is not None and finite(text_frozen):
-        section.paragraphs.append(
-            say(lang, "baseline_text", frozen=num(text_frozen, 3), model=num(text_model, 3))
-        )
+        out.append(say(lang, "baseline_text", frozen=num(text_frozen, 3), model=num(text_model, 3)))
+    return out
 
+
+def _language_paragraphs(result: EvalResult, task: str, lang: str, findings: Findings) -> list[str]:
+    """The main task's recall@1 per query language, and the gap when one lags."""
+    by_lang = {
+        code: (tasks.get(task) or {}).get("recall@1")
+        for code, tasks in result.retrieval.by_lang.items()
+    }
+    sizes = {
+        code: (tasks.get(task) or {}).get("n_queries") or 0
+        for code, tasks in result.retrieval.by_lang.items()
+    }
+    by_lang = {code: value for code, value in by_lang.items() if finite(value)}
+    if len(by_lang) < 2:
+        return []
+    values = join_list(
+        [f"{label(lang, code)} {num(v, 3)} (n={sizes[code]})" for code, v in by_lang.items()],
+        lang,
+    )
+    out = [say(lang, "by_lang", task=label(lang, task), values=values)]
+    best = max(by_lang, key=by_lang.get)
+    worst = min(by_lang, key=by_lang.get)
+    if by_lang[best] - by_lang[worst] >= 0.1 and min(sizes[best], sizes[worst]) >= 3:
+        findings.worst_lang = worst
+        out.append(
+            say(
+                lang,
+                "by_lang_gap",
+                worst=label(lang, worst),
+                best=label(lang, best),
+                worst_value=num(by_lang[worst], 3),
+                best_value=num(by_lang[best], 3),
+            )
+        )
+    return out
+
+
+def retrieval_section(run: RunFolder, result: EvalResult, lang: str, findings: Findings) -> Section:
+    section = Section("retrieval", say(lang, "h_retrieval"))
+    task = result.retrieval.main_task
+    figures = result.retrieval.tasks[task]
+    section.paragraphs.append(_retrieval_summary(result, lang))
+    section.paragraphs += _baseline_paragraphs(result, lang, findings)
     accuracy = run.final().get("val/triplet_acc")
     r1, hard = figures.get("recall@1"), figures.get("triplet_acc_hard")
     if finite(accuracy) and finite(r1):
@@ -186,50 +221,21 @@ def retrieval_section(run: RunFolder, evaluation: dict, lang: str, findings: Fin
         section.paragraphs.append(
             say(lang, key, acc=num(accuracy), r1=pct(r1, lang), hard=num(hard))
         )
-
-    by_lang = {
-        code: (tasks.get(task) or {}).get("recall@1")
-        for code, tasks in (evaluation.get("by_lang") or {}).items()
-    }
-    sizes = {
-        code: (tasks.get(task) or {}).get("n_queries") or 0
-        for code, tasks in (evaluation.get("by_lang") or {}).items()
-    }
-    by_lang = {code: value for code, value in by_lang.items() if finite(value)}
-    if len(by_lang) >= 2:
-        values = join_list(
-            [f"{label(lang, code)} {num(v, 3)} (n={sizes[code]})" for code, v in by_lang.items()],
-            lang,
-        )
-        section.paragraphs.append(say(lang, "by_lang", task=label(lang, task), values=values))
-        best = max(by_lang, key=by_lang.get)
-        worst = min(by_lang, key=by_lang.get)
-        if by_lang[best] - by_lang[worst] >= 0.1 and min(sizes[best], sizes[worst]) >= 3:
-            findings.worst_lang = worst
-            section.paragraphs.append(
-                say(
-                    lang,
-                    "by_lang_gap",
-                    worst=label(lang, worst),
-                    best=label(lang, best),
-                    worst_value=num(by_lang[worst], 3),
-                    best_value=num(by_lang[best], 3),
-                )
-            )
+    section.paragraphs += _language_paragraphs(result, task, lang, findings)
     header = [say(lang, "col_task"), *(label(lang, c) for c in RETRIEVAL_COLUMNS)]
     header.append(label(lang, "n_queries"))
-    section.tables.append((header, _retrieval_rows(evaluation, lang)))
+    section.tables.append((header, _retrieval_rows(result, lang)))
     return section
 
 
 def verification_section(
-    run: RunFolder, evaluation: dict, curves: dict, lang: str, findings: Findings
+    run: RunFolder, result: EvalResult, curves: dict, lang: str, findings: Findings
 ) -> Section:
     section = Section("verification", say(lang, "h_verification"))
-    task = main_task(evaluation)
-    verification = evaluation.get("verification", {}).get(task) or {}
-    at1 = verification.get("at_fpr_0.01") or {}
-    at5 = verification.get("at_fpr_0.05") or {}
+    task = result.retrieval.main_task
+    verification = result.verification.tasks.get(task) or {}
+    at1 = result.verification.at_fpr(task, 0.01)
+    at5 = result.verification.at_fpr(task, 0.05)
     if finite(verification.get("roc_auc")):
         section.paragraphs.append(
             say(
@@ -258,8 +264,8 @@ def verification_section(
     ]
     rows = []
     for name in TASKS:
-        figures = evaluation.get("verification", {}).get(name) or {}
-        one, five = figures.get("at_fpr_0.01") or {}, figures.get("at_fpr_0.05") or {}
+        figures = result.verification.tasks.get(name) or {}
+        one, five = result.verification.at_fpr(name, 0.01), result.verification.at_fpr(name, 0.05)
         rows.append(
             [
                 label(lang, name),
@@ -288,7 +294,7 @@ def distribution_section(curves: dict, lang: str) -> Section | None:
 
 def gallery_section(evaluation: Evaluation, lang: str) -> Section | None:
     tasks = evaluation.top5.get("tasks") or {}
-    task = main_task(evaluation.result)
+    task = evaluation.result.retrieval.main_task
     entries = tasks.get(task) or []
     if not entries:
         return None

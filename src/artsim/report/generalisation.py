@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from artsim.eval.generalisation import baseline_comparison, read_evaluations
+from artsim.eval.generalisation import baseline_comparison
+from artsim.eval.result import Comparison, read_results
 from artsim.report.text import check_lang, num
 
 WORDS: dict[str, dict[str, str]] = {
@@ -96,7 +97,7 @@ def generalisation_part(
     """
     check_lang(lang)
     words, tasks = WORDS[lang], TASK_NAMES[lang]
-    evaluations = read_evaluations(run_dir)
+    evaluations = read_results(run_dir)
     if not evaluations:
         return None
     header = [words[f"col_{key}"] for key in ("evaluation", "task", "trained", "frozen")]
@@ -105,29 +106,29 @@ def generalisation_part(
     paragraphs = [words["intro"]]
     flagged = False
     for result in evaluations:
-        comparison = baseline_comparison(result)
-        name = str(result.get("name", "?"))
-        for task, row in comparison["tasks"].items():
+        comparison = baseline_comparison(result.retrieval, result.baselines)
+        name = str(result.name if result.name is not None else "?")
+        for task, row in comparison.vs_baselines.items():
             rows.append(
                 [
                     name,
                     tasks.get(task, task),
-                    num(row["trained"], 3),
-                    num(row["frozen"], 3),
-                    num(row["phash"], 3),
-                    _signed(row["minus_frozen"]),
+                    num(row.trained, 3),
+                    num(row.frozen, 3),
+                    num(row.phash, 3),
+                    _signed(row.minus_frozen),
                     _paired(row),
                     _flag(row, words),
                 ]
             )
-        if comparison["below_frozen"]:
-            names = ", ".join(tasks.get(task, task) for task in comparison["below_frozen"])
+        if comparison.below_frozen:
+            names = ", ".join(tasks.get(task, task) for task in comparison.below_frozen)
             paragraphs.append(words["below"].format(evaluation=name, tasks=names))
             flagged = True
-        if comparison["lower_within_chance"]:
+        if comparison.lower_within_chance:
             names = ", ".join(
-                f"{tasks.get(task, task)} ({_paired(comparison['tasks'][task])})"
-                for task in comparison["lower_within_chance"]
+                f"{tasks.get(task, task)} ({_paired(comparison.vs_baselines[task])})"
+                for task in comparison.lower_within_chance
             )
             paragraphs.append(words["within_chance"].format(evaluation=name, tasks=names))
     if not flagged:
@@ -135,16 +136,16 @@ def generalisation_part(
     return words["title"], paragraphs, (header, rows)
 
 
-def _flag(row: dict[str, Any], words: dict[str, str]) -> str:
-    if row["below_frozen"]:
+def _flag(row: Comparison, words: dict[str, str]) -> str:
+    if row.below_frozen:
         return words["flag"]
-    return words["lower"] if row.get("lower_within_chance") else ""
+    return words["lower"] if row.lower_within_chance else ""
 
 
-def _paired(row: dict[str, Any]) -> str:
-    if row.get("wins") is None:
+def _paired(row: Comparison) -> str:
+    if row.wins is None:
         return "–"
-    return f"+{row['wins']} / −{row['losses']} (p {num(row['p_value'], 2)})"
+    return f"+{row.wins} / −{row.losses} (p {num(row.p_value, 2)})"
 
 
 def _signed(value: Any) -> str:

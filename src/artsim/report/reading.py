@@ -13,6 +13,7 @@ from typing import Any
 
 from artsim import runfolder
 from artsim.errors import UserError
+from artsim.eval.result import EvalResult
 from artsim.model.heads import model_id
 from artsim.runfolder import SEED_DOCUMENT_FIGURES
 
@@ -125,7 +126,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
 class Evaluation:
     """The validation evaluation of a run: the result, its curves and top-5 lists."""
 
-    result: dict[str, Any] | None
+    result: EvalResult | None
     curves: dict[str, Any] = field(default_factory=dict)
     top5: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None  # why there is no result
@@ -153,7 +154,7 @@ def load_evaluation(run: RunFolder, name: str = "val") -> Evaluation:
             f"{result.get('model_id')}, not the run's model {current}: run {command} again",
         )
     return Evaluation(
-        result,
+        EvalResult.from_dict(result),
         runfolder.read_evaluation(run.path, name, "curves"),
         runfolder.read_evaluation(run.path, name, "top5"),
     )

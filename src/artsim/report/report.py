@@ -59,22 +59,21 @@ def build_report(
     html_path, md_path = report_paths(run.path, lang, out_dir)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     title = say(lang, "title", run=run.name)
-    result = evaluation.result or {}
+    result = evaluation.result
+    model, data = (result.model_id, result.data_fingerprint) if result else (None, None)
     meta = " · ".join(
         part
         for part in (
             str(run.path),
-            f"{label(lang, 'meta_model')} {result['model_id']}" if result.get("model_id") else "",
-            f"{label(lang, 'meta_data')} {result['data_fingerprint']}"
-            if result.get("data_fingerprint")
-            else "",
+            f"{label(lang, 'meta_model')} {model}" if model else "",
+            f"{label(lang, 'meta_data')} {data}" if data else "",
         )
         if part
     )
     items = (evaluation.top5 or {}).get("items") or {}
     for section in sections:
         if maps and section.gallery:
-            section.maps = _gallery_maps(run.path, result.get("model_id", ""), section, items)
+            section.maps = _gallery_maps(run.path, model or "", section, items)
     html_path.write_text(render_html(title, meta, sections, items, lang), encoding="utf-8")
     image_dir = md_path.parent / f"{md_path.stem}_files"
     md_path.write_text(

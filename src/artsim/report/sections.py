@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from artsim.eval.tasks import RETRIEVAL_METRICS
-from artsim.report.reading import finite
 
 # the report shows every retrieval metric the evaluation computes, in its order
 RETRIEVAL_COLUMNS = RETRIEVAL_METRICS
@@ -51,18 +50,3 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def task_figure(evaluation: dict | None, task: str, metric: str = "recall@1") -> float | None:
-    """A retrieval figure of a task in an evaluation result (None when absent or not finite)."""
-    if not evaluation:
-        return None
-    value = (evaluation.get("tasks", {}).get(task) or {}).get(metric)
-    return value if finite(value) else None
-
-
-def main_task(evaluation: dict | None) -> str:
-    """The task the report leads with: ``fused`` when it has queries, else ``image``."""
-    if evaluation and (evaluation["tasks"].get("fused") or {}).get("n_queries"):
-        return "fused"
-    return "image"

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from artsim.eval.generalisation import read_evaluations
+from artsim.eval.result import EvalResult, Figures, read_results
 from artsim.report.text import check_lang, num
 
 WORDS: dict[str, dict[str, str]] = {
@@ -151,7 +151,7 @@ GRADE_WORDS = {
 GRADES = ("copy", "derived", "related", "unrelated")
 
 
-def _row(words, name: str, scorer: str, figures: dict[str, Any]) -> list[str]:
+def _row(words, name: str, scorer: str, figures: Figures) -> list[str]:
     at90 = figures.get("at_precision_0.9") or {}
     at95 = figures.get("at_precision_0.95") or {}
     one = (figures.get("thresholds") or {}).get("0.01") or {}
@@ -181,13 +181,112 @@ def _confusion_table(words, lang: str, counts: dict[str, dict[str, int]], where:
     return header, rows
 
 
+def _figure_rows(words, result: EvalResult) -> list[list[str]]:
+    """The ISC figures and the 1% threshold of the trained model and its baselines."""
+    name = str(result.name if result.name is not None else "?")
+    rows = []
+    for task in ("image", "text", "fused"):
+        figures = result.verification.open_set.get(task)
+        if figures:
+            rows.append(_row(words, name, f"{words['trained']}, {task}", figures))
+    for kind, tasks in (("frozen", ("image", "text", "fused")), ("phash", ("image",))):
+        for task in tasks:
+            baseline = result.baselines.of(kind, task)
+            if baseline and baseline.open_set:
+                rows.append(_row(words, name, f"{words[kind]}, {task}", baseline.open_set))
+    return rows
+
+
+def _run_calibration(words, run_dir: Path) -> str | None:
+    """Where the run's calibration.json was set, in a sentence (``None`` without one)."""
+    calibration = _read_json(run_dir / "calibration.json")
+    open_set = calibration.get("open_set") or {}
+    if not open_set:
+        return None
+    chose = open_set.get("about", {}).get("chose_nothing")
+    split, _, data = str(calibration.get("source", "?")).partition(" split of ")
+    return words["calibration_run"].format(
+        split=split,
+        data=data or "?",
+        chose=words["chose_nothing" if chose else "chose_something"],
+    )
+
+
+def _measured_table(words, about: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Per task and distractor rate: the collection's threshold, recall and false rate."""
+    rows = []
+    for task, rates in (about.get("measured") or {}).items():
+        for rate, values in rates.items():
+            low, high = values.get("false_rate_interval", [None, None])
+            rows.append(
+                [
+                    task,
+                    rate,
+                    num(values.get("threshold"), 3),
+                    num(values.get("recall"), 3),
+                    f"{num(values.get('false_rate'), 3)} ({num(low, 3)}–{num(high, 3)})",
+                ]
+            )
+    return [words[f"col_{k}"] for k in ("task", "rate", "threshold", "recall", "false")], rows
+
+
+def _reliability_table(measured: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"{num(row['low'], 2)}–{num(row['high'], 2)}",
+            num(row["weight"], 3),
+            num(row["stated"], 3),
+            num(row["observed"], 3),
+        ]
+        for row in measured.get("bins", [])
+    ]
+
+
+def _collection_part(words, lang: str, run_dir: Path) -> tuple[list[str], list]:
+    """The paragraphs and tables of the calibration on the indexed collection
+    (``RUN/index/index.json``); none when the index has none."""
+    collection = _read_json(run_dir / "index" / "index.json").get("calibration") or {}
+    if not collection:
+        return [], []
+    about = collection.get("about", {})
+    on = about.get("on", {})
+    paragraphs = [
+        words["calibration_index"].format(
+            index=run_dir.name + "/index",
+            matches=on.get("match_queries", "?"),
+            distractors=on.get("distractor_queries", "?"),
+            seed=on.get("seed", "?"),
+        )
+    ]
+    tables = [_measured_table(words, about)]
+    confusion = about.get("confusion") or {}
+    if confusion.get("counts"):
+        where = words["where_index"].format(task=confusion.get("task", "?"))
+        paragraphs.append(words["confusion"].format(where=where))
+        tables.append(_confusion_table(words, lang, confusion["counts"], where))
+    for task, measured in (about.get("reliability") or {}).items():
+        if not measured or measured.get("ece") is None:
+            continue
+        paragraphs.append(
+            words["reliability"].format(
+                task=task,
+                ece=num(measured["ece"], 3),
+                results=measured.get("results", "?"),
+                before=num(measured.get("ece_best_result_table_everywhere"), 3),
+            )
+        )
+        header = [words[f"col_{k}"] for k in ("bin", "share", "stated", "observed")]
+        tables.append((header, _reliability_table(measured)))
+    return paragraphs, tables
+
+
 def verdicts_part(run_dir: str | Path, lang: str = "en") -> dict[str, Any] | None:
     """``{"title", "paragraphs", "tables"}`` for the run, or ``None`` when no evaluation of it
     has open-set figures (evaluated before they existed)."""
     check_lang(lang)
     words = WORDS[lang]
     run_dir = Path(run_dir)
-    evaluations = [r for r in read_evaluations(run_dir) if r.get("open_set")]
+    evaluations = [result for result in read_results(run_dir) if result.verification.open_set]
     if not evaluations:
         return None
     paragraphs = [words["intro"]]
@@ -195,100 +294,22 @@ def verdicts_part(run_dir: str | Path, lang: str = "en") -> dict[str, Any] | Non
     header += [words["col_t1"], words["col_rec1"], words["col_false1"]]
     rows: list[list[str]] = []
     for result in evaluations:
-        name = str(result.get("name", "?"))
-        for task in ("image", "text", "fused"):
-            figures = result["open_set"].get(task)
-            if figures:
-                rows.append(_row(words, name, f"{words['trained']}, {task}", figures))
-        baselines = result.get("baselines", {})
-        for kind, tasks in (("frozen", ("image", "text", "fused")), ("phash", ("image",))):
-            for task in tasks:
-                figures = (baselines.get(kind) or {}).get(task) or {}
-                if figures.get("open_set"):
-                    rows.append(_row(words, name, f"{words[kind]}, {task}", figures["open_set"]))
-        if result.get("pairs"):
-            paragraphs.append(words["pairs"].format(name=name, split=result.get("split", "?")))
+        rows += _figure_rows(words, result)
+        if result.pairs:
+            name = str(result.name if result.name is not None else "?")
+            split = result.split if result.split is not None else "?"
+            paragraphs.append(words["pairs"].format(name=name, split=split))
     tables = [(header, rows)]
-
-    calibration = _read_json(run_dir / "calibration.json")
-    open_set = calibration.get("open_set") or {}
-    if open_set:
-        chose = open_set.get("about", {}).get("chose_nothing")
-        split, _, data = str(calibration.get("source", "?")).partition(" split of ")
-        paragraphs.append(
-            words["calibration_run"].format(
-                split=split,
-                data=data or "?",
-                chose=words["chose_nothing" if chose else "chose_something"],
-            )
-        )
+    calibration = _run_calibration(words, run_dir)
+    if calibration:
+        paragraphs.append(calibration)
     for result in evaluations:
-        for task, counts in (result.get("open_set_confusion") or {}).items():
-            if task == "fused" and result.get("name") in ("calib", "val"):
-                where = words["where_eval"].format(name=result.get("name"), task=task)
+        for task, counts in result.verification.open_set_confusion.items():
+            if task == "fused" and result.name in ("calib", "val"):
+                where = words["where_eval"].format(name=result.name, task=task)
                 paragraphs.append(words["confusion"].format(where=where))
                 tables.append(_confusion_table(words, lang, counts, where))
-
-    index_json = _read_json(run_dir / "index" / "index.json")
-    collection = index_json.get("calibration") or {}
-    if collection:
-        about = collection.get("about", {})
-        on = about.get("on", {})
-        paragraphs.append(
-            words["calibration_index"].format(
-                index=run_dir.name + "/index",
-                matches=on.get("match_queries", "?"),
-                distractors=on.get("distractor_queries", "?"),
-                seed=on.get("seed", "?"),
-            )
-        )
-        measured_rows = []
-        for task, rates in (about.get("measured") or {}).items():
-            for rate, values in rates.items():
-                low, high = values.get("false_rate_interval", [None, None])
-                measured_rows.append(
-                    [
-                        task,
-                        rate,
-                        num(values.get("threshold"), 3),
-                        num(values.get("recall"), 3),
-                        f"{num(values.get('false_rate'), 3)} ({num(low, 3)}–{num(high, 3)})",
-                    ]
-                )
-        tables.append(
-            (
-                [words[f"col_{k}"] for k in ("task", "rate", "threshold", "recall", "false")],
-                measured_rows,
-            )
-        )
-        confusion = about.get("confusion") or {}
-        if confusion.get("counts"):
-            where = words["where_index"].format(task=confusion.get("task", "?"))
-            paragraphs.append(words["confusion"].format(where=where))
-            tables.append(_confusion_table(words, lang, confusion["counts"], where))
-        for task, measured in (about.get("reliability") or {}).items():
-            if not measured or measured.get("ece") is None:
-                continue
-            paragraphs.append(
-                words["reliability"].format(
-                    task=task,
-                    ece=num(measured["ece"], 3),
-                    results=measured.get("results", "?"),
-                    before=num(measured.get("ece_best_result_table_everywhere"), 3),
-                )
-            )
-            tables.append(
-                (
-                    [words[f"col_{k}"] for k in ("bin", "share", "stated", "observed")],
-                    [
-                        [
-                            f"{num(row['low'], 2)}–{num(row['high'], 2)}",
-                            num(row["weight"], 3),
-                            num(row["stated"], 3),
-                            num(row["observed"], 3),
-                        ]
-                        for row in measured.get("bins", [])
-                    ],
-                )
-            )
+    collection_paragraphs, collection_tables = _collection_part(words, lang, run_dir)
+    paragraphs += collection_paragraphs
+    tables += collection_tables
     return {"title": words["title"], "paragraphs": paragraphs, "tables": tables}
