@@ -122,11 +122,14 @@ def test_the_frozen_baseline_of_a_fine_tuned_run_is_the_frozen_towers(
     assert tuned.model_id != plain.model_id
 
 
-def test_bench_finetune_gives_the_evaluations_figures(two_runs, synthetic_manifest, tmp_path):
+def test_bench_finetune_gives_the_evaluations_figures(
+    two_runs, synthetic_manifest, tmp_path, monkeypatch
+):
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_finetune.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # the benchmarks import their harness
     spec = importlib.util.spec_from_file_location("bench_finetune", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
