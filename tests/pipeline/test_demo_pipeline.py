@@ -39,6 +39,9 @@ def test_demo_runs_every_step_on_a_small_real_corpus(tmp_path, capsys):
     ):
         assert (out / name).is_file(), name
     assert (out / "index").is_dir()
+    # --no-external: the external set is neither built nor evaluated
+    assert not (out / "eval" / "external-art4apps-heldout.json").exists()
+    assert "external check: skipped (--no-external)" in printed
     # the validation groups through the held-out family, judged against the frozen towers
     heldout = json.loads((out / "eval" / "heldout-val.json").read_text())
     assert heldout["counts"]["queries"] > 0 and "below_frozen" in heldout

@@ -10,10 +10,12 @@ Every step reuses what an earlier run of the demo left, when it is still valid.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,7 +27,7 @@ from artsim.cli.evaluate import baseline_table, evaluate_with_progress, result_t
 from artsim.cli.index import calibration_lines
 from artsim.cli.progress import RichReporter
 from artsim.cli.search import search_command
-from artsim.cli.train import seed_document_table, train_with_progress
+from artsim.cli.train import config_parameters, seed_document_table, train_with_progress
 from artsim.data.demo import build_demo_corpus
 from artsim.data.folder import build_external_corpus
 from artsim.data.heldout import derive_heldout_manifest
@@ -106,45 +108,29 @@ def _has_calibration_part(run_dir: Path) -> bool:
     return runfolder.CALIB in set(runfolder.read_split_ids(run_dir).values())
 
 
-def demo_command(
-    out: Annotated[Path, typer.Option(help="run folder")] = Path("runs/demo"),
-    data_dir: Annotated[Path, typer.Option(help="where the demo corpus is built")] = Path(
-        "data/demo"
-    ),
-    external_dir: Annotated[
-        Path,
-        typer.Option(help="where the external evaluation set (art4apps, held-out family) is built"),
-    ] = Path("data/external"),
-    heldout_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="where the held-out-family sets are built (default: heldout/ beside the corpus)"
-        ),
-    ] = None,
-    max_originals: Annotated[
-        int | None, typer.Option(help="originals in the corpus (default 1600)")
-    ] = None,
-    max_epochs: Annotated[
-        int, typer.Option(help="training epochs at most")
-    ] = TrainConfig.max_epochs,
-    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    val_fraction: Annotated[
-        float, typer.Option(help="validation share by group")
-    ] = TrainConfig.val_fraction,
-    external: Annotated[
-        bool, typer.Option("--external/--no-external", help="also evaluate on the external set")
-    ] = True,
-    retrain: Annotated[
-        bool, typer.Option("--retrain", help="train again even if a run exists")
-    ] = False,
-) -> int:
+# the demo builds its own corpus and run folder: these training fields are its own options
+DEMO_OWNED = ("data", "out", "split")
+
+
+def demo_command(**given: Any) -> int:
     """Build the demo corpus, train, evaluate, report, index and search: the whole job."""
+    from artsim.training.config import resolve_config
+
     begun = time.perf_counter()
-    manifest = _corpus_step(data_dir, max_originals, seed)
-    _train_step(out, manifest, seed, val_fraction, max_epochs, retrain)
+    out, data_dir = given["out"], given["data_dir"]
+    # every training option is checked before the first step builds anything
+    config = resolve_config(
+        data=str(data_dir / "manifest.csv"), out=str(out), **_training_options(given)
+    )
+    seed = config.seed
+    manifest = _corpus_step(data_dir, given["max_originals"], seed)
+    _train_step(dataclasses.replace(config, data=str(manifest)), manifest, given["retrain"])
     _evaluate_step(out, manifest)
-    _generalisation_step(out, manifest, heldout_dir or data_dir.parent / "heldout")
-    _external_step(out, external_dir, seed)
+    _generalisation_step(out, manifest, given["heldout_dir"] or data_dir.parent / "heldout")
+    if given["external"]:
+        _external_step(out, given["external_dir"], seed)
+    else:
+        _step("5. external check: skipped (--no-external)")
     english, spanish = _reports_step(out)
     index_dir = _index_step(out, manifest)
     _sample_step(out, manifest, index_dir)
@@ -155,6 +141,16 @@ def demo_command(
         f"total time {time.perf_counter() - begun:.0f} s"
     )
     return 0
+
+
+def _training_options(given: dict[str, Any]) -> dict[str, Any]:
+    """The training options given on the command line (the rest keep the config's defaults)."""
+    from artsim.training.config import parse_loss_weights
+
+    training = {name: given[name] for name in DEMO_TRAINING_FIELDS if given.get(name) is not None}
+    if training.get("loss_weights"):
+        training["loss_weights"] = parse_loss_weights(training["loss_weights"])
+    return training
 
 
 def _corpus_step(data_dir: Path, max_originals: int | None, seed: int) -> Path:
@@ -168,20 +164,11 @@ def _corpus_step(data_dir: Path, max_originals: int | None, seed: int) -> Path:
     return manifest
 
 
-def _train_step(
-    out: Path, manifest: Path, seed: int, val_fraction: float, max_epochs: int, retrain: bool
-) -> None:
+def _train_step(config: TrainConfig, manifest: Path, retrain: bool) -> None:
     """Step 2: train the demo's run (or reuse it when it holds this very run)."""
-    from artsim.training.config import resolve_config
-
-    started = _step(f"2. training ({1 - val_fraction:.0%}/{val_fraction:.0%} split by group)")
-    config = resolve_config(
-        data=str(manifest),
-        out=str(out),
-        seed=seed,
-        val_fraction=val_fraction,
-        max_epochs=max_epochs,
-    )
+    out = Path(config.out)
+    val = config.val_fraction
+    started = _step(f"2. training ({1 - val:.0%}/{val:.0%} split by group)")
     if not retrain and _trained(out, manifest, config):
         console.print(f"{out} already holds this run; --retrain trains it again")
     else:
@@ -288,6 +275,72 @@ def _sample_step(out: Path, manifest: Path, index_dir: Path) -> None:
         console.print(f"query image: {image}\nquery prompt: {text!r}")
         search_command(index=index_dir, image=image, text=text or None, k=5)
 
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+DEMO_TRAINING_FIELDS = tuple(
+    field.name for field in dataclasses.fields(TrainConfig) if field.name not in DEMO_OWNED
+)
+# the demo's own options, then every training option (generated from the config's fields, as
+# `artsim train`'s are: a flag can never be accepted and ignored)
+demo_command.__signature__ = inspect.Signature(
+    [
+        _option("out", Annotated[Path, typer.Option(help="run folder")], Path("runs/demo")),
+        _option(
+            "data_dir",
+            Annotated[Path, typer.Option(help="where the demo corpus is built")],
+            Path("data/demo"),
+        ),
+        _option(
+            "external_dir",
+            Annotated[
+                Path,
+                typer.Option(
+                    help="where the external evaluation set (art4apps, held-out family) is built"
+                ),
+            ],
+            Path("data/external"),
+        ),
+        _option(
+            "heldout_dir",
+            Annotated[
+                Path | None,
+                typer.Option(
+                    help="where the held-out-family sets are built (default: heldout/ beside "
+                    "the corpus)"
+                ),
+            ],
+            None,
+        ),
+        _option(
+            "max_originals",
+            Annotated[int | None, typer.Option(help="originals in the corpus (default 1600)")],
+            None,
+        ),
+        _option(
+            "external",
+            Annotated[
+                bool,
+                typer.Option("--external/--no-external", help="also evaluate on the external set"),
+            ],
+            True,
+        ),
+        _option(
+            "retrain",
+            Annotated[bool, typer.Option("--retrain", help="train again even if a run exists")],
+            False,
+        ),
+        *(p for p in config_parameters() if p.name in DEMO_TRAINING_FIELDS),
+    ],
+    return_annotation=int,
+)
+demo_command.__annotations__ = {
+    p.name: p.annotation for p in demo_command.__signature__.parameters.values()
+} | {"return": int}
 
 app = typer.Typer(add_completion=False)
 app.command("demo")(demo_command)
