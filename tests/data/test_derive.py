@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from artsim.data.derive import derive_manifest, stable_seed
-from artsim.data.images import load_rgb
 from artsim.data.items import Item
 from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.data.prompts import make_prompt
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.data.transforms import GENERATED_MAX_SIDE, TRANSFORM_FAMILIES, TRANSFORMS

@@ -9,7 +9,7 @@ from safetensors import safe_open
 
 from artsim.cli.train import main
 from artsim.data.augment import augment_image
-from artsim.data.images import load_rgb
+from artsim.data.pictures.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.towers import create_image_tower
 from artsim.runfolder import read_metrics

@@ -38,8 +38,8 @@ from artsim.data.formats import (
     manifest_suffix,
     write_records,
 )
-from artsim.data.images import DEFAULT_MAX_PIXELS, check_image
 from artsim.data.items import CORE_COLUMNS, ROLES, Item, Problem
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, check_image
 from artsim.errors import DataError, ImageError
 from artsim.runfolder import PROBLEMS_FILE
 
@@ -291,7 +291,7 @@ def load_manifest(
 
     Raises :class:`DataError` for problems with the whole file (missing, not UTF-8, empty, missing
     required columns, unknown suffix). With ``check_images`` every image is opened and decoded
-    (see :func:`artsim.data.images.check_image`); without it only the paths are checked.
+    (see :func:`artsim.data.pictures.images.check_image`); without it only the paths are checked.
 
     >>> manifest = load_manifest("data/demo/manifest.csv")  # doctest: +SKIP
     >>> [problem.format() for problem in manifest.errors]  # doctest: +SKIP

@@ -56,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.images import DEFAULT_MAX_PIXELS
 from artsim.data.items import Item
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import UserError
 from artsim.index.calibration_copy import copy_grade, grade_scores, near_duplicate_scores

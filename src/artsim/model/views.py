@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from artsim.data.copyaug import AUGMENT_VERSION, copy_view
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.features import FeatureCache, ProgressCallback, file_key, keep_computed
 from artsim.model.towers import ImageTower, PairedImageTower
 
