@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import harness
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.pointing import POINTING_PATTERNS, play, pointing_pairs, pointing_table
 from artsim.model.embedder import Embedder
 from artsim.model.explain import (

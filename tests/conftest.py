@@ -97,8 +97,8 @@ def write_fake_run(
         save_model(ArtSimModel(config), run_dir)
     if manifest is None:
         return run_dir
-    from artsim.data.manifest import load_manifest
-    from artsim.data.split import group_split, split_sizes
+    from artsim.data.manifest.manifest import load_manifest
+    from artsim.data.manifest.split import group_split, split_sizes
 
     loaded = load_manifest(manifest)
     assignment = group_split(loaded.items, val_fraction, seed=seed)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.data import main
-from artsim.data.manifest import write_manifest
+from artsim.data.manifest.manifest import write_manifest
 
 
 def _output(capsys: pytest.CaptureFixture[str]) -> str:
@@ -119,7 +119,7 @@ def test_derive_and_demo_call_their_builders(
     synthetic_manifest: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """Only the wiring: the builders themselves are tested with their own modules."""
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
 
     calls = {}
 

@@ -27,7 +27,7 @@ from artsim.data.demo import (
     read_stamp_description,
     select_originals,
 )
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import DataError
 
 DEP5_COPYRIGHT = """\

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from artsim.data.derive import derive_manifest, stable_seed
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.pictures.images import load_rgb
 from artsim.data.prompts import make_prompt
 from artsim.data.synthetic import make_synthetic_manifest
@@ -195,7 +195,7 @@ def test_refuses_to_overwrite_its_input(source_manifest: Manifest) -> None:
 def test_overlays_borrow_only_from_the_same_side_of_the_split(tmp_path: Path):
     """No stand-in carries a patch of an original from the other side of the split that
     `artsim train` makes by default (same seed, same fractions), calibration part included."""
-    from artsim.data.split import carve_calibration, group_split
+    from artsim.data.manifest.split import carve_calibration, group_split
     from artsim.training.config import TrainConfig
 
     originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=30, seed=1))

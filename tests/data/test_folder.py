@@ -7,7 +7,7 @@ from PIL import Image
 
 from artsim.cli.data import main
 from artsim.data.folder import caption_from_name, originals_from_folder
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 
 
 def _picture(path, seed):

@@ -30,8 +30,8 @@ from artsim.data.heldout_transforms import (
     apply_pattern,
     derive_heldout,
 )
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.errors import DataError
 

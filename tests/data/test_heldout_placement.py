@@ -9,7 +9,7 @@ from PIL import Image
 from artsim.data.heldout import derive_heldout_manifest, parse_box
 from artsim.data.heldout_canvas import Placement
 from artsim.data.heldout_transforms import PATTERN_NAMES, apply_pattern, derive_one
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 
 # patterns that move, cut or frame the picture without repeating it outside the box

@@ -66,7 +66,7 @@ def test_augmentation_is_seeded_and_keeps_the_picture_mode(training_manifest):
 
 
 def test_finetune_groups_draws_whole_groups_with_the_seed(training_manifest):
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
     from artsim.training.finetune import finetune_rows
 
     items = load_manifest(training_manifest).items

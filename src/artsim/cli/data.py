@@ -17,9 +17,9 @@ from rich.table import Table
 
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
-from artsim.data.manifest import Manifest, load_manifest, validate_manifest
+from artsim.data.manifest.manifest import Manifest, load_manifest, validate_manifest
+from artsim.data.manifest.split import DEFAULT_VAL_FRACTION, group_split, split_sizes, write_split
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
-from artsim.data.split import DEFAULT_VAL_FRACTION, group_split, split_sizes, write_split
 from artsim.errors import UserError
 
 app = typer.Typer(

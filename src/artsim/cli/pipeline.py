@@ -31,7 +31,7 @@ from artsim.cli.train import config_parameters, seed_document_table, train_with_
 from artsim.data.demo import build_demo_corpus
 from artsim.data.folder import build_external_corpus
 from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.training.config import TrainConfig
 

@@ -31,8 +31,8 @@ from PIL import Image
 from artsim.data.candidates import Candidate
 from artsim.data.debian import PackageTree, default_cache_dir, fetch_package
 from artsim.data.derive import derive_manifest, stable_seed
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest, write_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest, write_manifest
 from artsim.data.sources import extra_finders
 from artsim.errors import DataError
 from artsim.progress import Reporter, or_silent

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, write_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, write_manifest
+from artsim.data.manifest.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.data.prompts import STYLE_OF_TRANSFORM, make_prompt
-from artsim.data.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.data.transforms import (
     GENERATED_MAX_SIDE,
     TRANSFORM_FAMILIES,
@@ -63,7 +63,7 @@ def default_sides(
 ) -> dict[str, str]:
     """The side (train, val, calib) each original's group will take in ``artsim train``'s
     default split of the derived manifest (same seed and fractions): overlays borrow within it."""
-    from artsim.data.split import carve_calibration, group_split
+    from artsim.data.manifest.split import carve_calibration, group_split
 
     items = [*originals]
     for original in originals:

@@ -29,8 +29,8 @@ from PIL import Image
 from artsim.data.heldout_canvas import Placement
 from artsim.data.heldout_prompts import heldout_prompt, spanish_description
 from artsim.data.heldout_transforms import check_patterns, derive_heldout_placed
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest, write_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest, write_manifest
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import DataError, ImageError
 from artsim.runfolder import read_split_ids

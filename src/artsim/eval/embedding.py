@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.data.pictures.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent

@@ -28,8 +28,8 @@ from typing import Any
 import torch
 
 from artsim import runfolder
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import DataError, ImageError, UserError
 from artsim.eval.baselines import evaluate_baselines

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from artsim.data.heldout import parse_box
-from artsim.data.manifest import Manifest
+from artsim.data.manifest.manifest import Manifest
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.explain import MatchMap, match_map

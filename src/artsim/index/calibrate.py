@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import UserError

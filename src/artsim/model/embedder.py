@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artsim.data.items import text_problem
+from artsim.data.manifest.items import text_problem
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, check_picture
 from artsim.errors import DataError
 from artsim.model.blend import fuse

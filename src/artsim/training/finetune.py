@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from artsim.data.augment import augment_image
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.data.pictures.images import load_rgb
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import ImageTower
