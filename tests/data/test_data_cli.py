@@ -142,7 +142,9 @@ def test_derive_and_demo_call_their_builders(
         return synthetic_manifest
 
     monkeypatch.setitem(
-        sys.modules, "artsim.data.derive", types.SimpleNamespace(derive_manifest=derive_manifest)
+        sys.modules,
+        "artsim.data.families.training.derive",
+        types.SimpleNamespace(derive_manifest=derive_manifest),
     )
     monkeypatch.setitem(
         sys.modules, "artsim.data.demo", types.SimpleNamespace(build_demo_corpus=build_demo_corpus)

@@ -125,7 +125,7 @@ def test_prompts_english_spanish_and_none() -> None:
 
 
 def test_prompts_share_no_template_with_training() -> None:
-    from artsim.data import prompts
+    from artsim.data.families.training import prompts
 
     ours = set(heldout_prompts.TEMPLATES_EN) | set(heldout_prompts.TEMPLATES_ES)
     theirs = set(prompts.TEMPLATES_EN) | set(prompts.TEMPLATES_ES)
@@ -156,9 +156,13 @@ def _function_bodies(path: Path) -> set[str]:
 
 
 def test_no_code_shared_with_the_training_transforms() -> None:
-    from artsim.data import derive, prompts, transforms
+    from artsim.data.families.training import derive, prompts, transforms
 
-    training = ("artsim.data.derive", "artsim.data.transforms", "artsim.data.prompts")
+    training = (
+        "artsim.data.families.training.derive",
+        "artsim.data.families.training.transforms",
+        "artsim.data.families.training.prompts",
+    )
     ours_modules = (heldout, heldout_canvas, heldout_overlays, heldout_prompts, heldout_transforms)
     for module in ours_modules:
         assert not set(training) & _imports(module), module.__name__

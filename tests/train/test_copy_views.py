@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from artsim.cli.train import main
-from artsim.data.copyaug import CHANGES, copy_view
+from artsim.data.families.training.copyaug import CHANGES, copy_view
 from artsim.data.manifest.items import VIEW_ROLE, Item
 from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import UserError

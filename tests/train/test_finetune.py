@@ -8,7 +8,7 @@ import numpy as np
 from safetensors import safe_open
 
 from artsim.cli.train import main
-from artsim.data.augment import augment_image
+from artsim.data.families.training.augment import augment_image
 from artsim.data.pictures.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.towers import create_image_tower

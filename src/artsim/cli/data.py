@@ -216,7 +216,7 @@ def derive(
             else None,
         )
     else:
-        from artsim.data.derive import derive_manifest
+        from artsim.data.families.training.derive import derive_manifest
 
         with _reporter() as reporter:
             written = derive_manifest(
@@ -273,7 +273,7 @@ def folder(
     seed: Seed = 0,
 ) -> int:
     """Make a manifest from a folder of images: captions from file names, then stand-ins."""
-    from artsim.data.derive import derive_manifest
+    from artsim.data.families.training.derive import derive_manifest
     from artsim.data.folder import originals_from_folder
 
     written = originals_from_folder(

@@ -5,7 +5,8 @@ description and translations, GPL) and ``openclipart-png`` (Open Clip Art Librar
 domain). The packages are fetched by :mod:`artsim.data.debian` (``apt-get download`` and
 ``dpkg-deb -x`` into a cache folder; nothing is installed on the system); this module chooses the
 originals among their images. The generated side of the corpus is made by
-:func:`artsim.data.derive.derive_manifest` (documented stand-ins, not real generated art).
+:func:`artsim.data.families.training.derive.derive_manifest` (documented stand-ins, not real
+generated art).
 
 ``openclipart-png`` carries no SVG or other per-image metadata (its copyright file mentions
 per-image ``.txt`` files, but the package holds only PNGs), so titles come from the file names
@@ -30,7 +31,7 @@ from PIL import Image
 
 from artsim.data.candidates import Candidate
 from artsim.data.debian import PackageTree, default_cache_dir, fetch_package
-from artsim.data.derive import derive_manifest, stable_seed
+from artsim.data.families.training.derive import derive_manifest, stable_seed
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import load_manifest, write_manifest
 from artsim.data.sources import extra_finders

@@ -19,7 +19,7 @@ import numpy as np
 
 from artsim.data.debian import default_cache_dir, fetch_package
 from artsim.data.demo import image_fingerprint
-from artsim.data.derive import derive_manifest
+from artsim.data.families.training.derive import derive_manifest
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import load_manifest, write_manifest
 from artsim.errors import DataError

@@ -1,9 +1,10 @@
 """Prompt texts for the evaluation-only derivation family, written apart from the training ones.
 
-The training stand-ins (:mod:`artsim.data.derive`) wrap a caption in "a painting of ..., style"
-templates. A text model tuned on those can learn the templates; these prompts use other wordings,
-other style vocabulary and other orders (the subject often last, a user's voice, hashtags), in
-English and Spanish, so a text evaluation on them is not an evaluation of template matching.
+The training stand-ins (:mod:`artsim.data.families.training.derive`) wrap a caption in "a painting
+of ..., style" templates. A text model tuned on those can learn the templates; these prompts use
+other wordings, other style vocabulary and other orders (the subject often last, a user's voice,
+hashtags), in English and Spanish, so a text evaluation on them is not an evaluation of template
+matching.
 
 A Spanish prompt needs a Spanish description of the original (metadata ``text_es``, or the
 original's own text when its ``lang`` is ``es``); originals without one get English prompts only.

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from artsim.data.augment import augment_image
+from artsim.data.families.training.augment import augment_image
 from artsim.data.manifest.items import Item
 from artsim.data.pictures.images import load_rgb
 from artsim.model.heads import ModelConfig
