@@ -294,7 +294,7 @@ class QuickKit:
     def heldout(self) -> Path:
         path = self.folder / "heldout" / "manifest.csv"
         if not path.is_file():
-            from artsim.data.heldout import derive_heldout_manifest
+            from artsim.data.families.heldout.derive import derive_heldout_manifest
             from artsim.data.manifest.manifest import load_manifest
 
             derive_heldout_manifest(load_manifest(self.manifest), path.parent, per_original=2)

@@ -14,16 +14,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artsim.cli.data import main
-from artsim.data import (
-    heldout,
-    heldout_canvas,
-    heldout_overlays,
-    heldout_prompts,
-    heldout_transforms,
-)
-from artsim.data.heldout import derive_heldout_manifest, heldout_seed
-from artsim.data.heldout_prompts import heldout_prompt
-from artsim.data.heldout_transforms import (
+from artsim.data.families.heldout import canvas as heldout_canvas
+from artsim.data.families.heldout import derive as heldout
+from artsim.data.families.heldout import overlays as heldout_overlays
+from artsim.data.families.heldout import prompts as heldout_prompts
+from artsim.data.families.heldout import transforms as heldout_transforms
+from artsim.data.families.heldout.derive import derive_heldout_manifest, heldout_seed
+from artsim.data.families.heldout.prompts import heldout_prompt
+from artsim.data.families.heldout.transforms import (
     COMBO,
     PATTERN_NAMES,
     PATTERNS,
@@ -261,7 +259,7 @@ def test_cli_heldout_family_on_one_side_of_a_split(
 def test_split_groups_reads_ids_with_newlines_as_the_run_folder_writes_them(
     originals: Manifest, tmp_path: Path
 ) -> None:
-    from artsim.data.heldout import split_groups
+    from artsim.data.families.heldout.derive import split_groups
     from artsim.runfolder import write_split
 
     first, second = originals.items[0], originals.items[1]

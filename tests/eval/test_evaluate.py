@@ -234,7 +234,7 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
 
 
 def test_heldout_queries_get_figures_per_pattern(eval_run, run_copy, tmp_path):
-    from artsim.data.heldout import derive_heldout_manifest
+    from artsim.data.families.heldout.derive import derive_heldout_manifest
     from artsim.data.manifest.manifest import load_manifest
 
     run = run_copy(eval_run)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from artsim.cli.index import main as index_main
-from artsim.data.heldout import derive_heldout_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
 from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.synthetic import make_synthetic_manifest
 from artsim.index.build import build_index

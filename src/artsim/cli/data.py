@@ -196,7 +196,7 @@ def derive(
     refuse_writing_over_input(out / "manifest.csv", manifest_path)
     manifest = load_manifest(manifest_path)
     if family == "heldout":
-        from artsim.data.heldout import (
+        from artsim.data.families.heldout.derive import (
             derive_heldout_manifest,
             distractor_paths,
             split_groups,
@@ -343,7 +343,7 @@ def lofo(
     ] = None,
 ) -> int:
     """Leave one source out: OUT/train without it, OUT/eval with its originals (heldout family)."""
-    from artsim.data.heldout import distractor_paths
+    from artsim.data.families.heldout.derive import distractor_paths
     from artsim.data.lofo import leave_one_source_out
 
     manifest = load_manifest(manifest_path, check_images=False)

@@ -165,7 +165,7 @@ def build_external_corpus(
         )
     )
     if family == "heldout":
-        from artsim.data.heldout import derive_heldout_manifest
+        from artsim.data.families.heldout.derive import derive_heldout_manifest
 
         return derive_heldout_manifest(originals, out_dir, per_original=per_original, seed=seed)
     return derive_manifest(

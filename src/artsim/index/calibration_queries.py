@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.heldout import derive_heldout_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.pictures.images import load_rgb

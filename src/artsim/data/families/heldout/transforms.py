@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from artsim.data.heldout_canvas import (
+from artsim.data.families.heldout.canvas import (
     WORKING_SIDE,
     Context,
     Placement,
@@ -43,7 +43,7 @@ from artsim.data.heldout_canvas import (
     to_array,
     to_image,
 )
-from artsim.data.heldout_overlays import (
+from artsim.data.families.heldout.overlays import (
     collage,
     detail,
     emoji_overlay,
@@ -293,7 +293,7 @@ def derive_one(
 ) -> Derived:
     """Apply one pattern (or ``"combo"``: a chain of two or three); return the picture, the name
     of what was applied (e.g. ``"combo:colour_grade+meme_caption"``) and where the original's
-    pixels lie in the picture (:class:`~artsim.data.heldout_canvas.Placement`)."""
+    pixels lie in the picture (:class:`~artsim.data.families.heldout.canvas.Placement`)."""
     ctx = Context(rng=rng, distractors=distractors)
     base = fit(image)
     placement = Placement.whole(image.size).scaled(image.size, base.size)

@@ -114,8 +114,8 @@ def heldout_prompt(
     """A prompt and its language for one derived item of ``original``; ``("", "")`` if the
     original has no description in the asked language or in English.
 
-    ``pattern`` is the name :func:`artsim.data.heldout_transforms.apply_pattern` returned; its
-    first part chooses the words for the look.
+    ``pattern`` is the name :func:`artsim.data.families.heldout.transforms.apply_pattern` returned;
+    its first part chooses the words for the look.
 
     >>> item = Item(id="a", group="a", role="original", image=Path("a.png"), text="A red fox.")
     >>> heldout_prompt(item, "meme_caption", np.random.default_rng(0))  # doctest: +SKIP
