@@ -365,7 +365,7 @@ def quick_kit() -> QuickKit:
 def _two_package_manifest(folder: Path) -> Path:
     """The synthetic corpus, its originals in two packages and, for those with an English
     caption, its Spanish translation (``text_es``, as the demo corpus's Tux Paint stamps have)."""
-    from artsim.data.synthetic import COLOURS, SHAPES, make_synthetic_manifest
+    from artsim.data.corpora.synthetic import COLOURS, SHAPES, make_synthetic_manifest
 
     manifest = make_synthetic_manifest(folder, n_groups=24)
     rows = list(csv.DictReader(manifest.open(encoding="utf-8")))

@@ -147,7 +147,9 @@ def test_derive_and_demo_call_their_builders(
         types.SimpleNamespace(derive_manifest=derive_manifest),
     )
     monkeypatch.setitem(
-        sys.modules, "artsim.data.demo", types.SimpleNamespace(build_demo_corpus=build_demo_corpus)
+        sys.modules,
+        "artsim.data.corpora.demo",
+        types.SimpleNamespace(build_demo_corpus=build_demo_corpus),
     )
     try:
         argv = ["derive", str(synthetic_manifest), "--per-original", "2", "--seed", "4"]

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artsim.data import debian, demo
-from artsim.data.debian import (
+from artsim.data.corpora import debian, demo
+from artsim.data.corpora.debian import (
     PackageTree,
     default_cache_dir,
     fetch_package,
     read_copyright_licence,
 )
-from artsim.data.demo import (
+from artsim.data.corpora.demo import (
     OPENCLIPART,
     TUXPAINT,
     build_demo_corpus,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.data.families.training.derive import derive_manifest, stable_seed
 from artsim.data.families.training.prompts import make_prompt
 from artsim.data.families.training.transforms import (
@@ -19,7 +20,6 @@ from artsim.data.families.training.transforms import (
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.data.pictures.images import load_rgb
-from artsim.data.synthetic import make_synthetic_manifest
 from artsim.errors import DataError
 
 PER_ORIGINAL = 4

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artsim.cli.data import main
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.data.families.heldout import canvas as heldout_canvas
 from artsim.data.families.heldout import derive as heldout
 from artsim.data.families.heldout import overlays as heldout_overlays
@@ -30,7 +31,6 @@ from artsim.data.families.heldout.transforms import (
 )
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import Manifest, load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
 from artsim.errors import DataError
 
 

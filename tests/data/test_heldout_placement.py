@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.data.families.heldout.canvas import Placement
 from artsim.data.families.heldout.derive import derive_heldout_manifest, parse_box
 from artsim.data.families.heldout.transforms import PATTERN_NAMES, apply_pattern, derive_one
 from artsim.data.manifest.manifest import load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
 
 # patterns that move, cut or frame the picture without repeating it outside the box
 FRAMING = ("collage", "mosaic", "screenshot_frame", "meme_caption", "inset")

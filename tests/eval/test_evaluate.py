@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.evaluate import main
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.errors import UserError
 from artsim.eval.evaluate import TASKS, evaluate_run
 from artsim.eval.result import EvalResult

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.data.families.heldout.derive import derive_heldout_manifest
 from artsim.data.families.heldout.transforms import PATTERN_NAMES
 from artsim.data.manifest.manifest import load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
 from artsim.eval.pointing import (
     MAX_BOX_SHARE,
     POINTING_PATTERNS,

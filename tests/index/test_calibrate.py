@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from artsim.cli.index import main as index_main
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.data.families.heldout.derive import derive_heldout_manifest
 from artsim.data.manifest.manifest import Manifest, load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
 from artsim.index.catalog import ArtIndex

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.debian import default_cache_dir, fetch_package
-from artsim.data.demo import image_fingerprint
+from artsim.data.corpora.debian import default_cache_dir, fetch_package
+from artsim.data.corpora.demo import image_fingerprint
 from artsim.data.families.training.derive import derive_manifest
 from artsim.data.manifest.items import Item
 from artsim.data.manifest.manifest import load_manifest, write_manifest
