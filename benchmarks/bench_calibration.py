@@ -42,8 +42,8 @@ import numpy as np
 from PIL import Image
 
 import harness
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.eval.embedding import hamming_similarity, phash_bits
 from artsim.index.build import add_items
 from artsim.index.calibrate import (

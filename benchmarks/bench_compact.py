@@ -28,7 +28,7 @@ import numpy as np
 
 import harness
 from artsim import runfolder
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.embedding import embed_items
 from artsim.model.embedder import Embedder
 from artsim.model.heads import fit_block_projection, fit_output_projection

@@ -35,8 +35,8 @@ import torch
 
 import harness
 from artsim import runfolder
-from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.eval.embedding import Embedded, embed_items
 from artsim.eval.tasks import TASK_SPECS, build_task, retrieval_figures, task_similarity
 from artsim.model import conse

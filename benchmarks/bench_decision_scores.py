@@ -24,7 +24,7 @@ import zlib
 import numpy as np
 
 import harness
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.embedding import embed_items
 from artsim.model.embedder import Embedder
 

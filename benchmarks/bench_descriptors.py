@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 import harness
-from artsim.data.manifest import Item, load_manifest
+from artsim.data.manifest.manifest import Item, load_manifest
 from artsim.model.blend import fit_whitening, whiten
 from artsim.model.features import FeatureCache, compute_image_features
 from artsim.model.towers import ImageTower, create_image_tower

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 import harness
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.heads import model_id
 from artsim.stats import sign_test

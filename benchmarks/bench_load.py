@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = harness.parse_args(parser, argv, quick)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from artsim.data.synthetic import make_synthetic_manifest
+    from artsim.data.corpora.synthetic import make_synthetic_manifest
     from artsim.index.build import build_index
     from artsim.serve.app import create_app
 

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import harness
-from artsim.data.images import load_rgb
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.eval.pointing import MAX_BOX_SHARE, inside, pointing_pairs
 from artsim.model.embedder import Embedder
 from artsim.model.explain import WindowGrid, crop, hide, window_grid

@@ -5,14 +5,13 @@
         [--method crops] [--part copy] [--scales 0.5 --steps 3] [--threads 2]
 
 For each derived picture A whose recorded ``box`` (where the held-out family put the original's
-pixels; :mod:`artsim.data.heldout`) leaves part of it out, the map of A against its original B
-(:func:`artsim.model.explain.match_map`) points at its peak; a hit is a peak inside the box.
-Baselines: the centre of A, and a uniformly random point (seeded). Rows per pattern group, with
-the exact sign test of the map against each baseline over the same pairs; ``B`` rows play the
-same game on the original where A shows only part of it (``source_box``: crops, mosaic cells).
-Timing: seconds per pair of the map alone (both pictures already decoded), on ``--threads``
-threads, the median and the 90th percentile; the load average before and after says what else
-ran.
+pixels; :mod:`artsim.data.families.heldout.derive`) leaves part of it out, the map of A against its
+original B (:func:`artsim.model.explain.match_map`) points at its peak; a hit is a peak inside the
+box. Baselines: the centre of A, and a uniformly random point (seeded). Rows per pattern group, with
+the exact sign test of the map against each baseline over the same pairs; ``B`` rows play the same
+game on the original where A shows only part of it (``source_box``: crops, mosaic cells). Timing:
+seconds per pair of the map alone (both pictures already decoded), on ``--threads`` threads, the
+median and the 90th percentile; the load average before and after says what else ran.
 
 Manifests made before boxes were recorded have none: derive the set again (``artsim data derive
 --family heldout``, same seed: the same pictures, now with boxes).
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 import harness
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.pointing import POINTING_PATTERNS, play, pointing_pairs, pointing_table
 from artsim.model.embedder import Embedder
 from artsim.model.explain import (

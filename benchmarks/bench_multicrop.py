@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import harness
-from artsim.data.crops import QUERY_CROP_WINDOWS, crops
-from artsim.data.images import load_rgb
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.pictures.crops import QUERY_CROP_WINDOWS, crops
+from artsim.data.pictures.images import load_rgb
 from artsim.eval.embedding import embed_items
 from artsim.index.crops import best_of_crops
 from artsim.model.embedder import Embedder

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 import harness
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.index.calibrate import (
     _draw_groups,
     _originals,

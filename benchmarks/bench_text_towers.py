@@ -19,7 +19,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import harness
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.model.towers import create_text_tower
 
 SECTION = "### Text towers"

@@ -45,9 +45,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 import harness
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.model.features import (
     FeatureCache,
     compute_image_features,

@@ -294,8 +294,8 @@ class QuickKit:
     def heldout(self) -> Path:
         path = self.folder / "heldout" / "manifest.csv"
         if not path.is_file():
-            from artsim.data.heldout import derive_heldout_manifest
-            from artsim.data.manifest import load_manifest
+            from artsim.data.families.heldout.derive import derive_heldout_manifest
+            from artsim.data.manifest.manifest import load_manifest
 
             derive_heldout_manifest(load_manifest(self.manifest), path.parent, per_original=2)
         return path
@@ -365,7 +365,7 @@ def quick_kit() -> QuickKit:
 def _two_package_manifest(folder: Path) -> Path:
     """The synthetic corpus, its originals in two packages and, for those with an English
     caption, its Spanish translation (``text_es``, as the demo corpus's Tux Paint stamps have)."""
-    from artsim.data.synthetic import COLOURS, SHAPES, make_synthetic_manifest
+    from artsim.data.corpora.synthetic import COLOURS, SHAPES, make_synthetic_manifest
 
     manifest = make_synthetic_manifest(folder, n_groups=24)
     rows = list(csv.DictReader(manifest.open(encoding="utf-8")))

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def synthetic_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic manifest (6 groups, 3 generated per original, 32 px images). Read-only:
     tests that change it take a copy with ``tmp_copy``."""
-    from artsim.data.synthetic import make_synthetic_manifest
+    from artsim.data.corpora.synthetic import make_synthetic_manifest
 
     return make_synthetic_manifest(tmp_path_factory.mktemp("synthetic"), n_groups=6)
 
@@ -97,8 +97,8 @@ def write_fake_run(
         save_model(ArtSimModel(config), run_dir)
     if manifest is None:
         return run_dir
-    from artsim.data.manifest import load_manifest
-    from artsim.data.split import group_split, split_sizes
+    from artsim.data.manifest.manifest import load_manifest
+    from artsim.data.manifest.split import group_split, split_sizes
 
     loaded = load_manifest(manifest)
     assignment = group_split(loaded.items, val_fraction, seed=seed)

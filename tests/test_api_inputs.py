@@ -70,7 +70,7 @@ def test_evaluate_measures_without_writing_unless_asked(
 def test_encode_gives_what_an_index_stores_and_similarity_compares_rows(
     built_index: Path, tiny_run: Path, synthetic_manifest: Path
 ):
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
     from artsim.errors import UserError
     from artsim.index.catalog import ArtIndex
 

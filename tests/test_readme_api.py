@@ -23,7 +23,7 @@ def python_blocks() -> list[str]:
 @pytest.fixture
 def readme_folder(tmp_path, monkeypatch, synthetic_manifest, write_run, isolated_feature_cache):
     """A working folder laid out as the examples expect, with a tiny synthetic run and index."""
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
     from artsim.eval.evaluate import evaluate_run
     from artsim.index.build import build_index
 

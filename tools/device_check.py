@@ -144,7 +144,7 @@ def copy_tower_rows(paths: list[str], device: str) -> list[tuple[str, str]]:
         tower = create_image_tower("sscd")
     except Exception as error:  # the package may not have travelled
         return [("copy tower sscd", f"not run: {error}")]
-    from artsim.data.images import load_rgb
+    from artsim.data.pictures.images import load_rgb
 
     pictures = [load_rgb(path) for path in paths]
     reference = tower.features_of_images(pictures).numpy()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
 from artsim.eval.result import EvalResult
 from artsim.index.build import add_items, originals_of, remove_originals

@@ -300,7 +300,7 @@ def read_split_rows(path: str | Path) -> list[tuple[int, str, str]]:
 
     Only the file is checked here (it exists, is UTF-8, has both columns); what the values must
     be depends on the caller: training checks them against its manifest
-    (:func:`artsim.data.split.read_split`), evaluation matches ids leniently
+    (:func:`artsim.data.manifest.split.read_split`), evaluation matches ids leniently
     (:func:`read_split_ids`).
     """
     path = Path(path)

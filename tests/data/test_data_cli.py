@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.data import main
-from artsim.data.manifest import write_manifest
+from artsim.data.manifest.manifest import write_manifest
 
 
 def _output(capsys: pytest.CaptureFixture[str]) -> str:
@@ -119,7 +119,7 @@ def test_derive_and_demo_call_their_builders(
     synthetic_manifest: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """Only the wiring: the builders themselves are tested with their own modules."""
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
 
     calls = {}
 
@@ -142,10 +142,14 @@ def test_derive_and_demo_call_their_builders(
         return synthetic_manifest
 
     monkeypatch.setitem(
-        sys.modules, "artsim.data.derive", types.SimpleNamespace(derive_manifest=derive_manifest)
+        sys.modules,
+        "artsim.data.families.training.derive",
+        types.SimpleNamespace(derive_manifest=derive_manifest),
     )
     monkeypatch.setitem(
-        sys.modules, "artsim.data.demo", types.SimpleNamespace(build_demo_corpus=build_demo_corpus)
+        sys.modules,
+        "artsim.data.corpora.demo",
+        types.SimpleNamespace(build_demo_corpus=build_demo_corpus),
     )
     try:
         argv = ["derive", str(synthetic_manifest), "--per-original", "2", "--seed", "4"]

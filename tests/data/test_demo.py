@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artsim.data import debian, demo
-from artsim.data.debian import (
+from artsim.data.corpora import debian, demo
+from artsim.data.corpora.debian import (
     PackageTree,
     default_cache_dir,
     fetch_package,
     read_copyright_licence,
 )
-from artsim.data.demo import (
+from artsim.data.corpora.demo import (
     OPENCLIPART,
     TUXPAINT,
     build_demo_corpus,
@@ -27,7 +27,7 @@ from artsim.data.demo import (
     read_stamp_description,
     select_originals,
 )
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import DataError
 
 DEP5_COPYRIGHT = """\

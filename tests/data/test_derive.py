@@ -9,13 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.data.derive import derive_manifest, stable_seed
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
-from artsim.data.prompts import make_prompt
-from artsim.data.synthetic import make_synthetic_manifest
-from artsim.data.transforms import GENERATED_MAX_SIDE, TRANSFORM_FAMILIES, TRANSFORMS
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.training.derive import derive_manifest, stable_seed
+from artsim.data.families.training.prompts import make_prompt
+from artsim.data.families.training.transforms import (
+    GENERATED_MAX_SIDE,
+    TRANSFORM_FAMILIES,
+    TRANSFORMS,
+)
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.errors import DataError
 
 PER_ORIGINAL = 4
@@ -177,7 +181,7 @@ def test_stable_seed_does_not_depend_on_the_process() -> None:
 def test_every_transform_keeps_an_rgb_image(family: str) -> None:
     from PIL import Image
 
-    from artsim.data.transforms import Canvas, Thumbnails
+    from artsim.data.families.training.transforms import Canvas, Thumbnails
 
     image = Image.new("RGB", (40, 30), (200, 30, 30))
     canvas = Canvas(rng=np.random.default_rng(0), thumbnails=Thumbnails([]), own_index=0)
@@ -195,7 +199,7 @@ def test_refuses_to_overwrite_its_input(source_manifest: Manifest) -> None:
 def test_overlays_borrow_only_from_the_same_side_of_the_split(tmp_path: Path):
     """No stand-in carries a patch of an original from the other side of the split that
     `artsim train` makes by default (same seed, same fractions), calibration part included."""
-    from artsim.data.split import carve_calibration, group_split
+    from artsim.data.manifest.split import carve_calibration, group_split
     from artsim.training.config import TrainConfig
 
     originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=30, seed=1))

@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from artsim.cli.data import main
-from artsim.data.folder import caption_from_name, originals_from_folder
-from artsim.data.manifest import load_manifest
+from artsim.data.corpora.folder import caption_from_name, originals_from_folder
+from artsim.data.manifest.manifest import load_manifest
 
 
 def _picture(path, seed):
@@ -108,8 +108,8 @@ def test_keep_parts_takes_only_the_named_sub_folders(tmp_path):
 
 
 def test_external_set_from_a_fake_package_with_the_heldout_family(tmp_path, monkeypatch):
-    from artsim.data import folder
-    from artsim.data.demo import PackageTree
+    from artsim.data.corpora import folder
+    from artsim.data.corpora.demo import PackageTree
 
     root = tmp_path / "pkg"
     for k, name in enumerate(["knight", "witch", "goblin"]):

@@ -14,25 +14,23 @@ import pytest
 from PIL import Image, ImageDraw
 
 from artsim.cli.data import main
-from artsim.data import (
-    heldout,
-    heldout_canvas,
-    heldout_overlays,
-    heldout_prompts,
-    heldout_transforms,
-)
-from artsim.data.heldout import derive_heldout_manifest, heldout_seed
-from artsim.data.heldout_prompts import heldout_prompt
-from artsim.data.heldout_transforms import (
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.heldout import canvas as heldout_canvas
+from artsim.data.families.heldout import derive as heldout
+from artsim.data.families.heldout import overlays as heldout_overlays
+from artsim.data.families.heldout import prompts as heldout_prompts
+from artsim.data.families.heldout import transforms as heldout_transforms
+from artsim.data.families.heldout.derive import derive_heldout_manifest, heldout_seed
+from artsim.data.families.heldout.prompts import heldout_prompt
+from artsim.data.families.heldout.transforms import (
     COMBO,
     PATTERN_NAMES,
     PATTERNS,
     apply_pattern,
     derive_heldout,
 )
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.errors import DataError
 
 
@@ -125,7 +123,7 @@ def test_prompts_english_spanish_and_none() -> None:
 
 
 def test_prompts_share_no_template_with_training() -> None:
-    from artsim.data import prompts
+    from artsim.data.families.training import prompts
 
     ours = set(heldout_prompts.TEMPLATES_EN) | set(heldout_prompts.TEMPLATES_ES)
     theirs = set(prompts.TEMPLATES_EN) | set(prompts.TEMPLATES_ES)
@@ -156,9 +154,13 @@ def _function_bodies(path: Path) -> set[str]:
 
 
 def test_no_code_shared_with_the_training_transforms() -> None:
-    from artsim.data import derive, prompts, transforms
+    from artsim.data.families.training import derive, prompts, transforms
 
-    training = ("artsim.data.derive", "artsim.data.transforms", "artsim.data.prompts")
+    training = (
+        "artsim.data.families.training.derive",
+        "artsim.data.families.training.transforms",
+        "artsim.data.families.training.prompts",
+    )
     ours_modules = (heldout, heldout_canvas, heldout_overlays, heldout_prompts, heldout_transforms)
     for module in ours_modules:
         assert not set(training) & _imports(module), module.__name__
@@ -257,7 +259,7 @@ def test_cli_heldout_family_on_one_side_of_a_split(
 def test_split_groups_reads_ids_with_newlines_as_the_run_folder_writes_them(
     originals: Manifest, tmp_path: Path
 ) -> None:
-    from artsim.data.heldout import split_groups
+    from artsim.data.families.heldout.derive import split_groups
     from artsim.runfolder import write_split
 
     first, second = originals.items[0], originals.items[1]

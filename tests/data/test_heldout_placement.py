@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artsim.data.heldout import derive_heldout_manifest, parse_box
-from artsim.data.heldout_canvas import Placement
-from artsim.data.heldout_transforms import PATTERN_NAMES, apply_pattern, derive_one
-from artsim.data.manifest import load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.heldout.canvas import Placement
+from artsim.data.families.heldout.derive import derive_heldout_manifest, parse_box
+from artsim.data.families.heldout.transforms import PATTERN_NAMES, apply_pattern, derive_one
+from artsim.data.manifest.manifest import load_manifest
 
 # patterns that move, cut or frame the picture without repeating it outside the box
 FRAMING = ("collage", "mosaic", "screenshot_frame", "meme_caption", "inset")
@@ -113,7 +113,7 @@ def test_manifest_records_boxes(tmp_path) -> None:
 
 
 def test_inset_is_drawn_only_when_asked_for(tmp_path) -> None:
-    from artsim.data.heldout_transforms import EXTRA_PATTERNS, derive_heldout_placed
+    from artsim.data.families.heldout.transforms import EXTRA_PATTERNS, derive_heldout_placed
     from artsim.errors import DataError
 
     assert {"inset", "detail"} <= set(EXTRA_PATTERNS) and not set(EXTRA_PATTERNS) & set(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from artsim.data.images import (
+from artsim.data.pictures.images import (
     DEFAULT_MAX_PIXELS,
     check_image,
     load_rgb,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.data import main
-from artsim.data.lofo import leave_one_source_out, source_counts, source_of
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.corpora.lofo import leave_one_source_out, source_counts, source_of
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.errors import DataError
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artsim.data.items import Item
-from artsim.data.manifest import (
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import (
     Manifest,
     load_manifest,
     validate_manifest,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.data import main
-from artsim.data.manifest import MAX_CELL_CHARS, load_manifest
+from artsim.data.manifest.manifest import MAX_CELL_CHARS, load_manifest
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from artsim.data import manifest as manifest_module
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest import manifest as manifest_module
+from artsim.data.manifest.manifest import load_manifest
 
 
 @pytest.fixture

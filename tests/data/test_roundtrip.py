@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest, write_manifest
-from artsim.data.split import read_split, write_split
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest, write_manifest
+from artsim.data.manifest.split import read_split, write_split
 from artsim.runfolder import dumps_row, read_metrics
 
 AWKWARD = [

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artsim.data.demo import PackageTree, corpus_finders, select_originals
-from artsim.data.sources import GameArt, find_faenza_icons, find_game_art, find_noto_emoji
+from artsim.data.corpora.demo import PackageTree, corpus_finders, select_originals
+from artsim.data.corpora.sources import GameArt, find_faenza_icons, find_game_art, find_noto_emoji
 from artsim.errors import DataError
 
 

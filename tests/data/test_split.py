@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest
-from artsim.data.split import group_split, read_split, split_sizes, write_split
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.manifest.split import group_split, read_split, split_sizes, write_split
 from artsim.errors import DataError
 
 
@@ -209,8 +209,8 @@ def test_read_split_bad_files(synthetic_manifest: Path, tmp_path: Path) -> None:
 
 def test_independent_of_python_hash_seed() -> None:
     code = (
-        "from pathlib import Path; from artsim.data.items import Item; "
-        "from artsim.data.split import group_split; "
+        "from pathlib import Path; from artsim.data.manifest.items import Item; "
+        "from artsim.data.manifest.split import group_split; "
         "items = [Item(id=f'{g}-{k}', group=g, role='generated', image=Path(), lang=g[-1]) "
         "for g in [f'group{i}' for i in range(30)] for k in range(3)]; "
         "print(sorted(group_split(items, 0.3, seed=5, stratify='lang').items()))"
@@ -236,7 +236,7 @@ def _groups_on(assignment: dict[str, str], items: list[Item]) -> dict[str, set[s
 
 
 def test_calibration_part_comes_out_of_validation_by_group() -> None:
-    from artsim.data.split import carve_calibration
+    from artsim.data.manifest.split import carve_calibration
 
     items = _items([4] * 40)
     assignment = group_split(items, 0.5, seed=3)
@@ -255,8 +255,8 @@ def test_calibration_part_comes_out_of_validation_by_group() -> None:
 
 
 def test_split_file_with_a_calibration_part_reads_back(tmp_path: Path) -> None:
-    from artsim.data.manifest import Manifest
-    from artsim.data.split import carve_calibration
+    from artsim.data.manifest.manifest import Manifest
+    from artsim.data.manifest.split import carve_calibration
 
     items = _items([2] * 10)
     carved = carve_calibration(group_split(items, 0.4, seed=0), items, 0.5)

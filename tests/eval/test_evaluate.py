@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from artsim.cli.evaluate import main
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
 from artsim.errors import UserError
 from artsim.eval.evaluate import TASKS, evaluate_run
 from artsim.eval.result import EvalResult
@@ -203,8 +203,8 @@ def test_user_mistakes_are_one_line(eval_run, synthetic_manifest, tmp_path, caps
 def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic_manifest):
     """With a calib part in split.csv, only its evaluation writes calibration.json, and the
     thresholds there are open-set: fitted on distractor queries by halving the gallery."""
-    from artsim.data.manifest import load_manifest
-    from artsim.data.split import carve_calibration, group_split, write_split
+    from artsim.data.manifest.manifest import load_manifest
+    from artsim.data.manifest.split import carve_calibration, group_split, write_split
     from artsim.verdicts.grades import OpenSetCalibration
 
     run = run_copy(eval_run)
@@ -234,8 +234,8 @@ def test_calibration_part_sets_open_set_thresholds(eval_run, run_copy, synthetic
 
 
 def test_heldout_queries_get_figures_per_pattern(eval_run, run_copy, tmp_path):
-    from artsim.data.heldout import derive_heldout_manifest
-    from artsim.data.manifest import load_manifest
+    from artsim.data.families.heldout.derive import derive_heldout_manifest
+    from artsim.data.manifest.manifest import load_manifest
 
     run = run_copy(eval_run)
     originals = load_manifest(make_synthetic_manifest(tmp_path / "src", n_groups=5, seed=3))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.heldout_transforms import PATTERN_NAMES
-from artsim.data.manifest import load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.families.heldout.transforms import PATTERN_NAMES
+from artsim.data.manifest.manifest import load_manifest
 from artsim.eval.pointing import (
     MAX_BOX_SHARE,
     POINTING_PATTERNS,
@@ -107,8 +107,8 @@ def test_hits_baselines_and_sign_tests_against_a_plain_count(derived: Path) -> N
 def test_a_real_map_beats_the_centre_on_pasted_corners(tiny_run: Path, tmp_path: Path) -> None:
     """Known answers: originals pasted into a corner of a noisy ground, boxes written as the
     held-out family writes them; the map finds each, the centre none."""
-    from artsim.data.items import Item
-    from artsim.data.manifest import write_manifest
+    from artsim.data.manifest.items import Item
+    from artsim.data.manifest.manifest import write_manifest
 
     rng = np.random.default_rng(0)
     items = []

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from artsim.cli.index import main as index_main
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import Manifest, load_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.manifest import Manifest, load_manifest
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
 from artsim.index.catalog import ArtIndex
@@ -32,7 +32,7 @@ def collection(tmp_path_factory) -> Path:
 
 
 def _half(collection: Manifest, tmp_path: Path, side: int) -> Path:
-    from artsim.data.manifest import write_manifest
+    from artsim.data.manifest.manifest import write_manifest
 
     items = [item for k, item in enumerate(collection.items) if k % 2 == side]
     # beside the pictures: a manifest refers to images below its own folder
@@ -202,8 +202,8 @@ def test_look_alike_originals_are_listed(collection, tiny_run, tmp_path, capsys,
     # query's background (its 4th-best score) is near 0.9 and decides more than the pair itself
     monkeypatch.setattr(calibration_fit, "NORMALISED_TASKS", ())
 
-    from artsim.data.items import Item
-    from artsim.data.manifest import write_manifest
+    from artsim.data.manifest.items import Item
+    from artsim.data.manifest.manifest import write_manifest
 
     items = list(collection.items[:12])
     twin = items[0]

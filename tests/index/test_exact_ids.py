@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest, write_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest, write_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.errors import DataError
 from artsim.index.build import build_index
 from artsim.index.catalog import ArtIndex

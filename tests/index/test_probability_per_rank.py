@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import Manifest, load_manifest, write_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.manifest import Manifest, load_manifest, write_manifest
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
 from artsim.index.catalog import ArtIndex

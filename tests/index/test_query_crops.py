@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artsim.data.crops import QUERY_CROP_WINDOWS, crops
-from artsim.data.manifest import load_manifest, write_manifest
-from artsim.data.synthetic import make_synthetic_manifest
+from artsim.data.corpora.synthetic import make_synthetic_manifest
+from artsim.data.manifest.manifest import load_manifest, write_manifest
+from artsim.data.pictures.crops import QUERY_CROP_WINDOWS, crops
 from artsim.index.build import build_index
 from artsim.index.calibrate import calibrate_index
 from artsim.index.catalog import ArtIndex

@@ -17,7 +17,7 @@ from PIL import Image
 
 import artsim
 from artsim.cli.index import main as index_main
-from artsim.data.images import MIN_CONTENT_SHARE, content_share
+from artsim.data.pictures.images import MIN_CONTENT_SHARE, content_share
 from artsim.errors import ImageError
 from artsim.serve.app import create_app
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.manifest import load_manifest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_descriptors.py"
 sys.path.insert(0, str(BENCH.parent))  # the benchmarks import their harness from their folder

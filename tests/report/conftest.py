@@ -22,7 +22,7 @@ def _feature_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def report_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic data set big enough for a gallery (12 groups, a third of them Spanish)."""
-    from artsim.data.synthetic import make_synthetic_manifest
+    from artsim.data.corpora.synthetic import make_synthetic_manifest
 
     return make_synthetic_manifest(tmp_path_factory.mktemp("report-data"), n_groups=12)
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from artsim.data.images import load_rgb_bytes
+from artsim.data.pictures.images import load_rgb_bytes
 from artsim.serve.app import MAX_TEXT_CHARS, PixelBudget, create_app
 
 TOKEN = "s3cret-token-for-tests"

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def training_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from artsim.data.synthetic import make_synthetic_manifest
+    from artsim.data.corpora.synthetic import make_synthetic_manifest
 
     return make_synthetic_manifest(tmp_path_factory.mktemp("training"), n_groups=24)
 

@@ -98,7 +98,7 @@ def test_a_paired_tower_keeps_each_part_in_its_own_cache(tmp_path, synthetic_man
     assert (tmp_path / paired.copy.version).is_dir()
     assert not (tmp_path / paired.version).exists()
     # pictures in memory give the same features as the files
-    from artsim.data.images import load_rgb
+    from artsim.data.pictures.images import load_rgb
 
     in_memory = paired.features_of_images([load_rgb(p) for p in paths]).numpy()
     np.testing.assert_allclose(in_memory, both, atol=1e-5)
@@ -107,7 +107,7 @@ def test_a_paired_tower_keeps_each_part_in_its_own_cache(tmp_path, synthetic_man
 def test_a_pair_score_reads_the_copy_and_the_content_cosines_apart(
     training_manifest, feature_cache, tiny_args, tmp_path
 ):
-    from artsim.data.images import load_rgb
+    from artsim.data.pictures.images import load_rgb
     from artsim.index.query import embed_query, score_pair
     from artsim.verdicts.source import Calibration
 

@@ -11,9 +11,9 @@ import yaml
 from PIL import Image
 
 from artsim.cli.train import main
-from artsim.data.copyaug import CHANGES, copy_view
-from artsim.data.items import VIEW_ROLE, Item
-from artsim.data.manifest import load_manifest
+from artsim.data.families.training.copyaug import CHANGES, copy_view
+from artsim.data.manifest.items import VIEW_ROLE, Item
+from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import UserError
 from artsim.losses import LossWeights
 from artsim.model.features import FeatureCache, file_key

@@ -8,8 +8,8 @@ import numpy as np
 from safetensors import safe_open
 
 from artsim.cli.train import main
-from artsim.data.augment import augment_image
-from artsim.data.images import load_rgb
+from artsim.data.families.training.augment import augment_image
+from artsim.data.pictures.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.towers import create_image_tower
 from artsim.runfolder import read_metrics
@@ -66,7 +66,7 @@ def test_augmentation_is_seeded_and_keeps_the_picture_mode(training_manifest):
 
 
 def test_finetune_groups_draws_whole_groups_with_the_seed(training_manifest):
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
     from artsim.training.finetune import finetune_rows
 
     items = load_manifest(training_manifest).items

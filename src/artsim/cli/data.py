@@ -17,9 +17,9 @@ from rich.table import Table
 
 from artsim.cli.commands import run_app
 from artsim.cli.progress import RichReporter
-from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.data.manifest import Manifest, load_manifest, validate_manifest
-from artsim.data.split import DEFAULT_VAL_FRACTION, group_split, split_sizes, write_split
+from artsim.data.manifest.manifest import Manifest, load_manifest, validate_manifest
+from artsim.data.manifest.split import DEFAULT_VAL_FRACTION, group_split, split_sizes, write_split
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
 
 app = typer.Typer(
@@ -196,7 +196,7 @@ def derive(
     refuse_writing_over_input(out / "manifest.csv", manifest_path)
     manifest = load_manifest(manifest_path)
     if family == "heldout":
-        from artsim.data.heldout import (
+        from artsim.data.families.heldout.derive import (
             derive_heldout_manifest,
             distractor_paths,
             split_groups,
@@ -216,7 +216,7 @@ def derive(
             else None,
         )
     else:
-        from artsim.data.derive import derive_manifest
+        from artsim.data.families.training.derive import derive_manifest
 
         with _reporter() as reporter:
             written = derive_manifest(
@@ -245,7 +245,7 @@ def demo(
     ] = "demo",
 ) -> int:
     """Build the demo corpus (originals plus generated stand-ins) under --out."""
-    from artsim.data.demo import build_demo_corpus
+    from artsim.data.corpora.demo import build_demo_corpus
 
     with _reporter() as reporter:
         written = build_demo_corpus(
@@ -273,8 +273,8 @@ def folder(
     seed: Seed = 0,
 ) -> int:
     """Make a manifest from a folder of images: captions from file names, then stand-ins."""
-    from artsim.data.derive import derive_manifest
-    from artsim.data.folder import originals_from_folder
+    from artsim.data.corpora.folder import originals_from_folder
+    from artsim.data.families.training.derive import derive_manifest
 
     written = originals_from_folder(
         images, out, source=source, max_originals=max_originals, seed=seed
@@ -309,7 +309,7 @@ def external(
     ] = "training",
 ) -> int:
     """Build an external evaluation set from a Debian package, never trained on."""
-    from artsim.data.folder import build_external_corpus
+    from artsim.data.corpora.folder import build_external_corpus
 
     with _reporter() as reporter:
         written = build_external_corpus(
@@ -343,8 +343,8 @@ def lofo(
     ] = None,
 ) -> int:
     """Leave one source out: OUT/train without it, OUT/eval with its originals (heldout family)."""
-    from artsim.data.heldout import distractor_paths
-    from artsim.data.lofo import leave_one_source_out
+    from artsim.data.corpora.lofo import leave_one_source_out
+    from artsim.data.families.heldout.derive import distractor_paths
 
     manifest = load_manifest(manifest_path, check_images=False)
     pool = distractor_paths(distractors) if distractors is not None else []

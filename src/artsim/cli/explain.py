@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from artsim.cli.commands import MaxPixelsOption, run_app
-from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError
 
 
@@ -57,7 +57,7 @@ def explain_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Where two artworks match: a heat map on each, and the best-matching regions linked."""
-    from artsim.data.images import load_rgb
+    from artsim.data.pictures.images import load_rgb
     from artsim.model.embedder import Embedder
     from artsim.model.explain import match_map
 

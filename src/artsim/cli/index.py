@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
 from artsim.cli.progress import RichReporter
-from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.defaults import DEFAULT_SAMPLE
 from artsim.errors import UserError
 

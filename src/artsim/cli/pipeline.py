@@ -28,10 +28,10 @@ from artsim.cli.index import calibration_lines
 from artsim.cli.progress import RichReporter
 from artsim.cli.search import search_command
 from artsim.cli.train import config_parameters, seed_document_table, train_with_progress
-from artsim.data.demo import build_demo_corpus
-from artsim.data.folder import build_external_corpus
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.manifest import load_manifest
+from artsim.data.corpora.demo import build_demo_corpus
+from artsim.data.corpora.folder import build_external_corpus
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.manifest import load_manifest
 from artsim.errors import DataError
 from artsim.training.config import TrainConfig
 

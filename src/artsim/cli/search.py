@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from artsim.cli.commands import IndexOption, MaxPixelsOption, RunOfIndexOption, run_app
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import UserError
 from artsim.verdicts.grades import (
     VERDICT_COPY,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
+from artsim.data.pictures.images import load_rgb
 from artsim.model.embedder import Embedder
 from artsim.progress import Reporter, or_silent
 

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from artsim import runfolder
-from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import DataError, ImageError, UserError
 from artsim.eval.baselines import evaluate_baselines
 from artsim.eval.embedding import embed_items, phash_bits

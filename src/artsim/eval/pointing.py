@@ -1,11 +1,11 @@
 """The pointing game: does a match map's peak on a derived picture lie where the original is?
 
 The held-out derivation family records where it put the original's pixels (metadata ``box``:
-:mod:`artsim.data.heldout`). A map *points* right when its peak on the derived picture A lies
-inside that box; on the original B, when its peak lies inside ``source_box``, the part of B
-that A shows (crops). Two baselines point without looking: the centre of the picture, and a
-uniformly random point (seeded). Each pattern's hit rates come with an exact sign test of the
-map against each baseline over the same pairs (:func:`artsim.stats.sign_test`).
+:mod:`artsim.data.families.heldout.derive`). A map *points* right when its peak on the derived
+picture A lies inside that box; on the original B, when its peak lies inside ``source_box``, the
+part of B that A shows (crops). Two baselines point without looking: the centre of the picture, and
+a uniformly random point (seeded). Each pattern's hit rates come with an exact sign test of the map
+against each baseline over the same pairs (:func:`artsim.stats.sign_test`).
 
 Only pairs where the box leaves some of the picture out count (its area under
 :data:`MAX_BOX_SHARE` of the picture): where the original fills the picture every point hits.
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artsim.data.heldout import parse_box
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from artsim.data.manifest import Manifest
+from artsim.data.families.heldout.derive import parse_box
+from artsim.data.manifest.manifest import Manifest
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.embedder import Embedder
 from artsim.model.explain import MatchMap, match_map
 from artsim.stats import sign_test

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.eval.embedding import Embedded, normalise_rows
 from artsim.eval.metrics import FPR_TARGETS, RetrievalEvaluator, VerificationEvaluator, nest
 

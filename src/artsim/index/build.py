@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, content_share, load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, content_share, load_rgb
 from artsim.errors import DataError, ModelMismatchError, UserError
 from artsim.index.catalog import (
     INDEX_FILE,

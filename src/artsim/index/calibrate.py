@@ -5,10 +5,10 @@ collection (another style, another number of originals). This fits them where th
 
 1. Whole groups of the index are drawn (``sample`` of them, seeded).
 2. Each drawn original gets one derivative made with the evaluation-only transform family
-   (:mod:`artsim.data.heldout`, never used in training), with a prompt; two or three when the
-   collection has fewer originals than ``sample`` (:func:`derivatives_per_original`: a
-   291-original index gets 582 queries, not 291); each also gets a near-duplicate (resized,
-   slightly cropped, re-encoded as JPEG) for the ``copy`` grade.
+   (:mod:`artsim.data.families.heldout.derive`, never used in training), with a prompt; two or three
+   when the collection has fewer originals than ``sample`` (:func:`derivatives_per_original`: a
+   291-original index gets 582 queries, not 291); each also gets a near-duplicate (resized, slightly
+   cropped, re-encoded as JPEG) for the ``copy`` grade.
 3. Every derivative is searched as the service searches (image, prompt, image + prompt) twice:
    against the whole index, where its original is (a *match* query), and against the index
    without its own group, where its original is not (a *distractor* query: leave one group out).
@@ -56,8 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.images import DEFAULT_MAX_PIXELS
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.defaults import DEFAULT_SAMPLE  # defined beside what `artsim ... --help` shows
 from artsim.errors import UserError
 from artsim.index.calibration_copy import copy_grade, grade_scores, near_duplicate_scores

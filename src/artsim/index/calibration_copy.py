@@ -13,7 +13,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import load_rgb
+from artsim.data.pictures.images import load_rgb
 from artsim.errors import ImageError
 from artsim.index.calibration_fit import TaskFit
 from artsim.index.calibration_queries import Gallery, Queries, score_with, top1

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest
+from artsim.data.pictures.images import load_rgb
 from artsim.index.crops import QueryCrops, embed_crops, search_with_crops
 from artsim.model.embedder import Embedder
 

@@ -2,11 +2,11 @@
 
 A generated work that holds only part of an original (an inset, a collage, a border) is where
 one descriptor of the whole picture fails. So an image query is also embedded as its crops
-(:data:`artsim.data.crops.QUERY_CROP_WINDOWS`: a 2 x 2 grid and the centre), and an original's
-image score is ``max(whole, best crop - margin)``: a crop counts only where it beats the whole
-picture by ``margin``, so a query that matches as a whole is scored as before. Measured on three
-sets (BENCHMARKS.md, "Query crops"): with a margin of 0.06 image recall@1 gains without losing
-on any pattern, and the score passing 1% of unrelated queries is unchanged.
+(:data:`artsim.data.pictures.crops.QUERY_CROP_WINDOWS`: a 2 x 2 grid and the centre), and an
+original's image score is ``max(whole, best crop - margin)``: a crop counts only where it beats
+the whole picture by ``margin``, so a query that matches as a whole is scored as before. Measured
+on three sets (BENCHMARKS.md, "Query crops"): with a margin of 0.06 image recall@1 gains without
+losing on any pattern, and the score passing 1% of unrelated queries is unchanged.
 
 The calibration of an index records the crops it was fitted with (:class:`QueryCrops`), and
 searches and pair scores graded by it embed the same: thresholds are only valid for the scoring
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from artsim.data.crops import QUERY_CROP_WINDOWS, crops
+from artsim.data.pictures.crops import QUERY_CROP_WINDOWS, crops
 from artsim.index.store import Hits, VectorStore
 from artsim.model.embedder import Embedder
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import MIN_CONTENT_SHARE, check_picture, uninformative_problem
+from artsim.data.pictures.images import MIN_CONTENT_SHARE, check_picture, uninformative_problem
 from artsim.errors import ImageError, UserError
 from artsim.index.catalog import ArtIndex
 from artsim.index.crops import (
@@ -34,7 +34,7 @@ from artsim.verdicts.source import Calibration, load_calibration
 
 SCORE_NAMES = ("image", "text", "i2t", "t2i", "fused", "copy", "content")
 # The metadata key an index build sets on each original: the share of its picture that is not
-# its dominant colour (artsim.data.images.content_share). Below MIN_CONTENT_SHARE its image
+# its dominant colour (artsim.data.pictures.images.content_share). Below MIN_CONTENT_SHARE its image
 # matches say nothing: they are graded VERDICT_UNINFORMATIVE.
 CONTENT_KEY = "artsim.content_share"
 # tasks whose score reads the original's picture

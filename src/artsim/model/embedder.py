@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, check_picture
-from artsim.data.items import text_problem
+from artsim.data.manifest.items import text_problem
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, check_picture
 from artsim.errors import DataError
 from artsim.model.blend import fuse
 from artsim.model.features import FeatureCache, compute_image_features, compute_text_features

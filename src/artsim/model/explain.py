@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from artsim.data.crops import crop, pixel_box
-from artsim.data.images import check_picture, uninformative_problem
+from artsim.data.pictures.crops import crop, pixel_box
+from artsim.data.pictures.images import check_picture, uninformative_problem
 from artsim.errors import ImageError, UserError
 from artsim.model.embedder import Embedder
 from artsim.model.towers import PairedImageTower

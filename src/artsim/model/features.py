@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import storage_error
 from artsim.model.towers import ImageTower, TextTower
 from artsim.runfolder import replacing

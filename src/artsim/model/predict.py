@@ -29,7 +29,7 @@ from torch.multiprocessing import ProcessRaisedException
 from torch.utils.data import DataLoader, Dataset
 
 from artsim import errors
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.towers import ImageTower
 
 MERGED = "features.safetensors"

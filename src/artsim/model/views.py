@@ -1,10 +1,11 @@
 """Tower features of augmented views of originals, computed once and cached.
 
-Self-supervised copy groups (issue 10) add ``K`` strong views (:mod:`artsim.data.copyaug`) of
-every training original to its group. Running the tower on fresh views every step is too costly
-on a CPU, so each view is drawn once from a seed fixed by the original's content, the view's
-number and the run's seed, and its features are cached like any image's, under a key made of
-those and :data:`artsim.data.copyaug.AUGMENT_VERSION` (no view image is written to disk).
+Self-supervised copy groups (issue 10) add ``K`` strong views
+(:mod:`artsim.data.families.training.copyaug`) of every training original to its group. Running the
+tower on fresh views every step is too costly on a CPU, so each view is drawn once from a seed fixed
+by the original's content, the view's number and the run's seed, and its features are cached like
+any image's, under a key made of those and
+:data:`artsim.data.families.training.copyaug.AUGMENT_VERSION` (no view image is written to disk).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from artsim.data.copyaug import AUGMENT_VERSION, copy_view
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.data.families.training.copyaug import AUGMENT_VERSION, copy_view
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.model.features import FeatureCache, ProgressCallback, file_key, keep_computed
 from artsim.model.towers import ImageTower, PairedImageTower
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from artsim.data.images import load_rgb
+from artsim.data.pictures.images import load_rgb
 from artsim.model.explain import MatchMap
 
 # RdYlBu reversed: blue (weakest) through pale yellow to red (strongest)

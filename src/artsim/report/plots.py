@@ -244,7 +244,7 @@ def plot_sweep(
 
 def thumbnail_png(path: str | Path, size: int = 112) -> bytes | None:
     """A small PNG of an image file for the gallery; ``None`` if it cannot be read."""
-    from artsim.data.images import load_rgb  # images are read only when a gallery is drawn
+    from artsim.data.pictures.images import load_rgb  # images are read only when a gallery is drawn
 
     try:
         image = load_rgb(path)

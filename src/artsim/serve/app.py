@@ -51,7 +51,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from artsim.data.images import DEFAULT_MAX_PIXELS
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError, storage_error
 from artsim.index.catalog import ArtIndex
 from artsim.serve.explain_routes import explain_router

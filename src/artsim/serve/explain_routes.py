@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from artsim.data.images import image_size_bytes, sniff_image_format
+from artsim.data.pictures.images import image_size_bytes, sniff_image_format
 from artsim.model.explain import DEFAULT_CELLS, METHODS, available_parts, match_map
 from artsim.report.match_picture import match_png
 from artsim.serve.schemas import error_responses

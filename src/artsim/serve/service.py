@@ -17,8 +17,8 @@ from fastapi import Depends, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from artsim.data.images import image_size_bytes, load_rgb_bytes, sniff_image_format
-from artsim.data.manifest import id_whitespace_problem
+from artsim.data.manifest.manifest import id_whitespace_problem
+from artsim.data.pictures.images import image_size_bytes, load_rgb_bytes, sniff_image_format
 from artsim.errors import ImageError, UserError
 from artsim.index.catalog import ArtIndex, IndexInfo
 from artsim.index.store import OriginalRecord

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from artsim import runfolder
-from artsim.data.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
+from artsim.data.manifest.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.errors import UserError
 from artsim.losses.weights import LOSS_PARTS, LossWeights
 from artsim.model.config import (

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.triplets import GroupBatchSampler
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from artsim.data.augment import augment_image
-from artsim.data.images import load_rgb
-from artsim.data.items import Item
+from artsim.data.families.training.augment import augment_image
+from artsim.data.manifest.items import Item
+from artsim.data.pictures.images import load_rgb
 from artsim.model.heads import ModelConfig
 from artsim.model.towers import ImageTower
 from artsim.training.config import TrainConfig

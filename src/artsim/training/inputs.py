@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from artsim import runfolder
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest, write_problems
-from artsim.data.split import (
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest, write_problems
+from artsim.data.manifest.split import (
     carve_calibration,
     group_split,
     read_split,

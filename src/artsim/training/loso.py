@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 from artsim.model.blend import fit_whitening, whiten
 from artsim.model.heads import ModelConfig
 from artsim.training.config import TrainConfig

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artsim.data.items import VIEW_ROLE, Item
+from artsim.data.manifest.items import VIEW_ROLE, Item
 from artsim.model.blend import fuse
 from artsim.stats import SIGNIFICANCE, sign_test
 from artsim.training.config import TEXT_BLEND_MAX

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from artsim.data.items import VIEW_ROLE, Item
+from artsim.data.manifest.items import VIEW_ROLE, Item
 from artsim.model.features import FeatureCache
 from artsim.model.towers import create_image_tower
 from artsim.model.views import compute_view_features

@@ -146,7 +146,7 @@ class CopyDetectionTower(ImageTower):
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """uint8 HWC pixels of the picture as a square of ``image_size`` (alpha already on white:
-        :func:`artsim.data.images.load_rgb`)."""
+        :func:`artsim.data.pictures.images.load_rgb`)."""
         square = fit_square(image, self.image_size, self.keep_aspect)
         return torch.from_numpy(np.asarray(square, dtype=np.uint8).copy())
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from artsim.data.candidates import Candidate
-from artsim.data.debian import PackageTree
+from artsim.data.corpora.candidates import Candidate
+from artsim.data.corpora.debian import PackageTree
 
 FAENZA = "faenza-icon-theme"
 NOTO_EMOJI = "fonts-noto-color-emoji"

@@ -1,17 +1,17 @@
 """Read, check and write manifests: a data set's table of original and generated works.
 
 A manifest is a CSV (with a header), JSONL (one object per line) or Parquet file, chosen by its
-suffix (:mod:`artsim.data.formats` reads and writes them). Columns: ``id`` (unique), ``group`` (the
-original work), ``role`` (``original`` or ``generated``), ``image`` (path relative to the manifest's
-folder), ``text`` (may be empty), ``lang``, ``artist``, ``title``, ``source`` (optional). Extra
-columns become ``Item.metadata`` (empty values are dropped). Ids are kept exactly: an id with
-leading or trailing whitespace skips its row (the other cells are stripped).
+suffix (:mod:`artsim.data.manifest.formats` reads and writes them). Columns: ``id`` (unique),
+``group`` (the original work), ``role`` (``original`` or ``generated``), ``image`` (path relative to
+the manifest's folder), ``text`` (may be empty), ``lang``, ``artist``, ``title``, ``source``
+(optional). Extra columns become ``Item.metadata`` (empty values are dropped). Ids are kept exactly:
+an id with leading or trailing whitespace skips its row (the other cells are stripped).
 
 Problems with the whole file raise :class:`~artsim.errors.DataError`. Problems with one row are
-recorded as a :class:`~artsim.data.items.Problem` and the row is skipped, so one bad row never stops
-the rest from loading. Row numbers are 1-based data rows: in a CSV the header is not counted (row 1
-is the line after the header; blank lines count as rows so numbers follow the file), in JSONL row N
-is line N, in Parquet the N-th row.
+recorded as a :class:`~artsim.data.manifest.items.Problem` and the row is skipped, so one bad row
+never stops the rest from loading. Row numbers are 1-based data rows: in a CSV the header is not
+counted (row 1 is the line after the header; blank lines count as rows so numbers follow the file),
+in JSONL row N is line N, in Parquet the N-th row.
 
 A cell longer than :data:`MAX_CELL_CHARS` characters skips its row (the rest loads). In JSONL and
 Parquet the core columns must hold texts (an integer id or group is taken as its digits); a list,
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from artsim.data.formats import (
+from artsim.data.manifest.formats import (
     FORMATS,
     MAX_CELL_CHARS,
     READERS,
@@ -38,8 +38,8 @@ from artsim.data.formats import (
     manifest_suffix,
     write_records,
 )
-from artsim.data.images import DEFAULT_MAX_PIXELS, check_image
-from artsim.data.items import CORE_COLUMNS, ROLES, Item, Problem
+from artsim.data.manifest.items import CORE_COLUMNS, ROLES, Item, Problem
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, check_image
 from artsim.errors import DataError, ImageError
 from artsim.runfolder import PROBLEMS_FILE
 
@@ -291,7 +291,7 @@ def load_manifest(
 
     Raises :class:`DataError` for problems with the whole file (missing, not UTF-8, empty, missing
     required columns, unknown suffix). With ``check_images`` every image is opened and decoded
-    (see :func:`artsim.data.images.check_image`); without it only the paths are checked.
+    (see :func:`artsim.data.pictures.images.check_image`); without it only the paths are checked.
 
     >>> manifest = load_manifest("data/demo/manifest.csv")  # doctest: +SKIP
     >>> [problem.format() for problem in manifest.errors]  # doctest: +SKIP

@@ -4,7 +4,8 @@ A view of an original is what a copier might make of it: a crop (down to a quart
 picture), a flip, a turn, strong colour changes, greyscale, blur, noise, a new frame or aspect
 ratio, a pasted-on patch or a heavy JPEG. Each view chains a random crop with three to five of
 the other changes. This code is for training only: it is written apart from the evaluation-only
-held-out family (:mod:`artsim.data.heldout`), whose patterns and parameters it must not follow.
+held-out family (:mod:`artsim.data.families.heldout`), whose patterns and parameters it must not
+follow.
 
 ``AUGMENT_VERSION`` names this code in feature-cache keys; change it with the augmentations.
 """

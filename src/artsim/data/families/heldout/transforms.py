@@ -1,12 +1,12 @@
 """A second derivation family, for EVALUATION only: ISC/AnyPattern-like copy patterns.
 
-Training sees the stand-ins of :mod:`artsim.data.derive`. A model judged on those same transforms
-can look good by learning to undo them; this family is written apart from it (its own code, mostly
-OpenCV instead of PIL, its own parameter ranges, its own patterns) so that an evaluation on it
-says something about transformations the model never trained on. It follows the patterns of the
-ISC 2021 and AnyPattern copy-detection benchmarks: text and emoji overlays, screenshot frames,
-meme captions, mosaics, collages, perspective warps, blur and noise, partial crops with padding,
-colour grading, painterly filters, and chains of two or three of these.
+Training sees the stand-ins of :mod:`artsim.data.families.training.derive`. A model judged on those
+same transforms can look good by learning to undo them; this family is written apart from it (its
+own code, mostly OpenCV instead of PIL, its own parameter ranges, its own patterns) so that an
+evaluation on it says something about transformations the model never trained on. It follows the
+patterns of the ISC 2021 and AnyPattern copy-detection benchmarks: text and emoji overlays,
+screenshot frames, meme captions, mosaics, collages, perspective warps, blur and noise, partial
+crops with padding, colour grading, painterly filters, and chains of two or three of these.
 
 Mosaics and collages borrow other pictures only from a ``distractors`` pool the caller gives (a
 folder of unrelated images, say), never from the other originals of the gallery being evaluated:
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from artsim.data.heldout_canvas import (
+from artsim.data.families.heldout.canvas import (
     WORKING_SIDE,
     Context,
     Placement,
@@ -43,7 +43,7 @@ from artsim.data.heldout_canvas import (
     to_array,
     to_image,
 )
-from artsim.data.heldout_overlays import (
+from artsim.data.families.heldout.overlays import (
     collage,
     detail,
     emoji_overlay,
@@ -293,7 +293,7 @@ def derive_one(
 ) -> Derived:
     """Apply one pattern (or ``"combo"``: a chain of two or three); return the picture, the name
     of what was applied (e.g. ``"combo:colour_grade+meme_caption"``) and where the original's
-    pixels lie in the picture (:class:`~artsim.data.heldout_canvas.Placement`)."""
+    pixels lie in the picture (:class:`~artsim.data.families.heldout.canvas.Placement`)."""
     ctx = Context(rng=rng, distractors=distractors)
     base = fit(image)
     placement = Placement.whole(image.size).scaled(image.size, base.size)

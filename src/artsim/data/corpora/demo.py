@@ -2,10 +2,11 @@
 
 Originals come from ``tuxpaint-stamps-default`` (Tux Paint's stamps: drawings with an English
 description and translations, GPL) and ``openclipart-png`` (Open Clip Art Library PNGs, public
-domain). The packages are fetched by :mod:`artsim.data.debian` (``apt-get download`` and
+domain). The packages are fetched by :mod:`artsim.data.corpora.debian` (``apt-get download`` and
 ``dpkg-deb -x`` into a cache folder; nothing is installed on the system); this module chooses the
 originals among their images. The generated side of the corpus is made by
-:func:`artsim.data.derive.derive_manifest` (documented stand-ins, not real generated art).
+:func:`artsim.data.families.training.derive.derive_manifest` (documented stand-ins, not real
+generated art).
 
 ``openclipart-png`` carries no SVG or other per-image metadata (its copyright file mentions
 per-image ``.txt`` files, but the package holds only PNGs), so titles come from the file names
@@ -28,12 +29,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artsim.data.candidates import Candidate
-from artsim.data.debian import PackageTree, default_cache_dir, fetch_package
-from artsim.data.derive import derive_manifest, stable_seed
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest, write_manifest
-from artsim.data.sources import extra_finders
+from artsim.data.corpora.candidates import Candidate
+from artsim.data.corpora.debian import PackageTree, default_cache_dir, fetch_package
+from artsim.data.corpora.sources import extra_finders
+from artsim.data.families.training.derive import derive_manifest, stable_seed
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest, write_manifest
 from artsim.errors import DataError
 from artsim.progress import Reporter, or_silent
 
@@ -64,8 +65,8 @@ def build_demo_corpus(
 ) -> Path:
     """Build the demo corpus under ``out_dir`` and return the path of its ``manifest.csv``.
 
-    ``corpus="full"`` adds the packages of :mod:`artsim.data.sources` (icons, emoji, game art)
-    and, unless ``max_originals`` is given, keeps every usable original (over 10,000).
+    ``corpus="full"`` adds the packages of :mod:`artsim.data.corpora.sources` (icons, emoji, game
+    art) and, unless ``max_originals`` is given, keeps every usable original (over 10,000).
 
     Picks up to ``max_originals`` (default 1600) originals, half from each package (the other
     package fills in if one runs short), round-robin over categories in a seeded order, skipping

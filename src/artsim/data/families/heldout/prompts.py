@@ -1,9 +1,10 @@
 """Prompt texts for the evaluation-only derivation family, written apart from the training ones.
 
-The training stand-ins (:mod:`artsim.data.derive`) wrap a caption in "a painting of ..., style"
-templates. A text model tuned on those can learn the templates; these prompts use other wordings,
-other style vocabulary and other orders (the subject often last, a user's voice, hashtags), in
-English and Spanish, so a text evaluation on them is not an evaluation of template matching.
+The training stand-ins (:mod:`artsim.data.families.training.derive`) wrap a caption in "a painting
+of ..., style" templates. A text model tuned on those can learn the templates; these prompts use
+other wordings, other style vocabulary and other orders (the subject often last, a user's voice,
+hashtags), in English and Spanish, so a text evaluation on them is not an evaluation of template
+matching.
 
 A Spanish prompt needs a Spanish description of the original (metadata ``text_es``, or the
 original's own text when its ``lang`` is ``es``); originals without one get English prompts only.
@@ -15,7 +16,7 @@ import re
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 
 MEDIA_EN = (
     "gouache",
@@ -113,8 +114,8 @@ def heldout_prompt(
     """A prompt and its language for one derived item of ``original``; ``("", "")`` if the
     original has no description in the asked language or in English.
 
-    ``pattern`` is the name :func:`artsim.data.heldout_transforms.apply_pattern` returned; its
-    first part chooses the words for the look.
+    ``pattern`` is the name :func:`artsim.data.families.heldout.transforms.apply_pattern` returned;
+    its first part chooses the words for the look.
 
     >>> item = Item(id="a", group="a", role="original", image=Path("a.png"), text="A red fox.")
     >>> heldout_prompt(item, "meme_caption", np.random.default_rng(0))  # doctest: +SKIP

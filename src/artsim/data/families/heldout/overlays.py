@@ -1,13 +1,13 @@
 """The overlay and framing patterns of the evaluation-only family: text and emoji overlays,
 screenshot frames, meme captions, mosaics, collages and small insets (see
-:mod:`artsim.data.heldout_transforms`)."""
+:mod:`artsim.data.families.heldout.transforms`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from artsim.data.heldout_canvas import (
+from artsim.data.families.heldout.canvas import (
     Context,
     cover,
     cover_window,

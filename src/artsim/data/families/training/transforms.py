@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import DataError
 
 GENERATED_MAX_SIDE = 256

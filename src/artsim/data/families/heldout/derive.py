@@ -1,9 +1,9 @@
 """Evaluation manifests made with the held-out derivation family.
 
-:func:`derive_heldout_manifest` is to :mod:`artsim.data.heldout_transforms` what
+:func:`derive_heldout_manifest` is to :mod:`artsim.data.families.heldout.transforms` what
 ``derive_manifest`` is to the training stand-ins: every chosen original is copied and gets
 ``per_original`` derived items (ids ``{id}~ho{k}``, metadata ``pattern`` and ``family=heldout``)
-with prompts from :mod:`artsim.data.heldout_prompts`. Each derived item also says where the
+with prompts from :mod:`artsim.data.families.heldout.prompts`. Each derived item also says where the
 original's pixels are: metadata ``box``, ``left,top,right,bottom`` in pixels of the derived
 picture (a tilted or warped original: its bounding box), and ``source_box``, the part of the
 original shown there, in pixels of the original (all of it but for crops and mosaic cells); both
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artsim.data.heldout_canvas import Placement
-from artsim.data.heldout_prompts import heldout_prompt, spanish_description
-from artsim.data.heldout_transforms import check_patterns, derive_heldout_placed
-from artsim.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, load_manifest, write_manifest
+from artsim.data.families.heldout.canvas import Placement
+from artsim.data.families.heldout.prompts import heldout_prompt, spanish_description
+from artsim.data.families.heldout.transforms import check_patterns, derive_heldout_placed
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, load_manifest, write_manifest
+from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import DataError, ImageError
 from artsim.runfolder import read_split_ids
 

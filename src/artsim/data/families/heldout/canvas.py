@@ -1,7 +1,7 @@
-"""What the evaluation-only patterns of :mod:`artsim.data.heldout_transforms` share: the working
-size, the context a pattern gets (its generator and distractor pool), where a pattern put the
-original (:class:`Placement`), conversions between PIL and OpenCV arrays, resizing, random colours,
-procedural tiles and fitted text."""
+"""What the evaluation-only patterns of :mod:`artsim.data.families.heldout.transforms` share: the
+working size, the context a pattern gets (its generator and distractor pool), where a pattern put
+the original (:class:`Placement`), conversions between PIL and OpenCV arrays, resizing, random
+colours, procedural tiles and fitted text."""
 
 from __future__ import annotations
 

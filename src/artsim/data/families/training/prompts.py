@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from artsim.data.items import Item
+from artsim.data.manifest.items import Item
 
 STYLES_EN = (
     "watercolor",

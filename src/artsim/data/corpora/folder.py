@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.debian import default_cache_dir, fetch_package
-from artsim.data.demo import image_fingerprint
-from artsim.data.derive import derive_manifest
-from artsim.data.items import Item
-from artsim.data.manifest import load_manifest, write_manifest
+from artsim.data.corpora.debian import default_cache_dir, fetch_package
+from artsim.data.corpora.demo import image_fingerprint
+from artsim.data.families.training.derive import derive_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import load_manifest, write_manifest
 from artsim.errors import DataError
 from artsim.progress import Reporter
 
@@ -165,7 +165,7 @@ def build_external_corpus(
         )
     )
     if family == "heldout":
-        from artsim.data.heldout import derive_heldout_manifest
+        from artsim.data.families.heldout.derive import derive_heldout_manifest
 
         return derive_heldout_manifest(originals, out_dir, per_original=per_original, seed=seed)
     return derive_manifest(

@@ -1,5 +1,6 @@
 """What a Debian package offers a corpus: one image found in it, with what the package says
-about it (:mod:`artsim.data.demo` chooses among them, :mod:`artsim.data.sources` finds them)."""
+about it (:mod:`artsim.data.corpora.demo` chooses among them, :mod:`artsim.data.corpora.sources`
+finds them)."""
 
 from __future__ import annotations
 

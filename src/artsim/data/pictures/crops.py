@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from artsim.data.images import MIN_CONTENT_SHARE, content_share
+from artsim.data.pictures.images import MIN_CONTENT_SHARE, content_share
 
 # The query crops of a search: the 2 x 2 grid of half-side tiles and the centre 60% of each side,
 # as ISC 2021 entries embedded their queries (measured in BENCHMARKS.md, "Query crops").
@@ -50,8 +50,8 @@ def crops(
 ) -> list[Image.Image]:
     """The crops of ``picture`` at ``windows``, leaving out those under :data:`MIN_CROP_SIDE`
     pixels a side (a tiny picture has none) and those of (almost) one colour
-    (:data:`artsim.data.images.MIN_CONTENT_SHARE`, the rule a query picture is refused by): a
-    plain corner of a drawing matches every plain original, and says nothing."""
+    (:data:`artsim.data.pictures.images.MIN_CONTENT_SHARE`, the rule a query picture is refused
+    by): a plain corner of a drawing matches every plain original, and says nothing."""
     pieces = [crop(picture, window) for window in windows]
     return [
         piece

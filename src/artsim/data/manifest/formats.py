@@ -1,7 +1,7 @@
 """Manifest file formats: CSV (with a header), JSONL (one object per line) and Parquet, chosen by
 the file's suffix. Reading yields ``(row number, cells, reason)`` per data row (the reason a row
 cannot be used, or ""); writing takes records of string cells. What the cells mean is
-:mod:`artsim.data.manifest`'s business.
+:mod:`artsim.data.manifest.manifest`'s business.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator
 from pathlib import Path
 
-from artsim.data.items import CORE_COLUMNS
+from artsim.data.manifest.items import CORE_COLUMNS
 from artsim.errors import DataError
 
 REQUIRED_COLUMNS = ("id", "group", "role", "image")

@@ -1,8 +1,8 @@
 """Mild, label-preserving image augmentation for the fine-tune stage (PIL only).
 
-Unlike :mod:`artsim.data.derive`, which imitates what a generator does to an original, these
-changes are small: the model should learn that a slightly cropped, flipped or recoloured view is
-still the same picture.
+Unlike :mod:`artsim.data.families.training.derive`, which imitates what a generator does to an
+original, these changes are small: the model should learn that a slightly cropped, flipped or
+recoloured view is still the same picture.
 """
 
 from __future__ import annotations

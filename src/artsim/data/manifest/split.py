@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest
 from artsim.errors import DataError
 from artsim.runfolder import CALIB, SPLITS, read_split_rows, write_split
 

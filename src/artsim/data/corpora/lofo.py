@@ -24,9 +24,9 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from artsim.data.heldout import derive_heldout_manifest
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, write_manifest
+from artsim.data.families.heldout.derive import derive_heldout_manifest
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, write_manifest
 from artsim.errors import DataError
 
 

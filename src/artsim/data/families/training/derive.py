@@ -12,7 +12,8 @@ The output is deterministic: the same manifest and seed give a byte-identical ``
 images, because every original gets its own random generator seeded from ``(seed, original id)``
 with a stable hash (never Python's ``hash()``, which changes per process).
 
-The transformations are :mod:`artsim.data.transforms`, the prompt texts :mod:`artsim.data.prompts`.
+The transformations are :mod:`artsim.data.families.training.transforms`, the prompt texts
+:mod:`artsim.data.families.training.prompts`.
 """
 
 from __future__ import annotations
@@ -27,11 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from artsim.data.items import Item
-from artsim.data.manifest import Manifest, write_manifest
-from artsim.data.prompts import STYLE_OF_TRANSFORM, make_prompt
-from artsim.data.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
-from artsim.data.transforms import (
+from artsim.data.families.training.prompts import STYLE_OF_TRANSFORM, make_prompt
+from artsim.data.families.training.transforms import (
     GENERATED_MAX_SIDE,
     TRANSFORM_FAMILIES,
     TRANSFORMS,
@@ -40,6 +38,9 @@ from artsim.data.transforms import (
     capped,
     load_original,
 )
+from artsim.data.manifest.items import Item
+from artsim.data.manifest.manifest import Manifest, write_manifest
+from artsim.data.manifest.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.errors import DataError
 from artsim.progress import Reporter, Task, or_silent
 
@@ -63,7 +64,7 @@ def default_sides(
 ) -> dict[str, str]:
     """The side (train, val, calib) each original's group will take in ``artsim train``'s
     default split of the derived manifest (same seed and fractions): overlays borrow within it."""
-    from artsim.data.split import carve_calibration, group_split
+    from artsim.data.manifest.split import carve_calibration, group_split
 
     items = [*originals]
     for original in originals:
