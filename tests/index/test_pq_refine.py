@@ -15,10 +15,9 @@ from artsim.index.catalog import IndexInfo, mirror_search_plans
 from artsim.index.faiss_files import vector_path
 from artsim.index.faiss_store import FaissStore
 from artsim.index.pq_refine import refine_stage
+from artsim.index.recall import RECALL_K, _sample_queries
 from artsim.index.store import OriginalRecord
 from artsim.index.vector_index import (
-    RECALL_K,
-    _sample_queries,
     all_vectors,
     choose_index,
     describe_plan,

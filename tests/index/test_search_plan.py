@@ -9,9 +9,9 @@ import faiss
 import numpy as np
 
 from artsim.index.faiss_store import FaissStore
+from artsim.index.recall import TARGET_RECALL
 from artsim.index.store import OriginalRecord
 from artsim.index.vector_index import (
-    TARGET_RECALL,
     choose_index,
     describe_plan,
     replan,

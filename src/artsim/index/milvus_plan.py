@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from artsim.index.vector_index import (
-    CHEAP_PROBE_FRACTION,
+from artsim.index.recall import (
     MAX_PROBE_FRACTION,
     MAX_RERANK_FRACTION,
     RECALL_K,
     RERANK_LENGTHS,
     SAMPLE_QUERIES,
     TARGET_RECALL,
-    exact_plan,
-    ivf_list_count,
 )
+from artsim.index.vector_index import CHEAP_PROBE_FRACTION, exact_plan, ivf_list_count
 
 Sample = tuple[list[str], list[list[float]], list[list[str]]]
 ID_BATCH = 16_384  # ids read per round trip when drawing the sample (Milvus' largest page)

@@ -50,6 +50,7 @@ from artsim.errors import UserError
 from artsim.index import milvus_plan
 from artsim.index.faults import fault_point
 from artsim.index.locking import index_write_lock
+from artsim.index.recall import RECALL_K
 from artsim.index.store import (
     MODALITIES,
     Hits,
@@ -57,12 +58,7 @@ from artsim.index.store import (
     VectorStore,
     text_rows,
 )
-from artsim.index.vector_index import (
-    DEFAULT_EXACT_LIMIT,
-    RECALL_K,
-    exact_plan,
-    plan_is_stale,
-)
+from artsim.index.vector_index import DEFAULT_EXACT_LIMIT, exact_plan, plan_is_stale
 
 MAX_VARCHAR = 65_535
 MAX_ID_LENGTH = 512
