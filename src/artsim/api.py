@@ -3,11 +3,14 @@
 ``import artsim`` stays light: these names are loaded on first use (see ``artsim/__init__.py``),
 and nothing here imports the command line's or the service's toolkits.
 
->>> model = artsim.load_model("runs/demo")  # doctest: +SKIP
->>> model.embed_texts(["a red fox"]).shape  # doctest: +SKIP
-(1, 256)
->>> index = artsim.open_index("runs/demo/index")  # doctest: +SKIP
->>> index.search(text="a red fox", k=3)[0].id  # doctest: +SKIP
+>>> import artsim
+>>> model = artsim.load_model("runs/demo")
+>>> model.embed_texts(["a red fox"]).shape == (1, model.dim)
+True
+>>> with artsim.open_index("runs/demo/index") as index:
+...     hits = index.search(text="a red fox", k=3)
+>>> [hit.rank for hit in hits]
+[1, 2, 3]
 """
 
 from __future__ import annotations
@@ -149,7 +152,7 @@ class Model:
         the same length) the fused image + text vectors (a work whose text is empty gets its
         image's); with one of them, that modality's vectors. Shape ``(works, dim)``.
 
-        >>> model.encode(["a.png"], ["a fox, watercolor"]).shape == (1, model.dim)  # doctest: +SKIP
+        >>> model.encode(["generated.png"], ["a fox, watercolor"]).shape == (1, model.dim)
         True
         """
         if images is None and texts is None:
@@ -173,8 +176,9 @@ class Model:
         """Cosine similarity of every row of ``a`` with every row of ``b`` (``(len(a), len(b))``);
         the model's vectors are of unit length, so it is their dot product.
 
-        >>> model.similarity(model.encode(texts=["a fox"]), model.encode(texts=["a red fox"]))  # doctest: +SKIP
-        array([[0.91...]], dtype=float32)
+        >>> works = model.encode(["generated.png"], ["a fox, watercolor"])
+        >>> model.similarity(works, model.encode(texts=["a fox", "a red fox"])).shape
+        (1, 2)
         """
         a, b = np.atleast_2d(np.asarray(a, np.float32)), np.atleast_2d(np.asarray(b, np.float32))
         norms = np.linalg.norm(a, axis=1, keepdims=True) * np.linalg.norm(b, axis=1)[None, :]
@@ -197,6 +201,10 @@ class Model:
         calibrated task and
         the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
         ``uncalibrated``).
+
+        >>> pair = model.score("generated.png", "original.png", text_a="a fox, watercolor")
+        >>> pair.task, pair.score == pair.scores["image"]  # A image + text, B image: image
+        ('image', True)
         """
         a, b = embed_pair(
             self.embedder,
@@ -228,8 +236,12 @@ class Model:
         ``image``; see :func:`~artsim.model.explain.available_parts`). ``names``: how errors
         name the two pictures.
 
-        >>> model.explain("generated.png", "original.png").a.peak()  # doctest: +SKIP
-        (0.31, 0.62)
+        >>> found = model.explain("generated.png", "original.png", cells=4)
+        >>> found.a.grid.shape, found.b.grid.shape
+        ((4, 4), (4, 4))
+        >>> x, y = found.a.peak()  # fractions of A's width and height
+        >>> 0 <= x <= 1 and 0 <= y <= 1
+        True
         """
         return match_map(
             self.embedder,
@@ -321,6 +333,10 @@ class Index:
         ranking modality was ``search``-ed (exact, or approximate with its measured recall) and
         how a long text was ``truncated``; ``to_json()`` is what ``artsim search --json`` prints.
         ``calibration`` replaces the default (the index's own, else its run's).
+
+        >>> response = index.search_response(text="a red fox", k=2)
+        >>> response.task, len(response.results), response.search["exact"]
+        ('text', 2, True)
         """
         return search_index(
             self._index,
@@ -343,7 +359,11 @@ class Index:
     ) -> PairScore:
         """:meth:`Model.score` graded on this collection: with the index's calibration (or
         ``calibration``) and, where that calibration grades a task's score against the query's
-        background, A's background searched among the indexed originals."""
+        background, A's background searched among the indexed originals.
+
+        >>> index.score("generated.png", text_b="a red fox").task  # A's image, B's caption
+        'i2t'
+        """
         if calibration is None:
             calibration = load_calibration(
                 self._index.info.run, self._index.model_id, self._index.info.calibration
@@ -360,7 +380,12 @@ class Index:
 
     def get(self, ids: Sequence[str], *, thumbnails: bool = False) -> dict[str, OriginalRecord]:
         """The indexed originals among ``ids``, by id (an id not there is left out); with
-        ``thumbnails`` their JPEG thumbnails too."""
+        ``thumbnails`` their JPEG thumbnails too.
+
+        >>> first = index.search(text="a red fox", k=1)[0]
+        >>> list(index.get([first.id, "not-an-id"])) == [first.id]
+        True
+        """
         return self._index.store.get(list(ids), thumbnails)
 
     def add(

@@ -106,9 +106,11 @@ def create_app(
     to it in arrival order, and one that waits over ``admission_timeout`` seconds (``None``: no
     limit) is answered 503 with ``Retry-After``.
 
-    >>> from fastapi.testclient import TestClient  # doctest: +SKIP
-    >>> client = TestClient(create_app("indexes/demo"))  # doctest: +SKIP
-    >>> client.post("/search", data={"text": "a red fox"}).json()["results"][0]["id"]  # doctest: +SKIP
+    >>> from fastapi.testclient import TestClient
+    >>> with TestClient(create_app("runs/demo/index")) as client:
+    ...     answer = client.post("/search", data={"text": "a red fox", "k": 2})
+    >>> answer.status_code, [result["rank"] for result in answer.json()["results"]]
+    (200, [1, 2])
     """
     token = token or None
     # no feature cache: a query must not write to disk
