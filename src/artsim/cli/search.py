@@ -39,6 +39,9 @@ TASK_WORDS = {
     "fused": "image + prompt vs. image + caption",
     "i2t": "image vs. caption",
     "t2i": "prompt vs. image",
+    # the two readings of the image score of a model with a copy descriptor
+    "copy": "copy descriptor: the same pixels",
+    "content": "what is drawn",
 }
 
 
