@@ -27,16 +27,16 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 MODULES = [
     "artsim.api",
-    "artsim.data.crops",
-    "artsim.data.demo",
-    "artsim.data.derive",
-    "artsim.data.heldout",
-    "artsim.data.heldout_prompts",
-    "artsim.data.heldout_transforms",
-    "artsim.data.images",
-    "artsim.data.manifest",
-    "artsim.data.split",
-    "artsim.data.synthetic",
+    "artsim.data.corpora.demo",
+    "artsim.data.corpora.synthetic",
+    "artsim.data.families.heldout.derive",
+    "artsim.data.families.heldout.prompts",
+    "artsim.data.families.heldout.transforms",
+    "artsim.data.families.training.derive",
+    "artsim.data.manifest.manifest",
+    "artsim.data.manifest.split",
+    "artsim.data.pictures.crops",
+    "artsim.data.pictures.images",
     "artsim.index.build",
     "artsim.index.calibrate",
     "artsim.index.crops",
@@ -68,7 +68,7 @@ def _not_yet(name: str) -> bool:
 def example_folder(tmp_path_factory, synthetic_manifest, write_run, isolated_feature_cache):
     """The working folder the examples run in (see the module docstring); the current folder
     while the module's tests run."""
-    from artsim.data.manifest import load_manifest
+    from artsim.data.manifest.manifest import load_manifest
     from artsim.index.build import build_index
 
     folder = tmp_path_factory.mktemp("examples")

@@ -16,7 +16,7 @@ The cosine is that of one part of the model's image vector (:meth:`ArtSimModel.p
 The defaults were chosen by measurement (docs/decisions/0026-match-maps-copy-crops.md) and are
 reported in BENCHMARKS.md ("Match maps").
 
->>> from artsim.data.images import load_rgb
+>>> from artsim.data.pictures.images import load_rgb
 >>> embedder = Embedder.from_run("runs/demo")
 >>> found = match_map(embedder, load_rgb("generated.png"), load_rgb("original.png"), cells=6)
 >>> found.a.grid.shape  # a map on A: how well each region of A matches the whole of B

@@ -95,7 +95,7 @@ def group_split(
     (an Item attribute such as ``lang``, or a metadata key) each stratum is split on its own, a
     group taking its original's value. With at least two groups both sides get one.
 
-    >>> from artsim.data.manifest import load_manifest
+    >>> from artsim.data.manifest.manifest import load_manifest
     >>> manifest = load_manifest("data/demo/manifest.csv")  # 6 groups of 4 items
     >>> assignment = group_split(manifest.items, 0.2, seed=0)
     >>> split_sizes(assignment, manifest.items)["val"]
@@ -150,7 +150,7 @@ def carve_calibration(
     verdict's thresholds there. With ``calib_fraction`` 0 the assignment is returned unchanged;
     at least one group stays in validation.
 
-    >>> from artsim.data.manifest import load_manifest
+    >>> from artsim.data.manifest.manifest import load_manifest
     >>> manifest = load_manifest("data/demo/manifest.csv")
     >>> assignment = group_split(manifest.items, 0.34, seed=0)
     >>> carved = carve_calibration(assignment, manifest.items, 0.5)

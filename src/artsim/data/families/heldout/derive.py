@@ -104,7 +104,7 @@ def derive_heldout_manifest(
     the rest English (as in the project's held-back evaluation set). ``patterns`` limits the draw
     to some patterns (e.g. ``["inset"]``, which the default draw leaves out).
 
-    >>> from artsim.data.manifest import load_manifest
+    >>> from artsim.data.manifest.manifest import load_manifest
     >>> demo = load_manifest("data/demo/manifest.csv")
     >>> val_groups = {demo.originals()[0].group}
     >>> heldout = derive_heldout_manifest(demo, tmp_path / "heldout", groups=val_groups)

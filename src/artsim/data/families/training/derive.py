@@ -102,7 +102,7 @@ def derive_manifest(
     an original from the other side. The borrowed original's id is kept in the metadata column
     ``borrowed``. Training with another split: pass it as ``sides``.
 
-    >>> from artsim.data.manifest import load_manifest
+    >>> from artsim.data.manifest.manifest import load_manifest
     >>> derive_manifest(load_manifest("data/demo/manifest.csv"), tmp_path / "derived").name
     'manifest.csv'
     """
