@@ -5,7 +5,9 @@ The Python API (:mod:`artsim.api`), loaded on first use so that ``import artsim`
 - :func:`load_model` -> :class:`Model` with ``embed_images``, ``embed_texts``, ``encode``,
   ``similarity``, ``score``, ``explain`` and its
   ``calibration``;
-- :func:`open_index` -> :class:`Index` with ``search``, ``add`` and ``remove``;
+- :func:`open_index` -> :class:`Index` with ``search``, ``add`` and ``remove`` (and what the
+  command line and the service use: ``search_response``, ``score``, ``get``, ``add_picture``,
+  ``calibrate``);
 - :func:`train`, returning the summary the command line writes, and :func:`evaluate`, returning
   the typed :class:`~artsim.eval.result.EvalResult` (``to_dict()`` is the JSON it writes).
 

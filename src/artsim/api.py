@@ -3,11 +3,14 @@
 ``import artsim`` stays light: these names are loaded on first use (see ``artsim/__init__.py``),
 and nothing here imports the command line's or the service's toolkits.
 
->>> model = artsim.load_model("runs/demo")  # doctest: +SKIP
->>> model.embed_texts(["a red fox"]).shape  # doctest: +SKIP
-(1, 256)
->>> index = artsim.open_index("runs/demo/index")  # doctest: +SKIP
->>> index.search(text="a red fox", k=3)[0].id  # doctest: +SKIP
+>>> import artsim
+>>> model = artsim.load_model("runs/demo")
+>>> model.embed_texts(["a red fox"]).shape == (1, model.dim)
+True
+>>> with artsim.open_index("runs/demo/index") as index:
+...     hits = index.search(text="a red fox", k=3)
+>>> [hit.rank for hit in hits]
+[1, 2, 3]
 """
 
 from __future__ import annotations
@@ -20,14 +23,27 @@ import numpy as np
 from PIL import Image
 
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
+from artsim.defaults import DEFAULT_SAMPLE
 from artsim.errors import UserError
 from artsim.eval.result import EvalResult
-from artsim.index.build import add_items, originals_of, remove_originals
-from artsim.index.catalog import ArtIndex
-from artsim.index.query import PairScore, SearchResult, embed_pair, score_pair, search_index
+from artsim.index.build import add_items, add_picture, originals_of, remove_originals
+from artsim.index.calibrate import calibrate_index
+from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.query import (
+    PairScore,
+    SearchResponse,
+    SearchResult,
+    embed_pair,
+    pair_background,
+    pair_task,
+    score_pair,
+    search_index,
+)
+from artsim.index.store import OriginalRecord
 from artsim.model.embedder import Embedder
 from artsim.model.explain import DEFAULT_CELLS, MatchMap, match_map
 from artsim.progress import Reporter, as_reporter
+from artsim.verdicts.grades import OpenSetCalibration
 from artsim.verdicts.source import Calibration, load_calibration
 
 __all__ = [
@@ -35,7 +51,9 @@ __all__ = [
     "Index",
     "MatchMap",
     "Model",
+    "OriginalRecord",
     "PairScore",
+    "SearchResponse",
     "SearchResult",
     "evaluate",
     "load_model",
@@ -134,7 +152,7 @@ class Model:
         the same length) the fused image + text vectors (a work whose text is empty gets its
         image's); with one of them, that modality's vectors. Shape ``(works, dim)``.
 
-        >>> model.encode(["a.png"], ["a fox, watercolor"]).shape == (1, model.dim)  # doctest: +SKIP
+        >>> model.encode(["generated.png"], ["a fox, watercolor"]).shape == (1, model.dim)
         True
         """
         if images is None and texts is None:
@@ -158,8 +176,9 @@ class Model:
         """Cosine similarity of every row of ``a`` with every row of ``b`` (``(len(a), len(b))``);
         the model's vectors are of unit length, so it is their dot product.
 
-        >>> model.similarity(model.encode(texts=["a fox"]), model.encode(texts=["a red fox"]))  # doctest: +SKIP
-        array([[0.91...]], dtype=float32)
+        >>> works = model.encode(["generated.png"], ["a fox, watercolor"])
+        >>> model.similarity(works, model.encode(texts=["a fox", "a red fox"])).shape
+        (1, 2)
         """
         a, b = np.atleast_2d(np.asarray(a, np.float32)), np.atleast_2d(np.asarray(b, np.float32))
         norms = np.linalg.norm(a, axis=1, keepdims=True) * np.linalg.norm(b, axis=1)[None, :]
@@ -182,6 +201,10 @@ class Model:
         calibrated task and
         the graded verdict (``copy``, ``derived``, ``related``, ``unrelated`` or
         ``uncalibrated``).
+
+        >>> pair = model.score("generated.png", "original.png", text_a="a fox, watercolor")
+        >>> pair.task, pair.score == pair.scores["image"]  # A image + text, B image: image
+        ('image', True)
         """
         a, b = embed_pair(
             self.embedder,
@@ -201,6 +224,7 @@ class Model:
         method: str = "crops",
         cells: int = DEFAULT_CELLS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        names: tuple[str, str] = ("image A", "image B"),
     ) -> MatchMap:
         """Where picture A (e.g. the generated one) and picture B (the original) match.
 
@@ -209,10 +233,15 @@ class Model:
         matches the whole of B and the other way round, ``a.peak()`` where A matches best (x, y
         as fractions), ``link`` the best-matching pair of regions, ``score`` the pair's cosine of
         the ``part`` mapped (default: ``copy`` where the model has a copy descriptor, else
-        ``image``; see :func:`~artsim.model.explain.available_parts`).
+        ``image``; see :func:`~artsim.model.explain.available_parts`). ``names``: how errors
+        name the two pictures.
 
-        >>> model.explain("generated.png", "original.png").a.peak()  # doctest: +SKIP
-        (0.31, 0.62)
+        >>> found = model.explain("generated.png", "original.png", cells=4)
+        >>> found.a.grid.shape, found.b.grid.shape
+        ((4, 4), (4, 4))
+        >>> x, y = found.a.peak()  # fractions of A's width and height
+        >>> 0 <= x <= 1 and 0 <= y <= 1
+        True
         """
         return match_map(
             self.embedder,
@@ -221,6 +250,7 @@ class Model:
             part=part,
             method=method,
             cells=cells,
+            names=names,
         )
 
 
@@ -242,16 +272,33 @@ def load_model(
 
 
 class Index:
-    """A search index of originals, opened with :func:`open_index`; close it (or use ``with``)."""
+    """A search index of originals, opened with :func:`open_index`; close it (or use ``with``).
+
+    The command line and the service reach an index through this class: ``artsim search`` is
+    :meth:`search_response`, ``POST /score`` :meth:`score`, ``POST /originals`` :meth:`add_picture`.
+    """
 
     def __init__(self, index: ArtIndex, model: Model):
         self._index = index
         self.model = model
+        """The model that built the index (:class:`Model`)."""
 
     @property
     def path(self) -> Path:
         """The index folder."""
         return self._index.path
+
+    @property
+    def info(self) -> IndexInfo:
+        """What ``index.json`` says (the model, its run, the store, the calibration), as read
+        when the index was opened or last calibrated."""
+        return self._index.info
+
+    @property
+    def catalog(self) -> ArtIndex:
+        """The library's opened index (:class:`~artsim.index.catalog.ArtIndex`: its store, its
+        write lock), for what this class does not wrap."""
+        return self._index
 
     def __len__(self) -> int:
         return self._index.count()
@@ -270,14 +317,76 @@ class Index:
         ``title``, the ranking ``score`` of the query's ``task``, every per-modality score in
         ``scores`` and a graded ``verdict`` (the index's own calibration first, else the run's).
         """
-        response = search_index(
+        return self.search_response(image, text, k=k, max_pixels=max_pixels).results
+
+    def search_response(
+        self,
+        image: ImageInput | None = None,
+        text: str | None = None,
+        *,
+        k: int = 10,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        calibration: Calibration | None = None,
+    ) -> SearchResponse:
+        """:meth:`search` with what comes around its results: the query's ``task``, the
+        ``calibration`` that graded them, the ``derived_threshold`` of this query, how the
+        ranking modality was ``search``-ed (exact, or approximate with its measured recall) and
+        how a long text was ``truncated``; ``to_json()`` is what ``artsim search --json`` prints.
+        ``calibration`` replaces the default (the index's own, else its run's).
+
+        >>> response = index.search_response(text="a red fox", k=2)
+        >>> response.task, len(response.results), response.search["exact"]
+        ('text', 2, True)
+        """
+        return search_index(
             self._index,
             self.model.embedder,
             image=_picture(image, max_pixels),
             text=text,
             k=k,
+            calibration=calibration,
         )
-        return response.results
+
+    def score(
+        self,
+        image_a: ImageInput | None = None,
+        image_b: ImageInput | None = None,
+        *,
+        text_a: str | None = None,
+        text_b: str | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        calibration: Calibration | None = None,
+    ) -> PairScore:
+        """:meth:`Model.score` graded on this collection: with the index's calibration (or
+        ``calibration``) and, where that calibration grades a task's score against the query's
+        background, A's background searched among the indexed originals.
+
+        >>> index.score("generated.png", text_b="a red fox").task  # A's image, B's caption
+        'i2t'
+        """
+        if calibration is None:
+            calibration = load_calibration(
+                self._index.info.run, self._index.model_id, self._index.info.calibration
+            )
+        embedder = self.model.embedder
+        a, b = embed_pair(
+            embedder,
+            calibration,
+            (_picture(image_a, max_pixels), text_a),
+            (_picture(image_b, max_pixels), text_b),
+        )
+        background = pair_background(self._index, calibration, a, pair_task(a, b))
+        return score_pair(embedder, a, b, calibration, background)
+
+    def get(self, ids: Sequence[str], *, thumbnails: bool = False) -> dict[str, OriginalRecord]:
+        """The indexed originals among ``ids``, by id (an id not there is left out); with
+        ``thumbnails`` their JPEG thumbnails too.
+
+        >>> first = index.search(text="a red fox", k=1)[0]
+        >>> list(index.get([first.id, "not-an-id"])) == [first.id]
+        True
+        """
+        return self._index.store.get(list(ids), thumbnails)
 
     def add(
         self,
@@ -293,9 +402,41 @@ class Index:
             self._index, originals, self.model.embedder, max_pixels=max_pixels, reporter=reporter
         )
 
+    def add_picture(
+        self,
+        image: ImageInput,
+        record: OriginalRecord,
+        *,
+        image_bytes: bytes | None = None,
+        image_format: str = "png",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> OriginalRecord:
+        """Add (or replace) one original given as a picture, described by ``record`` (its id,
+        group, caption...); returns the record stored. With ``image_bytes`` (the picture's file,
+        e.g. an upload, in ``image_format``) the index keeps that file in its ``uploads/``
+        folder; without, it keeps the thumbnail and ``record.image_path``."""
+        return add_picture(
+            self._index,
+            self.model.embedder,
+            _picture(image, max_pixels),
+            record,
+            image_bytes,
+            image_format,
+        )
+
     def remove(self, ids: Sequence[str]) -> list[str]:
         """Remove originals by id; returns the ids that were there."""
         return remove_originals(self._index, list(ids))
+
+    def calibrate(
+        self, *, sample: int = DEFAULT_SAMPLE, seed: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> OpenSetCalibration:
+        """Fit the verdict thresholds on the indexed collection itself, from derivatives of
+        ``sample`` drawn groups (``seed`` draws them), and record them in ``index.json``
+        (:attr:`info` then holds them); returns the calibration (see ``docs/verdicts.md``)."""
+        return calibrate_index(
+            self._index, self.model.embedder, sample=sample, seed=seed, max_pixels=max_pixels
+        )
 
     def close(self) -> None:
         """Release the store (files, connections)."""
@@ -309,12 +450,21 @@ class Index:
 
 
 def open_index(
-    path: str | Path, *, run: str | Path | None = None, read_only: bool = False
+    path: str | Path,
+    *,
+    run: str | Path | None = None,
+    read_only: bool = False,
+    cache_dir: str | Path | bool | None = None,
 ) -> Index:
-    """Open an index folder with the model that built it (or ``run``, if it is that model)."""
+    """Open an index folder with the model that built it (or ``run``, if it is that model).
+
+    ``read_only``: no file of the index can change (searches only). ``cache_dir`` is the
+    tower feature cache, as for :func:`load_model` (``False``: none, so a query writes nothing).
+    """
     index = ArtIndex.open(path, read_only=read_only)
+    cache = False if cache_dir is False else (None if cache_dir is True else cache_dir)
     try:
-        embedder = index.load_embedder(run)
+        embedder = index.load_embedder(run, cache_dir=cache)
     except BaseException:
         index.close()
         raise

@@ -88,8 +88,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
     block ends it is renamed over ``path``. If the block fails (a full disk) the temporary file
     is removed and ``path`` is left as it was.
 
-    >>> with replacing("run/summary.json") as temporary:  # doctest: +SKIP
-    ...     temporary.write_text("{}")
+    >>> with replacing(tmp_path / "run" / "summary.json") as temporary:
+    ...     _ = temporary.write_text("{}")
+    >>> sorted(path.name for path in (tmp_path / "run").iterdir())  # no temporary file is left
+    ['summary.json']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -235,6 +235,38 @@ def test_score_pair(synthetic_manifest: Path, tiny_run: Path, capsys):
     assert set(data["scores"]) == {"image", "text", "i2t", "t2i", "fused"}
 
 
+def test_the_score_table_names_the_copy_and_content_scores(
+    synthetic_manifest: Path, tmp_path: Path, capsys
+):
+    """A model with a copy descriptor scores two pictures also on ``copy`` and ``content``:
+    the table has a row for each (it once stopped at them with a KeyError)."""
+    import torch
+
+    from artsim.model.heads import ArtSimModel, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        image_tower="tiny+tiny-copy",
+        text_tower="tiny",
+        image_feature_dim=64,
+        copy_feature_dim=32,
+        text_feature_dim=32,
+        embed_dim=16,
+        image_blend=0.5,
+        copy_weight=0.5,
+    )
+    save_model(ArtSimModel(config), tmp_path / "run")
+    folder = synthetic_manifest.parent / "images"
+    pair = [str(folder / "g000_gen0.png"), str(folder / "g000_orig.png")]
+    capsys.readouterr()
+    assert score_main([*pair, "--run", str(tmp_path / "run"), "--json"]) == 0
+    assert {"copy", "content"} <= set(json.loads(capsys.readouterr().out)["scores"])
+    assert score_main([*pair, "--run", str(tmp_path / "run")]) == 0
+    table = capsys.readouterr().out
+    assert "copy (copy descriptor: the same pixels)" in table
+    assert "content (what is drawn)" in table
+
+
 def test_score_line_gives_the_derived_threshold_whatever_decided(
     synthetic_manifest: Path, tiny_run: Path, tmp_path, capsys
 ):

@@ -84,7 +84,7 @@ def test_injected_enospc_in_a_post_is_507_and_leaves_nothing(index_copy: Path, p
 def test_an_unexpected_failure_is_a_json_500(index_copy: Path, monkeypatch):
     app = create_app(index_copy)
     with TestClient(app, raise_server_exceptions=False) as client:
-        monkeypatch.setattr(app.state.index, "count", lambda: 1 / 0)
+        monkeypatch.setattr(app.state.index.catalog, "count", lambda: 1 / 0)
         answer = client.get("/health")
         assert answer.status_code == 500
         assert answer.json() == {"error": "internal error: the request failed on the server"}

@@ -1,8 +1,9 @@
 """``artsim explain A B``: where a generated work and an original match (a match map).
 
 Prints where each picture matches the other best and the linked regions, or JSON (``--json``);
-``--out match.png`` writes A and B side by side under their heat overlays. The logic lives in
-:mod:`artsim.model.explain`, the picture in :mod:`artsim.report.match_picture`.
+``--out match.png`` writes A and B side by side under their heat overlays. The map comes from
+:meth:`artsim.api.Model.explain` (:mod:`artsim.model.explain`), the picture from
+:mod:`artsim.report.match_picture`.
 """
 
 from __future__ import annotations
@@ -57,15 +58,14 @@ def explain_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Where two artworks match: a heat map on each, and the best-matching regions linked."""
+    from artsim.api import load_model
     from artsim.data.pictures.images import load_rgb
-    from artsim.model.embedder import Embedder
-    from artsim.model.explain import match_map
 
     if out is not None and out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: the match picture is a PNG; name it .png")
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
-    embedder = Embedder.from_run(run, cache_dir=False)
-    found = match_map(embedder, pictures[0], pictures[1], part=part, method=method)
+    model = load_model(run, cache_dir=False)
+    found = model.explain(pictures[0], pictures[1], part=part, method=method)
     if out is not None:
         from artsim.report.match_picture import match_png
 

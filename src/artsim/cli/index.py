@@ -19,11 +19,10 @@ from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.defaults import DEFAULT_SAMPLE
 from artsim.errors import UserError
 
-# artsim.index and artsim.model (torch, faiss) are imported by the commands that run: `--help`
-# needs none of them
+# artsim.api, artsim.index and artsim.model (torch, faiss) are imported by the commands that run:
+# `--help` needs none of them
 if TYPE_CHECKING:
-    from artsim.index.catalog import ArtIndex
-    from artsim.model.embedder import Embedder
+    from artsim.api import Index
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -67,6 +66,7 @@ def build_command(
     ] = 1,
 ) -> None:
     """Embed the ORIGINALS of a manifest (image, caption, fused vectors) into a new index."""
+    from artsim.api import Index, Model
     from artsim.index.build import build_index, originals_of
     from artsim.model.embedder import Embedder
 
@@ -101,22 +101,17 @@ def build_command(
         )
         if calibrate_sample:
             try:
-                _calibrate_and_say(index, index.load_embedder(run), calibrate_sample, 0, max_pixels)
+                built = Index(index, Model(index.load_embedder(run), Path(run)))
+                _calibrate_and_say(built, calibrate_sample, 0, max_pixels)
             except UserError as error:  # the index is built and usable: say why, keep it
                 err_console.print(f"[yellow]verdicts not calibrated: {error}[/]")
     finally:
         index.close()
 
 
-def _calibrate_and_say(
-    index: ArtIndex, embedder: Embedder, sample: int, seed: int, max_pixels: int
-) -> None:
-    from artsim.index.calibrate import calibrate_index
-
+def _calibrate_and_say(index: Index, sample: int, seed: int, max_pixels: int) -> None:
     with err_console.status("calibrating verdicts on this collection"):
-        calibration = calibrate_index(
-            index, embedder, sample=sample, seed=seed, max_pixels=max_pixels
-        )
+        calibration = index.calibrate(sample=sample, seed=seed, max_pixels=max_pixels)
     for line in calibration_lines(index.info.calibration or {}):
         err_console.print(line)
     if not calibration.tasks:
@@ -184,13 +179,10 @@ def calibrate_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Fit the verdict thresholds on the indexed collection itself (written to index.json)."""
-    from artsim.index.catalog import ArtIndex
+    from artsim.api import open_index
 
-    index = ArtIndex.open(index_path)
-    try:
-        _calibrate_and_say(index, index.load_embedder(run), sample, seed, max_pixels)
-    finally:
-        index.close()
+    with open_index(index_path, run=run) as index:
+        _calibrate_and_say(index, sample, seed, max_pixels)
 
 
 @app.command("add")
@@ -200,22 +192,17 @@ def add_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Add a manifest's originals to an index (an id already there is replaced)."""
-    from artsim.index.build import add_items, originals_of
-    from artsim.index.catalog import ArtIndex
+    from artsim.api import open_index
 
-    index = ArtIndex.open(index_path)
-    try:
+    with open_index(index_path) as index:
+        before = len(index)
         with _reporter() as reporter:
-            originals = originals_of(data, max_pixels, reporter)
-            embedder = index.load_embedder()
-            before = set(index.store.get([item.id for item in originals]))
-            add_items(index, originals, embedder, max_pixels=max_pixels, reporter=reporter)
+            given = index.add(data, max_pixels=max_pixels, progress=reporter)
+        # a manifest's ids are unique: each one the index did not hold grows it by one
+        added = len(index) - before
         err_console.print(
-            f"added {len(originals) - len(before)} and replaced {len(before)} originals; "
-            f"the index holds {index.count()}"
+            f"added {added} and replaced {given - added} originals; the index holds {len(index)}"
         )
-    finally:
-        index.close()
 
 
 def _ids_from_file(path: Path) -> list[str]:

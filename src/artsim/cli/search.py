@@ -1,7 +1,7 @@
 """``artsim search`` (which originals is this like?) and ``artsim score`` (how alike are these two?).
 
-Both print a table for people or JSON (``--json``) for programs; the logic lives in
-:mod:`artsim.index.query`.
+Both print a table for people or JSON (``--json``) for programs; they reach the model and the
+index through :mod:`artsim.api` (``Index.search_response``, ``Model.score``).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from artsim.verdicts.grades import (
     VERDICT_UNINFORMATIVE,
 )
 
-# artsim.index and artsim.model (torch, faiss) are imported by the functions that use them:
-# `artsim search --help` needs none of them
+# artsim.api (torch, faiss) is imported by the functions that use it: `artsim search --help`
+# needs none of it
 if TYPE_CHECKING:
     from artsim.verdicts.source import Calibration
 
@@ -39,6 +39,9 @@ TASK_WORDS = {
     "fused": "image + prompt vs. image + caption",
     "i2t": "image vs. caption",
     "t2i": "prompt vs. image",
+    # the two readings of the image score of a model with a copy descriptor
+    "copy": "copy descriptor: the same pixels",
+    "content": "what is drawn",
 }
 
 
@@ -103,16 +106,13 @@ def search_command(
     """Rank the indexed originals by similarity to an image and/or a text."""
     if image is None and not (text or "").strip():
         raise UserError("give --image FILE, --text TEXT, or both")
-    from artsim.index.catalog import ArtIndex
-    from artsim.index.query import SCORE_NAMES, search_index
+    from artsim.api import open_index
+    from artsim.index.query import SCORE_NAMES
 
     picture = load_rgb(image, max_pixels) if image is not None else None
-    opened = ArtIndex.open(index, read_only=True)
-    try:
-        embedder = opened.load_embedder(run, cache_dir=False)
-        response = search_index(opened, embedder, image=picture, text=text, k=k)
-    finally:
-        opened.close()
+    # no feature cache: a query writes nothing
+    with open_index(index, run=run, read_only=True, cache_dir=False) as opened:
+        response = opened.search_response(picture, text, k=k)
     if json_output:
         print(json.dumps(response.to_json(), indent=2, ensure_ascii=False))
         return
@@ -172,17 +172,11 @@ def score_command(
     max_pixels: MaxPixelsOption = DEFAULT_MAX_PIXELS,
 ) -> None:
     """How similar two artworks are: per-modality and fused scores, and a verdict."""
-    from artsim.index.query import embed_pair, score_pair
-    from artsim.model.embedder import Embedder
-    from artsim.verdicts.source import load_calibration
+    from artsim.api import load_model
 
     pictures = [load_rgb(image_a, max_pixels), load_rgb(image_b, max_pixels)]
-    embedder = Embedder.from_run(run, cache_dir=False)
-    calibration = load_calibration(run, embedder.model_id)
-    a, b = embed_pair(
-        embedder, calibration, (pictures[0], text_a), (pictures[1], text_b), ("image", "image")
-    )
-    result = score_pair(embedder, a, b, calibration)
+    model = load_model(run, cache_dir=False)
+    result = model.score(pictures[0], pictures[1], text_a=text_a, text_b=text_b)
     if json_output:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         return

@@ -91,8 +91,8 @@ def serve_command(
         port = sock.getsockname()[1]
         mode = "read-write (token required)" if token else "read-only"
         err_console.print(
-            f"serving {index} ({app.state.index.count()} originals, model "
-            f"{app.state.index.model_id}, {mode}) on http://{host}:{port}/  (API docs: /docs)"
+            f"serving {index} ({len(app.state.index)} originals, model "
+            f"{app.state.index.info.model_id}, {mode}) on http://{host}:{port}/  (API docs: /docs)"
         )
         server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
         server.run(sockets=[sock])

@@ -4,7 +4,10 @@ Originals are embedded with the run's model (image, caption and fused vectors) a
 small thumbnail. Builds happen in a hidden folder renamed into place at the end; adds commit in
 batches; so an interruption never leaves a half-written index.
 
->>> index = build_index("runs/demo", "data/demo/manifest.csv", "indexes/demo")  # doctest: +SKIP
+>>> index = build_index("runs/demo", "data/demo/manifest.csv", tmp_path / "index")
+>>> index.count()  # the manifest's originals
+6
+>>> index.close()
 """
 
 from __future__ import annotations

@@ -87,10 +87,12 @@ def _disk_full(folder: Path) -> bool:
 class FaissStore(VectorStore):
     """faiss + SQLite in one folder. Create with :meth:`create`, open with the constructor.
 
-    >>> store = FaissStore.create(tmp_path / "store", dim=16)  # doctest: +SKIP
-    >>> store.add(["a"], {"image": v, "text": t, "fused": f}, [OriginalRecord("a", "g")])  # doctest: +SKIP
-    >>> store.search("image", v, k=1)[0].ids  # doctest: +SKIP
+    >>> store = FaissStore.create(tmp_path / "store", dim=16)
+    >>> v = np.eye(16, dtype=np.float32)[:1]  # one unit vector per modality
+    >>> store.add(["a"], {"image": v, "text": v, "fused": v}, [OriginalRecord("a", "g")])
+    >>> store.search("image", v, k=1)[0].ids
     ['a']
+    >>> store.close()
     """
 
     def __init__(self, folder: str | Path, *, read_only: bool = False):

@@ -10,8 +10,9 @@ naming the index and the process that holds it.
 The lock is advisory and local: it works between processes of one machine on a local file
 system (NFS and other network file systems may not honour ``flock``).
 
->>> with index_write_lock(Path("indexes/demo")):  # doctest: +SKIP
-...     ...  # write files, commit
+>>> from pathlib import Path
+>>> with index_write_lock(Path("runs/demo/index")):
+...     pass  # write files, commit
 """
 
 from __future__ import annotations

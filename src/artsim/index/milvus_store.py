@@ -85,9 +85,10 @@ def _quote(value: str) -> str:
 
 
 class MilvusStore(VectorStore):
-    """A :class:`VectorStore` on a Milvus server. Create with :meth:`create`.
+    """A :class:`VectorStore` on a Milvus server. Create with :meth:`create` (it needs a
+    server, so this example is not run here)::
 
-    >>> store = MilvusStore.create("milvus://127.0.0.1:19530", "artsim_demo", dim=256)  # doctest: +SKIP
+        store = MilvusStore.create("milvus://127.0.0.1:19530", "artsim_demo", dim=256)
     """
 
     def __init__(

@@ -6,8 +6,11 @@ applicable score (image-image, text-caption, image->caption ``i2t``, prompt->ima
 fused) for the same originals, and a verdict from the run's ``calibration.json``
 (:class:`artsim.verdicts.source.Calibration`).
 
->>> search_index(index, embedder, text="a red circle", k=3).results[0].id  # doctest: +SKIP
-'g000-orig'
+>>> index = ArtIndex.open("runs/demo/index", read_only=True)
+>>> response = search_index(index, index.load_embedder(), text="a red circle", k=3)
+>>> response.task, [result.rank for result in response.results]
+('text', [1, 2, 3])
+>>> index.close()
 """
 
 from __future__ import annotations

@@ -16,9 +16,14 @@ The cosine is that of one part of the model's image vector (:meth:`ArtSimModel.p
 The defaults were chosen by measurement (docs/decisions/0026-match-maps-copy-crops.md) and are
 reported in BENCHMARKS.md ("Match maps").
 
->>> found = match_map(embedder, generated, original)  # doctest: +SKIP
->>> found.a.peak()  # where in A the original matches best, as fractions of its width and height
-(0.31, 0.62)
+>>> from artsim.data.pictures.images import load_rgb
+>>> embedder = Embedder.from_run("runs/demo")
+>>> found = match_map(embedder, load_rgb("generated.png"), load_rgb("original.png"), cells=6)
+>>> found.a.grid.shape  # a map on A: how well each region of A matches the whole of B
+(6, 6)
+>>> x, y = found.a.peak()  # where in A the original matches best: fractions of width, height
+>>> 0 <= x <= 1 and 0 <= y <= 1
+True
 """
 
 from __future__ import annotations

@@ -155,9 +155,10 @@ def predict_image_features(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Tower features of ``paths`` (N x tower.dim, input order) over devices x num_nodes
-    processes.
+    processes. With ``devices`` above 1 it starts processes, so its example is not run here::
 
-    >>> predict_image_features(tower, paths, devices=2, accelerator="cpu")  # doctest: +SKIP
+        features = predict_image_features(tower, paths, devices=2, accelerator="cpu")
+        features.shape == (len(paths), tower.dim)
     """
     if not paths:
         return np.zeros((0, tower.dim), np.float32)

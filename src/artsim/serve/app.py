@@ -51,9 +51,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artsim.api import Index, open_index
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS
 from artsim.errors import UserError, storage_error
-from artsim.index.catalog import ArtIndex
 from artsim.serve.explain_routes import explain_router
 from artsim.serve.limits import (
     ADMISSION_TIMEOUT,
@@ -106,18 +106,17 @@ def create_app(
     to it in arrival order, and one that waits over ``admission_timeout`` seconds (``None``: no
     limit) is answered 503 with ``Retry-After``.
 
-    >>> from fastapi.testclient import TestClient  # doctest: +SKIP
-    >>> client = TestClient(create_app("indexes/demo"))  # doctest: +SKIP
-    >>> client.post("/search", data={"text": "a red fox"}).json()["results"][0]["id"]  # doctest: +SKIP
+    >>> from fastapi.testclient import TestClient
+    >>> with TestClient(create_app("runs/demo/index")) as client:
+    ...     answer = client.post("/search", data={"text": "a red fox", "k": 2})
+    >>> answer.status_code, [result["rank"] for result in answer.json()["results"]]
+    (200, [1, 2])
     """
     token = token or None
-    index = ArtIndex.open(index_path, read_only=token is None)
     # no feature cache: a query must not write to disk
-    embedder = index.load_embedder(run, cache_dir=False)
+    index = open_index(index_path, run=run, read_only=token is None, cache_dir=False)
     service = Service(
         index=index,
-        embedder=embedder,
-        run_dir=Path(run) if run is not None else Path(index.info.run),
         token=token,
         max_upload_bytes=max_upload_bytes,
         max_pixels=max_pixels,
@@ -126,7 +125,7 @@ def create_app(
     )
 
     app = _offline_app(index)
-    app.state.index, app.state.embedder = index, embedder
+    app.state.index = index
     app.state.pixel_budget = service.pixels_in_use
     if max_text_chars < 1:
         raise UserError(f"max_text_chars must be at least 1, got {max_text_chars}")
@@ -142,7 +141,7 @@ def create_app(
     return app
 
 
-def _offline_app(index: ArtIndex) -> FastAPI:
+def _offline_app(index: Index) -> FastAPI:
     """The application itself, with ``index`` closed when it shuts down."""
 
     @asynccontextmanager
@@ -178,10 +177,10 @@ def _add_page_and_health(app: FastAPI, service: Service) -> None:
         responses=error_responses(),
     )
     async def health() -> dict:
-        count = await run_in_threadpool(index.count)
+        count = await run_in_threadpool(len, index)
         return {
             "status": "ok",
-            "model_id": index.model_id,
+            "model_id": index.info.model_id,
             "count": count,
             "store": index.info.store,
             "writable": service.token is not None,

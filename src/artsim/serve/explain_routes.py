@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from artsim.data.pictures.images import image_size_bytes, sniff_image_format
-from artsim.model.explain import DEFAULT_CELLS, METHODS, available_parts, match_map
+from artsim.model.explain import DEFAULT_CELLS, METHODS, available_parts
 from artsim.report.match_picture import match_png
 from artsim.serve.schemas import error_responses
 from artsim.serve.service import BINARY, ApiError, Service, Upload
@@ -69,7 +69,7 @@ class ExplainAnswer(BaseModel):
 def explain_router(service: Service) -> APIRouter:
     """The ``/explain`` route of ``service``."""
     router = APIRouter()
-    embedder = service.embedder
+    model = service.index.model
 
     @router.post(
         "/explain",
@@ -99,7 +99,7 @@ def explain_router(service: Service) -> APIRouter:
         ] = DEFAULT_CELLS,
         format: Annotated[str, Form(description="json or png.")] = "json",
     ):
-        _check_options(embedder, format, method, part)
+        _check_options(model.embedder, format, method, part)
         upload_a = await service.read_upload(image_a, "image_a")
         upload_b = await service.read_upload(image_b, "image_b")
         item_id = (original_id or "").strip()
@@ -109,13 +109,13 @@ def explain_router(service: Service) -> APIRouter:
 
         def compute(picture_a, picture_b):
             names = ("image_a", upload_b.name if item_id else "image_b")
-            found = match_map(
-                embedder, picture_a, picture_b, part=part, method=method, cells=cells, names=names
+            found = model.explain(
+                picture_a, picture_b, part=part, method=method, cells=cells, names=names
             )
             if format == "png":
                 return match_png(picture_a, picture_b, found)
             data = found.to_json()
-            data["model_id"] = embedder.model_id
+            data["model_id"] = model.model_id
             if item_id:
                 data["original_id"] = item_id
             return data
@@ -176,7 +176,7 @@ def _check_sides(
 async def _original_upload(service: Service, item_id: str) -> Upload:
     """An indexed original's picture, as an upload would be: its kept file, else its
     thumbnail; checked from its header and admitted like one."""
-    found = await run_in_threadpool(service.index.store.get, [item_id], True)
+    found = await run_in_threadpool(service.index.get, [item_id], thumbnails=True)
     record = found.get(item_id)
     if record is None:
         raise ApiError(404, f"no original with id {item_id!r} in the index")

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from artsim.index.build import add_picture, remove_originals
 from artsim.index.store import OriginalRecord
 from artsim.serve.schemas import Original, Removed, error_responses
 from artsim.serve.service import BINARY, ApiError, Service, check_upload_id, record_json
@@ -26,7 +25,7 @@ async def _find(service: Service, item_id: str, with_thumbnail: bool = False) ->
     """The indexed original ``item_id`` (404 when there is none)."""
     if item_id in (".", ".."):
         raise ApiError(404, f"{item_id!r} is not an original's id")
-    found = await run_in_threadpool(service.index.store.get, [item_id], with_thumbnail)
+    found = await run_in_threadpool(service.index.get, [item_id], thumbnails=with_thumbnail)
     if item_id not in found:
         raise ApiError(404, f"no original with id {item_id!r} in the index")
     return found[item_id]
@@ -70,7 +69,7 @@ def _add_read_routes(router: APIRouter, service: Service) -> None:
 def _add_write_routes(router: APIRouter, service: Service) -> None:
     """``POST /originals`` (add or replace) and ``DELETE /originals/{id}``, each behind the
     service's token."""
-    index, embedder = service.index, service.embedder
+    index = service.index
 
     @router.post(
         "/originals",
@@ -104,8 +103,8 @@ def _add_write_routes(router: APIRouter, service: Service) -> None:
         )
         added = await service.with_pictures(
             [upload],
-            lambda picture: add_picture(
-                index, embedder, picture, record, upload.data, upload.format
+            lambda picture: index.add_picture(
+                picture, record, image_bytes=upload.data, image_format=upload.format
             ),
         )
         return record_json(added)
@@ -120,7 +119,7 @@ def _add_write_routes(router: APIRouter, service: Service) -> None:
     async def delete_original(item_id: str) -> dict:
         if item_id in (".", ".."):
             raise ApiError(404, f"{item_id!r} is not an original's id")
-        removed = await run_in_threadpool(remove_originals, index, [item_id])
+        removed = await run_in_threadpool(index.remove, [item_id])
         if not removed:
             raise ApiError(404, f"no original with id {item_id!r} in the index")
-        return {"removed": item_id, "count": await run_in_threadpool(index.count)}
+        return {"removed": item_id, "count": await run_in_threadpool(len, index)}

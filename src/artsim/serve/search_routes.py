@@ -1,4 +1,5 @@
-"""``POST /search`` and ``POST /score``: the model work of the service."""
+"""``POST /search`` and ``POST /score``: the model work of the service, through
+:class:`artsim.api.Index` (``search_response``, ``score``)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from artsim.index.query import (
-    embed_pair,
-    pair_background,
-    pair_task,
-    score_pair,
-    search_index,
-)
 from artsim.serve.limits import MAX_K, cut_text, merge_cuts
 from artsim.serve.schemas import ScoreAnswer, SearchAnswer, error_responses
 from artsim.serve.service import BINARY, ApiError, Service, thumbnail_url
@@ -21,7 +15,7 @@ from artsim.serve.service import BINARY, ApiError, Service, thumbnail_url
 def search_router(service: Service) -> APIRouter:
     """The search and score routes of ``service``."""
     router = APIRouter()
-    index, embedder = service.index, service.embedder
+    index = service.index
     max_text_chars = service.max_text_chars
 
     @router.post(
@@ -47,7 +41,7 @@ def search_router(service: Service) -> APIRouter:
         chosen = service.calibration()
 
         def run(picture):
-            return search_index(index, embedder, image=picture, text=text, k=k, calibration=chosen)
+            return index.search_response(picture, text, k=k, calibration=chosen)
 
         response = await service.with_pictures([upload], run)
         data = response.to_json()
@@ -79,10 +73,10 @@ def search_router(service: Service) -> APIRouter:
         chosen = service.calibration()
 
         def compute(picture_a, picture_b):
-            a, b = embed_pair(embedder, chosen, (picture_a, text_a), (picture_b, text_b))
             # verdicts calibrated on the collection may weigh A against its indexed originals
-            background = pair_background(index, chosen, a, pair_task(a, b))
-            return score_pair(embedder, a, b, chosen, background)
+            return index.score(
+                picture_a, picture_b, text_a=text_a, text_b=text_b, calibration=chosen
+            )
 
         data = (await service.with_pictures([upload_a, upload_b], compute)).to_json()
         data["truncated"] = merge_cuts(truncated, data.get("truncated", []))

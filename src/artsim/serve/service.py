@@ -17,10 +17,11 @@ from fastapi import Depends, UploadFile
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from artsim.api import Index
 from artsim.data.manifest.manifest import id_whitespace_problem
 from artsim.data.pictures.images import image_size_bytes, load_rgb_bytes, sniff_image_format
 from artsim.errors import ImageError, UserError
-from artsim.index.catalog import ArtIndex, IndexInfo
+from artsim.index.catalog import IndexInfo
 from artsim.index.store import OriginalRecord
 from artsim.serve.limits import WORKING_SIDE, BudgetTimeout, PixelBudget
 from artsim.verdicts.source import load_calibration
@@ -97,11 +98,10 @@ def record_json(record: OriginalRecord) -> dict:
 
 @dataclass
 class Service:
-    """One index and its model, with the limits every request is held to."""
+    """One index and its model (:class:`artsim.api.Index`, its ``model`` the one that built it),
+    with the limits every request is held to."""
 
-    index: ArtIndex
-    embedder: Any
-    run_dir: Path
+    index: Index
     token: str | None
     max_upload_bytes: int
     max_pixels: int
@@ -113,6 +113,11 @@ class Service:
     model_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(max(1, os.cpu_count() or 1))
     )
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder of the model (``--run``, else the one that built the index)."""
+        return self.index.model.run_dir
 
     def public_message(self, message: str) -> str:
         """``message`` with the server's folders (the index, the run, the working folder, the
@@ -135,7 +140,7 @@ class Service:
             info = IndexInfo.read(self.index.path)
         except UserError:
             info = self.index.info
-        return load_calibration(self.run_dir, self.index.model_id, info.calibration)
+        return load_calibration(self.run_dir, self.index.info.model_id, info.calibration)
 
     async def in_model_slot(self, function, *args, **kwargs):
         async with self.model_slots:

@@ -293,8 +293,9 @@ def load_manifest(
     required columns, unknown suffix). With ``check_images`` every image is opened and decoded
     (see :func:`artsim.data.pictures.images.check_image`); without it only the paths are checked.
 
-    >>> manifest = load_manifest("data/demo/manifest.csv")  # doctest: +SKIP
-    >>> [problem.format() for problem in manifest.errors]  # doctest: +SKIP
+    >>> manifest = load_manifest("data/demo/manifest.csv")
+    >>> len(manifest.originals()), [problem.format() for problem in manifest.errors]
+    (6, [])
     """
     path = Path(path)
     if not path.exists():

@@ -95,9 +95,11 @@ def group_split(
     (an Item attribute such as ``lang``, or a metadata key) each stratum is split on its own, a
     group taking its original's value. With at least two groups both sides get one.
 
-    >>> assignment = group_split(manifest.items, 0.2, seed=0)  # doctest: +SKIP
-    >>> split_sizes(assignment, manifest.items)["val"]  # doctest: +SKIP
-    {'items': 12, 'groups': 3}
+    >>> from artsim.data.manifest.manifest import load_manifest
+    >>> manifest = load_manifest("data/demo/manifest.csv")  # 6 groups of 4 items
+    >>> assignment = group_split(manifest.items, 0.2, seed=0)
+    >>> split_sizes(assignment, manifest.items)["val"]
+    {'items': 4, 'groups': 1}
     """
     fraction = _check_fraction(val_fraction)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
@@ -148,7 +150,12 @@ def carve_calibration(
     verdict's thresholds there. With ``calib_fraction`` 0 the assignment is returned unchanged;
     at least one group stays in validation.
 
-    >>> carved = carve_calibration(assignment, manifest.items, 0.5)  # doctest: +SKIP
+    >>> from artsim.data.manifest.manifest import load_manifest
+    >>> manifest = load_manifest("data/demo/manifest.csv")
+    >>> assignment = group_split(manifest.items, 0.34, seed=0)
+    >>> carved = carve_calibration(assignment, manifest.items, 0.5)
+    >>> sorted(set(carved.values()))
+    ['calib', 'train', 'val']
     """
     try:
         fraction = float(calib_fraction)

@@ -36,8 +36,9 @@ def check_tower_name(name: str, kind: str) -> None:
     :func:`create_text_tower` would) unless ``name`` names a tower of ``kind`` (``image`` or
     ``text``) that can be built here; builds nothing, loads no weights.
 
-    >>> check_tower_name("bogus", "image")  # doctest: +SKIP
-    UserError: unknown image tower 'bogus'; known: ...
+    >>> check_tower_name("bogus", "image")
+    Traceback (most recent call last):
+    artsim.errors.UserError: unknown image tower 'bogus'; known: ...
     """
     if name.startswith("open_clip:"):
         parse_open_clip(name)

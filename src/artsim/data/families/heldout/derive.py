@@ -104,9 +104,12 @@ def derive_heldout_manifest(
     the rest English (as in the project's held-back evaluation set). ``patterns`` limits the draw
     to some patterns (e.g. ``["inset"]``, which the default draw leaves out).
 
-    >>> derive_heldout_manifest(load_manifest("data/demo/manifest.csv"), "data/heldout",
-    ...                         groups=val_groups)  # doctest: +SKIP
-    PosixPath('data/heldout/manifest.csv')
+    >>> from artsim.data.manifest.manifest import load_manifest
+    >>> demo = load_manifest("data/demo/manifest.csv")
+    >>> val_groups = {demo.originals()[0].group}
+    >>> heldout = derive_heldout_manifest(demo, tmp_path / "heldout", groups=val_groups)
+    >>> len(load_manifest(heldout).items)  # the original and 3 derivatives
+    4
     """
     if per_original < 1:
         raise DataError(f"per_original must be 1 or more, got {per_original}")

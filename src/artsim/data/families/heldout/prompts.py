@@ -117,9 +117,10 @@ def heldout_prompt(
     ``pattern`` is the name :func:`artsim.data.families.heldout.transforms.apply_pattern` returned;
     its first part chooses the words for the look.
 
+    >>> from pathlib import Path
     >>> item = Item(id="a", group="a", role="original", image=Path("a.png"), text="A red fox.")
-    >>> heldout_prompt(item, "meme_caption", np.random.default_rng(0))  # doctest: +SKIP
-    ('meme - red fox', 'en')
+    >>> heldout_prompt(item, "meme_caption", np.random.default_rng(0))
+    ('#fox A red fox meme', 'en')
     """
     description = spanish_description(original) if spanish else english_description(original)
     lang = "es" if spanish else "en"

@@ -102,8 +102,9 @@ def derive_manifest(
     an original from the other side. The borrowed original's id is kept in the metadata column
     ``borrowed``. Training with another split: pass it as ``sides``.
 
-    >>> derive_manifest(load_manifest("art/manifest.csv"), Path("derived"))  # doctest: +SKIP
-    PosixPath('derived/manifest.csv')
+    >>> from artsim.data.manifest.manifest import load_manifest
+    >>> derive_manifest(load_manifest("data/demo/manifest.csv"), tmp_path / "derived").name
+    'manifest.csv'
     """
     if per_original < 0:
         raise DataError(f"per_original must be 0 or more, got {per_original}")
