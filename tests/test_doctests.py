@@ -40,6 +40,12 @@ MODULES = [
     "artsim.data.manifest.split",
     "artsim.data.pictures.crops",
     "artsim.data.pictures.images",
+    "artsim.eval.evaluate",
+    "artsim.eval.generalisation",
+    "artsim.eval.metrics",
+    "artsim.eval.pointing",
+    "artsim.eval.result",
+    "artsim.eval.tasks",
     "artsim.index.build",
     "artsim.index.calibrate",
     "artsim.index.crops",
@@ -59,7 +65,7 @@ MODULES = [
     "artsim.verdicts.openset",
 ]
 # examples another change is reworking: not run here yet, some still marked +SKIP
-NOT_YET = ("artsim.eval.", "artsim.report.", "artsim.cli.sweep", "artsim.api.evaluate")
+NOT_YET = ("artsim.report.", "artsim.cli.sweep")
 
 
 def _not_yet(name: str) -> bool:
