@@ -59,13 +59,16 @@ MODULES = [
     "artsim.model.features",
     "artsim.model.towers.registry",
     "artsim.progress",
+    "artsim.report.compare",
+    "artsim.report.report",
+    "artsim.report.text",
     "artsim.runfolder",
     "artsim.serve.app",
     "artsim.stats",
     "artsim.verdicts.openset",
 ]
 # examples another change is reworking: not run here yet, some still marked +SKIP
-NOT_YET = ("artsim.report.", "artsim.cli.sweep")
+NOT_YET = ("artsim.cli.sweep",)
 
 
 def _not_yet(name: str) -> bool:
