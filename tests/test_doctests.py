@@ -30,6 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 MODULES = [
     "artsim.api",
+    "artsim.cli.sweep",
     "artsim.data.corpora.demo",
     "artsim.data.corpora.synthetic",
     "artsim.data.families.heldout.derive",
@@ -67,12 +68,6 @@ MODULES = [
     "artsim.stats",
     "artsim.verdicts.openset",
 ]
-# examples another change is reworking: not run here yet, some still marked +SKIP
-NOT_YET = ("artsim.cli.sweep",)
-
-
-def _not_yet(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix) for prefix in NOT_YET)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +145,7 @@ def _modules_with_examples() -> set[str]:
 
 
 def test_every_module_with_examples_has_them_run():
-    assert {name for name in _modules_with_examples() if not _not_yet(name)} == set(MODULES)
+    assert _modules_with_examples() == set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -158,7 +153,6 @@ def test_no_example_is_skipped(module):
     skipped = [
         f"{test.name} line {test.lineno + example.lineno + 1}"
         for test in doctest.DocTestFinder().find(importlib.import_module(module))
-        if not _not_yet(test.name)
         for example in test.examples
         if example.options.get(doctest.SKIP)
     ]
