@@ -1,12 +1,15 @@
 """The ``>>>`` examples of the package's docstrings run, on a tiny model and index.
 
 Every example runs in one working folder laid out as the docstrings expect: ``runs/demo`` (a
-tiny random model, the tiny towers), its index ``runs/demo/index``, ``data/demo/manifest.csv``
-(the synthetic data set) and ``generated.png`` / ``original.png`` (a generated work of its and
-the original it comes from). Besides each module's own names an example may use ``tmp_path`` (an
-empty folder of its own) and, in :mod:`artsim.api`, ``model`` and ``index`` (the demo run and
-its index, opened). What an example prints comes from that model: a shape is written
-``(1, model.dim)`` and compared, never a number copied from one run.
+tiny random model, the tiny towers), its index ``runs/demo/index`` and its evaluation
+``runs/demo/eval/val.json`` (as ``artsim evaluate`` leaves it), ``data/demo/manifest.csv`` (the
+synthetic data set), ``runs/vf0.4`` and ``runs/vf0.2`` (two runs without a model that differ in
+their validation fraction, for comparisons) and ``generated.png`` / ``original.png`` (a
+generated work of its and the original it comes from). Besides each module's own names an
+example may use ``tmp_path`` (an empty folder of its own) and, in :mod:`artsim.api`,
+``artsim``, ``model`` and ``index`` (the package, the demo run and its index, opened). What an
+example prints comes from that model: a shape is written ``(1, model.dim)`` and compared, never
+a number copied from one run.
 
 An example that needs real weights, a server or several processes is prose (a ``::`` block),
 not a skipped ``>>>``: nothing here is skipped.
@@ -27,6 +30,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 MODULES = [
     "artsim.api",
+    "artsim.cli.sweep",
     "artsim.data.corpora.demo",
     "artsim.data.corpora.synthetic",
     "artsim.data.families.heldout.derive",
@@ -37,6 +41,12 @@ MODULES = [
     "artsim.data.manifest.split",
     "artsim.data.pictures.crops",
     "artsim.data.pictures.images",
+    "artsim.eval.evaluate",
+    "artsim.eval.generalisation",
+    "artsim.eval.metrics",
+    "artsim.eval.pointing",
+    "artsim.eval.result",
+    "artsim.eval.tasks",
     "artsim.index.build",
     "artsim.index.calibrate",
     "artsim.index.crops",
@@ -50,25 +60,24 @@ MODULES = [
     "artsim.model.features",
     "artsim.model.towers.registry",
     "artsim.progress",
+    "artsim.report.compare",
+    "artsim.report.report",
+    "artsim.report.text",
     "artsim.runfolder",
     "artsim.serve.app",
     "artsim.stats",
     "artsim.verdicts.openset",
 ]
-# examples another change is reworking (evaluation, reports, the sweep, the API's evaluate): not
-# run here yet, some still marked +SKIP
-NOT_YET = ("artsim.eval.", "artsim.report.", "artsim.cli.sweep", "artsim.api.evaluate")
-
-
-def _not_yet(name: str) -> bool:
-    return any(name == prefix or name.startswith(prefix) for prefix in NOT_YET)
 
 
 @pytest.fixture(scope="module")
-def example_folder(tmp_path_factory, synthetic_manifest, write_run, isolated_feature_cache):
+def example_folder(
+    tmp_path_factory, synthetic_manifest, write_run, make_rows, isolated_feature_cache
+):
     """The working folder the examples run in (see the module docstring); the current folder
     while the module's tests run."""
     from artsim.data.manifest.manifest import load_manifest
+    from artsim.eval.evaluate import evaluate_run
     from artsim.index.build import build_index
 
     folder = tmp_path_factory.mktemp("examples")
@@ -76,6 +85,11 @@ def example_folder(tmp_path_factory, synthetic_manifest, write_run, isolated_fea
     manifest = folder / "data" / "demo" / "manifest.csv"
     run = write_run(folder / "runs" / "demo", manifest, val_fraction=0.5)
     build_index(run, manifest, run / "index").close()
+    evaluate_run(run, manifest, split="val")
+    for fraction, val_loss in ((0.4, 0.12), (0.2, 0.08)):
+        rows = make_rows(val_final=val_loss)
+        write_run(folder / "runs" / f"vf{fraction}", manifest, val_fraction=fraction, rows=rows,
+                  with_model=False)  # fmt: skip
     loaded = load_manifest(manifest)
     original = loaded.originals()[0]
     generated = next(item for item in loaded.generated() if item.group == original.group)
@@ -94,6 +108,7 @@ def _names_for(module: str, tmp_path: Path) -> dict:
     if module == "artsim.api":
         import artsim
 
+        names["artsim"] = artsim
         names["model"] = artsim.load_model("runs/demo")
         names["index"] = artsim.open_index("runs/demo/index", read_only=True)
     return names
@@ -130,7 +145,7 @@ def _modules_with_examples() -> set[str]:
 
 
 def test_every_module_with_examples_has_them_run():
-    assert {name for name in _modules_with_examples() if not _not_yet(name)} == set(MODULES)
+    assert _modules_with_examples() == set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -138,7 +153,6 @@ def test_no_example_is_skipped(module):
     skipped = [
         f"{test.name} line {test.lineno + example.lineno + 1}"
         for test in doctest.DocTestFinder().find(importlib.import_module(module))
-        if not _not_yet(test.name)
         for example in test.examples
         if example.options.get(doctest.SKIP)
     ]

@@ -504,9 +504,11 @@ def evaluate(
     unless ``write``: then the result goes to ``RUN_DIR/eval/<name>.json`` (and
     ``calibration.json`` for the run's own calibration part), as ``artsim evaluate`` does.
 
-    >>> result = artsim.evaluate("runs/demo", split="val")  # doctest: +SKIP
-    >>> result.retrieval.figure("fused", "recall@1")  # doctest: +SKIP
-    0.996
+    >>> result = artsim.evaluate("runs/demo", split="val")
+    >>> sorted(result.retrieval.tasks)
+    ['fused', 'i2t', 'image', 't2i', 'text']
+    >>> 0.0 <= result.retrieval.figure("fused", "recall@1") <= 1.0
+    True
     """
     from artsim.eval.evaluate import evaluate_run
 

@@ -88,7 +88,19 @@ def run_sweep(
     tests pass a fake. ``reporter`` receives a line per run trained or failed. The aggregation
     and the sweep files are :func:`artsim.report.sweep.write_sweep`.
 
-    >>> run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")  # doctest: +SKIP
+    ``run_sweep("data/demo/manifest.csv", [0.2, 0.4], [0, 1, 2], "runs/sweep")`` trains six
+    runs on the default towers, as ``artsim sweep`` does; two seeds of one split, an epoch each
+    on the tiny towers, take seconds:
+
+    >>> result = run_sweep("data/demo/manifest.csv", [0.5], [0, 1], tmp_path / "sweep",
+    ...                    max_epochs=1, image_tower="tiny", text_tower="tiny",
+    ...                    options={"progress": False})  # each run notes its split
+    split: train ... (kept for calibrating verdicts)
+    split: train ... (kept for calibrating verdicts)
+    >>> result["splits"], [run["status"] for run in result["runs"]]
+    (['50/50'], ['trained', 'trained'])
+    >>> sorted(path.name for path in (tmp_path / "sweep").glob("sweep.*"))
+    ['sweep.json', 'sweep.md', 'sweep.png']
     """
     from artsim.report.sweep import run_name, write_sweep
 

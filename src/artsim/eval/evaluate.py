@@ -242,8 +242,11 @@ def evaluate_run(
     to the run's training manifest. ``reporter`` receives the embedding steps (nothing is shown
     without one).
 
-    >>> result = evaluate_run("runs/demo", "data/demo/manifest.csv", split="val")  # doctest: +SKIP
-    >>> result.retrieval.figure("fused", "recall@1")  # doctest: +SKIP
+    >>> result = evaluate_run("runs/demo", "data/demo/manifest.csv", split="val")
+    >>> result.name, result.counts.queries > 0
+    ('val', True)
+    >>> EvalResult.from_dict(runfolder.read_evaluation("runs/demo", "val")) == result  # its file
+    True
     """
     run, split_name = Path(run_dir), split or "all"
     source = _open_source(run, manifest_path, split, cache_dir, device)

@@ -289,8 +289,12 @@ def score_histogram(
 class Evaluator:
     """Base of every evaluator: call it, get a flat dict of ``"<name>/<metric>"`` floats.
 
-    >>> result = RetrievalEvaluator("image")(similarity, correct)  # doctest: +SKIP
-    >>> result["image/recall@1"]  # doctest: +SKIP
+    >>> similarity = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    >>> correct = np.array([0, 1, 0, 1])  # the right gallery column of each query
+    >>> evaluator = RetrievalEvaluator("image")
+    >>> result = evaluator(similarity, correct)
+    >>> evaluator.primary_metric, result[evaluator.primary_metric]
+    ('image/recall@1', 0.75)
     """
 
     metric: str = ""

@@ -10,8 +10,18 @@ against each baseline over the same pairs (:func:`artsim.stats.sign_test`).
 Only pairs where the box leaves some of the picture out count (its area under
 :data:`MAX_BOX_SHARE` of the picture): where the original fills the picture every point hits.
 
->>> pairs = pointing_pairs(load_manifest("data/heldout/manifest.csv"))  # doctest: +SKIP
->>> rows = pointing_game(embedder, pairs)  # doctest: +SKIP
+On the project's held-out set the pairs are ``pointing_pairs(load_manifest(
+"data/heldout/manifest.csv"))``; here, mosaics derived from the demo's originals (a mosaic always
+frames its original):
+
+>>> from artsim.data.families.heldout.derive import derive_heldout_manifest
+>>> from artsim.data.manifest.manifest import load_manifest
+>>> demo = load_manifest("data/demo/manifest.csv")
+>>> heldout = derive_heldout_manifest(demo, tmp_path / "heldout", patterns=["mosaic"])
+>>> pairs = pointing_pairs(load_manifest(heldout))
+>>> table = pointing_table(play(Embedder.from_run("runs/demo"), pairs))
+>>> [row["pattern"] for row in table["rows"]], table["rows"][-1]["pairs"] == len(pairs)
+(['mosaic', 'all'], True)
 """
 
 from __future__ import annotations

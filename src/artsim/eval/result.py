@@ -20,9 +20,13 @@ Figures that a metric evaluator names (``"recall@1"``, ``"at_fpr_0.01"``, ``"mic
 :data:`Figures` dictionaries keyed by those names, as :mod:`artsim.eval.metrics` returns them and
 the JSON holds them.
 
->>> result = read_results("runs/demo")[0]  # the run's own validation first  # doctest: +SKIP
->>> result.retrieval.figure("fused"), result.generalisation.below_frozen  # doctest: +SKIP
-(0.996, [])
+>>> result = read_results("runs/demo")[0]  # the run's own validation first
+>>> result.name, result.retrieval.main_task
+('val', 'fused')
+>>> result.retrieval.figure("fused") == result.to_dict()["tasks"]["fused"]["recall@1"]
+True
+>>> EvalResult.from_dict(result.to_dict()) == result
+True
 """
 
 from __future__ import annotations

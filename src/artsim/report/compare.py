@@ -296,7 +296,14 @@ def compare_groups(groups: Sequence[Group]) -> list[dict[str, Any]]:
 def compare_runs(run_dirs: Sequence[str | Path]) -> dict[str, Any]:
     """Compare runs (or groups of seeds); the reference is the first run or group.
 
-    >>> compare_runs(["runs/vf0.4", "runs/vf0.2"])["rows"][0]["relative_change"]  # doctest: +SKIP
+    >>> result = compare_runs(["runs/vf0.4", "runs/vf0.2"])
+    >>> [group["name"] for group in result["groups"]], result["repeats"]  # one seed each
+    (['vf0.4', 'vf0.2'], False)
+    >>> row = next(row for row in result["rows"] if row["figure"] == "val/loss")
+    >>> row["reference"], row["other"], row["better"]  # vf0.2 ends with the lower loss
+    ('vf0.4', 'vf0.2', 1)
+    >>> row["relative_change"] == (row["b"] - row["a"]) / abs(row["a"])
+    True
     """
     runs = expand_runs(run_dirs)
     if len(runs) < 2:

@@ -45,7 +45,7 @@ def build_report(
     :func:`artsim.report.match_picture.gallery_maps`; about 1.3 s a row on 2 CPU cores, computed
     once per process and model).
 
-    >>> build_report("runs/demo", lang="es")  # doctest: +SKIP
+    >>> build_report("runs/demo", lang="es")
     {'html': PosixPath('runs/demo/report.es.html'), 'md': PosixPath('runs/demo/report.es.md')}
     """
     try:
