@@ -45,14 +45,26 @@ def data_uri(png: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(png).decode('ascii')}"
 
 
-def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+def _points(
+    rows: Sequence[Mapping[str, Any]], value_of: Callable[[Mapping[str, Any]], float | None]
+) -> tuple[list[float], list[float]]:
+    """(epochs, values) of the rows whose ``value_of`` is a finite number; a row without an
+    ``epoch`` stands at its place (1 = first)."""
     xs, ys = [], []
     for index, row in enumerate(rows):
-        value = row.get(key)
-        if isinstance(value, int | float) and math.isfinite(value):
+        value = value_of(row)
+        if value is not None and math.isfinite(value):
             xs.append(row.get("epoch", index + 1))
             ys.append(float(value))
     return xs, ys
+
+
+def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    def number(row: Mapping[str, Any]) -> float | None:
+        value = row.get(key)
+        return value if isinstance(value, int | float) else None
+
+    return _points(rows, number)
 
 
 def loss_series(
@@ -65,13 +77,7 @@ def loss_series(
     ``split/loss``."""
     if comparable is None:
         return _series(rows, f"{split}/loss")
-    xs, ys = [], []
-    for index, row in enumerate(rows):
-        value = comparable(row, split)
-        if value is not None and math.isfinite(value):
-            xs.append(row.get("epoch", index + 1))
-            ys.append(float(value))
-    return xs, ys
+    return _points(rows, lambda row: comparable(row, split))
 
 
 def plot_learning_curves(
