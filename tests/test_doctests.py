@@ -37,6 +37,7 @@ MODULES = [
     "artsim.data.families.heldout.prompts",
     "artsim.data.families.heldout.transforms",
     "artsim.data.families.training.derive",
+    "artsim.data.manifest.items",
     "artsim.data.manifest.manifest",
     "artsim.data.manifest.split",
     "artsim.data.pictures.crops",

@@ -83,6 +83,11 @@ def _print_counts(title: str, manifest: Manifest) -> None:
     console.print(table)
 
 
+def _print_written(path: Path) -> None:
+    """Counts of a manifest a command has just written, read without reopening its images."""
+    _print_counts(f"wrote {path}", load_manifest(path, check_images=False))
+
+
 @app.command()
 def validate(manifest_path: ManifestArgument, max_pixels: MaxPixels = DEFAULT_MAX_PIXELS) -> int:
     """Check every row and image; print one line per problem and a summary.
@@ -222,7 +227,7 @@ def derive(
             written = derive_manifest(
                 manifest, out, per_original=per_original, seed=seed, reporter=reporter
             )
-    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    _print_written(written)
     return 0
 
 
@@ -257,7 +262,7 @@ def demo(
             corpus=corpus,
             reporter=reporter,
         )
-    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    _print_written(written)
     return 0
 
 
@@ -284,7 +289,7 @@ def folder(
             written = derive_manifest(
                 load_manifest(written), out, per_original=per_original, seed=seed, reporter=reporter
             )
-    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    _print_written(written)
     return 0
 
 
@@ -321,7 +326,7 @@ def external(
             family=family,
             reporter=reporter,
         )
-    _print_counts(f"wrote {written}", load_manifest(written, check_images=False))
+    _print_written(written)
     return 0
 
 
@@ -351,8 +356,8 @@ def lofo(
     train_path, eval_path = leave_one_source_out(
         manifest, source, out, per_original=per_original, seed=seed, distractors=pool
     )
-    _print_counts(f"wrote {train_path}", load_manifest(train_path, check_images=False))
-    _print_counts(f"wrote {eval_path}", load_manifest(eval_path, check_images=False))
+    _print_written(train_path)
+    _print_written(eval_path)
     return 0
 
 

@@ -117,6 +117,19 @@ def sample_ids(client, name: str, size: int = SAMPLE_QUERIES, seed: int = 0) -> 
     return [found[k] for k in sorted(rng.choice(len(found), size, replace=False))]
 
 
+def _measurement(measured: float, sample: int, n: int) -> dict:
+    """The part of a plan that says how it was measured: its recall@10 on ``sample`` queries,
+    against the target, over a collection of ``n`` vectors (which the index was built on)."""
+    return {
+        "recall_at_10": round(measured, 4),
+        "sample": sample,
+        "target": TARGET_RECALL,
+        "reached": measured >= TARGET_RECALL,
+        "measured_at": n,
+        "trained_at": n,
+    }
+
+
 def tune_ivf(client, name: str, nlist: int, n: int) -> tuple[dict, Sample]:
     """Smallest nprobe whose recall@10 on a sample of the collection's own vectors reaches the
     target, against probing every list (exact for IVF_FLAT); and the sample (ids, vectors,
@@ -138,12 +151,7 @@ def tune_ivf(client, name: str, nlist: int, n: int) -> tuple[dict, Sample]:
         "vectors": n,
         "nlist": nlist,
         "nprobe": nprobe,
-        "recall_at_10": round(measured, 4),
-        "sample": len(names),
-        "target": TARGET_RECALL,
-        "reached": measured >= TARGET_RECALL,
-        "measured_at": n,
-        "trained_at": n,
+        **_measurement(measured, len(names), n),
     }
     return plan, (names, queries, truth)
 
@@ -168,10 +176,5 @@ def tune_scann(client, name: str, nlist: int, n: int, sample: Sample) -> dict:
         "nlist": nlist,
         "nprobe": nlist,
         "rerank": rerank,
-        "recall_at_10": round(measured, 4),
-        "sample": len(names),
-        "target": TARGET_RECALL,
-        "reached": measured >= TARGET_RECALL,
-        "measured_at": n,
-        "trained_at": n,
+        **_measurement(measured, len(names), n),
     }

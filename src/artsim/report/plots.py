@@ -40,19 +40,44 @@ def _png(figure: plt.Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _panels(count: int, width: float, height: float = 3.2) -> tuple[plt.Figure, np.ndarray]:
+    """A figure of ``count`` panels (one at least), three to a row at most, each ``width`` x
+    ``height`` inches; the grid's unused places are hidden. Returns the figure and its 2-D axes."""
+    columns = min(3, max(1, count))
+    rows = max(1, math.ceil(count / columns))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False
+    )
+    for axis in axes.flat[count:]:
+        axis.set_visible(False)
+    return figure, axes
+
+
 def data_uri(png: bytes, mime: str = "image/png") -> str:
     """``data:image/png;base64,...`` for an ``<img src>``."""
     return f"data:{mime};base64,{base64.b64encode(png).decode('ascii')}"
 
 
-def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+def _points(
+    rows: Sequence[Mapping[str, Any]], value_of: Callable[[Mapping[str, Any]], float | None]
+) -> tuple[list[float], list[float]]:
+    """(epochs, values) of the rows whose ``value_of`` is a finite number; a row without an
+    ``epoch`` stands at its place (1 = first)."""
     xs, ys = [], []
     for index, row in enumerate(rows):
-        value = row.get(key)
-        if isinstance(value, int | float) and math.isfinite(value):
+        value = value_of(row)
+        if value is not None and math.isfinite(value):
             xs.append(row.get("epoch", index + 1))
             ys.append(float(value))
     return xs, ys
+
+
+def _series(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    def number(row: Mapping[str, Any]) -> float | None:
+        value = row.get(key)
+        return value if isinstance(value, int | float) else None
+
+    return _points(rows, number)
 
 
 def loss_series(
@@ -65,13 +90,7 @@ def loss_series(
     ``split/loss``."""
     if comparable is None:
         return _series(rows, f"{split}/loss")
-    xs, ys = [], []
-    for index, row in enumerate(rows):
-        value = comparable(row, split)
-        if value is not None and math.isfinite(value):
-            xs.append(row.get("epoch", index + 1))
-            ys.append(float(value))
-    return xs, ys
+    return _points(rows, lambda row: comparable(row, split))
 
 
 def plot_learning_curves(
@@ -142,11 +161,7 @@ def plot_learning_curves(
 def plot_score_histograms(curves: Mapping[str, Mapping[str, Any]], lang: str) -> bytes:
     """Per task, the similarity of matching pairs vs non-matching pairs (each normalised)."""
     tasks = [task for task in curves if curves[task].get("positive")]
-    columns = min(3, max(1, len(tasks)))
-    rows = max(1, math.ceil(len(tasks) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
-    for axis in axes.flat[len(tasks) :]:
-        axis.set_visible(False)
+    figure, axes = _panels(len(tasks), width=4.2)
     for axis, task in zip(axes.flat, tasks, strict=False):
         for key, colour, name in (
             ("negative", "#d62728", "non_matching"),
@@ -213,11 +228,7 @@ def plot_sweep(
     ``summary[figure][config] = {"mean", "low", "high", "values"}``.
     """
     figures = [figure for figure in figures if figure in summary]
-    columns = min(3, max(1, len(figures)))
-    rows = max(1, math.ceil(len(figures) / columns))
-    figure_, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
-    for axis in axes.flat[len(figures) :]:
-        axis.set_visible(False)
+    figure_, axes = _panels(len(figures), width=4)
     for axis, name in zip(axes.flat, figures, strict=False):
         configs = list(summary[name])
         for x, config in enumerate(configs):

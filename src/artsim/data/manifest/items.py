@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,7 @@ ROLES = ("original", "generated")
 VIEW_ROLE = "view"
 CORE_COLUMNS = ("id", "group", "role", "image", "text", "lang", "artist", "title", "source")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_FILE_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def text_problem(text: str) -> str | None:
@@ -77,3 +78,20 @@ class Problem:
             where = f"{where} (id {self.item_id})"
         prefix = f"{where}: " if where else ""
         return f"{prefix}{self.severity}: {self.reason}"
+
+
+def file_stems(ids: Sequence[str], digest: Callable[[str], str]) -> list[str]:
+    """File-name stems for item ids: a file-name-safe id is its own stem; any other is made safe
+    (runs of other characters become ``_``, at most 80 kept) and gets ``-<digest(id)>``, so two
+    ids made alike stay apart. Each caller keeps its own ``digest``: its file names stay put.
+
+    >>> file_stems(["fox", "a fox/1"], lambda item_id: "0000")
+    ['fox', 'a_fox_1-0000']
+    """
+    stems = []
+    for item_id in ids:
+        stem = _NOT_FILE_SAFE.sub("_", item_id).strip("._") or "item"
+        if stem != item_id:
+            stem = f"{stem[:80]}-{digest(item_id)}"
+        stems.append(stem)
+    return stems

@@ -187,14 +187,16 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _rgb_oriented(image: Image.Image, name: str) -> Image.Image:
+def _checked_rgb(image: Image.Image, name: str, mode: str) -> Image.Image:
+    """:func:`_to_rgb`, a failure an :class:`ImageError` naming the file's colour ``mode``."""
     try:
-        rgb = _to_rgb(image)
+        return _to_rgb(image)
     except (ValueError, OSError) as error:
-        raise ImageError(
-            f"{name}: cannot convert colour mode {image.mode!r} to RGB ({error})"
-        ) from None
-    return _apply_orientation(image, rgb)
+        raise ImageError(f"{name}: cannot convert colour mode {mode!r} to RGB ({error})") from None
+
+
+def _rgb_oriented(image: Image.Image, name: str) -> Image.Image:
+    return _apply_orientation(image, _checked_rgb(image, name, image.mode))
 
 
 def _apply_orientation(image: Image.Image, rgb: Image.Image) -> Image.Image:
@@ -356,11 +358,7 @@ def load_rgb_bytes(
             return _rgb_oriented(image, name)
         small = _reduced(image, max_side)
         try:
-            rgb = _to_rgb(small)
-        except (ValueError, OSError) as error:
-            raise ImageError(
-                f"{name}: cannot convert colour mode {image.mode!r} to RGB ({error})"
-            ) from None
+            rgb = _checked_rgb(small, name, image.mode)
         finally:
             if small is not image:
                 small.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 import shutil
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from PIL import Image
 from artsim.data.families.heldout.canvas import Placement
 from artsim.data.families.heldout.prompts import heldout_prompt, spanish_description
 from artsim.data.families.heldout.transforms import check_patterns, derive_heldout_placed
-from artsim.data.manifest.items import Item
+from artsim.data.manifest.items import Item, file_stems
 from artsim.data.manifest.manifest import Manifest, load_manifest, write_manifest
 from artsim.data.pictures.images import DEFAULT_MAX_PIXELS, load_rgb
 from artsim.errors import DataError, ImageError
@@ -256,10 +255,6 @@ def _file_digest(path: Path) -> str:
 
 
 def _stems(ids: Sequence[str]) -> list[str]:
-    stems = []
-    for item_id in ids:
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._") or "item"
-        if stem != item_id:
-            stem = f"{stem[:80]}-{hashlib.blake2b(item_id.encode(), digest_size=4).hexdigest()}"
-        stems.append(stem)
-    return stems
+    return file_stems(
+        ids, lambda item_id: hashlib.blake2b(item_id.encode(), digest_size=4).hexdigest()
+    )

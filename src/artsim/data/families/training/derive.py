@@ -19,7 +19,6 @@ The transformations are :mod:`artsim.data.families.training.transforms`, the pro
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,7 @@ from artsim.data.families.training.transforms import (
     capped,
     load_original,
 )
-from artsim.data.manifest.items import Item
+from artsim.data.manifest.items import Item, file_stems
 from artsim.data.manifest.manifest import Manifest, write_manifest
 from artsim.data.manifest.split import DEFAULT_CALIB_FRACTION, DEFAULT_VAL_FRACTION
 from artsim.errors import DataError
@@ -241,13 +240,7 @@ def _copy_item(original: Item, image: Path) -> Item:
 
 def _unique_stems(ids: Sequence[str]) -> list[str]:
     """File-name stems for ids; an id that is not file-name safe gets a hash to stay unique."""
-    stems = []
-    for item_id in ids:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", item_id).strip("._") or "item"
-        if safe != item_id:
-            safe = f"{safe[:80]}-{hashlib.sha256(item_id.encode()).hexdigest()[:8]}"
-        stems.append(safe)
-    return stems
+    return file_stems(ids, lambda item_id: hashlib.sha256(item_id.encode()).hexdigest()[:8])
 
 
 def _run_parallel(function, inputs: Sequence, advance: Task) -> list:
