@@ -56,6 +56,16 @@ def _perturb(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def _caption(shape: str, colour: str, background: str, spanish: bool) -> tuple[str, str]:
+    """The original's caption and its language (every few groups in Spanish)."""
+    if spanish:
+        return (
+            f"un {SHAPES[shape]} {COLOURS[colour][1]} sobre fondo {COLOURS[background][1]}",
+            "es",
+        )
+    return f"a {colour} {shape} on a {background} background", "en"
+
+
 def make_synthetic_manifest(
     out_dir: str | Path,
     n_groups: int = 12,
@@ -82,14 +92,7 @@ def make_synthetic_manifest(
         shape, colour, background = combos[combo_index]
         group = f"g{group_index:03d}"
         spanish = spanish_every > 0 and group_index % spanish_every == spanish_every - 1
-        if spanish:
-            caption = (
-                f"un {SHAPES[shape]} {COLOURS[colour][1]} sobre fondo {COLOURS[background][1]}"
-            )
-            lang = "es"
-        else:
-            caption = f"a {colour} {shape} on a {background} background"
-            lang = "en"
+        caption, lang = _caption(shape, colour, background, spanish)
         original = _draw(rng, shape, COLOURS[colour][0], COLOURS[background][0], image_size, 0.02)
         original_path = f"images/{group}_orig.png"
         original.save(out / original_path)
