@@ -16,6 +16,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -278,10 +279,20 @@ class Index:
     :meth:`search_response`, ``POST /score`` :meth:`score`, ``POST /originals`` :meth:`add_picture`.
     """
 
-    def __init__(self, index: ArtIndex, model: Model):
+    def __init__(self, index: ArtIndex, model: Model | None):
         self._index = index
         self.model = model
-        """The model that built the index (:class:`Model`)."""
+        """The model that built the index (:class:`Model`); ``None`` when opened without it
+        (``open_index(..., with_model=False)``: what needs no embedding still works)."""
+
+    @property
+    def _embedder(self) -> Embedder:
+        if self.model is None:
+            raise UserError(
+                f"{self.path}: opened without its model (with_model=False); searching, scoring, "
+                "adding and calibrating embed pictures: open it with its model"
+            )
+        return self.model.embedder
 
     @property
     def path(self) -> Path:
@@ -302,6 +313,21 @@ class Index:
 
     def __len__(self) -> int:
         return self._index.count()
+
+    def describe(self) -> dict[str, Any]:
+        """What ``artsim index info --json`` prints: ``index.json``'s fields, how each modality
+        is searched (``search``: the store's committed plans), ``count`` and ``store_detail``.
+
+        >>> description = index.describe()
+        >>> description["count"] == len(index), sorted(description["search"])
+        (True, ['fused', 'image', 'text'])
+        """
+        return {
+            **asdict(self._index.info),
+            "search": self._index.store.search_plans(),
+            "count": self._index.count(),
+            "store_detail": self._index.store.describe(),
+        }
 
     def search(
         self,
@@ -340,7 +366,7 @@ class Index:
         """
         return search_index(
             self._index,
-            self.model.embedder,
+            self._embedder,
             image=_picture(image, max_pixels),
             text=text,
             k=k,
@@ -368,7 +394,7 @@ class Index:
             calibration = load_calibration(
                 self._index.info.run, self._index.model_id, self._index.info.calibration
             )
-        embedder = self.model.embedder
+        embedder = self._embedder
         a, b = embed_pair(
             embedder,
             calibration,
@@ -399,7 +425,7 @@ class Index:
         reporter = as_reporter(progress)
         originals = originals_of(manifest, max_pixels, reporter)
         return add_items(
-            self._index, originals, self.model.embedder, max_pixels=max_pixels, reporter=reporter
+            self._index, originals, self._embedder, max_pixels=max_pixels, reporter=reporter
         )
 
     def add_picture(
@@ -417,7 +443,7 @@ class Index:
         folder; without, it keeps the thumbnail and ``record.image_path``."""
         return add_picture(
             self._index,
-            self.model.embedder,
+            self._embedder,
             _picture(image, max_pixels),
             record,
             image_bytes,
@@ -435,7 +461,7 @@ class Index:
         ``sample`` drawn groups (``seed`` draws them), and record them in ``index.json``
         (:attr:`info` then holds them); returns the calibration (see ``docs/verdicts.md``)."""
         return calibrate_index(
-            self._index, self.model.embedder, sample=sample, seed=seed, max_pixels=max_pixels
+            self._index, self._embedder, sample=sample, seed=seed, max_pixels=max_pixels
         )
 
     def close(self) -> None:
@@ -455,13 +481,19 @@ def open_index(
     run: str | Path | None = None,
     read_only: bool = False,
     cache_dir: str | Path | bool | None = None,
+    with_model: bool = True,
 ) -> Index:
     """Open an index folder with the model that built it (or ``run``, if it is that model).
 
     ``read_only``: no file of the index can change (searches only). ``cache_dir`` is the
     tower feature cache, as for :func:`load_model` (``False``: none, so a query writes nothing).
+    ``with_model=False``: the model is not loaded (fast, and its run folder need not exist):
+    :meth:`Index.describe`, :meth:`Index.get` and :meth:`Index.remove` work, what embeds a
+    picture or a text says it needs the model.
     """
     index = ArtIndex.open(path, read_only=read_only)
+    if not with_model:
+        return Index(index, None)
     cache = False if cache_dir is False else (None if cache_dir is True else cache_dir)
     try:
         embedder = index.load_embedder(run, cache_dir=cache)

@@ -295,3 +295,25 @@ def test_score_line_gives_the_derived_threshold_whatever_decided(
     printed = " ".join(capsys.readouterr().out.split())
     assert f"derived when the image score is >= {derived:.3f} " in printed, printed
     assert ">= 0.950" not in printed
+
+
+def test_info_and_remove_need_no_model_even_when_its_run_folder_is_gone(index_copy, capsys):
+    """`index info` and `index remove` go through artsim.api without loading the model: they
+    work on an index whose run folder has moved; what embeds says it needs the model."""
+    from artsim.api import open_index
+    from artsim.errors import UserError
+
+    info = json.loads((index_copy / "index.json").read_text())
+    info["run"] = str(index_copy.parent / "moved-away")
+    (index_copy / "index.json").write_text(json.dumps(info))
+    with open_index(index_copy, read_only=True, with_model=False) as index:
+        first = index.describe()
+        some_id = sorted(index.catalog.store.ids())[0]
+        with pytest.raises(UserError, match="opened without its model"):
+            index.search(text="a red circle")
+    assert main(["info", "--index", str(index_copy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == first["count"]
+    assert main(["remove", "--index", str(index_copy), "--ids", some_id]) == 0
+    assert f"removed 1; the index holds {first['count'] - 1}" in capsys.readouterr().err
+    with pytest.raises(UserError):  # with its model, the missing run folder is the error
+        open_index(index_copy)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -245,20 +244,16 @@ def remove_command(
             "no id to remove: give --ids a,b, --id ID (repeatable; an id may hold commas) "
             "or --ids-file FILE"
         )
-    from artsim.index.build import remove_originals
-    from artsim.index.catalog import ArtIndex
+    from artsim.api import open_index
 
-    index = ArtIndex.open(index_path)
-    try:
-        removed = remove_originals(index, wanted)
+    with open_index(index_path, with_model=False) as index:
+        removed = index.remove(wanted)
         unknown = [item_id for item_id in wanted if item_id not in set(removed)]
         if not removed:
             raise UserError(f"none of these ids is in {index_path}: {_some_ids(unknown)}")
         if unknown:
             err_console.print(f"[yellow]not in the index:[/] {escape(_some_ids(unknown))}")
-        err_console.print(f"removed {len(removed)}; the index holds {index.count()}")
-    finally:
-        index.close()
+        err_console.print(f"removed {len(removed)}; the index holds {len(index)}")
 
 
 @app.command("info")
@@ -267,20 +262,12 @@ def info_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Say what an index holds, which model built it and how each modality is searched."""
-    from artsim.index.catalog import ArtIndex
+    from artsim.api import open_index
     from artsim.index.vector_index import describe_plan
 
-    index = ArtIndex.open(index_path, read_only=True)
-    try:
-        plans = index.store.search_plans()  # the store's committed plans, not the mirror
-        data = {
-            **asdict(index.info),
-            "search": plans,
-            "count": index.count(),
-            "store_detail": index.store.describe(),
-        }
-    finally:
-        index.close()
+    with open_index(index_path, read_only=True, with_model=False) as index:
+        data = index.describe()  # the store's committed plans, not index.json's mirror
+    plans = data["search"]
     if json_output:
         print(json.dumps(data, indent=2))
         return
