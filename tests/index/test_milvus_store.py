@@ -17,7 +17,7 @@ import pytest
 
 from artsim.index.build import build_index
 from artsim.index.query import search_index
-from artsim.index.store import OriginalRecord
+from artsim.index.store import MODALITIES, OriginalRecord
 
 START_TIMEOUT_S = 120
 
@@ -260,6 +260,74 @@ def test_milvus_scann_plan_is_measured_and_searched_with_its_reorder_k(milvus_ur
         query = points[11]
         expected = np.argsort(-(points @ query))[:5]
         assert store.search("fused", query, 5)[0].ids == [ids[i] for i in expected]
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_milvus_collection_goes_to_8_bits_at_int8_from_and_back_below_half(milvus_uri: str):
+    """From ``int8_from`` vectors a collection holds IVF_SQ8 codes searched over every list
+    (exact over the codes: the top hits are the float32 ones here, the scores a rounding away);
+    below half of it, FLAT float32 again."""
+    from artsim.index.milvus_store import MilvusStore
+
+    rng = np.random.default_rng(4)
+    store = MilvusStore.create(
+        milvus_uri, "artsim_test_int8", DIM, exact_limit=100_000, int8_from=1500
+    )
+    try:
+        ids = [f"q{i}" for i in range(1600)]
+        points = unit(rng, 1600)
+        records = [OriginalRecord(id=i, group=i, caption="c") for i in ids]
+        store.add(ids[:1000], {m: points[:1000] for m in MODALITIES}, records[:1000])
+        assert "storage" not in store.search_plans()["fused"]  # float32 below int8_from
+        store.add(ids[1000:], {m: points[1000:] for m in MODALITIES}, records[1000:])
+        plan = store.search_plans()["fused"]
+        assert plan["storage"] == "int8" and plan["index_type"] == "IVF_SQ8"
+        assert plan["kind"] == "flat" and plan["nprobe"] == plan["nlist"]
+        name = store._name("fused")
+        index_name = store._client.list_indexes(name)[0]
+        assert store._client.describe_index(name, index_name)["index_type"] == "IVF_SQ8"
+        for row in (3, 1200):
+            found = store.search("fused", points[row], 3)[0]
+            exact = np.argsort(-(points @ points[row]))[:3]
+            assert found.ids[0] == ids[row]
+            np.testing.assert_allclose(found.scores, (points @ points[row])[exact], atol=0.02)
+        # held as codes, not floats: a vector's score with itself is a rounding away from 1
+        own = [store.search("fused", points[row], 1)[0].scores[0] for row in range(0, 1600, 40)]
+        assert 1e-5 < max(abs(1.0 - score) for score in own) < 0.02
+        assert len(store.remove(ids[:900])) == 900  # 700 left: under half of int8_from
+        plan = store.search_plans()["fused"]
+        assert plan["kind"] == "flat" and "storage" not in plan
+        index_name = store._client.list_indexes(name)[0]
+        assert store._client.describe_index(name, index_name)["index_type"] == "FLAT"
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_milvus_8_bit_plan_above_the_exact_limit_is_measured_against_every_list(milvus_uri: str):
+    from artsim.index.milvus_store import MilvusStore
+
+    rng = np.random.default_rng(5)
+    store = MilvusStore.create(
+        milvus_uri, "artsim_test_int8_ivf", DIM, exact_limit=1000, int8_from=1000
+    )
+    try:
+        ids = [f"p{i}" for i in range(1200)]
+        centres = unit(rng, 6)
+        points = centres[rng.integers(0, 6, 1200)] + 0.05 * rng.normal(size=(1200, DIM))
+        points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+        store.add(
+            ids,
+            {m: points for m in MODALITIES},
+            [OriginalRecord(id=i, group=i, caption="c") for i in ids],
+        )
+        plan = store.search_plans()["fused"]
+        assert plan["kind"] == "ivf" and plan["index_type"] == "IVF_SQ8"
+        assert plan["storage"] == "int8" and plan["reached"] and plan["recall_at_10"] >= 0.99
+        assert 1 <= plan["nprobe"] <= plan["nlist"]
+        assert store.search("fused", points[7], 1)[0].ids == ["p7"]
     finally:
         store.drop()
         store.close()

@@ -12,6 +12,13 @@ on a sample of the collection's own vectors, like the embedded store's
 3. else IVF_FLAT with its larger ``nprobe`` if that reached the target; ``FLAT`` when nothing
    did, with a note saying what was measured.
 
+A collection of ``int8_from`` vectors or more (:mod:`artsim.index.storage`: 20,000 by default)
+holds one byte a dimension instead: ``IVF_SQ8`` (Milvus builds each sealed segment's index, and
+its 8-bit ranges, from that segment's own vectors). Below the exact limit it probes every list,
+which is exact search over the codes (:func:`exact_int8`); above, the smallest ``nprobe`` reaching
+the target against probing every list, up to every list (:func:`choose` with ``int8``). SCANN is
+not tried there: its re-ranking keeps the float32 vectors in memory.
+
 Functions take a ``pymilvus.MilvusClient`` and a collection name (one vector field
 ``vector``, a string primary key ``id``).
 """
@@ -28,6 +35,7 @@ from artsim.index.recall import (
     SAMPLE_QUERIES,
     TARGET_RECALL,
 )
+from artsim.index.storage import INT8
 from artsim.index.vector_index import CHEAP_PROBE_FRACTION, exact_plan, ivf_list_count
 
 Sample = tuple[list[str], list[list[float]], list[list[str]]]
@@ -35,9 +43,12 @@ ID_BATCH = 16_384  # ids read per round trip when drawing the sample (Milvus' la
 
 
 def set_index(client, name: str, index_type: str, params: dict) -> None:
-    """Replace the collection's vector index (released, rebuilt, loaded again)."""
+    """Replace the collection's vector index (released, rebuilt, loaded again). The collection
+    is flushed first: rows still in a growing segment are searched by brute force over float32,
+    so without it a small collection would neither hold nor be measured with the new index."""
     from pymilvus import MilvusClient
 
+    client.flush(name)
     client.release_collection(name)
     for index_name in client.list_indexes(name):
         client.drop_index(name, index_name)
@@ -49,9 +60,28 @@ def set_index(client, name: str, index_type: str, params: dict) -> None:
     client.load_collection(name)
 
 
-def choose(client, name: str, n: int) -> dict:
-    """Build the index a collection of ``n`` vectors gets and return its measured plan."""
+def exact_int8(client, name: str, n: int) -> dict:
+    """Exact search over 8-bit codes: ``IVF_SQ8`` searched over every list (the counterpart of
+    the embedded store's flat 8-bit form); its plan."""
     nlist = ivf_list_count(n)
+    set_index(client, name, "IVF_SQ8", {"nlist": nlist})
+    return {
+        **exact_plan(n),
+        "index_type": "IVF_SQ8",
+        "nlist": nlist,
+        "nprobe": nlist,
+        "storage": INT8,
+    }
+
+
+def choose(client, name: str, n: int, int8: bool = False) -> dict:
+    """Build the index a collection of ``n`` vectors gets and return its measured plan; with
+    ``int8``, ``IVF_SQ8`` probing as few lists as reach the target (every list at worst)."""
+    nlist = ivf_list_count(n)
+    if int8:
+        set_index(client, name, "IVF_SQ8", {"nlist": nlist})
+        plan, _ = tune_ivf(client, name, nlist, n, index_type="IVF_SQ8", probe_limit=nlist)
+        return {**plan, "storage": INT8}
     set_index(client, name, "IVF_FLAT", {"nlist": nlist})
     ivf, sample = tune_ivf(client, name, nlist, n)
     if ivf["reached"] and ivf["nprobe"] <= max(1, nlist // CHEAP_PROBE_FRACTION):
@@ -130,15 +160,23 @@ def _measurement(measured: float, sample: int, n: int) -> dict:
     }
 
 
-def tune_ivf(client, name: str, nlist: int, n: int) -> tuple[dict, Sample]:
-    """Smallest nprobe whose recall@10 on a sample of the collection's own vectors reaches the
-    target, against probing every list (exact for IVF_FLAT); and the sample (ids, vectors,
-    exact top 10) for measuring other plans."""
+def tune_ivf(
+    client,
+    name: str,
+    nlist: int,
+    n: int,
+    index_type: str = "IVF_FLAT",
+    probe_limit: int | None = None,
+) -> tuple[dict, Sample]:
+    """Smallest nprobe (at most ``probe_limit``, default a quarter of the lists) whose recall@10
+    on a sample of the collection's own vectors reaches the target, against probing every list
+    (exact over what the ``index_type`` holds); and the sample (ids, vectors, exact top 10) for
+    measuring other plans."""
     rows = client.get(name, ids=sample_ids(client, name), output_fields=["id", "vector"])
     names = [row["id"] for row in rows]
     queries = [list(row["vector"]) for row in rows]
     truth = top(client, name, queries, names, {"nprobe": nlist})
-    limit = max(1, nlist // MAX_PROBE_FRACTION)
+    limit = probe_limit or max(1, nlist // MAX_PROBE_FRACTION)
     nprobe = 1
     while True:
         measured = recall(top(client, name, queries, names, {"nprobe": nprobe}), truth)
@@ -147,7 +185,7 @@ def tune_ivf(client, name: str, nlist: int, n: int) -> tuple[dict, Sample]:
         nprobe = min(nprobe * 2, limit)
     plan = {
         "kind": "ivf",
-        "index_type": "IVF_FLAT",
+        "index_type": index_type,
         "vectors": n,
         "nlist": nlist,
         "nprobe": nprobe,

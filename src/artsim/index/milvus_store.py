@@ -29,7 +29,10 @@ Otherwise Milvus' ``SCANN`` (IVF over 4-bit PQ fast-scan codes with exact re-ran
 ``reorder_k`` candidates: the counterpart of the embedded store's PQ + re-rank plan) is built,
 searched over every list, and given the shortest ``reorder_k`` reaching the target; if it does
 not, IVF_FLAT with its larger ``nprobe``; ``FLAT`` again when neither reaches the target.
-The plans are reported by :meth:`MilvusStore.search_plans` and kept in ``index.json``.
+From ``int8_from`` vectors (20,000 by default, as the embedded store; back to float32 below half
+of that) a collection holds one byte a dimension: ``IVF_SQ8`` searched over every list (exact
+over the codes) below ``exact_limit``, and with the smallest ``nprobe`` reaching the target
+above it (:mod:`artsim.index.milvus_plan`). The plans are reported by :meth:`MilvusStore.search_plans` and kept in ``index.json``.
 
 Needs the optional extra ``milvus`` (``pip install 'artsim[milvus]'``).
 """
@@ -51,6 +54,7 @@ from artsim.index import milvus_plan
 from artsim.index.faults import fault_point
 from artsim.index.locking import index_write_lock
 from artsim.index.recall import RECALL_K
+from artsim.index.storage import DEFAULT_INT8_FROM, INT8, wants_int8
 from artsim.index.store import (
     MODALITIES,
     Hits,
@@ -100,6 +104,7 @@ class MilvusStore(VectorStore):
         timeout: float = 30.0,
         lock_folder: str | Path | None = None,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
+        int8_from: int = DEFAULT_INT8_FROM,
         plans: Mapping[str, dict] | None = None,
         plans_loader: Callable[[], Mapping[str, dict]] | None = None,
     ):
@@ -115,7 +120,7 @@ class MilvusStore(VectorStore):
         self.uri, self.prefix, self.read_only, self.timeout = uri, prefix, read_only, timeout
         # the index folder whose write lock guards changes (None: the caller serialises)
         self.lock_folder = Path(lock_folder) if lock_folder is not None else None
-        self.exact_limit = exact_limit
+        self.exact_limit, self.int8_from = exact_limit, int8_from
         self._plans = {m: dict(p) for m, p in (plans or {}).items()}
         # where another process's newer plans can be read (the index folder's index.json)
         self._plans_loader = plans_loader
@@ -138,11 +143,19 @@ class MilvusStore(VectorStore):
         timeout: float = 30.0,
         lock_folder: str | Path | None = None,
         exact_limit: int = DEFAULT_EXACT_LIMIT,
+        int8_from: int = DEFAULT_INT8_FROM,
     ) -> MilvusStore:
         """Make the three empty collections (exact ``FLAT`` indexes); refuses if they exist."""
         from pymilvus import DataType, MilvusClient
 
-        store = cls(uri, prefix, timeout=timeout, lock_folder=lock_folder, exact_limit=exact_limit)
+        store = cls(
+            uri,
+            prefix,
+            timeout=timeout,
+            lock_folder=lock_folder,
+            exact_limit=exact_limit,
+            int8_from=int8_from,
+        )
         client: MilvusClient = store._client
         for modality in MODALITIES:
             name = store._name(modality)
@@ -280,15 +293,20 @@ class MilvusStore(VectorStore):
         for modality in MODALITIES:
             n = self._collection_count(modality)
             plan = self._plans.get(modality)
-            if not plan_is_stale(plan, n, self.exact_limit):
+            now_int8 = (plan or {}).get("storage") == INT8
+            int8 = wants_int8(n, self.int8_from, now_int8)
+            if int8 == now_int8 and not plan_is_stale(plan, n, self.exact_limit):
                 self._plans[modality] = {**(plan or exact_plan(n)), "vectors": n}
                 continue
-            if n < self.exact_limit:
-                if plan and plan.get("kind") != "flat":
+            name = self._name(modality)
+            if n >= self.exact_limit:
+                self._plans[modality] = milvus_plan.choose(self._client, name, n, int8=int8)
+            elif int8:
+                self._plans[modality] = milvus_plan.exact_int8(self._client, name, n)
+            else:
+                if plan and (plan.get("kind") != "flat" or now_int8):
                     self._set_index(modality, "FLAT", {})
                 self._plans[modality] = exact_plan(n)
-                continue
-            self._plans[modality] = milvus_plan.choose(self._client, self._name(modality), n)
 
     # ----------------------------------------------------------------- reads
 
@@ -339,7 +357,7 @@ class MilvusStore(VectorStore):
             return self._search_among(modality, queries, k, list(restrict_to))
         plan = self.search_plans().get(modality) or {}
         params = {}
-        if plan.get("kind") in ("ivf", "pq"):
+        if "nprobe" in plan:  # IVF_FLAT, IVF_SQ8 (every list when exact over codes), SCANN
             params["nprobe"] = int(plan["nprobe"])
         if plan.get("kind") == "pq":  # SCANN: re-rank more candidates for a longer top k
             rerank = int(plan["rerank"])
