@@ -53,6 +53,16 @@ def test_a_picture_without_pixels_is_refused(built_index: Path):
             index.model.score(Image.new("RGB", (0, 0)), Image.new("RGB", (8, 8)))
 
 
+def test_model_and_index_name_the_same_side_of_a_pair_in_errors(built_index: Path):
+    """A blank picture B is named ``image_b`` by both (text sides are text_a / text_b)."""
+    blank, fine = Image.new("RGB", (64, 64), "white"), Image.new("RGB", (64, 64), "white")
+    fine.paste((200, 30, 30), (8, 8, 40, 56))
+    with artsim.open_index(built_index, read_only=True) as index:
+        for scorer in (index.model, index):
+            with pytest.raises(ImageError, match=r"^image_b\b"):
+                scorer.score(fine, blank)
+
+
 def test_evaluate_measures_without_writing_unless_asked(
     synthetic_manifest: Path, write_run, tmp_path: Path
 ):

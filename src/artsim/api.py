@@ -212,7 +212,6 @@ class Model:
             self.calibration,
             (_picture(image_a, max_pixels), text_a),
             (_picture(image_b, max_pixels), text_b),
-            ("image", "image"),
         )
         return score_pair(self.embedder, a, b, self.calibration)
 
