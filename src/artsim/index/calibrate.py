@@ -73,7 +73,6 @@ from artsim.verdicts.openset import DEFAULT_RATE, OPEN_SET_RATES
 
 # at most this many derivatives of one original, when the collection is smaller than the sample
 MAX_DERIVATIVES_PER_ORIGINAL = 3
-CALIBRATED_TASKS = ("image", "text", "fused")
 
 
 def _originals(index: ArtIndex) -> list[Item]:

@@ -126,7 +126,7 @@ def build_demo_corpus(
     languages = Counter(item.lang or "(no text)" for item in final.items)
     n_spanish_captions = sum(1 for candidate in chosen if candidate.metadata.get("text_es"))
     reporter.note(
-        f"demo corpus: {len(final.originals())} originals "
+        f"{corpus} corpus: {len(final.originals())} originals "
         f"({', '.join(f'{package} {count}' for package, count in sorted(per_package.items()))}), "
         f"{len(final.generated())} generated, {n_spanish_captions} originals with a Spanish "
         f"caption; languages: {', '.join(f'{lang} {n}' for lang, n in sorted(languages.items()))}"
