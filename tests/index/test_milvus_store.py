@@ -71,6 +71,12 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def clustered(rng: np.random.Generator, n: int, centres: int = 6) -> np.ndarray:
+    """``n`` unit vectors around a few random centres (what IVF partitions well)."""
+    points = unit(rng, centres)[rng.integers(0, centres, n)] + 0.05 * rng.normal(size=(n, DIM))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
 def test_milvus_store_round_trip(milvus_uri: str):
     from artsim.index.milvus_store import MilvusStore
 
@@ -193,13 +199,11 @@ def test_milvus_collections_get_a_measured_search_plan(milvus_uri: str):
     from artsim.index.milvus_store import MilvusStore
 
     rng = np.random.default_rng(2)
-    centres = unit(rng, 6)
     store = MilvusStore.create(milvus_uri, "artsim_test_plan", DIM, exact_limit=200)
     try:
         assert store.search_plans()["fused"]["kind"] == "flat"
         ids = [f"x{i}" for i in range(400)]
-        points = centres[rng.integers(0, 6, 400)] + 0.05 * rng.normal(size=(400, DIM))
-        points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+        points = clustered(rng, 400)
         store.add(
             ids,
             {m: points for m in ("image", "text", "fused")},
@@ -315,9 +319,7 @@ def test_milvus_8_bit_plan_above_the_exact_limit_is_measured_against_every_list(
     )
     try:
         ids = [f"p{i}" for i in range(1200)]
-        centres = unit(rng, 6)
-        points = centres[rng.integers(0, 6, 1200)] + 0.05 * rng.normal(size=(1200, DIM))
-        points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+        points = clustered(rng, 1200)
         store.add(
             ids,
             {m: points for m in MODALITIES},
