@@ -285,6 +285,20 @@ def test_build_demo_corpus_from_the_cache(
     assert "6 originals" in printed and "12 generated" in printed
 
 
+def test_data_demo_command_says_what_it_built_once(
+    fake_cache: Path, no_network: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from artsim.cli.data import main
+
+    out = tmp_path / "corpus"
+    argv = ["demo", "--out", str(out), "--cache-dir", str(fake_cache), "--per-original", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    text = printed.out + printed.err
+    assert "demo corpus: 6 originals" in text
+    assert text.count(f"wrote {out / 'manifest.csv'}") == 1
+
+
 def test_fetch_unpacks_a_deb_found_in_the_cache(tmp_path: Path, no_network: None) -> None:
     dpkg_deb = shutil.which("dpkg-deb")
     if dpkg_deb is None:

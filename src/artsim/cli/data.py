@@ -262,7 +262,8 @@ def demo(
             corpus=corpus,
             reporter=reporter,
         )
-    _print_written(written)
+    # the builder's last note already says "wrote ...": the counts are titled by the path alone
+    _print_counts(str(written), load_manifest(written, check_images=False))
     return 0
 
 
